@@ -1,0 +1,101 @@
+"""Pieces shared by model families: DiffAugment, EMA, parameter counting."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+AUGMENTS = ("color", "translation", "cutout")
+
+
+def _brightness(x: Tensor) -> Tensor:
+    return x + (torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device) - 0.5)
+
+
+def _saturation(x: Tensor) -> Tensor:
+    mean = x.mean(dim=1, keepdim=True)
+    return (x - mean) * (torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device) * 2) + mean
+
+
+def _contrast(x: Tensor) -> Tensor:
+    mean = x.mean(dim=[1, 2, 3], keepdim=True)
+    factor = torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device) + 0.5
+    return (x - mean) * factor + mean
+
+
+def _translation(x: Tensor, ratio: float = 0.125) -> Tensor:
+    b, _, h, w = x.shape
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    tx = torch.randint(-sh, sh + 1, size=(b, 1, 1), device=x.device)
+    ty = torch.randint(-sw, sw + 1, size=(b, 1, 1), device=x.device)
+    gb, gx, gy = torch.meshgrid(
+        torch.arange(b, device=x.device),
+        torch.arange(h, device=x.device),
+        torch.arange(w, device=x.device),
+        indexing="ij",
+    )
+    gx = torch.clamp(gx + tx + 1, 0, h + 1)
+    gy = torch.clamp(gy + ty + 1, 0, w + 1)
+    padded = F.pad(x, [1, 1, 1, 1])  # zero border, picked by out-of-range shifts
+    return padded.permute(0, 2, 3, 1)[gb, gx, gy].permute(0, 3, 1, 2)
+
+
+def _cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
+    b, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    ox = torch.randint(0, h + (1 - ch % 2), size=(b, 1, 1), device=x.device)
+    oy = torch.randint(0, w + (1 - cw % 2), size=(b, 1, 1), device=x.device)
+    gb, gx, gy = torch.meshgrid(
+        torch.arange(b, device=x.device),
+        torch.arange(ch, device=x.device),
+        torch.arange(cw, device=x.device),
+        indexing="ij",
+    )
+    gx = torch.clamp(gx + ox - ch // 2, min=0, max=h - 1)
+    gy = torch.clamp(gy + oy - cw // 2, min=0, max=w - 1)
+    mask = torch.ones(b, h, w, dtype=x.dtype, device=x.device)
+    mask[gb, gx, gy] = 0
+    return x * mask.unsqueeze(1)
+
+
+def check_policy(policy: str) -> str:
+    """Validate a DiffAugment policy string like ``'color,translation'``; '' means none."""
+    for part in filter(None, policy.split(",")):
+        if part not in AUGMENTS:
+            raise ValueError(f"unknown DiffAugment op {part!r} in policy {policy!r}; use {AUGMENTS}")
+    return policy
+
+
+def diff_augment(x: Tensor, policy: str) -> Tensor:
+    """Differentiable augmentation (Zhao et al. 2020), same semantics as the authors' code.
+
+    color: brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5) per sample;
+    translation: integer shift up to 1/8 of the side, zero padding; cutout: one zeroed
+    square of half the side per sample. Gradients pass through every op.
+    """
+    for part in filter(None, policy.split(",")):
+        if part == "color":
+            x = _contrast(_saturation(_brightness(x)))
+        elif part == "translation":
+            x = _translation(x)
+        elif part == "cutout":
+            x = _cutout(x)
+        else:
+            raise ValueError(f"unknown DiffAugment op {part!r}")
+    return x.contiguous()
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, src: nn.Module, beta: float) -> None:
+    """``ema = beta * ema + (1 - beta) * src`` over parameters (fused foreach); buffers copied."""
+    e_params = [p for p in ema.parameters()]
+    s_params = [p.detach() for p in src.parameters()]
+    torch._foreach_lerp_(e_params, s_params, 1.0 - beta)
+    for eb, sb in zip(ema.buffers(), src.buffers(), strict=True):
+        eb.copy_(sb)
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of parameters (not buffers)."""
+    return sum(p.numel() for p in module.parameters())
