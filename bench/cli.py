@@ -1,0 +1,167 @@
+"""Thin command-line interface: parse, call one function, print. ``run`` is the default command.
+
+Bad input raises :class:`bench.errors.BenchError` (or a model/suite configuration error); it is
+printed as one line on stderr and the process exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.errors import BenchError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register a subcommand handler under ``name``."""
+
+    def deco(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t for t in text.split(",") if t] if text else None
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--suite", required=required, help="suite name (experiments/NAME.toml) or a .toml path")
+    p.add_argument("--models", help="comma-separated subset of the suite's models")
+    p.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    p.add_argument("--budget-scale", type=_positive, default=1.0, help="multiply every budget by F")
+    p.add_argument("--speed-ratio", type=_positive, help="this device's speed / the reference GPU's")
+    p.add_argument("--init-from", help="checkpoint for finetune rows (e.g. stylegan2-lite-finetune)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree; every subcommand's options are documented in its --help."""
+    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
+    _add_suite_args(p)
+    p.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint-every", type=_positive, default=900.0, help="training seconds between checkpoints")
+    p = sub.add_parser("status", help="table of a suite's cells with state, progress and best FID")
+    _add_suite_args(p)
+    sub.add_parser("list", help="registered models, datasets, protocols, detectors and suites")
+    return parser
+
+
+def _argv_with_default(argv: list[str]) -> list[str]:
+    known = set(COMMANDS) | {"-h", "--help"}
+    return argv if argv and argv[0] in known else ["run", *argv]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the process exit code."""
+    argv = _argv_with_default(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    from models import ModelConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (BenchError, ModelConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _suite_and_cells(args: argparse.Namespace):  # -> tuple[Suite, list[Cell]]
+    from bench.suites import filter_cells, load_suite
+
+    suite = load_suite(
+        args.suite, budget_scale=args.budget_scale, speed_ratio=args.speed_ratio, init_from=args.init_from
+    )
+    return suite, filter_cells(suite, _csv(args.models), _csv(args.datasets))
+
+
+def _check_writable(out: Path) -> None:
+    import os
+
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK):
+        raise BenchError(f"--out {out}: folder is not writable; pass a writable --out")
+
+
+@command("run")
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train and evaluate every cell not yet done; print the best-FID table."""
+    from bench.sweep import best_table, plan_table, run_local
+    from bench.train import LoopOptions, resolve_device
+
+    suite, cells = _suite_and_cells(args)
+    print(plan_table(suite, cells, args.out))
+    if args.dry_run:
+        return 0
+    _check_writable(args.out)
+    resolve_device(args.device)
+    _check_data(cells, args.out)
+    opts = LoopOptions(
+        out=args.out, device=args.device, progress=not args.no_progress,
+        checkpoint_every_s=args.checkpoint_every,
+    )  # fmt: skip
+    outcome = run_local(cells, opts)
+    print()
+    print(best_table(suite, cells, args.out))
+    counts = {s: list(outcome.values()).count(s) for s in sorted(set(outcome.values()))}
+    print("\ncells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if "failed" in outcome.values() else 0
+
+
+def _check_data(cells, out: Path) -> None:  # cells: list[Cell]
+    """Fail before any training when a cell's dataset is missing (with the prepare command)."""
+    from bench.data import load_dataset
+    from bench.train import cache_dirs
+
+    data_cache, _ = cache_dirs(out)
+    for key in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
+        load_dataset(key[0], key[1], cache_dir=data_cache)
+
+
+@command("status")
+def cmd_status(args: argparse.Namespace) -> int:
+    """Cells with state, progress and best FID so far."""
+    from bench.sweep import best_table, plan_table
+
+    suite, cells = _suite_and_cells(args)
+    print(plan_table(suite, cells, args.out))
+    print()
+    print(best_table(suite, cells, args.out))
+    return 0
+
+
+@command("list")
+def cmd_list(args: argparse.Namespace) -> int:
+    """Everything registered."""
+    import models
+    from bench.data import list_datasets
+    from bench.metrics import list_detectors, list_protocols
+    from bench.suites import list_suites
+
+    for title, names in (
+        ("models", models.list_models()),
+        ("datasets", list_datasets()),
+        ("protocols", list_protocols()),
+        ("detectors", list_detectors()),
+        ("suites", list_suites()),
+    ):
+        print(f"{title}: {', '.join(names)}")
+    return 0

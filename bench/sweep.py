@@ -1,0 +1,89 @@
+"""Sweep orchestration: the plan (a suite's cells with their states) and local execution."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.lock import is_locked
+from bench.results import RunPaths, collect, read_state
+from bench.suites import Cell, Suite
+from bench.train import LoopOptions, run_cell
+
+
+def cell_state(out: Path, cell: Cell) -> dict[str, Any]:
+    """The cell's state; 'running' only while a live process holds its lock."""
+    paths = RunPaths.of(out, cell.spec)
+    state = read_state(paths)
+    if state["status"] == "running" and not is_locked(paths.root):
+        state = state | {"status": "todo", "interrupted": True}  # a crashed run: resumable
+    elif state["status"] == "todo" and is_locked(paths.root):
+        state = state | {"status": "running"}
+    return state
+
+
+def _fmt_budget(cell: Cell) -> str:
+    s = cell.spec
+    parts = []
+    if s.budget_hours is not None:
+        parts.append(f"{s.budget_hours:g} h ref (local {s.budget_seconds:.0f} s)")
+    if s.max_iters is not None:
+        parts.append(f"{s.max_iters} it")
+    return ", ".join(parts)
+
+
+def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
+    """The expanded grid with run ids, budgets and states, as a text table."""
+    rows = []
+    for c in cells:
+        st = cell_state(out, c)
+        progress = f"{st.get('step', 0)} it" if st.get("step") else ""
+        row = [c.spec.run_id, c.spec.model, c.spec.dataset, c.spec.resolution, c.spec.seed]
+        rows.append(row + [_fmt_budget(c), st["status"], progress])
+    head = ["run_id", "model", "dataset", "res", "seed", "budget", "state", "progress"]
+    return f"suite {suite.name} ({suite.path}): {len(cells)} cells\n" + tabulate(rows, head, tablefmt="github")
+
+
+def run_local(cells: list[Cell], opts: LoopOptions) -> dict[str, str]:
+    """Run cells one after another in this process; a failing cell does not stop the others."""
+    outcome = {}
+    for c in cells:
+        before = cell_state(opts.out, c)["status"]
+        if before in ("done", "diverged", "running"):
+            outcome[c.spec.run_id] = before
+            continue
+        try:
+            outcome[c.spec.run_id] = run_cell(c.spec, opts)
+        except Exception as exc:  # recorded in the run's state by run_cell
+            print(f"cell {c.spec.run_id} failed: {type(exc).__name__}: {exc}")
+            outcome[c.spec.run_id] = "failed"
+    return outcome
+
+
+def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:
+    """Markdown table of the best (lowest) FID per model × dataset over this suite's runs."""
+    df = collect(out, suite.name)
+    ids = {c.spec.run_id for c in cells}
+    df = df[df["run_id"].isin(ids)] if len(df) else df
+    if "kind" not in df.columns or not (df["kind"] == "fid").any():
+        return "(no FID evaluations yet)"
+    fid = df[df["kind"] == "fid"]
+    metric = fid["metric"].iloc[0]
+    fid = fid[fid["metric"] == metric]
+    best = fid.groupby(["model", "dataset", "seed"])["value"].min().groupby(["model", "dataset"]).mean()
+    table = best.unstack("dataset")
+    order = list(dict.fromkeys(c.spec.model for c in cells))
+    table = table.reindex([m for m in order if m in table.index])
+    note = ""
+    if "detector_standard" in fid.columns and not fid["detector_standard"].astype(bool).all():
+        note = f"\n\nnon-standard detector ({', '.join(sorted(set(fid['detector'])))}): not comparable to published FID"
+    body = tabulate(_fmt(table), headers="keys", tablefmt="github")
+    return f"best {metric} within budget (mean over seeds)\n\n{body}{note}"
+
+
+def _fmt(table: pd.DataFrame) -> pd.DataFrame:
+    return table.map(lambda v: "--" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}")
