@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command sets everything up: a virtual environment in .venv with torch, torchvision and the
+# project (editable, with test extras), plus the Noto Color Emoji font used by the offline image sets.
+# Re-running is cheap: an existing .venv is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH_PINS=${TORCH_PINS:-"torch==2.14.1 torchvision==0.29.1"}
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+# shellcheck disable=SC2086
+.venv/bin/python -m pip install --quiet $TORCH_PINS
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+if [ -z "${NOTO_EMOJI_FONT:-}" ] && [ ! -f "$font" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji >/dev/null
+  else
+    echo "note: install the emoji font (sudo apt-get install fonts-noto-color-emoji) or set NOTO_EMOJI_FONT" >&2
+  fi
+fi
+echo "setup done: activate with 'source .venv/bin/activate'"
