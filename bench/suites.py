@@ -22,7 +22,7 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "suite": {
-        "name": str, "description": str, "include": list, "paper_table": str,
+        "name": str, "description": str, "include": list, "paper_table": str, "reference_gpu": str,
         "resolution": int, "datasets": list, "seeds": list,
     },
     "budget": {"hours": (int, float), "max_iters": int, "speed_ratio": (int, float), "num_gpus": int},
