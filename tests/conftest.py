@@ -39,7 +39,7 @@ seeds = [0]
 max_iters = {iters}
 
 [eval]
-protocols = ["fid500_full"]
+protocols = {protocols}
 detector = "inception-random"
 fractions = [0.5, 1.0]
 grid_size = 4
@@ -54,9 +54,10 @@ kwargs = {{ recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }}
 def tiny_suite(tmp_path: Path):
     """Factory writing a tiny suite TOML (shapes at 32 px, a few iterations) and returning its path."""
 
-    def make(name: str = "tiny", iters: int = 6, text: str | None = None) -> Path:
+    def make(name: str = "tiny", iters: int = 6, text: str | None = None, protocols: str = "[]") -> Path:
         path = tmp_path / f"{name}.toml"
-        path.write_text(text if text is not None else TINY_SUITE.format(name=name, iters=iters))
+        body = TINY_SUITE.format(name=name, iters=iters, protocols=protocols)
+        path.write_text(text if text is not None else body)
         return path
 
     return make

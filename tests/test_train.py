@@ -1,0 +1,135 @@
+"""The generic loop: resume equals uninterrupted, corrupt checkpoints, divergence, skip when done."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from bench.errors import CheckpointError
+from bench.results import RunPaths, eval_rows, read_state
+from bench.suites import load_suite
+from bench.train import LoopOptions, load_snapshot_model, run_cell
+
+
+def _spec(tiny_suite, iters: int = 8):
+    return load_suite(str(tiny_suite(iters=iters))).cells[0].spec
+
+
+def _final_state(paths: RunPaths) -> dict[str, torch.Tensor]:
+    newest = sorted(paths.checkpoints.glob("ckpt-*.pt"))[-1]
+    return torch.load(newest, weights_only=True)["model"]
+
+
+def _stop_after(n: int):
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] == n
+
+    return should_stop
+
+
+def test_interrupted_run_resumes_to_identical_state(tiny_suite, tmp_path) -> None:
+    spec = _spec(tiny_suite)
+    a = LoopOptions(out=tmp_path / "a", progress=False, log_every=2)
+    assert run_cell(spec, a) == "done"
+    b = LoopOptions(out=tmp_path / "b", progress=False, log_every=2, should_stop=_stop_after(3))
+    assert run_cell(spec, b) == "todo"
+    pb = RunPaths.of(b.out, spec)
+    assert read_state(pb)["step"] == 3 and read_state(pb)["interrupted"]
+    assert run_cell(spec, dataclasses.replace(b, should_stop=None)) == "done"
+    pa = RunPaths.of(a.out, spec)
+    sa, sb = _final_state(pa), _final_state(pb)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert read_state(pa)["step"] == read_state(pb)["step"] == 8
+    assert sorted(p.name for p in pa.snapshots.iterdir()) == sorted(p.name for p in pb.snapshots.iterdir())
+    assert (pa.samples / "grid-00000004.png").exists() and (pb.samples / "grid-00000008.png").exists()
+
+
+def test_finished_run_is_skipped(tiny_suite, tmp_path) -> None:
+    spec = _spec(tiny_suite, iters=2)
+    opts = LoopOptions(out=tmp_path, progress=False)
+    assert run_cell(spec, opts) == "done"
+    paths = RunPaths.of(tmp_path, spec)
+    before = paths.state.stat().st_mtime_ns
+    assert run_cell(spec, opts) == "done"
+    assert paths.state.stat().st_mtime_ns == before
+    doc = json.loads(paths.spec.read_text())
+    assert doc["run_id"] == spec.run_id and doc["resolved"]["model_hparams"]
+    assert doc["environment"]["packages"]["torch"]
+
+
+def test_corrupt_newest_checkpoint_falls_back(tiny_suite, tmp_path) -> None:
+    spec = _spec(tiny_suite)
+    opts = LoopOptions(out=tmp_path, progress=False, should_stop=_stop_after(6))
+    run_cell(spec, opts)  # checkpoints at 4 (eval point) and 6 (interrupt)
+    paths = RunPaths.of(tmp_path, spec)
+    newest = sorted(paths.checkpoints.glob("ckpt-*.pt"))[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    assert run_cell(spec, dataclasses.replace(opts, should_stop=None)) == "done"
+    events = [json.loads(ln) for ln in paths.events.read_text().splitlines()]
+    assert any(e["event"] == "corrupt_checkpoint" for e in events)
+    assert [e for e in events if e["event"] == "resume"][-1]["step"] == 4
+
+
+def test_divergence_stops_run_and_keeps_last_good(tiny_suite, tmp_path, monkeypatch) -> None:
+    import models
+
+    spec = _spec(tiny_suite, iters=20)
+    real_get = models.get_model
+
+    def poisoned(*args, **kwargs):
+        model = real_get(*args, **kwargs)
+        step_fn = model.train_step
+
+        def step(real, step):
+            out = step_fn(real, step)
+            return out if step < 12 else {k: v * float("nan") for k, v in out.items()}
+
+        model.train_step = step
+        return model
+
+    monkeypatch.setattr(models, "get_model", poisoned)
+    opts = LoopOptions(out=tmp_path, progress=False, log_every=2)
+    assert run_cell(spec, opts) == "diverged"
+    paths = RunPaths.of(tmp_path, spec)
+    assert read_state(paths)["status"] == "diverged"
+    assert (paths.snapshots / "snap-00000010.pt").exists()  # the 0.5 evaluation survived
+    assert run_cell(spec, opts) == "diverged"  # not retried
+
+
+def test_snapshot_model_and_wrong_model_checkpoint(tiny_suite, tmp_path) -> None:
+    spec = _spec(tiny_suite, iters=2)
+    run_cell(spec, LoopOptions(out=tmp_path, progress=False))
+    paths = RunPaths.of(tmp_path, spec)
+    model = load_snapshot_model(paths.root)
+    assert model.generate(torch.randn(2, model.z_dim)).shape == (2, 3, 32, 32)
+    other = dataclasses.replace(spec, resolution=64)
+    other_paths = RunPaths.of(tmp_path, other)
+    other_paths.checkpoints.mkdir(parents=True)
+    for ck in paths.checkpoints.glob("*.pt"):
+        (other_paths.checkpoints / ck.name).write_bytes(ck.read_bytes())
+    with pytest.raises(CheckpointError, match="at 32 px"):
+        run_cell(other, LoopOptions(out=tmp_path, progress=False))
+    assert read_state(other_paths)["status"] == "failed"
+
+
+def test_eval_rows_carry_protocol(tiny_suite, tmp_path) -> None:
+    pytest.importorskip("bench.metrics")
+    text = tiny_suite(iters=2, protocols='["fid100_full"]').read_text().replace("[0.5, 1.0]", "[1.0]")
+    path = tiny_suite("proto", text=text)
+    spec = load_suite(str(path)).cells[0].spec
+    run_cell(spec, LoopOptions(out=tmp_path, progress=False))
+    rows = eval_rows(RunPaths.of(tmp_path, spec))
+    assert [r["metric"] for r in rows] == ["fid100_full"]
+    row = rows[0]
+    assert row["detector"] == "inception-random" and row["detector_standard"] is False
+    assert row["step"] == 2 and row["eval_point"] == 1.0 and row["value"] > 0
+    for key in ("mode", "num_gen", "ref_count", "weights", "snapshot", "grid", "kimg", "train_seconds"):
+        assert key in row, key
