@@ -89,11 +89,11 @@ def record_event(paths: RunPaths, kind: str, **fields: Any) -> None:
 
 
 def eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
-    """The run's evaluation rows, de-duplicated on (eval_point, metric) keeping the first."""
-    seen: set[tuple[Any, Any]] = set()
+    """The run's evaluation rows, de-duplicated on (snapshot, metric, detector, weights), first kept."""
+    seen: set[tuple[Any, ...]] = set()
     rows = []
     for row in read_jsonl(paths.evals):
-        key = (row.get("eval_point"), row.get("metric"))
+        key = (row.get("snapshot"), row.get("metric"), row.get("detector_sha256"), row.get("weights"))
         if key not in seen:
             seen.add(key)
             rows.append(row)

@@ -24,12 +24,11 @@ from bench.budget import Budget
 from bench.data import Dataset, load_dataset
 from bench.envinfo import environment
 from bench.errors import BenchError, CheckpointError
-from bench.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from bench.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, read_jsonl
 from bench.lock import LockBusy, RunLock
 from bench.results import (
     RunPaths,
     append_eval_row,
-    eval_rows,
     load_spec,
     read_state,
     record_event,
@@ -305,7 +304,7 @@ def evaluate_point(run: _Run, point: float) -> None:
 
 
 def _pending_points(run: _Run) -> list[float]:
-    done = {row.get("eval_point") for row in eval_rows(run.paths)}
+    done = {e.get("point") for e in read_jsonl(run.paths.events) if e.get("event") == "evaluated"}
     return [p for p in sorted(run.spec.eval_fractions) if p not in done]
 
 

@@ -1,0 +1,76 @@
+"""Re-score saved snapshots offline (like stylegan2-ada's calc_metrics): evaluation as its own job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
+from bench.results import RunPaths, append_eval_row, eval_rows, load_spec
+from bench.train import cache_dirs, load_snapshot_model, resolve_device
+
+
+def _snapshots(paths: RunPaths, which: str | None) -> list[Path]:
+    snaps = sorted(paths.snapshots.glob("snap-*.pt"))
+    if not snaps:
+        raise BenchError(f"--run {paths.root}: no snapshots to score; train the run first")
+    if which in (None, "all"):
+        return snaps
+    if which == "latest":
+        return snaps[-1:]
+    match = [s for s in snaps if s.name == which or s.name == Path(which).name or which == str(s)]
+    if not match:
+        names = ", ".join(s.name for s in snaps)
+        raise BenchError(f"--checkpoint {which}: not a snapshot of {paths.root}; choose from {names}, all, latest")
+    return match
+
+
+def rescore(
+    run_dir: Path,
+    *,
+    out: Path,
+    snapshot: str | None = None,
+    protocols: list[str] | None = None,
+    detector: str | None = None,
+    device: str = "auto",
+) -> list[dict]:
+    """Evaluate ``snapshot`` (a file name, 'latest' or 'all') of a run and append the rows.
+
+    Protocols and detector default to the run's own; rows carry ``rescored=True`` and the
+    snapshot's step, kimg and budget position copied from the training-time evaluation.
+    """
+    from bench import metrics
+    from bench.data import load_dataset
+
+    paths = RunPaths(Path(run_dir))
+    if not paths.spec.exists():
+        raise BenchError(f"--run {run_dir}: not a run folder (no spec.json); see results/runs/<suite>/")
+    spec = load_spec(paths.root)
+    protocols = protocols or list(spec.protocols)
+    detector = detector or spec.detector
+    for p in protocols:
+        metrics.check_protocol(p)
+    metrics.check_detector(detector)
+    dev = resolve_device(device)
+    data_cache, metric_cache = cache_dirs(out)
+    dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
+    by_snap = {r.get("snapshot"): r for r in eval_rows(paths)}
+    written = []
+    for snap in _snapshots(paths, snapshot):
+        rel = str(snap.relative_to(paths.root))
+        model = load_snapshot_model(paths.root, rel, dev)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            rows = metrics.evaluate(
+                model, dataset, protocols, detector=detector, device=dev, cache_dir=metric_cache, seed=spec.seed
+            )
+        keep = ("step", "kimg", "train_seconds", "gpu_hours", "ref_gpu_hours", "eval_point", "grid")
+        base = {k: v for k, v in by_snap.get(rel, {}).items() if k in keep}
+        base |= {"snapshot": rel, "rescored": True, "time": time.time()}
+        base.setdefault("step", int(torch.load(snap, weights_only=True, map_location="cpu")["step"]))
+        for row in rows:
+            row = base | {("eval_seed" if k == "seed" else k): v for k, v in row.items()}
+            append_eval_row(paths, row)
+            written.append(row)
+    return written
