@@ -63,6 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="table of a suite's cells with state, progress and best FID")
     _add_suite_args(p)
     sub.add_parser("list", help="registered models, datasets, protocols, detectors and suites")
+    p = sub.add_parser("eval", help="re-score a run's saved snapshots and append the rows")
+    p.add_argument("--run", type=Path, required=True, help="run folder (results/runs/<suite>/<run_id>)")
+    p.add_argument("--checkpoint", default="all", help="snapshot file name, 'latest' or 'all' (default)")
+    p.add_argument("--protocol", action="append", help="metric name (repeatable; default: the run's own)")
+    p.add_argument("--detector", help="detector name or torchscript:PATH (default: the run's own)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p = sub.add_parser("prepare", help="turn a downloaded paper dataset (zip/tar/folder) into the cache")
+    p.add_argument("--dataset", required=True, help="paper dataset name (see `list`)")
+    p.add_argument("--src", type=Path, help="the downloaded archive or folder")
+    p.add_argument("--download", action="store_true", help="download from the registry URL first")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the manifest)")
+    p.add_argument("--resolution", type=int, help="prepare at this resolution (default: the dataset's)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
+    p = sub.add_parser("report", help="tables (LaTeX, Markdown, CSV) and plots from a suite's results")
+    _add_suite_args(p)
+    p.add_argument("--selection", choices=("best", "last"), default="best", help="which evaluation per run")
+    p.add_argument("--metric", help="metric to tabulate (default: the suite's first FID metric)")
+    p.add_argument("--standalone", action="store_true", help="LaTeX files compile on their own")
     return parser
 
 
@@ -164,4 +183,54 @@ def cmd_list(args: argparse.Namespace) -> int:
         ("suites", list_suites()),
     ):
         print(f"{title}: {', '.join(names)}")
+    return 0
+
+
+@command("eval")
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Re-score snapshots offline; print the new rows."""
+    from bench.rescore import rescore
+
+    rows = rescore(
+        args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
+        detector=args.detector, device=args.device,
+    )  # fmt: skip
+    for r in rows:
+        std = f" ± {r['std']:.4g}" if r.get("std") is not None else ""
+        print(f"{r['snapshot']}  {r['metric']} = {r['value']:.4g}{std}  [{r['detector']}, {r['mode']}]")
+    return 0
+
+
+@command("prepare")
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Prepare a paper dataset into the tensor cache."""
+    from bench.datasets import prepare_dataset
+    from bench.train import cache_dirs
+
+    if args.src is None and not args.download:
+        raise BenchError("prepare: give --src PATH (the downloaded zip/tar/folder) or --download")
+    data_cache, _ = cache_dirs(args.out)
+    ds = prepare_dataset(
+        args.dataset, args.src, cache_dir=data_cache, skip_bad=args.skip_bad,
+        download=args.download, resolution=args.resolution,
+    )  # fmt: skip
+    print(f"prepared {ds.name}: {ds.images.shape[0]} images at {ds.resolution} px, sha256 {ds.sha256[:16]}…")
+    if ds.manifest.get("count_warning"):
+        print(f"warning: {ds.manifest['count_warning']}")
+    return 0
+
+
+@command("report")
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the suite's tables and plots; print where they are."""
+    from bench.report import write_report
+    from bench.results import collect
+
+    suite, cells = _suite_and_cells(args)
+    paths = write_report(
+        suite, collect(args.out, suite.name), args.out, selection=args.selection,
+        standalone=args.standalone, metric=args.metric,
+    )  # fmt: skip
+    for p in paths:
+        print(p)
     return 0
