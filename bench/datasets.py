@@ -247,7 +247,7 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                 raise _unsafe(archive, info.filename, "is a symbolic link")
             if rel is None or info.is_dir():
                 continue
-            if mode and not stat.S_ISREG(mode):
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # type bits are often absent
                 raise _unsafe(archive, info.filename, "is a device or special file")
             plan.append((info, rel))
         _check_sizes(archive, [(i.filename, i.file_size, i.compress_size) for i, _ in plan])
