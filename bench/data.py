@@ -243,7 +243,7 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> I
         img = Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
     if img.mode == "RGB" and "transparency" not in img.info:
         return img
-    if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
+    if img.mode in ("RGBA", "RGBa", "LA", "PA") or "transparency" in img.info:
         canvas = Image.new("RGBA", img.size, (*background, 255))
         return Image.alpha_composite(canvas, img.convert("RGBA")).convert("RGB")
     return img.convert("RGB")

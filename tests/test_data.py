@@ -255,7 +255,9 @@ def test_list_and_check_names() -> None:
         data.check_dataset_name(name)
 
 
-@pytest.mark.parametrize(("typo", "close"), [("obamma", "obama"), ("emoji-face", "emoji-faces"), ("shape", "shapes")])
+@pytest.mark.parametrize(
+    ("typo", "close"), [("obamma", "obama"), ("emoji-face", "emoji-faces"), ("shape", "shapes")]
+)
 def test_unknown_name_suggests(typo: str, close: str) -> None:
     with pytest.raises(DataError, match=f"unknown dataset '{typo}'; did you mean '{close}'"):
         data.check_dataset_name(typo)

@@ -130,14 +130,20 @@ def test_corrupt_images_listed_or_skipped(tmp_path: Path, obama5: None) -> None:
     members = _members(5) | {"100-shot-obama/broken.png": b"\x89PNG\r\n\x1a\n garbage"}
     archive = _zip(tmp_path / "obama.zip", members)
     cache = tmp_path / "cache"
-    with pytest.raises(DataError, match=rf"in {re.escape(str(archive))}: 100-shot-obama/broken\.png.*--skip-bad"):
+    with pytest.raises(
+        DataError, match=rf"in {re.escape(str(archive))}: 100-shot-obama/broken\.png.*--skip-bad"
+    ):
         prepare_dataset("obama", archive, cache_dir=cache, resolution=8)
     _assert_clean(cache)
     ds = prepare_dataset("obama", archive, cache_dir=cache, resolution=8, skip_bad=True)
-    assert ds.images.shape[0] == 5 and [s["file"] for s in ds.manifest["skipped"]] == ["100-shot-obama/broken.png"]
+    assert ds.images.shape[0] == 5 and [s["file"] for s in ds.manifest["skipped"]] == [
+        "100-shot-obama/broken.png"
+    ]
 
 
-def test_interrupted_preparation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obama5: None) -> None:
+def test_interrupted_preparation_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obama5: None
+) -> None:
     archive = _zip(tmp_path / "obama.zip", _members(5))
     real, calls = data._read_image, []
 
@@ -161,7 +167,9 @@ def test_interrupted_while_writing_leaves_nothing(
 
     monkeypatch.setattr(data, "atomic_write_json", boom)
     with pytest.raises(KeyboardInterrupt):
-        prepare_dataset("obama", _zip(tmp_path / "o.zip", _members(5)), cache_dir=tmp_path / "cache", resolution=8)
+        prepare_dataset(
+            "obama", _zip(tmp_path / "o.zip", _members(5)), cache_dir=tmp_path / "cache", resolution=8
+        )
     _assert_clean(tmp_path / "cache")
 
 
@@ -186,7 +194,11 @@ def test_prepare_source_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("member", "why"),
-    [("../evil.png", r"outside the extraction folder"), ("a/../../evil.png", "outside"), ("/tmp/evil.png", "absolute")],
+    [
+        ("../evil.png", r"outside the extraction folder"),
+        ("a/../../evil.png", "outside"),
+        ("/tmp/evil.png", "absolute"),
+    ],
 )
 def test_malicious_zip_rejected(tmp_path: Path, member: str, why: str) -> None:
     archive = _zip(tmp_path / "bad.zip", _members(2) | {member: _png((1, 2, 3))})
@@ -208,8 +220,15 @@ def test_zip_symlink_rejected(tmp_path: Path) -> None:
     _assert_clean(tmp_path / "cache")
 
 
-@pytest.mark.parametrize(("kind", "why"), [(tarfile.SYMTYPE, "is a link"), (tarfile.LNKTYPE, "is a link"),
-                                           (tarfile.CHRTYPE, "is a device"), (tarfile.FIFOTYPE, "is a device")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        (tarfile.SYMTYPE, "is a link"),
+        (tarfile.LNKTYPE, "is a link"),
+        (tarfile.CHRTYPE, "is a device"),
+        (tarfile.FIFOTYPE, "is a device"),
+    ],
+)
 def test_tar_links_and_devices_rejected(tmp_path: Path, kind: bytes, why: str) -> None:
     bad = tarfile.TarInfo("100-shot-obama/zz.png")
     bad.type = kind
@@ -253,7 +272,9 @@ def test_offline_download_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
     url = "https://data-efficient-gans.mit.edu/datasets/100-shot-obama.zip"
-    with pytest.raises(DataError, match=f"cannot reach {re.escape(url)}: no network .*by hand and pass --src") as err:
+    with pytest.raises(
+        DataError, match=f"cannot reach {re.escape(url)}: no network .*by hand and pass --src"
+    ) as err:
         prepare_dataset("obama", None, cache_dir=tmp_path / "cache", download=True)
     assert isinstance(err.value, OfflineError)
     assert list((tmp_path / "cache" / "downloads").iterdir()) == []
