@@ -353,7 +353,7 @@ def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool) ->
     slug, fingerprint = _folder_slug(root, files)
     found = read_cache(cache_path(cache_dir, slug, resolution), name, resolution)
     if found is not None:
-        if found.manifest["skipped"] and not skip_bad:
+        if found.manifest.get("skipped") and not skip_bad:
             raise bad_files_error(str(root), found.manifest["skipped"])
         return found
     images, skipped = images_from_files(files, root, resolution, skip_bad=skip_bad)
