@@ -148,11 +148,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _check_data(cells, out: Path) -> None:  # cells: list[Cell]
     """Fail before any training when a cell's dataset is missing (with the prepare command)."""
     from bench.data import load_dataset
+    from bench.datasets import PAPER_DATASETS, check_prepared
     from bench.train import cache_dirs
 
     data_cache, _ = cache_dirs(out)
-    for key in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
-        load_dataset(key[0], key[1], cache_dir=data_cache)
+    for name, res in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
+        if name in PAPER_DATASETS:
+            check_prepared(name, res, data_cache)
+        else:
+            load_dataset(name, res, cache_dir=data_cache)  # builds the cache once, before any training
 
 
 @command("status")

@@ -172,6 +172,15 @@ def _derive(source: Dataset, resolution: int, cache_dir: Path) -> Dataset:
     return write_cache(cache_dir, source.name, source.name, resize_images(source.images, resolution), kept)
 
 
+def check_prepared(name: str, resolution: int, cache_dir: Path) -> None:
+    """Raise the same DataError as :func:`load_prepared` when ``name`` cannot be loaded, without loading it."""
+    if cache_path(cache_dir, name, resolution).with_suffix(".json").exists():
+        return
+    if any(r > resolution for r in _prepared_resolutions(name, cache_dir)):
+        return
+    load_prepared(name, resolution, cache_dir)  # raises the explanatory error
+
+
 def load_prepared(name: str, resolution: int, cache_dir: Path) -> Dataset:
     """A prepared paper dataset at ``resolution`` (derived from a larger prepared one if needed)."""
     info = get_dataset_info(name)
