@@ -1,0 +1,292 @@
+"""bench.report: paper-style tables (golden LaTeX), flags, published numbers, plots, errors."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from bench import cli, report
+from bench.errors import BenchError
+from bench.results import RunPaths
+from bench.specs import RunSpec
+from bench.suites import Cell, Suite
+
+GOLDEN = Path(__file__).parent / "golden"
+# (group, label, model, budget_hours, seeds)
+ROWS_A = [
+    ("20 hour", "StyleGAN2", "stylegan2-lite", 20.0, (0,)),
+    ("5 hour", "FastGAN", "fastgan", 5.0, (0, 1)),
+    ("5 hour", "BigGAN (extra, not in paper)", "biggan", 5.0, (0,)),
+]
+
+
+def make_suite(
+    rows: list[tuple[str, str, str, float, tuple[int, ...]]] = ROWS_A,
+    datasets: tuple[str, ...] = ("obama", "panda"),
+    paper_table: str | None = "A",
+    name: str = "mini",
+) -> Suite:
+    cells = [
+        Cell(RunSpec(suite=name, model=m, dataset=d, resolution=256, seed=s, budget_hours=b), label, group)
+        for group, label, m, b, seeds in rows
+        for d in datasets
+        for s in seeds
+    ]
+    return Suite(name, Path(f"{name}.toml"), "", paper_table, list(datasets), cells)
+
+
+def spec_of(suite: Suite, model: str, dataset: str, seed: int = 0) -> RunSpec:
+    return next(
+        c.spec for c in suite.cells if (c.spec.model, c.spec.dataset, c.spec.seed) == (model, dataset, seed)
+    )
+
+
+def evals(
+    spec: RunSpec,
+    values: list[float],
+    *,
+    metric: str = "fid5k_full",
+    kind: str = "fid",
+    standard: bool = True,
+    status: str = "done",
+    points: list[float] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows as bench.results.collect gives them, one per evaluation."""
+    points = points or [(k + 1) / len(values) for k in range(len(values))]
+    return [
+        {
+            "suite": spec.suite, "run_id": spec.run_id, "model": spec.model, "dataset": spec.dataset,
+            "seed": spec.seed, "budget_hours": spec.budget_hours, "budget_scale": 1.0, "status": status,
+            "eval_point": p, "step": 100 * (k + 1), "ref_gpu_hours": (spec.budget_hours or 1.0) * p,
+            "snapshot": f"snapshots/snap-{k:08d}.pt", "grid": f"samples/grid-{k:08d}.png",
+            "metric": metric, "value": v, "std": math.nan, "kind": kind,
+            "detector": "inception-v3" if standard else "inception-random", "detector_standard": standard,
+            "mode": "clean", "num_gen": 5000, "reference": "full", "weights": "ema",
+        }
+        for k, (p, v) in enumerate(zip(points, values, strict=True))
+    ]  # fmt: skip
+
+
+def golden_case() -> tuple[Suite, pd.DataFrame, dict[str, str]]:
+    """Done, mean ± std, beyond-budget, pending, diverged, running and failed cells."""
+    s = make_suite()
+    rows = evals(
+        spec_of(s, "stylegan2-lite", "obama"), [60.0, 55.5, 57.25, 40.0], points=[0.25, 0.5, 1.0, 1.5]
+    )
+    rows += evals(spec_of(s, "fastgan", "obama", 0), [52.0, 48.0])
+    rows += evals(spec_of(s, "fastgan", "obama", 1), [50.0, 47.0])
+    rows += evals(spec_of(s, "fastgan", "panda", 0), [11.0, 9.5])
+    rows += evals(spec_of(s, "fastgan", "panda", 1), [12.0], status="diverged", points=[0.5])
+    rows += evals(spec_of(s, "biggan", "obama"), [70.0], status="running", points=[0.5])
+    states = {c.spec.run_id: "todo" for c in s.cells}
+    states |= {r["run_id"]: r["status"] for r in rows}
+    states[spec_of(s, "biggan", "panda").run_id] = "failed"
+    return s, pd.DataFrame(rows), states
+
+
+def test_golden_latex(tmp_path: Path) -> None:
+    suite, df, states = golden_case()
+    paths = report.write_report(suite, df, tmp_path, states=states, with_plots=False)
+    tex = next(p for p in paths if p.suffix == ".tex")
+    assert tex == tmp_path / "tables" / "mini-fid5k_full.tex"
+    golden = GOLDEN / "mini-fid5k_full.tex"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(tex.read_text())
+    assert tex.read_text() == golden.read_text()
+
+
+def test_cells_mean_std_pending_diverged_and_paper() -> None:
+    suite, df, states = golden_case()
+    md = report.render_markdown(report.build_table(suite, df, states=states))
+    assert "**47.50 ± 2.12**" not in md  # std over seeds of 48 and 47, not of the evaluations
+    assert "**47.50 ± 0.71**" in md
+    assert "| 55.50 " in md  # best within budget: the 40.0 at 1.5x the budget is ignored
+    assert "diverged (1/2 seeds done)" in md and "9.50" not in md
+    assert "pending" in md and "running" in md and "failed" in md
+    assert "| 46.87 " in md and "+8.63" in md and "+6.45" in md  # paper sub-row and Δ
+    assert "mini: 4/8 cells done (1 running, 1 pending, 1 failed, 1 diverged)" in md
+
+
+def test_selection_last_names_rule() -> None:
+    suite, df, states = golden_case()
+    table = report.build_table(suite, df, selection="last", states=states)
+    md = report.render_markdown(table)
+    assert "| 57.25 " in md and "FID at the last evaluation within the training budget" in md
+
+
+@pytest.mark.parametrize(
+    ("metric", "kind", "best"), [("fid5k_full", "fid", "**40.00**"), ("pr5k_precision", "pr", "**0.700**")]
+)
+def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -> None:
+    rows = [("", "A", "baseline", 5.0, (0,)), ("", "B", "fastgan", 5.0, (0,))]
+    suite = make_suite(rows, datasets=("obama",), paper_table=None)
+    high, low = (0.7, 0.6) if kind == "pr" else (50.0, 40.0)
+    df = pd.DataFrame(
+        evals(spec_of(suite, "baseline", "obama"), [high], metric=metric, kind=kind)
+        + evals(spec_of(suite, "fastgan", "obama"), [low], metric=metric, kind=kind)
+    )
+    md = report.render_markdown(report.build_table(suite, df, states={}))
+    assert md.count("**") == 2 and best in md
+
+
+def test_nonstandard_detector_marked_in_every_format(tmp_path: Path) -> None:
+    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("obama",))
+    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "obama"), [30.0], standard=False))
+    tex, md, csv = (
+        p.read_text() for p in report.write_report(suite, df, tmp_path, states={}, with_plots=False)
+    )
+    legend = "non-standard detector (inception-random): not comparable to published numbers"
+    assert (
+        r"\mathbf{30.00}$\dag" in tex
+        and r"\textbf{Non-standard detector" in tex
+        and rf"\dag{{}} {legend}" in tex
+    )
+    assert "**30.00** †" in md and f"† {legend}" in md and "**Non-standard detector" in md
+    frame = pd.read_csv(tmp_path / "tables" / "mini-fid5k_full.csv")
+    assert frame.loc[frame["source"] == "ours", "detector_standard"].tolist() == [False]
+    assert "inception-random" in csv
+
+
+def test_table_b_unaligned_block_printed_as_given() -> None:
+    rows = [("8 hour", "FastGAN", "fastgan", 8.0, (0,))]
+    suite = make_suite(rows, datasets=("art-paintings", "ffhq-1k"), paper_table="B")
+    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "art-paintings"), [44.0]))
+    table = report.build_table(suite, df, states={})
+    tex, md, csv = report.render_latex(table), report.render_markdown(table), report.table_csv(table)
+    assert r"\quad paper" not in tex and "Δ" not in md  # nothing guessed into columns
+    assert r"\textit{paper (unaligned; column alignment unknown)" in tex
+    assert r"\multicolumn{2}{l}{74.56, 25.66, 45.23, 190.23, 152.73, 127.98}" in tex
+    assert "N/A, N/A, 36.72, 60.12, 61.23, 107.68" in tex
+    assert "| Ours (8 hour) | 45.08 | 24.45 | 25.66 | 57.19 | 59.38 | 130.05 |" in " ".join(md.split())
+    frame = pd.read_csv(pd.io.common.StringIO(csv))
+    unaligned = frame[frame["source"] == "paper (unaligned; column alignment unknown)"]
+    assert len(unaligned) == 24 and set(unaligned["dataset"]) == {"?"}
+
+
+def test_paper_tables_data() -> None:
+    tables = report.load_paper_tables()
+    assert sorted(tables) == ["A", "B", "C", "D"] and "arXiv 2101.04775" in tables["A"].source
+    assert tables["A"].value("fastgan", "obama", 5.0) == 41.05
+    assert tables["A"].value("fastgan", "obama", 20.0) is None  # the paper ran FastGAN for 5 hours
+    assert tables["A"].value("biggan", "obama", 5.0) is None
+    assert all(not r.aligned and len(r.values) == 6 for r in tables["B"].rows)
+    assert tables["B"].value("fastgan", "flower", 8.0) is None
+    assert tables["C"].value("stylegan2", "ffhq-70k", 24.0) == 4.4
+    assert tables["D"].value("fastgan-ss-ae", "nature-10k", 8.0) == 43.65
+    assert tables["B"].image_count("shell") == 60
+
+
+def test_kid_scaled_and_named_without_paper_comparison() -> None:
+    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("obama",))
+    df = pd.DataFrame(
+        evals(spec_of(suite, "fastgan", "obama"), [0.01234], metric="kid5k_full", kind="kid")
+        + evals(spec_of(suite, "fastgan", "obama"), [30.0])
+    )
+    table = report.build_table(suite, df, metric="kid5k_full", states={})
+    tex = report.render_latex(table)
+    assert r"$\mathbf{12.34}$" in tex and r"KID $\times$10$^3$" in tex and r"\quad paper" not in tex
+    assert "The paper reports FID only" in tex
+    assert report.build_table(suite, df, states={}).metric == "fid5k_full"  # default: first FID metric
+
+
+def test_output_is_deterministic(tmp_path: Path) -> None:
+    suite, df, states = golden_case()
+    a = report.write_report(suite, df, tmp_path / "a", states=states, with_plots=False, standalone=True)
+    b = report.write_report(suite, df.sample(frac=1.0, random_state=1), tmp_path / "b", states=states,
+                            with_plots=False, standalone=True)  # fmt: skip
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_errors_are_bench_errors() -> None:
+    suite, df, states = golden_case()
+    with pytest.raises(BenchError, match="no results for suite 'mini'"):
+        report.build_table(suite, pd.DataFrame(columns=["suite", "run_id", "status"]))
+    with pytest.raises(BenchError, match="--metric kid5k_full"):
+        report.build_table(suite, df, metric="kid5k_full")
+    with pytest.raises(BenchError, match="selection"):
+        report.build_table(suite, df, selection="median")
+    with pytest.raises(BenchError, match="--budget-scale"):
+        report.build_table(make_suite([("", "X", "fastgan", 6.0, (0,))]), df)
+
+
+def test_cli_unknown_suite_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["report", "--suite", "no-such-suite", "--out", str(tmp_path)]) == 2
+    assert "unknown suite" in capsys.readouterr().err
+
+
+class FakeGenerator:
+    """Stands in for a trained model: ``generate`` maps z to flat-colour 8x8 images."""
+
+    z_dim = 4
+
+    def generate(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
+        return torch.tanh(z[:, :3, None, None].expand(-1, 3, 8, 8))
+
+
+def write_run_files(suite: Suite, df: pd.DataFrame, out: Path) -> None:
+    """Sample grid PNGs and (empty) snapshot files where the rows say they are."""
+    for row in df.itertuples():
+        root = RunPaths.of(out, next(c.spec for c in suite.cells if c.spec.run_id == row.run_id)).root
+        (root / row.grid).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (int(row.value) % 256, 90, 160)).save(root / row.grid)
+        (root / row.snapshot).parent.mkdir(parents=True, exist_ok=True)
+        (root / row.snapshot).write_bytes(b"weights")
+
+
+def test_plots_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [
+        ("20 hour", "StyleGAN2", "stylegan2-lite", 20.0, (0,)),
+        ("5 hour", "FastGAN", "fastgan", 5.0, (0,)),
+    ]
+    suite = make_suite(rows, datasets=("obama",))
+    stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-lite", "fastgan"))
+    df = pd.DataFrame(evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0], standard=False))
+    write_run_files(suite, df, tmp_path)
+    (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
+    monkeypatch.setattr(report, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    paths = report.write_report(suite, df, tmp_path, states={})
+    plots = tmp_path / "plots" / "mini"
+    names = [
+        "fid5k_full_over_time_obama",
+        "samples_obama",
+        f"samples_{fastgan.run_id}",
+        f"interp_{fastgan.run_id}",
+    ]
+    expected = [plots / f"{name}{suffix}" for name in names for suffix in (".png", ".pdf")]
+    assert all(p in paths and p.stat().st_size > 0 for p in expected)
+    assert (
+        not (plots / f"interp_{stylegan2.run_id}.png").exists()
+        and "interpolation strip skipped" in caplog.text
+    )
+    with Image.open(plots / f"interp_{fastgan.run_id}.png") as img:
+        assert img.width > 3 * img.height
+
+
+def test_interpolation_is_a_slerp() -> None:
+    z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
+    z = report.plots.slerp(z0, z1, torch.linspace(0, 1, 3))
+    assert torch.allclose(z[0], z0) and torch.allclose(z[-1], z1) and z[1, 0] == pytest.approx(z[1, 1] / 2)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_standalone_latex_compiles(tmp_path: Path) -> None:
+    if subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True, text=True).stdout.strip() == "":
+        pytest.skip("booktabs.sty not installed (Debian: texlive-latex-recommended)")
+    suite, df, states = golden_case()
+    df.loc[df["run_id"] == spec_of(suite, "fastgan", "obama", 1).run_id, "detector_standard"] = False
+    tex = report.write_report(suite, df, tmp_path, states=states, with_plots=False, standalone=True)[0]
+    cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name]
+    proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert tex.with_suffix(".pdf").stat().st_size > 0
