@@ -619,7 +619,11 @@ class StyleGAN2(GANModel):
         """Load G, D, g_ema (and pl_mean) from a harness checkpoint; one-line errors."""
         if not os.path.isfile(path):
             raise ModelConfigError(f"init_from={path}: no such checkpoint file")
-        ckpt = torch.load(path, weights_only=True, map_location="cpu")
+        try:
+            ckpt = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # unreadable or not a torch file: one line, naming the path
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ModelConfigError(f"init_from={path}: cannot read checkpoint ({type(exc).__name__}: {first})") from exc
         state = ckpt.get("model") if isinstance(ckpt, dict) else None
         if not isinstance(state, dict):
             raise ModelConfigError(f"init_from={path}: not a harness checkpoint (no 'model' state dict)")

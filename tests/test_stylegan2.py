@@ -237,6 +237,9 @@ def test_non_lazy_step_and_checkpoints(tmp_path) -> None:
     with pytest.raises(ModelConfigError, match="no such checkpoint") as missing:
         get_model("stylegan2-lite", resolution=32, init_from=str(tmp_path / "nope.pt"), **TINY)
     assert "nope.pt" in str(missing.value)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelConfigError, match="cannot read checkpoint"):
+        get_model("stylegan2-lite", resolution=32, init_from=str(tmp_path / "junk.pt"), **TINY)
     with pytest.raises(ModelConfigError, match="does not fit") as wrong:
         get_model("stylegan2-lite", resolution=32, init_from=str(path), **dict(TINY, channel_max=8))
     assert str(path) in str(wrong.value) and "\n" not in str(wrong.value)
