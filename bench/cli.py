@@ -50,6 +50,57 @@ def _add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--init-from", help="checkpoint for finetune rows (e.g. stylegan2-lite-finetune)")
 
 
+# --- launchers (bench.launch) ------------------------------------------------------------------
+def _add_launch_args(p: argparse.ArgumentParser) -> None:
+    """``run``'s launcher flags (None = the suite's [slurm] value or the launcher's default)."""
+    g = p.add_argument_group("launcher", "where cells run; these flags override the suite's [slurm] block")
+    g.add_argument(
+        "--launcher",
+        choices=("local", "submitit-local", "slurm"),
+        default="local",
+        help="local: this process (default); submitit-local: subprocesses; slurm: a job array",
+    )
+    g.add_argument("--partition", help="SLURM partition")
+    g.add_argument("--gpus-per-node", type=int, help="GPUs per task (default: none requested)")
+    g.add_argument("--cpus-per-task", type=int, help="CPUs per task")
+    g.add_argument("--mem-gb", type=_positive, help="memory per task in GB")
+    g.add_argument("--time-limit-min", type=int, help="time limit per task (default: budget + eval + margin)")
+    g.add_argument("--account", help="SLURM account")
+    g.add_argument("--qos", help="SLURM quality of service")
+    g.add_argument("--array-parallelism", type=int, help="tasks running at once (slurm default 256, local 1)")
+    g.add_argument("--sbatch-extra", action="append", metavar="OPTION",
+                   help="extra sbatch option, e.g. --sbatch-extra=--constraint=a100 (repeatable)")  # fmt: skip
+
+
+def _launch_settings(args: argparse.Namespace, suite):  # -> bench.launch.LaunchSettings
+    from bench.launch import LaunchSettings
+
+    flags = ("launcher", "partition", "gpus_per_node", "cpus_per_task", "mem_gb", "time_limit_min", "account",
+             "qos", "array_parallelism")  # fmt: skip
+    return LaunchSettings.merged(suite.slurm, **{k: getattr(args, k) for k in flags}, extra_sbatch=args.sbatch_extra)
+
+
+def _cmd_launch(args: argparse.Namespace, suite, cells) -> int:
+    """``run --launcher submitit-local|slurm``: print the launch plan, then submit."""
+    from bench.launch import launch, plan_launch, plan_text
+    from bench.train import LoopOptions
+
+    settings = _launch_settings(args, suite)
+    print(plan_text(plan_launch(cells, args.out, settings), settings))
+    if args.dry_run:
+        return 0
+    _check_writable(args.out)
+    _check_data(cells, args.out)
+    opts = LoopOptions(out=args.out, device=args.device, checkpoint_every_s=args.checkpoint_every)
+    outcome = launch(cells, opts, settings)
+    for run_id, what in outcome.items():
+        print(f"{run_id}: {what}")
+    return 1 if "failed" in outcome.values() else 0
+
+
+# --- end launchers -----------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; every subcommand's options are documented in its --help."""
     parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
@@ -60,9 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=_positive, default=900.0, help="training seconds between checkpoints")
+    _add_launch_args(p)
     p = sub.add_parser("status", help="table of a suite's cells with state, progress and best FID")
     _add_suite_args(p)
     sub.add_parser("list", help="registered models, datasets, protocols, detectors and suites")
+    p = sub.add_parser("cancel", help="cancel the suite's queued and running SLURM jobs")
+    _add_suite_args(p)
     p = sub.add_parser("eval", help="re-score a run's saved snapshots and append the rows")
     p.add_argument("--run", type=Path, required=True, help="run folder (results/runs/<suite>/<run_id>)")
     p.add_argument("--checkpoint", default="all", help="snapshot file name, 'latest' or 'all' (default)")
@@ -128,6 +182,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     suite, cells = _suite_and_cells(args)
     print(plan_table(suite, cells, args.out))
+    if args.launcher != "local":
+        return _cmd_launch(args, suite, cells)
     if args.dry_run:
         return 0
     _check_writable(args.out)
@@ -161,13 +217,28 @@ def _check_data(cells, out: Path) -> None:  # cells: list[Cell]
 
 @command("status")
 def cmd_status(args: argparse.Namespace) -> int:
-    """Cells with state, progress and best FID so far."""
+    """Cells with state, progress and best FID so far; jobs and errors when there are any."""
+    from bench.launch import jobs_table
     from bench.sweep import best_table, plan_table
 
     suite, cells = _suite_and_cells(args)
     print(plan_table(suite, cells, args.out))
+    if (jobs := jobs_table(cells, args.out)) is not None:
+        print()
+        print(jobs)
     print()
     print(best_table(suite, cells, args.out))
+    return 0
+
+
+@command("cancel")
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel the suite's SLURM jobs that may still run (their cells checkpoint and stay resumable)."""
+    from bench.launch import cancel
+
+    _, cells = _suite_and_cells(args)
+    ids = cancel(cells, args.out)
+    print(f"cancelled {len(ids)} job(s)" + (": " + ", ".join(ids) if ids else ""))
     return 0
 
 

@@ -59,7 +59,7 @@ FAILED_STATES = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
 _RESERVED = {"array", "output", "error", "open-mode", "signal", "wrap", "job-name", "time", "partition",
              "account", "qos", "gpus-per-node", "cpus-per-task", "mem", "chdir", "parsable"}  # fmt: skip
 _NAME_RE = re.compile(r"[A-Za-z0-9_.,:+-]+")  # partition, account, QoS
-_OPTION_RE = re.compile(r"--(?P<key>[a-z][a-z0-9-]*)(?:[= ](?P<value>.+))?")
+_OPTION_RE = re.compile(r"(?:--)?(?P<key>[a-z][a-z0-9-]*)(?:[= ](?P<value>.+))?")
 
 
 @dataclass(frozen=True)
@@ -458,9 +458,9 @@ def jobs_table(cells: list[Cell], out: Path) -> str | None:
 def cancel(cells: list[Cell], out: Path) -> list[str]:
     """``scancel`` every cell's latest SLURM job that may still run; returns the cancelled job ids."""
     jobs = reconcile(out, cells)
-    ids = [rec.job_id for rec, state in jobs.values() if rec.launcher == "slurm" and is_active(rec, state)]
-    if ids and shutil.which("scancel") is None:
+    records = [rec for rec, state in jobs.values() if rec.launcher == "slurm" and is_active(rec, state)]
+    if records and shutil.which("scancel") is None:
         raise BenchError("cancel: scancel not found on this machine; run it where the jobs were submitted")
-    for job_id in ids:
-        submitit.SlurmJob(folder=out, job_id=job_id).cancel(check=True)
-    return ids
+    for rec in records:
+        _job(rec).cancel(check=True)
+    return [rec.job_id for rec in records]
