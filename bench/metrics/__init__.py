@@ -1,0 +1,53 @@
+"""Metrics: detector registry, FID / KID / precision-recall, named evaluation protocols.
+
+``evaluate(model, dataset, ["fid5k_full"], detector="inception-v3", device=..., cache_dir=...)``
+returns one row per metric with every :class:`EvalSpec` field as a column.
+"""
+
+from bench.metrics.detectors import (
+    MODES,
+    Detector,
+    DetectorCache,
+    check_detector,
+    get_detector,
+    list_detectors,
+    register_detector,
+)
+from bench.metrics.protocols import (
+    PROTOCOLS,
+    EvalSpec,
+    Protocol,
+    check_protocol,
+    evaluate,
+    list_protocols,
+    register_protocol,
+)
+from bench.metrics.scores import (
+    feature_stats,
+    fid_from_features,
+    frechet_distance,
+    kid_from_features,
+    precision_recall,
+)
+
+__all__ = [
+    "MODES",
+    "PROTOCOLS",
+    "Detector",
+    "DetectorCache",
+    "EvalSpec",
+    "Protocol",
+    "check_detector",
+    "check_protocol",
+    "evaluate",
+    "feature_stats",
+    "fid_from_features",
+    "frechet_distance",
+    "get_detector",
+    "kid_from_features",
+    "list_detectors",
+    "list_protocols",
+    "precision_recall",
+    "register_detector",
+    "register_protocol",
+]

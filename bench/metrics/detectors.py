@@ -1,0 +1,277 @@
+"""Feature detectors, registered by name.
+
+A :class:`Detector` maps float images in [0, 255], shape (B, 3, 299, 299) (native size in
+``legacy_tensorflow`` mode, where the network resizes inside), to (B, D) features, as
+clean-fid's ``custom_feat_extractor`` does. Names:
+
+- ``inception-v3``: the standard detector. Modes ``clean`` / ``legacy_tensorflow`` use clean-fid's
+  TorchScript ``inception-2015-12-05.pt`` (``$FEWSHOT_BENCH_INCEPTION`` or
+  ``/tmp/inception-2015-12-05.pt``, downloaded there if missing); ``legacy_pytorch`` uses the
+  pytorch-fid weights through clean-fid (torch hub cache). Offline and missing: :class:`OfflineError`.
+- ``inception-random``: the same torchvision architecture with a fixed random init; runs offline;
+  non-standard (its numbers are not comparable with any published FID).
+- ``torchscript:PATH``: any local TorchScript detector with the clean-fid input convention; a module
+  laid out like clean-fid's Inception (it has ``layers``) is called the way clean-fid calls it.
+  ``torch.jit.load`` runs the file's TorchScript code (a restricted language, not arbitrary
+  Python, but still code): load only files you trust. Labelled non-standard: we do not know
+  the published sha256 of ``inception-2015-12-05.pt``, so a file cannot be verified.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+import urllib.request
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from cleanfid.downloads_helper import inception_url
+from torch import Tensor, nn
+
+from bench.errors import BenchError, OfflineError
+
+MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
+INCEPTION_ENV = "FEWSHOT_BENCH_INCEPTION"
+INCEPTION_DIR = Path("/tmp")  # clean-fid's own download folder (Linux)
+INCEPTION_FILE = "inception-2015-12-05.pt"
+RANDOM_SEED = 0  # of inception-random's weights
+TORCHSCRIPT_PREFIX = "torchscript:"
+OFFLINE_MESSAGE = (
+    "InceptionV3 weights not found and cannot be downloaded (no network): put {file} at {dest} "
+    f"(or set {INCEPTION_ENV}=PATH); --detector torchscript:PATH runs a local TorchScript detector "
+    "(labelled non-standard); for an offline smoke run use --detector inception-random (non-standard)"
+)
+
+Net = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A loaded feature extractor and the identity of its weights."""
+
+    name: str
+    sha256: str  # of the weights file, or of the state dict (inception-random)
+    standard: bool  # True only for the real TF-Inception weights
+    net: Net  # float [0, 255] images on ``device`` -> (B, D) features
+    device: torch.device
+
+    @torch.no_grad()
+    def __call__(self, images: Tensor) -> np.ndarray:
+        """(B, D) float32 features of ``images``, as clean-fid's ``get_batch_features``."""
+        feats = self.net(images.to(self.device)).detach().cpu().numpy()
+        if feats.ndim != 2 or feats.shape[0] != images.shape[0]:
+            raise BenchError(f"detector {self.name} returned shape {feats.shape}; expected (batch, features)")
+        return feats
+
+
+Builder = Callable[[torch.device, str], Detector]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_detector(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder(device, mode) -> Detector`` under ``name``."""
+
+    def wrap(builder: Builder) -> Builder:
+        if name in _BUILDERS or name.startswith(TORCHSCRIPT_PREFIX):
+            raise ValueError(f"detector {name!r} is already registered or reserved")
+        _BUILDERS[name] = builder
+        return builder
+
+    return wrap
+
+
+def list_detectors() -> list[str]:
+    """Registered names (``torchscript:PATH`` is accepted besides these)."""
+    return sorted(_BUILDERS)
+
+
+def check_detector(name: str) -> None:
+    """Raise :class:`BenchError` for an unknown name or a missing ``torchscript:`` file (loads nothing)."""
+    if name.startswith(TORCHSCRIPT_PREFIX):
+        path = Path(name[len(TORCHSCRIPT_PREFIX) :])
+        if not path.is_file():
+            raise BenchError(f"detector {name}: no such file {str(path)!r}")
+        return
+    if name not in _BUILDERS:
+        close = difflib.get_close_matches(name, list_detectors(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BenchError(f"unknown detector {name!r} (known: {', '.join(list_detectors())}, torchscript:PATH){hint}")
+
+
+def check_mode(mode: str) -> None:
+    """Raise :class:`BenchError` unless ``mode`` is a clean-fid mode."""
+    if mode not in MODES:
+        raise BenchError(f"unknown clean-fid mode {mode!r} (known: {', '.join(MODES)})")
+
+
+def get_detector(name: str, device: torch.device | str, mode: str = "clean") -> Detector:
+    """Load detector ``name`` on ``device`` for clean-fid ``mode`` (no caching: see :class:`DetectorCache`)."""
+    check_detector(name)
+    check_mode(mode)
+    device = torch.device(device)
+    if name.startswith(TORCHSCRIPT_PREFIX):
+        return _torchscript_detector(Path(name[len(TORCHSCRIPT_PREFIX) :]), device, mode)
+    return _BUILDERS[name](device, mode)
+
+
+class DetectorCache:
+    """Loaded detectors by (name, device, mode); keep one per process or training run."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, str, str], Detector] = {}
+
+    def get(self, name: str, device: torch.device | str, mode: str = "clean") -> Detector:
+        """The cached detector, loading it on first use."""
+        key = (name, str(torch.device(device)), mode)
+        if key not in self._loaded:
+            self._loaded[key] = get_detector(name, device, mode)
+        return self._loaded[key]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def state_sha256(module: nn.Module) -> str:
+    """Hex sha256 of a module's state dict (names, dtypes, shapes and bytes, in key order)."""
+    digest = hashlib.sha256()
+    for key, value in module.state_dict().items():
+        t = value.detach().cpu().contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- inception-v3 (standard)
+
+
+@register_detector("inception-v3")
+def _inception_v3(device: torch.device, mode: str) -> Detector:
+    if mode == "legacy_pytorch":
+        return _pytorch_fid_inception(device)
+    path = _inception_file()
+    base = _jit_load(path, device)
+    if not hasattr(base, "layers"):
+        raise BenchError(f"{path} is not clean-fid's TorchScript InceptionV3 (no 'layers' submodule)")
+    return Detector("inception-v3", file_sha256(path), True, _cleanfid_inception_net(base, mode), device)
+
+
+def _inception_file() -> Path:
+    """The TorchScript Inception file: ``$FEWSHOT_BENCH_INCEPTION``, else clean-fid's, downloaded if missing."""
+    env = os.environ.get(INCEPTION_ENV)
+    if env:
+        if not Path(env).is_file():
+            raise BenchError(f"{INCEPTION_ENV}={env}: no such file")
+        return Path(env)
+    dest = INCEPTION_DIR / INCEPTION_FILE
+    if not dest.is_file():
+        _download(inception_url, dest)
+    return dest
+
+
+def _jit_load(path: Path, device: torch.device) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` in eval mode (TorchScript is clean-fid's Inception format; silence its deprecation)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location=device).eval()
+
+
+def _download(url: str, dest: Path) -> None:
+    """Download ``url`` to ``dest`` through a temporary file: ``dest`` appears whole or not at all."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
+            shutil.copyfileobj(response, f)
+        os.replace(tmp, dest)
+    except Exception as exc:
+        raise OfflineError(OFFLINE_MESSAGE.format(file=dest.name, dest=dest)) from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _cleanfid_inception_net(base: torch.jit.ScriptModule, mode: str) -> Net:
+    """clean-fid's ``InceptionV3W.forward`` around a loaded TorchScript Inception."""
+    if mode == "legacy_tensorflow":
+        return lambda x: base(x, return_features=True).view(x.shape[0], 2048)
+    return lambda x: base.layers.forward((x - 128) / 128).view(x.shape[0], 2048)
+
+
+def _pytorch_fid_inception(device: torch.device) -> Detector:
+    """pytorch-fid's InceptionV3 (TF weights) as clean-fid builds it for ``legacy_pytorch``."""
+    from cleanfid.inception_pytorch import FID_WEIGHTS_URL, InceptionV3
+
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(FID_WEIGHTS_URL).name
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
+    except Exception as exc:  # torch hub removes its own partial download
+        raise OfflineError(OFFLINE_MESSAGE.format(file=path.name, dest=path)) from exc
+
+    def net(x: Tensor) -> Tensor:  # clean-fid's model_fn
+        return model(x / 255)[0].squeeze(-1).squeeze(-1)
+
+    return Detector("inception-v3", file_sha256(path), True, net, device)
+
+
+# ---------------------------------------------------------------- inception-random (non-standard)
+
+
+@register_detector("inception-random")
+def _inception_random(device: torch.device, mode: str) -> Detector:
+    net = random_inception(RANDOM_SEED)
+    sha = state_sha256(net)
+    net = net.to(device)
+    return Detector("inception-random", sha, False, lambda x: net(_random_inception_input(x)), device)
+
+
+def random_inception(seed: int) -> nn.Module:
+    """torchvision's InceptionV3 (2048-d pool features) with He-normal conv weights drawn from ``seed``.
+
+    torchvision's own init (truncated normal, std 0.1) multiplies the activation variance by about
+    3 per conv: in eval mode (BatchNorm = identity at init) the pool features come out near 1e10.
+    He-normal weights (std sqrt(2 / fan_in)) keep them O(1) and move with the input, so FID
+    grows with a distribution shift. Built on the CPU from a private generator; the global RNG is
+    untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+    net.fc = nn.Identity()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(2.0 / fan_in))
+    return net.eval().requires_grad_(False)
+
+
+def _random_inception_input(x: Tensor) -> Tensor:
+    """[0, 255] -> [-1, 1] at 299 px (bilinear inside, for ``legacy_tensorflow`` native-size input)."""
+    if x.shape[-2:] != (299, 299):
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    return x / 127.5 - 1
+
+
+# ---------------------------------------------------------------- torchscript:PATH (user file)
+
+
+def _torchscript_detector(path: Path, device: torch.device, mode: str) -> Detector:
+    module = _jit_load(path, device)
+    net = _cleanfid_inception_net(module, mode) if hasattr(module, "layers") else module
+    return Detector(f"{TORCHSCRIPT_PREFIX}{path}", file_sha256(path), False, net, device)

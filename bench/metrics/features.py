@@ -1,0 +1,150 @@
+"""Images -> detector features, exactly along clean-fid's resize path; cached reference features.
+
+Every image reaches the detector as uint8 (the reference set is uint8; generated images are
+quantized in memory as a PNG dump would be), then goes through clean-fid's per-image resizer for
+the mode (``build_resizer``) and the tensor conversion of clean-fid's ``ResizeDataset``. Nothing
+touches the disk except the reference-feature cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torchvision
+from cleanfid.resize import build_resizer
+from PIL import Image
+from torch import Tensor
+
+from bench.io import atomic_write_bytes
+from bench.metrics.detectors import Detector
+
+GEN_BATCH = 50  # latents per generator call (with train-mode BN the batch is part of the protocol)
+DETECTOR_BATCH = 50  # images per detector call
+CACHE_VERSION = 1  # bump when the featurization path changes
+
+Transform = Callable[[np.ndarray], Tensor]
+
+
+class EvalDataset(Protocol):
+    """What evaluation reads from a prepared dataset (``resize_filter`` is read when present)."""
+
+    name: str
+    resolution: int
+    images: Tensor  # (N, 3, R, R) uint8, CPU
+    sha256: str  # content hash of the prepared images
+
+
+class Generator(Protocol):
+    """The part of ``models.base.GANModel`` evaluation uses."""
+
+    z_dim: int
+
+    def generate(self, z: Tensor, *, ema: bool, truncation: float, train_bn: bool) -> Tensor: ...
+
+
+def quantize(images: Tensor) -> Tensor:
+    """[-1, 1] floats -> uint8, bit-identical to ``save_image(images.add(1).mul(0.5))`` then reading the PNG."""
+    return images.add(1).mul(0.5).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
+
+
+def pre_resizer(size: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """HWC uint8 -> HWC uint8 at ``size`` px, PIL bilinear (torchvision ``Resize`` on a PIL image); None: identity."""
+    if size is None:
+        return lambda img: img
+    return lambda img: np.asarray(Image.fromarray(img).resize((size, size), resample=Image.BILINEAR))
+
+
+def image_transform(mode: str, pre_resize: int | None) -> Transform:
+    """HWC uint8 -> CHW float32 in [0, 255] as clean-fid's ``ResizeDataset.__getitem__`` (``pre_resize``
+    playing clean-fid's ``custom_image_tranform``)."""
+    pre, resize, to_tensor = pre_resizer(pre_resize), build_resizer(mode), torchvision.transforms.ToTensor()
+
+    def apply(img: np.ndarray) -> Tensor:
+        out = resize(pre(img))
+        return to_tensor(np.array(out)) * 255 if out.dtype == np.uint8 else to_tensor(out)
+
+    return apply
+
+
+def featurize(batches: Iterable[Tensor], detector: Detector, transform: Transform) -> np.ndarray:
+    """(N, D) float32 features of uint8 (B, 3, H, W) batches."""
+    feats = []
+    for batch in batches:
+        hwc = batch.permute(0, 2, 3, 1).contiguous().numpy()
+        feats.append(detector(torch.stack([transform(img) for img in hwc])))
+    return np.concatenate(feats)
+
+
+def chunks(images: Tensor, size: int = DETECTOR_BATCH) -> Iterator[Tensor]:
+    """Consecutive slices of ``size`` images."""
+    return iter(images.split(size))
+
+
+def sample_latents(num: int, z_dim: int, seed: int) -> Tensor:
+    """(num, z_dim) standard-normal latents on the CPU from a private generator seeded with ``seed``."""
+    return torch.randn(num, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def generated_batches(
+    model: Generator,
+    num: int,
+    *,
+    seed: int,  # of the latents
+    device: torch.device,
+    ema: bool,  # EMA generator (else raw)
+    truncation: float,  # psi; 1.0 = none
+    train_bn: bool,  # BatchNorm with batch statistics (the official FastGAN sampling)
+) -> Iterator[Tensor]:
+    """Quantized uint8 (B, 3, R, R) CPU batches of ``num`` generated images, one generator call each."""
+    for z in sample_latents(num, model.z_dim, seed).split(GEN_BATCH):
+        with torch.no_grad():
+            images = model.generate(z.to(device), ema=ema, truncation=truncation, train_bn=train_bn)
+        yield quantize(images).cpu()
+
+
+def reference_features(
+    dataset: EvalDataset, detector: Detector, mode: str, pre_resize: int | None, cache_dir: Path
+) -> np.ndarray:
+    """Features of every dataset image, cached under ``cache_dir`` by content, detector and resize path."""
+    path = reference_cache_path(dataset, detector, mode, pre_resize, cache_dir)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as saved:
+            return saved["features"]
+    feats = featurize(chunks(dataset.images), detector, image_transform(mode, pre_resize))
+    buf = io.BytesIO()
+    np.savez(buf, features=feats)
+    atomic_write_bytes(path, buf.getvalue())
+    return feats
+
+
+def reference_cache_path(
+    dataset: EvalDataset, detector: Detector, mode: str, pre_resize: int | None, cache_dir: Path
+) -> Path:
+    """``<cache_dir>/ref-<dataset>-<res>-<key>.npz``; the key hashes everything the features depend on."""
+    key = {
+        "version": CACHE_VERSION,
+        "dataset_sha256": dataset.sha256,
+        "count": len(dataset.images),
+        "resolution": dataset.resolution,
+        "filter": reference_filter(dataset),
+        "detector": detector.name,
+        "detector_sha256": detector.sha256,
+        "mode": mode,
+        "pre_resize": pre_resize,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.name)[:60]
+    return Path(cache_dir) / f"ref-{slug}-{dataset.resolution}-{digest}.npz"
+
+
+def reference_filter(dataset: EvalDataset) -> str:
+    """The resize filter the dataset was prepared with, or "unknown"."""
+    return str(getattr(dataset, "resize_filter", "unknown"))

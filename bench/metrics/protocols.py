@@ -1,0 +1,194 @@
+"""Named evaluation protocols (names spell the protocol) and :func:`evaluate`.
+
+``fid5k_full`` = FID, 5,000 generated images against the full training set, clean-fid mode
+``clean``. ``fid2k_fastgan`` is the FastGAN code's own: 2,000 images from the EMA generator in
+train-mode BN, both sets resized to 256 then bilinear to 299 (``legacy_pytorch``). Each result row
+carries every :class:`EvalSpec` field. Precision/recall gives two rows, ``<name>_precision`` and
+``<name>_recall`` (as stylegan2-ada's ``pr50k3_full``); their other columns are the protocol's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.errors import BenchError
+from bench.metrics import features
+from bench.metrics.detectors import Detector, DetectorCache, check_detector
+from bench.metrics.scores import fid_from_features, kid_from_features, precision_recall, subset_size_for
+
+WEIGHTS = ("ema", "raw")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What a metric name fixes (the rest of an :class:`EvalSpec` comes from the run and dataset)."""
+
+    kind: str  # "fid" | "kid" | "pr"
+    num_gen: int  # generated images
+    mode: str = "clean"  # clean-fid mode
+    pre_resize: int | None = None  # px both sets are resized to before the detector's resize; None: none
+    bn_mode: str = "eval"  # generator BatchNorm: "eval" or "train" (batch statistics)
+    truncation: float = 1.0  # psi; 1.0 = none
+    reference: str = "full"  # the whole prepared training set
+    kid_subset_size: int | None = None  # nominal; capped by the smaller set
+    kid_subsets: int | None = None
+    pr_k: int | None = None  # neighbourhood size of precision/recall
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(name: str, kind: str, num_gen: int, **kwargs: Any) -> None:
+    """Register a protocol; KID defaults to 100 subsets of up to 1,000, precision/recall to k = 3."""
+    if name in PROTOCOLS:
+        raise ValueError(f"protocol {name!r} is already registered")
+    defaults = {"kid": {"kid_subset_size": 1000, "kid_subsets": 100}, "pr": {"pr_k": 3}}.get(kind, {})
+    PROTOCOLS[name] = Protocol(kind, num_gen, **{**defaults, **kwargs})
+
+
+register_protocol("fid50k_full", "fid", 50_000)
+register_protocol("fid5k_full", "fid", 5_000)
+register_protocol("fid1k_full", "fid", 1_000)
+register_protocol("fid500_full", "fid", 500)
+register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resize=256, bn_mode="train")
+register_protocol("kid50k_full", "kid", 50_000)
+register_protocol("kid5k_full", "kid", 5_000)
+register_protocol("kid1k_full", "kid", 1_000)
+register_protocol("pr5k_full", "pr", 5_000)
+register_protocol("pr1k_full", "pr", 1_000)
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """One protocol fully resolved for a run and dataset; every field is a column of its result rows."""
+
+    metric: str  # protocol name, e.g. "fid5k_full"
+    kind: str  # "fid" | "kid" | "pr"
+    detector: str  # registered detector name or "torchscript:PATH"
+    detector_sha256: str  # of the weights file (state dict for inception-random)
+    detector_standard: bool  # True only for the real TF-Inception weights
+    mode: str  # clean-fid mode
+    num_gen: int  # generated images
+    reference: str  # "full": the whole prepared dataset
+    ref_count: int  # reference images used
+    ref_resolution: int  # px of the prepared reference images
+    ref_filter: str  # filter the dataset was prepared with
+    pre_resize: int | None  # px both sets are resized to before the detector's resize
+    weights: str  # "ema" | "raw"
+    bn_mode: str  # "eval" | "train"
+    truncation: float
+    seed: int  # of the evaluation latents (and of KID's subsets)
+    kid_subset_size: int | None  # actually used: min(nominal, ref_count, num_gen)
+    kid_subsets: int | None
+    pr_k: int | None
+
+
+def list_protocols() -> list[str]:
+    """Registered protocol names."""
+    return sorted(PROTOCOLS)
+
+
+def check_protocol(name: str) -> None:
+    """Raise :class:`BenchError` for an unknown protocol name, suggesting close ones."""
+    if name not in PROTOCOLS:
+        close = difflib.get_close_matches(name, list_protocols(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BenchError(f"unknown metric {name!r} (known: {', '.join(list_protocols())}){hint}")
+
+
+def make_spec(name: str, det: Detector, dataset: features.EvalDataset, *, seed: int, weights: str) -> EvalSpec:
+    """The :class:`EvalSpec` of protocol ``name`` for this detector and dataset."""
+    p = PROTOCOLS[name]
+    n_ref = len(dataset.images)
+    kid_size = subset_size_for(p.kid_subset_size, n_ref, p.num_gen) if p.kind == "kid" else None
+    return EvalSpec(
+        metric=name, kind=p.kind, detector=det.name, detector_sha256=det.sha256,
+        detector_standard=det.standard, mode=p.mode, num_gen=p.num_gen, reference=p.reference,
+        ref_count=n_ref, ref_resolution=dataset.resolution, ref_filter=features.reference_filter(dataset),
+        pre_resize=p.pre_resize, weights=weights, bn_mode=p.bn_mode, truncation=p.truncation, seed=seed,
+        kid_subset_size=kid_size, kid_subsets=p.kid_subsets, pr_k=p.pr_k,
+    )  # fmt: skip
+
+
+def evaluate(
+    model: features.Generator,
+    dataset: features.EvalDataset,
+    metrics: Sequence[str],
+    *,
+    detector: str,  # detector name (bench.metrics.detectors)
+    device: torch.device | str,
+    cache_dir: Path,  # reference features are cached here
+    seed: int = 0,  # of the evaluation latents and KID subsets
+    weights: str = "ema",  # generator weights: "ema" or "raw"
+    detectors: DetectorCache | None = None,  # reuse loaded detectors across calls (None: load here)
+) -> list[dict[str, Any]]:
+    """One row per metric (two for precision/recall), in the order of ``metrics``.
+
+    Row: ``metric``, ``value``, ``std`` (KID only, else None), the :class:`EvalSpec` fields and
+    ``eval_seconds`` (the shared time of its feature group plus its own scoring). Protocols sharing
+    (num_gen, mode, pre_resize, bn_mode, truncation) share one generation and featurization pass.
+    """
+    names = list(dict.fromkeys(metrics))
+    for name in names:
+        check_protocol(name)
+    check_detector(detector)
+    if weights not in WEIGHTS:
+        raise BenchError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    detectors = detectors or DetectorCache()
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for group in _groups(names):
+        t0 = time.perf_counter()
+        p = PROTOCOLS[group[0]]
+        det = detectors.get(detector, device, p.mode)
+        real = features.reference_features(dataset, det, p.mode, p.pre_resize, Path(cache_dir))
+        fake = _generated_features(model, p, det, seed=seed, device=torch.device(device), weights=weights)
+        shared = time.perf_counter() - t0
+        for name in group:
+            spec = make_spec(name, det, dataset, seed=seed, weights=weights)
+            rows[name] = _score(spec, real, fake, shared, device)
+    return [row for name in names for row in rows[name]]
+
+
+def _groups(names: list[str]) -> list[list[str]]:
+    """Protocol names grouped by what their generated features depend on."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for name in names:
+        p = PROTOCOLS[name]
+        groups.setdefault((p.num_gen, p.mode, p.pre_resize, p.bn_mode, p.truncation), []).append(name)
+    return list(groups.values())
+
+
+def _generated_features(
+    model: features.Generator, p: Protocol, det: Detector, *, seed: int, device: torch.device, weights: str
+) -> np.ndarray:
+    batches = features.generated_batches(
+        model, p.num_gen, seed=seed, device=device, ema=weights == "ema",
+        truncation=p.truncation, train_bn=p.bn_mode == "train",
+    )  # fmt: skip
+    return features.featurize(batches, det, features.image_transform(p.mode, p.pre_resize))
+
+
+def _score(
+    spec: EvalSpec, real: np.ndarray, fake: np.ndarray, shared: float, device: torch.device | str
+) -> list[dict[str, Any]]:
+    """Result rows of one protocol."""
+    t0 = time.perf_counter()
+    if spec.kind == "fid":
+        values = {spec.metric: (fid_from_features(real, fake), None)}
+    elif spec.kind == "kid":
+        values = {spec.metric: kid_from_features(real, fake, spec.kid_subset_size, spec.kid_subsets, seed=spec.seed)}
+    else:
+        prec, rec = precision_recall(real, fake, spec.pr_k, device=device)
+        values = {f"{spec.metric}_precision": (prec, None), f"{spec.metric}_recall": (rec, None)}
+    seconds = shared + time.perf_counter() - t0
+    base = dataclasses.asdict(spec)
+    return [{**base, "metric": m, "value": v, "std": s, "eval_seconds": seconds} for m, (v, s) in values.items()]

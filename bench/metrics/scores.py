@@ -1,0 +1,89 @@
+"""FID, KID (clean-fid's functions) and improved precision/recall on feature arrays."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from cleanfid.fid import frechet_distance, kernel_distance
+
+from bench.errors import BenchError
+
+__all__ = ["feature_stats", "fid_from_features", "frechet_distance", "kid_from_features", "precision_recall"]
+
+
+def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of (N, D) features, as clean-fid computes them."""
+    return np.mean(feats, axis=0), np.cov(feats, rowvar=False)
+
+
+def fid_from_features(feats1: np.ndarray, feats2: np.ndarray) -> float:
+    """FID between two feature sets: clean-fid's ``frechet_distance`` on their statistics."""
+    if min(len(feats1), len(feats2)) < 2:
+        raise BenchError("FID needs at least 2 images on each side")
+    with warnings.catch_warnings():  # clean-fid passes sqrtm's disp=False, deprecated in SciPy 1.17
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return float(frechet_distance(*feature_stats(feats1), *feature_stats(feats2)))
+
+
+@contextmanager
+def _numpy_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global RNG (which ``kernel_distance`` draws from) and restore it afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def kid_from_features(
+    real: np.ndarray, fake: np.ndarray, subset_size: int = 1000, subsets: int = 100, *, seed: int = 0
+) -> tuple[float, float]:
+    """KID mean and std over ``subsets`` random subsets of ``min(subset_size, len(real), len(fake))``.
+
+    Each subset is one call of clean-fid's ``kernel_distance`` (the numpy draws are those of a single
+    ``kernel_distance(real, fake, subsets, size)`` call under ``np.random.seed(seed)``); std is the
+    population std of the per-subset estimates.
+    """
+    size = subset_size_for(subset_size, len(real), len(fake))
+    with _numpy_seed(seed):
+        values = [kernel_distance(real, fake, num_subsets=1, max_subset_size=size) for _ in range(subsets)]
+    return float(np.mean(values)), float(np.std(values))
+
+
+def subset_size_for(subset_size: int, n_real: int, n_fake: int) -> int:
+    """KID's subset size, capped by the smaller set (at least 2 images are needed)."""
+    size = min(subset_size, n_real, n_fake)
+    if size < 2:
+        raise BenchError(f"KID needs at least 2 images on each side (got {n_real} real, {n_fake} generated)")
+    return size
+
+
+def precision_recall(
+    real: np.ndarray, fake: np.ndarray, k: int = 3, *, device: torch.device | str = "cpu"
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) with ``k``-NN radii, float64 distances.
+
+    Precision: share of generated samples inside some real sample's k-NN ball; recall: share of
+    real samples inside some generated sample's k-NN ball.
+    """
+    if min(len(real), len(fake)) <= k:
+        raise BenchError(f"precision/recall with k={k} needs more than {k} images on each side")
+    r = torch.as_tensor(real, dtype=torch.float64, device=device)
+    f = torch.as_tensor(fake, dtype=torch.float64, device=device)
+    return _coverage(f, r, _knn_radii(r, k)), _coverage(r, f, _knn_radii(f, k))
+
+
+def _knn_radii(feats: torch.Tensor, k: int, rows: int = 1024) -> torch.Tensor:
+    """Distance from each sample to its k-th nearest other sample."""
+    return torch.cat([torch.cdist(b, feats).kthvalue(k + 1, dim=1).values for b in feats.split(rows)])
+
+
+def _coverage(points: torch.Tensor, centers: torch.Tensor, radii: torch.Tensor, rows: int = 1024) -> float:
+    """Share of ``points`` within ``radii[j]`` of some ``centers[j]``."""
+    inside = [(torch.cdist(b, centers) <= radii).any(dim=1) for b in points.split(rows)]
+    return torch.cat(inside).double().mean().item()
