@@ -1,0 +1,244 @@
+"""BigGAN: exact parameter counts, attention, ortho reg, skip-z, truncation, SN, training smoke."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+from models import get_model
+from models.biggan import (
+    Z_CHUNK,
+    BigGAN,
+    Generator,
+    SelfAttention,
+    ortho_grad,
+    ortho_penalty,
+    truncate_z,
+)
+from models.common import count_params
+
+
+def small(resolution: int = 32, name: str = "biggan", **kwargs) -> BigGAN:
+    """A tiny model for CPU tests (ch = 4: 16 channels at the top, attention still present)."""
+    return get_model(name, resolution=resolution, ch=4, batch_size=2, **kwargs)
+
+
+def attn_positions(net: torch.nn.Module) -> list[int]:
+    return [i for i, a in enumerate(net.attns) if isinstance(a, SelfAttention)]
+
+
+@pytest.mark.parametrize(
+    "res, n_g, n_d, z_dim, g_attn, d_attn, status",
+    [
+        (128, 31_850_756, 38_425_282, 120, [3], [0], "reference"),
+        (256, 37_136_132, 43_422_914, 140, [4], [1], "reference"),
+        (1024, None, None, 180, [4], [3], "extension"),
+    ],
+)
+def test_full_size_counts_attention_and_shapes(res, n_g, n_d, z_dim, g_attn, d_attn, status):
+    with torch.device("meta"):  # no memory, no init cost beyond spectral norm's setup
+        m = get_model("biggan", resolution=res)
+        img = m.generator(torch.empty(2, m.z_dim))
+        logits = m.discriminator(torch.empty(2, 3, res, res))
+    if n_g is not None:
+        assert count_params(m.generator) == n_g
+        assert count_params(m.discriminator) == n_d
+    assert count_params(m.g_ema) == count_params(m.generator)
+    assert (m.z_dim, m.arch_status) == (z_dim, status)
+    assert attn_positions(m.generator) == g_attn and attn_positions(m.discriminator) == d_attn
+    assert img.shape == (2, 3, res, res) and logits.shape == (2,)
+
+
+def test_attention_is_identity_at_init_and_matches_naive_form():
+    torch.manual_seed(0)
+    attn = SelfAttention(16)
+    x = torch.randn(2, 16, 8, 6)
+    assert torch.equal(attn(x), x)
+    with torch.no_grad():
+        attn.gamma.fill_(0.7)
+    b, c, h, w = x.shape
+    theta = attn.theta(x).view(b, c // 8, h * w)
+    phi = torch.nn.functional.max_pool2d(attn.phi(x), 2).view(b, c // 8, h * w // 4)
+    g = torch.nn.functional.max_pool2d(attn.g(x), 2).view(b, c // 2, h * w // 4)
+    beta = torch.softmax(theta.transpose(1, 2) @ phi, dim=-1)  # (B, HW, HW/4), no scaling
+    naive = x + 0.7 * attn.o((g @ beta.transpose(1, 2)).view(b, c // 2, h, w))
+    torch.testing.assert_close(attn(x), naive)
+
+
+@pytest.mark.parametrize("shape", [(5, 12), (12, 5), (7, 7), (6, 3, 3, 3)])
+def test_ortho_grad_matches_autograd_of_penalty(shape):
+    w = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    ortho_penalty(w).backward()
+    torch.testing.assert_close(ortho_grad(w.detach()), w.grad)
+
+
+def test_train_step_adds_beta_times_ortho_grad_to_g_weights_only():
+    torch.manual_seed(0)
+    on = small(ortho_reg=1e-2)
+    off = copy.deepcopy(on)
+    off.ortho_reg = 0.0
+    grads = {}
+
+    def capture(model, key):
+        def hook(opt, args, kwargs):
+            grads[key] = {n: p.grad.clone() for n, p in model.generator.named_parameters()}
+
+        model.opt_g.register_step_pre_hook(hook)
+
+    capture(on, "on")
+    capture(off, "off")
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    w_before = {n: p.detach().clone() for n, p in on.generator.named_parameters()}
+    for model in (on, off):
+        torch.manual_seed(1)
+        model.train_step(real, 0)
+    for n, w in w_before.items():
+        diff = grads["on"][n] - grads["off"][n]
+        if w.ndim >= 2 and not n.startswith("shared."):
+            torch.testing.assert_close(diff, 1e-2 * ortho_grad(w), rtol=1e-3, atol=1e-6)
+        else:
+            assert torch.all(diff.abs() <= 1e-6), n
+
+
+def test_z_chunk_k_changes_only_block_k_conditioning():
+    torch.manual_seed(0)
+    G = Generator(32, ch=4, attn=32).eval()
+    seen: dict[str, list[torch.Tensor]] = {"lin": [], "cond": []}
+    G.linear.register_forward_pre_hook(lambda mod, args: seen["lin"].append(args[0].clone()))
+    for blk in G.blocks:
+        blk.register_forward_pre_hook(lambda mod, args: seen["cond"].append(args[1].clone()))
+
+    def run(z):
+        seen["lin"].clear(), seen["cond"].clear()
+        with torch.no_grad():
+            G(z)
+        return seen["lin"][0], list(seen["cond"])
+
+    z = torch.randn(3, G.z_dim)
+    lin0, cond0 = run(z)
+    n_blocks = len(G.blocks)
+    assert G.z_dim == Z_CHUNK * (n_blocks + 1)
+    for c in cond0:  # every block sees the same shared embedding (label 0) first
+        torch.testing.assert_close(c[:, :128], G.shared.weight.expand(3, -1))
+    for k in range(n_blocks + 1):
+        z2 = z.clone()
+        z2[:, k * Z_CHUNK : (k + 1) * Z_CHUNK] += 1.0
+        lin, cond = run(z2)
+        assert torch.equal(lin, lin0) == (k != 0)
+        for i in range(n_blocks):
+            assert torch.equal(cond[i], cond0[i]) == (i != k - 1), (k, i)
+
+
+def test_truncation_psi_one_is_identity_and_psi_below_one_truncates():
+    torch.manual_seed(0)
+    m = small()
+    z = torch.randn(4, m.z_dim)
+    assert truncate_z(z, 1.0) is z
+    with torch.no_grad():
+        ref = m.g_ema.eval()(z)
+    assert torch.equal(m.generate(z, truncation=1.0), ref)
+    assert not torch.allclose(m.generate(z, truncation=0.5), ref)
+
+    zz = torch.randn(200_000, dtype=torch.float64)
+    t = truncate_z(zz, 0.5)
+    assert t.abs().max() <= 1.0 + 1e-9  # |z| <= 2, times psi
+    assert torch.equal(zz.argsort(), t.argsort())  # monotone map
+    pdf2 = math.exp(-2.0) / math.sqrt(2 * math.pi)
+    std = math.sqrt(1 - 4 * pdf2 / math.erf(2 / math.sqrt(2)))  # truncated-normal std on [-2, 2]
+    assert abs(t.std().item() - 0.5 * std) < 0.005 and abs(t.mean().item()) < 0.005
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError):
+            truncate_z(zz, bad)
+
+
+def test_spectral_norm_everywhere_but_shared_and_top_singular_value_is_one():
+    torch.manual_seed(0)
+    m = small()
+    G, D = m.generator, m.discriminator
+    assert not parametrize.is_parametrized(G.shared)
+    convs = (torch.nn.Conv2d, torch.nn.Linear)
+    layers = [mod for mod in [*G.modules(), *D.modules()] if isinstance(mod, convs)] + [D.embed]
+    assert all(parametrize.is_parametrized(mod, "weight") for mod in layers)
+    with torch.no_grad():
+        for mod in layers:  # spoil the orthogonal init so that sigma is far from 1
+            mod.parametrizations.weight.original.normal_().mul_(3)
+        G(torch.randn(2, m.z_dim)), D(torch.randn(2, 3, 32, 32))  # training forwards run
+        for mod in layers:
+            for _ in range(60):  # each training-mode weight access is one power iteration
+                _ = mod.weight
+            sigma = torch.linalg.matrix_norm(mod.weight.flatten(1), ord=2).item()
+            assert abs(sigma - 1) < 0.02, (mod, sigma)
+        G.eval()
+        u = G.linear.parametrizations.weight[0].u.clone()
+        _ = G.linear.weight
+        assert torch.equal(G.linear.parametrizations.weight[0].u, u)  # no iteration in eval mode
+
+
+@pytest.mark.parametrize("name, res, d_steps", [("biggan", 64, 1), ("biggan-paper", 32, 2)])
+def test_training_is_finite(name, res, d_steps):
+    torch.manual_seed(0)
+    m = small(res, name, ema_start=1)
+    assert m.hparams["d_steps"] == d_steps and m.arch_status == "test-scale"
+    real = torch.rand(2, 3, res, res) * 2 - 1
+    for step in range(2):
+        losses = m.train_step(real, step)
+    assert set(losses) == {"loss_d", "loss_g", "d_real", "d_fake"}
+    for v in losses.values():
+        assert v.ndim == 0 and not v.requires_grad and torch.isfinite(v)
+    p_d = next(m.discriminator.parameters())
+    p_g = next(m.generator.parameters())
+    assert m.opt_d.state[p_d]["step"].item() == 2 * d_steps and m.opt_g.state[p_g]["step"].item() == 2
+    z = torch.randn(4, m.z_dim)
+    for kwargs in ({}, {"ema": False}, {"train_bn": True, "truncation": 0.7}):
+        img = m.generate(z, **kwargs)
+        assert img.shape == (4, 3, res, res) and torch.isfinite(img).all() and img.abs().max() <= 1
+
+
+def test_ema_copies_before_start_then_averages():
+    torch.manual_seed(0)
+    m = small(ema_start=1, policy="")
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    m.train_step(real, 0)
+    for e, p in zip(m.g_ema.parameters(), m.generator.parameters(), strict=True):
+        assert torch.equal(e, p)
+    before = [e.clone() for e in m.g_ema.parameters()]
+    m.train_step(real, 1)
+    for b, e, p in zip(before, m.g_ema.parameters(), m.generator.parameters(), strict=True):
+        torch.testing.assert_close(e, b.lerp(p, 1e-4))
+    for e, p in zip(m.g_ema.buffers(), m.generator.buffers(), strict=True):
+        assert torch.equal(e, p)
+
+
+def test_generate_leaves_no_trace():
+    torch.manual_seed(0)
+    m = small()
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    m.generator.train()
+    m.generate(torch.randn(4, m.z_dim), ema=False, train_bn=True)
+    m.generate(torch.randn(4, m.z_dim), train_bn=True)
+    assert m.generator.training and not m.g_ema.training
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_hparams_roundtrip_and_optimizer_state():
+    torch.manual_seed(0)
+    m = small(name="biggan-paper")
+    assert (m.hparams["lr_g"], m.hparams["lr_d"], m.hparams["d_steps"]) == (5e-5, 2e-4, 2)
+    assert m.hparams["policy"] == "translation,cutout" and m.batch_size == 2
+    again = get_model("biggan-paper", resolution=32, **json.loads(json.dumps(m.hparams)))
+    assert again.hparams == m.hparams
+    m.train_step(torch.rand(2, 3, 32, 32) * 2 - 1, 0)
+    again.load_optimizer_state(m.optimizer_state())
+    assert again.opt_g.state_dict()["state"].keys() == m.opt_g.state_dict()["state"].keys()
+    assert get_model("biggan", resolution=32, ch=4, g_attn=0, d_attn=0).hparams["g_attn"] == 0
+    for bad in ({"resolution": 48}, {"resolution": 32, "g_attn": 48}):
+        with pytest.raises(ValueError):
+            get_model("biggan", **bad)
+    with pytest.raises(ValueError):
+        small(policy="colour")
