@@ -1,11 +1,15 @@
 """FastGAN (Liu et al., ICLR 2021) and its ablations, written from the facts of the official code.
 
-One implementation, four registered names (Table A of the paper):
+One implementation, four registered names for Table A of the paper:
 
   ``baseline``         no skip-layer excitation (SLE), no decoders
   ``baseline-skip``    SLE in G and D
   ``baseline-decode``  self-supervised D: three decoders and a reconstruction loss
   ``fastgan``          both (the paper's model)
+
+and five for Table D, FastGAN with other self-supervision tasks for D (``models.selfsup``):
+``fastgan-ss-contrastive`` (a), ``fastgan-ss-aspect`` (b), ``fastgan-ss-ae`` (c, = ``fastgan``),
+``fastgan-ss-contrastive-aspect`` (d) and ``fastgan-ss-all`` (e).
 
 At 256, 512 and 1024 px every block, channel table, init, loss and optimizer setting is the
 official one, and module/parameter names equal the official ones, so official state dicts
@@ -30,6 +34,7 @@ from torch.nn.utils import spectral_norm
 from models.base import GANModel
 from models.common import check_policy, diff_augment, ema_update
 from models.registry import ModelConfigError, register_model
+from models.selfsup import ASPECT_RATIOS, SelfSupervision
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 RECON_LOSSES = ("lpips-vgg", "lpips-alex", "mse", "l1")
@@ -289,6 +294,7 @@ class Discriminator(nn.Module):
         self.resolution, self.small = resolution, min(128, resolution // 2)
         self.top = min(resolution, 256)  # side of down_from_big's output
         self.rec_side = min(128, resolution)
+        self.feat_channels = nfc[16]
 
         if resolution == 1024:
             self.down_from_big = nn.Sequential(
@@ -331,6 +337,10 @@ class Discriminator(nn.Module):
                 x = getattr(self, f"se_{512 // src}_{512 // side}")(feats[src], x)
             feats[side] = x
         return feats[16], x
+
+    def features(self, x: Tensor) -> Tensor:
+        """The last big-path map (B, nfc[16], 8, 8) of images (B, 3, H, W), resized to R."""
+        return self.big_path(resize(x, self.resolution))[1]
 
     def forward(self, imgs: Tensor | Sequence[Tensor], part: int | None = None) -> DOutput:
         """Logits (and with ``part`` in 0..3, the three reconstructions) for real or fake images.
@@ -412,6 +422,17 @@ class FastGAN(GANModel):
             (no decoders built).
         sle: skip-layer excitation in G and D (set by the registered name).
         decoders: decoders and reconstruction loss in D (set by the registered name).
+        ss_contrastive: weight of the contrastive (instance-discrimination, InfoNCE) loss on D's
+            features of two views of each real image (0: off, no head built).
+        ss_aspect: weight of the aspect-ratio prediction loss on stretched real images (0: off).
+        ss_temperature: InfoNCE temperature (0.1).
+        ss_proj_dim: output size of the contrastive projection head (128).
+        ss_aspect_ratios: declared width/height ratios the real images are stretched to
+            ((1/2, 2/3, 1, 3/2, 2)); the aspect head predicts which.
+        ss_view_policy: DiffAugment ops of the contrastive second view ('color,translation,cutout').
+
+    The self-supervision heads (``self.ss``) read D's last big-path feature map and are updated
+    by D's optimizer; their losses, weighted, join D's step only (see ``models.selfsup``).
     """
 
     def __init__(
@@ -430,6 +451,12 @@ class FastGAN(GANModel):
         recon_weight: float = 1.0,
         sle: bool,
         decoders: bool,
+        ss_contrastive: float = 0.0,
+        ss_aspect: float = 0.0,
+        ss_temperature: float = 0.1,
+        ss_proj_dim: int = 128,
+        ss_aspect_ratios: Sequence[float] = ASPECT_RATIOS,
+        ss_view_policy: str = "color,translation,cutout",
     ) -> None:
         super().__init__()
         if resolution not in RESOLUTIONS:
@@ -440,6 +467,7 @@ class FastGAN(GANModel):
             raise ModelConfigError(f"betas must be two floats, got {betas!r}")
         try:
             check_policy(policy)
+            check_policy(ss_view_policy)
         except ValueError as exc:
             raise ModelConfigError(str(exc)) from exc
         decoders = decoders and recon_weight > 0
@@ -448,15 +476,22 @@ class FastGAN(GANModel):
         self.hparams = dict(
             ngf=ngf, ndf=ndf, nz=nz, batch_size=batch_size, lr=lr, betas=[float(b) for b in betas],
             ema_beta=ema_beta, policy=policy, recon=recon, recon_weight=recon_weight, sle=sle,
-            decoders=decoders,
+            decoders=decoders, ss_contrastive=ss_contrastive, ss_aspect=ss_aspect,
+            ss_temperature=ss_temperature, ss_proj_dim=ss_proj_dim,
+            ss_aspect_ratios=[float(a) for a in ss_aspect_ratios], ss_view_policy=ss_view_policy,
         )  # fmt: skip
 
         self.generator = Generator(resolution, ngf, nz, sle)
         self.discriminator = Discriminator(resolution, ndf, sle, decoders)
         self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.ss = SelfSupervision(
+            self.discriminator.feat_channels, contrastive=ss_contrastive, aspect=ss_aspect,
+            temperature=ss_temperature, proj_dim=ss_proj_dim, aspect_ratios=ss_aspect_ratios,
+            view_policy=ss_view_policy,
+        )  # fmt: skip
         adam = dict(lr=lr, betas=tuple(betas))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), **adam)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), **adam)
+        self.opt_d = torch.optim.Adam([*self.discriminator.parameters(), *self.ss.parameters()], **adam)
         self.__dict__["_percept"] = None  # LPIPS net, built at first use; outside the module tree
 
     # --- losses
@@ -468,8 +503,8 @@ class FastGAN(GANModel):
         if self.recon == "l1":
             return (a - b).abs().mean(dim=(1, 2, 3)).sum()
         if self._percept is None:
-            self.__dict__["_percept"] = build_lpips(self.recon.removeprefix("lpips-")).to(a.device)
-        return self._percept(a, b).sum()
+            self.__dict__["_percept"] = build_lpips(self.recon.removeprefix("lpips-"))
+        return self._percept.to(a.device)(a, b).sum()
 
     def recon_loss(self, recs: list[Tensor], real: Tensor, part: int) -> Tensor:
         """Reconstruction loss of ``[rec_big, rec_small, rec_part]`` against the (augmented) real batch."""
@@ -484,7 +519,7 @@ class FastGAN(GANModel):
         G, D = self.generator, self.discriminator
         z = torch.randn(real.size(0), self.z_dim, device=real.device)
         fakes = G(z)  # [(B, 3, R, R), (B, 3, S, S)]
-        real = diff_augment(real, self.policy)
+        raw, real = real, diff_augment(real, self.policy)
         fakes = [diff_augment(f, self.policy) for f in fakes]
 
         # D step: real pass (with decoders), then a separate pass on the detached fakes
@@ -497,6 +532,9 @@ class FastGAN(GANModel):
         if out.recs is not None:
             losses["recon"] = self.recon_loss(out.recs, real, part)
             loss_d = loss_d + self.recon_weight * losses["recon"]
+        for name, loss in self.ss(D.features, raw, real, out.feat).items():  # enabled SS tasks only
+            losses[name] = loss
+            loss_d = loss_d + self.ss.weights[name] * loss
         logits_fake = D([f.detach() for f in fakes]).logits
         losses["d_fake"] = F.relu(0.8 + 0.2 * torch.rand_like(logits_fake) + logits_fake).mean()
         (loss_d + losses["d_fake"]).backward()
@@ -630,7 +668,7 @@ def baseline_decode(resolution: int, **kw: Any) -> FastGAN:
     return FastGAN(resolution, sle=False, decoders=True, **kw)
 
 
-@register_model("fastgan")
+@register_model("fastgan", "fastgan-ss-ae")
 def fastgan(resolution: int, **kw: Any) -> FastGAN:
     """FastGAN: SLE + self-supervised D (the paper's model).
 
@@ -638,3 +676,46 @@ def fastgan(resolution: int, **kw: Any) -> FastGAN:
     D 11,526,160 / 11,526,496 / 11,528,192 (official).
     """
     return FastGAN(resolution, sle=True, decoders=True, **kw)
+
+
+# Table D: self-supervision strategies for D. Each weight can be overridden (0 turns a task off).
+
+
+@register_model("fastgan-ss-contrastive")
+def fastgan_ss_contrastive(resolution: int, **kw: Any) -> FastGAN:
+    """Table D (a): FastGAN with a contrastive loss instead of decoders (SLE kept).
+
+    Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 8,386,672 / 8,387,008 /
+    8,388,704 plus the projection head 328,320.
+    """
+    return FastGAN(resolution, sle=True, decoders=False, **({"ss_contrastive": 1.0} | kw))
+
+
+@register_model("fastgan-ss-aspect")
+def fastgan_ss_aspect(resolution: int, **kw: Any) -> FastGAN:
+    """Table D (b): FastGAN predicting the aspect ratio of stretched reals instead of decoders.
+
+    Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 8,386,672 / 8,387,008 /
+    8,388,704 plus the aspect head 265,221.
+    """
+    return FastGAN(resolution, sle=True, decoders=False, **({"ss_aspect": 1.0} | kw))
+
+
+@register_model("fastgan-ss-contrastive-aspect")
+def fastgan_ss_contrastive_aspect(resolution: int, **kw: Any) -> FastGAN:
+    """Table D (d): contrastive + aspect ratio, no decoders.
+
+    Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 8,386,672 / 8,387,008 /
+    8,388,704 plus heads 593,541.
+    """
+    return FastGAN(resolution, sle=True, decoders=False, **({"ss_contrastive": 1.0, "ss_aspect": 1.0} | kw))
+
+
+@register_model("fastgan-ss-all")
+def fastgan_ss_all(resolution: int, **kw: Any) -> FastGAN:
+    """Table D (e): contrastive + aspect ratio + auto-encoding (FastGAN's decoders).
+
+    Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 11,526,160 / 11,526,496 /
+    11,528,192 (as fastgan) plus heads 593,541.
+    """
+    return FastGAN(resolution, sle=True, decoders=True, **({"ss_contrastive": 1.0, "ss_aspect": 1.0} | kw))
