@@ -16,7 +16,8 @@ from PIL import Image
 
 from bench import cli, report
 from bench.errors import BenchError
-from bench.results import RunPaths
+from bench.io import atomic_write_json
+from bench.results import RunPaths, append_eval_row, collect, write_state
 from bench.specs import RunSpec
 from bench.suites import Cell, Suite
 
@@ -232,17 +233,21 @@ class FakeGenerator:
         return torch.tanh(z[:, :3, None, None].expand(-1, 3, 8, 8))
 
 
-def write_run_files(suite: Suite, df: pd.DataFrame, out: Path) -> None:
-    """Sample grid PNGs and (empty) snapshot files where the rows say they are."""
-    for row in df.itertuples():
-        root = RunPaths.of(out, next(c.spec for c in suite.cells if c.spec.run_id == row.run_id)).root
-        (root / row.grid).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (16, 16), (int(row.value) % 256, 90, 160)).save(root / row.grid)
-        (root / row.snapshot).parent.mkdir(parents=True, exist_ok=True)
-        (root / row.snapshot).write_bytes(b"weights")
+def write_runs(suite: Suite, rows: list[dict[str, Any]], out: Path) -> None:
+    """Run folders as the training loop leaves them: spec, state, evals.jsonl, grids, snapshots."""
+    for row in rows:
+        spec = next(c.spec for c in suite.cells if c.spec.run_id == row["run_id"])
+        paths = RunPaths.of(out, spec)
+        atomic_write_json(paths.spec, {"spec": spec.to_dict()})
+        write_state(paths, status=row["status"])
+        append_eval_row(paths, {k: v for k, v in row.items() if k not in RunSpec.__dataclass_fields__})
+        (paths.root / row["grid"]).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (int(row["value"]) % 256, 90, 160)).save(paths.root / row["grid"])
+        (paths.root / row["snapshot"]).parent.mkdir(parents=True, exist_ok=True)
+        (paths.root / row["snapshot"]).write_bytes(b"weights")
 
 
-def test_plots_written(
+def test_plots_from_collected_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = [
@@ -251,11 +256,11 @@ def test_plots_written(
     ]
     suite = make_suite(rows, datasets=("obama",))
     stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-lite", "fastgan"))
-    df = pd.DataFrame(evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0], standard=False))
-    write_run_files(suite, df, tmp_path)
+    write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0], standard=False), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
     monkeypatch.setattr(report, "load_generator", lambda run_dir, snapshot: FakeGenerator())
-    paths = report.write_report(suite, df, tmp_path, states={})
+    paths = report.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
+    assert "mini: 2/2 cells done" in (tmp_path / "tables" / "mini-fid5k_full.md").read_text()
     plots = tmp_path / "plots" / "mini"
     names = [
         "fid5k_full_over_time_obama",
