@@ -122,12 +122,12 @@ def test_snapshot_model_and_wrong_model_checkpoint(tiny_suite, tmp_path) -> None
 
 def test_eval_rows_carry_protocol(tiny_suite, tmp_path) -> None:
     pytest.importorskip("bench.metrics")
-    text = tiny_suite(iters=2, protocols='["fid100_full"]').read_text().replace("[0.5, 1.0]", "[1.0]")
+    text = tiny_suite(iters=2, protocols='["fid500_full"]').read_text().replace("[0.5, 1.0]", "[1.0]")
     path = tiny_suite("proto", text=text)
     spec = load_suite(str(path)).cells[0].spec
     run_cell(spec, LoopOptions(out=tmp_path, progress=False))
     rows = eval_rows(RunPaths.of(tmp_path, spec))
-    assert [r["metric"] for r in rows] == ["fid100_full"]
+    assert [r["metric"] for r in rows] == ["fid500_full"]
     row = rows[0]
     assert row["detector"] == "inception-random" and row["detector_standard"] is False
     assert row["step"] == 2 and row["eval_point"] == 1.0 and row["value"] > 0

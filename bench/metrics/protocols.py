@@ -63,8 +63,10 @@ register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resi
 register_protocol("kid50k_full", "kid", 50_000)
 register_protocol("kid5k_full", "kid", 5_000)
 register_protocol("kid1k_full", "kid", 1_000)
+register_protocol("kid500_full", "kid", 500)
 register_protocol("pr5k_full", "pr", 5_000)
 register_protocol("pr1k_full", "pr", 1_000)
+register_protocol("pr500_full", "pr", 500)
 
 
 @dataclass(frozen=True)
