@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import submitit
+import torch
 from tabulate import tabulate
 
 from bench.errors import BenchError
@@ -58,6 +59,7 @@ FAILED_STATES = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
 # sbatch options the launcher sets itself (through flags or submitit); not accepted as extra lines.
 _RESERVED = {"array", "output", "error", "open-mode", "signal", "wrap", "job-name", "time", "partition",
              "account", "qos", "gpus-per-node", "cpus-per-task", "mem", "chdir", "parsable"}  # fmt: skip
+_PLAN_HIDDEN = ("time", "job_name", "signal_delay_s", "array_parallelism", "additional_parameters")
 _NAME_RE = re.compile(r"[A-Za-z0-9_.,:+-]+")  # partition, account, QoS
 _OPTION_RE = re.compile(r"(?:--)?(?P<key>[a-z][a-z0-9-]*)(?:[= ](?P<value>.+))?")
 
@@ -205,9 +207,10 @@ def _python_command() -> str:
 class CellJob(submitit.helpers.Checkpointable):
     """One array task: train one cell; on preemption/timeout checkpoint at a step and requeue."""
 
-    def __init__(self, spec: RunSpec, opts: LoopOptions) -> None:
+    def __init__(self, spec: RunSpec, opts: LoopOptions, cpus: int | None = None) -> None:
         self.spec = spec
         self.opts = opts
+        self.cpus = cpus  # torch threads (the task's CPUs); None = torch's default (every core)
         self._signals: list[int] = []
 
     def __getstate__(self) -> dict[str, Any]:
@@ -219,6 +222,8 @@ class CellJob(submitit.helpers.Checkpointable):
         requeue = signal.getsignal(usr)  # submitit's checkpoint-and-requeue handler
         for sig in (usr, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
+        if self.cpus:
+            torch.set_num_threads(self.cpus)  # more threads than CPUs is many times slower
         status = run_cell(self.spec, dataclasses.replace(self.opts, should_stop=lambda: bool(self._signals)))
         if status == "todo" and self._signals and self._await_signal(usr) and callable(requeue):
             requeue(usr, None)  # pickles self.checkpoint(), requeues and exits
@@ -322,7 +327,7 @@ def reconcile(out: Path, cells: list[Cell]) -> dict[str, tuple[JobRecord, str]]:
     states = slurm_states(rec.job_id for _, rec in latest.values() if rec.launcher == "slurm")
     result = {}
     for run_id, (cell, rec) in latest.items():
-        state = states.get(rec.job_id, "-")
+        state = states.get(rec.job_id) or ("FINISHED" if _job(rec).paths.result_pickle.exists() else "-")
         result[run_id] = (rec, state)
         paths = RunPaths.of(out, cell.spec)
         st = read_state(paths)
@@ -360,8 +365,9 @@ def plan_text(plans: list[PlannedCell], settings: LaunchSettings) -> str:
     head = f"launcher {settings.launcher}: {sum(p.skip is None for p in plans)} of {len(plans)} cells to submit"
     if settings.launcher == "slurm":
         params = sbatch_parameters(settings, 0, "x")
-        shown = {k: v for k, v in params.items() if k not in ("time", "job_name", "signal_delay_s")}
-        head += "\nsbatch: " + ", ".join(f"{k}={v}" for k, v in shown.items() if v)
+        options = {k: v for k, v in params.items() if k not in _PLAN_HIDDEN} | params["additional_parameters"]
+        flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in options.items())
+        head += f"\nsbatch options: {flags} (array parallelism {params['array_parallelism']})"
     return f"{head}\n{table}"
 
 
@@ -402,7 +408,7 @@ def _submit_slurm(todo: list[PlannedCell], opts: LoopOptions, settings: LaunchSe
         group = [p for p in todo if p.time_limit_min == limit]
         executor.update_parameters(**sbatch_parameters(settings, limit, f"fsgb-{suite}"))
         with executor.batch():
-            jobs = [executor.submit(CellJob(p.cell.spec, opts)) for p in group]
+            jobs = [executor.submit(CellJob(p.cell.spec, opts, settings.cpus_per_task)) for p in group]
         for p, job in zip(group, jobs, strict=True):
             record_job(RunPaths.of(opts.out, p.cell.spec), JobRecord("slurm", job.job_id, str(folder), time.time()))
             outcome[p.cell.spec.run_id] = f"submitted as job {job.job_id}"
@@ -418,7 +424,7 @@ def _run_submitit_local(todo: list[PlannedCell], opts: LoopOptions, settings: La
         while queue and len(running) < (settings.array_parallelism or 1):
             p = queue.pop(0)
             executor.update_parameters(timeout_min=p.time_limit_min, signal_delay_s=SIGNAL_DELAY_S)
-            job = executor.submit(CellJob(p.cell.spec, opts))
+            job = executor.submit(CellJob(p.cell.spec, opts, settings.cpus_per_task))
             record = JobRecord("submitit-local", job.job_id, str(folder), time.time())
             record_job(RunPaths.of(opts.out, p.cell.spec), record)
             running.append((p, record, job))
