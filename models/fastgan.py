@@ -524,7 +524,7 @@ class FastGAN(GANModel):
 
         # D step: real pass (with decoders), then a separate pass on the detached fakes
         self.opt_d.zero_grad(set_to_none=True)
-        part = int(torch.randint(4, ())) if D.decoders else None  # CPU draw, no device sync
+        part = int(torch.randint(4, (), device="cpu")) if D.decoders else None  # no device sync
         out = D(real, part)
         d_real = F.relu(0.8 + 0.2 * torch.rand_like(out.logits) - out.logits).mean()
         losses = {"d_real": d_real}
@@ -543,9 +543,11 @@ class FastGAN(GANModel):
         # G step on the same augmented fakes; D's parameters get no gradient
         self.opt_g.zero_grad(set_to_none=True)
         D.requires_grad_(False)
-        losses["g"] = -D(fakes).logits.mean()
-        losses["g"].backward()
-        D.requires_grad_(True)
+        try:
+            losses["g"] = -D(fakes).logits.mean()
+            losses["g"].backward()
+        finally:
+            D.requires_grad_(True)
         self.opt_g.step()
         ema_update(self.g_ema, G, self.ema_beta)
         return {k: v.detach() for k, v in losses.items()}
@@ -565,13 +567,13 @@ class FastGAN(GANModel):
             raise ValueError(f"FastGAN has no truncation trick; truncation must be 1.0, got {truncation}")
         g = self.g_ema if ema else self.generator
         was_training = g.training
-        saved = [b.clone() for b in g.buffers()] if train_bn else []
+        saved = [b.clone() for b in g.buffers()]
         g.train(train_bn)
         try:
             return g(z)[0]
         finally:
             g.train(was_training)
-            for b, s in zip(g.buffers(), saved, strict=False):
+            for b, s in zip(g.buffers(), saved, strict=True):
                 b.copy_(s)
 
     def optimizer_state(self) -> dict[str, Any]:

@@ -11,9 +11,10 @@ Feature layer: D's last big-path map (B, nfc[16], 8, 8) (the map that feeds ``rf
 ``decoder_big``), global-average-pooled to (B, nfc[16]).
 
 (a) Contrastive: instance discrimination between two augmented views of the same real image,
-SimCLR's NT-Xent form of InfoNCE (Chen et al., ICML 2020; Oord et al. 2018) with a two-layer
-projection MLP and temperature 0.1, as ContraD (Jeong & Shin, ICLR 2021) applies it to a GAN
-discriminator. View 1 is the real batch of the adversarial pass (its features are reused, no
+SimCLR's NT-Xent form of InfoNCE (Chen et al., ICML 2020; van den Oord et al. 2018), the form
+ContraD (Jeong & Shin, ICLR 2021) uses in a GAN discriminator: SimCLR's two-layer projection MLP
+(to 128-d) and temperature 0.1 (our choice, within the range SimCLR explores; a smaller one
+sharpens the task for batches of 8). View 1 is the real batch of the adversarial pass (its features are reused, no
 extra forward); view 2 is an independent DiffAugment draw of the un-augmented real batch with
 a stronger policy (default 'color,translation,cutout'), one extra big-path pass of D.
 
