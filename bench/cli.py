@@ -10,10 +10,19 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from bench.errors import BenchError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: ...; see `PROG --help```) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
 
 
 def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
@@ -103,7 +112,7 @@ def _cmd_launch(args: argparse.Namespace, suite, cells) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; every subcommand's options are documented in its --help."""
-    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="run_bench.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
     _add_suite_args(p)
@@ -155,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     except (BenchError, ModelConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from bench.io import DISK_FULL, disk_full_error
+
+        if exc.errno not in DISK_FULL:
+            raise
+        print(f"error: {disk_full_error(exc.filename)}", file=sys.stderr)
+        return 2
 
 
 def _suite_and_cells(args: argparse.Namespace):  # -> tuple[Suite, list[Cell]]
@@ -170,6 +186,8 @@ def _check_writable(out: Path) -> None:
     import os
 
     probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not probe.is_dir():
+        raise BenchError(f"--out {out}: {probe} is a file, not a folder; pass a folder for --out")
     if not os.access(probe, os.W_OK):
         raise BenchError(f"--out {out}: folder is not writable; pass a writable --out")
 
@@ -188,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     _check_writable(args.out)
     resolve_device(args.device)
+    _check_models(suite, cells)
     _check_data(cells, args.out)
     opts = LoopOptions(
         out=args.out, device=args.device, progress=not args.no_progress,
@@ -199,6 +218,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = {s: list(outcome.values()).count(s) for s in sorted(set(outcome.values()))}
     print("\ncells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if "failed" in outcome.values() else 0
+
+
+def _check_models(suite, cells) -> None:  # suite: Suite, cells: list[Cell]
+    """Fail before anything is written when a cell's model kwargs are bad (built on the meta device)."""
+    import torch
+
+    import models
+
+    seen = set()
+    for spec in (c.spec for c in cells):
+        key = (spec.model, spec.resolution, repr(spec.model_kwargs))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            with torch.device("meta"):  # no memory, no compute
+                models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
+        except (models.ModelConfigError, TypeError, ValueError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; fix the model's settings") from None
 
 
 def _check_data(cells, out: Path) -> None:  # cells: list[Cell]

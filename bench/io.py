@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
+
+from bench.errors import BenchError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(BenchError):
+    """A write failed because the disk (or quota) is full; the temporary file is already removed."""
+
+
+def disk_full_error(path: Path | str | None) -> DiskFullError:
+    """The one-line error for a full disk while writing ``path``."""
+    return DiskFullError(f"disk full while writing {path or 'a file'}; free space and rerun (the run resumes)")
+
+
+@contextlib.contextmanager
+def _disk_full_as_error(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise disk_full_error(path) from exc
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -28,11 +53,16 @@ def _fsync_dir(path: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
+    with _disk_full_as_error(path):
+        _atomic_write(path, lambda f: f.write(data))
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -55,18 +85,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_torch_save(path: Path, obj: Any) -> None:
     """``torch.save`` to a temporary file, fsync, then rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with _disk_full_as_error(path):
+        _atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -77,15 +97,19 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(row, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        # A torn previous line (no trailing newline) must not swallow this row.
-        if os.fstat(fd).st_size and not _ends_with_newline(path):
-            line = b"\n" + line
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with _disk_full_as_error(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            # A torn previous line (no trailing newline) must not swallow this row.
+            if os.fstat(fd).st_size and not _ends_with_newline(path):
+                line = b"\n" + line
+            size = os.fstat(fd).st_size
+            if os.write(fd, line) != len(line):  # a short write: the disk filled up mid-line
+                os.ftruncate(fd, size)  # leave no torn line behind
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:

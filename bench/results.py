@@ -88,12 +88,17 @@ def record_event(paths: RunPaths, kind: str, **fields: Any) -> None:
     append_jsonl(paths.events, {"event": kind, "time": time.time(), **fields})
 
 
+def eval_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies an evaluation row: (snapshot, metric, detector weights hash, generator weights)."""
+    return row.get("snapshot"), row.get("metric"), row.get("detector_sha256"), row.get("weights")
+
+
 def eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
-    """The run's evaluation rows, de-duplicated on (snapshot, metric, detector, weights), first kept."""
+    """The run's evaluation rows, de-duplicated on :func:`eval_key`, first kept."""
     seen: set[tuple[Any, ...]] = set()
     rows = []
     for row in read_jsonl(paths.evals):
-        key = (row.get("snapshot"), row.get("metric"), row.get("detector_sha256"), row.get("weights"))
+        key = eval_key(row)
         if key not in seen:
             seen.add(key)
             rows.append(row)

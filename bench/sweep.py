@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from bench.errors import BenchError
+from bench.io import DISK_FULL, DiskFullError, disk_full_error
 from bench.lock import is_locked
 from bench.results import RunPaths, collect, read_state
 from bench.suites import Cell, Suite
@@ -49,8 +51,16 @@ def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
 
 
 def run_local(cells: list[Cell], opts: LoopOptions) -> dict[str, str]:
-    """Run cells one after another in this process; a failing cell does not stop the others."""
+    """Run cells one after another in this process; a failing cell does not stop the others.
+
+    A full disk stops the sweep at once. Cells that failed on bad input (a :class:`BenchError`
+    or :class:`models.ModelConfigError`, e.g. a checkpoint of another model) raise one
+    BenchError after the other cells ran.
+    """
+    from models import ModelConfigError
+
     outcome = {}
+    user_errors: list[str] = []
     for c in cells:
         before = cell_state(opts.out, c)["status"]
         if before in ("done", "diverged", "running"):
@@ -58,9 +68,18 @@ def run_local(cells: list[Cell], opts: LoopOptions) -> dict[str, str]:
             continue
         try:
             outcome[c.spec.run_id] = run_cell(c.spec, opts)
+        except DiskFullError:
+            raise
         except Exception as exc:  # recorded in the run's state by run_cell
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                raise disk_full_error(exc.filename) from exc
             print(f"cell {c.spec.run_id} failed: {type(exc).__name__}: {exc}")
             outcome[c.spec.run_id] = "failed"
+            if isinstance(exc, BenchError | ModelConfigError):
+                user_errors.append(f"cell {c.spec.run_id}: {exc}")
+    if user_errors:
+        more = f" (and {len(user_errors) - 1} more failed cells)" if len(user_errors) > 1 else ""
+        raise BenchError(user_errors[0] + more)
     return outcome
 
 

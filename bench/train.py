@@ -29,6 +29,8 @@ from bench.lock import LockBusy, RunLock
 from bench.results import (
     RunPaths,
     append_eval_row,
+    eval_key,
+    eval_rows,
     load_spec,
     read_state,
     record_event,
@@ -56,7 +58,10 @@ def resolve_device(name: str) -> torch.device:
     """'auto' → cuda if available else cpu; anything else as given."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return dev
@@ -297,9 +302,11 @@ def evaluate_point(run: _Run, point: float) -> None:
         "grid": str(grid.relative_to(run.paths.root)),
         "time": time.time(),
     }
+    have = {eval_key(r) for r in eval_rows(run.paths)}  # rows written before a crash are not repeated
     for row in rows:
-        row = {("eval_seed" if k == "seed" else k): v for k, v in row.items()}
-        append_eval_row(run.paths, base | row)
+        row = base | {("eval_seed" if k == "seed" else k): v for k, v in row.items()}
+        if eval_key(row) not in have:
+            append_eval_row(run.paths, row)
     record_event(run.paths, "evaluated", step=step, point=point, seconds=time.perf_counter() - t0)
 
 
@@ -334,7 +341,7 @@ def _train_steps(run: _Run, bar: Any) -> str:
     autocast = torch.autocast(
         run.model.device.type, dtype=torch.bfloat16, enabled=run.spec.precision == "bf16"
     )
-    pending = _pending_points(run)
+    pending = _maybe_evaluate(run, _pending_points(run))  # a crash during an evaluation: redo it first
     last_ckpt = run.budget.elapsed()
     bad = torch.zeros((), dtype=torch.bool, device=run.model.device)
     sums: dict[str, Tensor] = {}
@@ -414,10 +421,18 @@ def _open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> _Run:
     model = build_model(spec, device)
     if not paths.spec.exists():
         write_spec(paths, spec, model, dataset)
+    _remove_stale_temps(paths)
     budget = Budget(spec.budget_seconds, spec.max_iters)
     sampler = Sampler(dataset.images.to(device), model.batch_size, seed=spec.seed)
     load_latest_checkpoint(paths, spec, model, budget, sampler)
     return _Run(spec, paths, opts, model, dataset, budget, sampler)
+
+
+def _remove_stale_temps(paths: RunPaths) -> None:
+    """Delete temporary files of writes cut short by a crash (only the lock holder writes here)."""
+    for folder in (paths.root, paths.checkpoints, paths.snapshots, paths.samples):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
