@@ -23,6 +23,16 @@ from models.biggan import (
 from models.common import count_params
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine the spinning pool costs
+    many times the work; restore the setting afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def small(resolution: int = 32, name: str = "biggan", **kwargs) -> BigGAN:
     """A tiny model for CPU tests (ch = 4: 16 channels at the top, attention still present)."""
     return get_model(name, resolution=resolution, ch=4, batch_size=2, **kwargs)
