@@ -15,6 +15,7 @@ from typing import NoReturn
 from bench.errors import BenchError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+MIN_IMAGES = 2  # training images a run needs (one image has no distribution to learn or to score against)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +47,16 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _resolution(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a power of two from 32 to 1024, got {text!r}") from None
+    if value not in (32, 64, 128, 256, 512, 1024):
+        raise argparse.ArgumentTypeError(f"expected a power of two from 32 to 1024, got {text!r}")
     return value
 
 
@@ -138,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--src", type=Path, help="the downloaded archive or folder")
     p.add_argument("--download", action="store_true", help="download from the registry URL first")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the manifest)")
-    p.add_argument("--resolution", type=int, help="prepare at this resolution (default: the dataset's)")
+    p.add_argument("--resolution", type=_resolution, help="prepare at this resolution (default: the dataset's)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
     p = sub.add_parser("report", help="tables (LaTeX, Markdown, CSV) and plots from a suite's results")
     _add_suite_args(p)
@@ -237,21 +248,25 @@ def _check_models(suite, cells) -> None:  # suite: Suite, cells: list[Cell]
                 models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
         except (models.ModelConfigError, TypeError, ValueError) as exc:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; fix the model's settings") from None
+            fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"
+            raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; {fix}") from None
 
 
 def _check_data(cells, out: Path) -> None:  # cells: list[Cell]
     """Fail before any training when a cell's dataset is missing (with the prepare command)."""
     from bench.data import load_dataset
     from bench.datasets import PAPER_DATASETS, check_prepared
+    from bench.errors import DataError
     from bench.train import cache_dirs
 
     data_cache, _ = cache_dirs(out)
     for name, res in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
         if name in PAPER_DATASETS:
             check_prepared(name, res, data_cache)
-        else:
-            load_dataset(name, res, cache_dir=data_cache)  # builds the cache once, before any training
+            continue
+        count = len(load_dataset(name, res, cache_dir=data_cache).images)  # builds the cache once, before training
+        if count < MIN_IMAGES:
+            raise DataError(f"dataset {name!r} has {count} image; a GAN needs at least {MIN_IMAGES}: add images")
 
 
 @command("status")

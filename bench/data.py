@@ -303,7 +303,9 @@ def images_from_files(
     """
     where = where or str(root)
     if not files:
-        raise DataError(f"no image files in {where} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise DataError(
+            f"no image files in {where} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); add images or fix the path"
+        )
     out = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
     skipped: list[dict] = []
     count = 0
@@ -348,7 +350,7 @@ def _folder_slug(root: Path, files: list[Path]) -> tuple[str, str]:
 def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool) -> Dataset:
     root = Path(name[len(FOLDER_PREFIX) :]).expanduser().resolve()
     if not root.is_dir():
-        raise DataError(f"dataset {name!r}: {root} is not a folder")
+        raise DataError(f"dataset {name!r}: {root} is not a folder; fix the path after {FOLDER_PREFIX}")
     files = list_image_files(root)
     slug, fingerprint = _folder_slug(root, files)
     found = read_cache(cache_path(cache_dir, slug, resolution), name, resolution)

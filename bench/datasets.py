@@ -206,7 +206,9 @@ def load_prepared(name: str, resolution: int, cache_dir: Path) -> Dataset:
 
 
 def _unsafe(archive: Path, member: str, why: str) -> DataError:
-    return DataError(f"refusing archive {archive}: member {member!r} {why}")
+    return DataError(
+        f"refusing archive {archive}: member {member!r} {why}; use a trusted copy, or a folder of its images as --src"
+    )
 
 
 def _member_path(name: str, archive: Path) -> PurePosixPath | None:
@@ -298,9 +300,9 @@ def safe_extract(archive: Path, dest: Path) -> None:
         elif tarfile.is_tarfile(archive):
             _extract_tar(archive, dest)
         else:
-            raise DataError(f"{archive} is not a folder, zip or tar archive")
+            raise DataError(f"{archive} is not a folder, zip or tar archive; pass the downloaded archive or a folder")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, RuntimeError, OSError) as exc:
-        raise DataError(f"cannot extract {archive}: {exc}") from exc
+        raise DataError(f"cannot extract {archive}: {exc}; download it again (it may be truncated)") from exc
 
 
 # --------------------------------------------------------------------------- download

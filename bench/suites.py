@@ -10,6 +10,8 @@ once, each with file and key.
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
 }  # fmt: skip
 _TOP = ("suite", "budget", "eval", "models", "slurm")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,15 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: malformed TOML: {exc}; fix the syntax") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"{path}: not UTF-8 text; save the suite as a UTF-8 TOML file") from None
     except OSError as exc:
-        raise SuiteError(f"{path}: cannot read ({exc.strerror})") from None
+        where = f"{_seen[-1]}: suite.include: " if _seen else ""
+        msg = f"{where}{path}: cannot read ({exc.strerror}); fix the path or the file's permissions"
+        raise SuiteError(msg) from None
     merged: dict[str, Any] = {}
-    includes = data.get("suite", {}).get("include", [])
+    suite = data.get("suite")
+    includes = suite.get("include", []) if isinstance(suite, dict) else []
     if not isinstance(includes, list):
         raise SuiteError(f"{path}: suite.include: expected a list of file names")
     for inc in includes:
@@ -114,6 +122,9 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 def _check_types(data: dict[str, Any], where: str) -> list[str]:
     problems = [f"{where}: {k}: unknown table; allowed: {', '.join(_TOP)}" for k in data if k not in _TOP]
+    problems += [f"{where}: {k}: expected a table ([{k}])" for k in _TOP if not isinstance(data.get(k, {}), dict)]
+    if problems:
+        return problems
     sections = [(s, data.get(s, {})) for s in ("suite", "budget", "eval", "slurm")]
     sections += [("model", v) for v in data.get("models", {}).values()]
     names = ["suite", "budget", "eval", "slurm"] + [f"models.{m}" for m in data.get("models", {})]
@@ -164,6 +175,15 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
     for key in ("name", "resolution", "datasets"):
         if key not in s:
             problems.append(f"{where}: suite.{key}: missing (required)")
+    if "name" in s and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", s["name"]):
+        problems.append(f"{where}: suite.name: {s['name']!r} names a results folder; use letters, digits, _ . -")
+    for key in ("datasets", "seeds"):
+        values = s.get(key, [0])
+        if not values:
+            problems.append(f"{where}: suite.{key}: empty; list at least one")
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:
+            problems.append(f"{where}: suite.{key}: {', '.join(twice)} listed twice; list each once")
     if not data.get("models"):
         problems.append(f"{where}: models: no [models.<name>] table; add at least one model")
     if s.get("resolution", 64) not in (32, 64, 128, 256, 512, 1024):
@@ -171,14 +191,20 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
     if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
         problems.append(f"{where}: suite.seeds: expected a list of non-negative integers")
     positives = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
-                 ("budget.speed_ratio", b.get("speed_ratio")), ("budget.num_gpus", b.get("num_gpus"))]  # fmt: skip
+                 ("budget.speed_ratio", b.get("speed_ratio")), ("budget.num_gpus", b.get("num_gpus")),
+                 ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
     for m, mt in data.get("models", {}).items():
         if isinstance(mt, dict):
             positives += [(f"models.{m}.budget_hours", mt.get("budget_hours"))]
             positives += [(f"models.{m}.max_iters", mt.get("max_iters"))]
+            if mt.get("precision", "fp32") not in PRECISIONS:
+                allowed = ", ".join(PRECISIONS)
+                problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {allowed}")
+            if mt.get("needs", "init_from") != "init_from":
+                problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
     for key, value in positives:
-        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-            problems.append(f"{where}: {key}: must be > 0, got {value}")
+        if isinstance(value, int | float) and not isinstance(value, bool) and not 0 < value < math.inf:
+            problems.append(f"{where}: {key}: must be a finite number > 0, got {value}")
     fr = e.get("fractions", [1.0])
     if not fr or not all(isinstance(f, int | float) and 0 < f <= 1 for f in fr):
         problems.append(f"{where}: eval.fractions: expected numbers in (0, 1], got {fr!r}")
@@ -205,6 +231,7 @@ def _expand(
         hours, iters = _budget_of(data, mt)
         if hours is None and iters is None:
             raise SuiteError(f"{path}: models.{model}: no budget; set budget.hours or max_iters")
+        hours = None if hours is None else float(hours)  # `hours = 1` and `hours = 1.0`: one run id
         for dataset in s["datasets"]:
             for seed in s.get("seeds", [0]):
                 spec = RunSpec(
