@@ -8,6 +8,7 @@ pyplot state or interactive backend is touched.
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ def curves_figure(
         ax.plot(curve.x, curve.y, marker="o", label=curve.label)
     for (x, text), style in zip(budgets, itertools.cycle(("--", ":", "-.")), strict=False):
         ax.axvline(x, color="0.25", linestyle=style, linewidth=1.2, label=text)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    right = max([x for curve in curves for x in curve.x] + [x for x, _ in budgets] + [1e-9])
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1.06 * right))  # time starts at 0
     ax.title.set_fontsize(10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -67,8 +69,9 @@ def panels_figure(panels: Sequence[tuple[str, Path | None]], *, title: str) -> F
     """Images side by side, each with its title; a panel without an image says so."""
     cols = min(len(panels), 4)
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(3.4 * cols, 3.8 * rows + 0.5))
-    margins = {"left": 0.02, "right": 0.98, "bottom": 0.02, "top": 1 - 0.9 / (3.8 * rows + 0.5)}
+    width, height = max(3.4 * cols, 6.0), 3.8 * rows + 0.7
+    fig = Figure(figsize=(width, height))
+    margins = {"left": 0.02, "right": 0.98, "bottom": 0.02, "top": 1 - 1.1 / height}
     axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=margins | {"hspace": 0.3}).ravel()
     for ax, (label, path) in zip(axes, panels, strict=False):
         if path is None:
@@ -78,7 +81,7 @@ def panels_figure(panels: Sequence[tuple[str, Path | None]], *, title: str) -> F
         ax.set_title(label, fontsize=8)
     for ax in axes:
         ax.set_axis_off()
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, width=int(width * 11)), fontsize=10)
     return fig
 
 
