@@ -139,7 +139,18 @@ def _check_types(data: dict[str, Any], where: str) -> list[str]:
                 problems.append(f"{where}: {name}.{key}: unknown key; allowed: {allowed}")
             elif not isinstance(value, want) or isinstance(value, bool) and want is not bool:
                 problems.append(f"{where}: {name}.{key}: expected {_type_name(want)}, got {value!r}")
+            elif key == "kwargs" and (bad := _not_plain(value)) is not None:
+                problems.append(f"{where}: {name}.kwargs: {bad!r} is not a string, number, bool, array or table")
     return problems
+
+
+def _not_plain(value: Any) -> Any:
+    """The first value in ``value`` that JSON cannot hold (TOML dates and times), else None."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return next((bad for v in value if (bad := _not_plain(v)) is not None), None)
+    return None if isinstance(value, str | int | float) else value
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:
