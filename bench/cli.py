@@ -115,6 +115,9 @@ def _cmd_launch(args: argparse.Namespace, suite, cells) -> int:
     outcome = launch(cells, opts, settings)
     for run_id, what in outcome.items():
         print(f"{run_id}: {what}")
+    if any(w.startswith("submitted") for w in outcome.values()):
+        where = f"--suite {args.suite} --out {args.out}"
+        print(f"\nwatch: run_bench.py status {where}\nstop:  run_bench.py cancel {where}")
     return 1 if "failed" in outcome.values() else 0
 
 
