@@ -29,7 +29,7 @@ WEIGHTS = ("ema", "raw")
 
 
 @dataclass(frozen=True)
-class Protocol:
+class EvalProtocol:
     """What a metric name fixes (the rest of an :class:`EvalSpec` comes from the run and dataset)."""
 
     kind: str  # "fid" | "kid" | "pr"
@@ -44,7 +44,7 @@ class Protocol:
     pr_k: int | None = None  # neighbourhood size of precision/recall
 
 
-PROTOCOLS: dict[str, Protocol] = {}
+PROTOCOLS: dict[str, EvalProtocol] = {}
 
 
 def register_protocol(name: str, kind: str, num_gen: int, **kwargs: Any) -> None:
@@ -52,18 +52,20 @@ def register_protocol(name: str, kind: str, num_gen: int, **kwargs: Any) -> None
     if name in PROTOCOLS:
         raise ValueError(f"protocol {name!r} is already registered")
     defaults = {"kid": {"kid_subset_size": 1000, "kid_subsets": 100}, "pr": {"pr_k": 3}}.get(kind, {})
-    PROTOCOLS[name] = Protocol(kind, num_gen, **{**defaults, **kwargs})
+    PROTOCOLS[name] = EvalProtocol(kind, num_gen, **{**defaults, **kwargs})
 
 
 register_protocol("fid50k_full", "fid", 50_000)
 register_protocol("fid5k_full", "fid", 5_000)
 register_protocol("fid1k_full", "fid", 1_000)
 register_protocol("fid500_full", "fid", 500)
+register_protocol("fid200_full", "fid", 200)  # CPU smoke runs only: far too few for a real FID
 register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resize=256, bn_mode="train")
 register_protocol("kid50k_full", "kid", 50_000)
 register_protocol("kid5k_full", "kid", 5_000)
 register_protocol("kid1k_full", "kid", 1_000)
 register_protocol("kid500_full", "kid", 500)
+register_protocol("kid200_full", "kid", 200)
 register_protocol("pr5k_full", "pr", 5_000)
 register_protocol("pr1k_full", "pr", 1_000)
 register_protocol("pr500_full", "pr", 500)
@@ -122,7 +124,7 @@ def make_spec(name: str, det: Detector, dataset: features.EvalDataset, *, seed: 
 
 
 def evaluate(
-    model: features.Generator,
+    model: features.ImageGenerator,
     dataset: features.EvalDataset,
     metrics: Sequence[str],
     *,
@@ -170,7 +172,7 @@ def _groups(names: list[str]) -> list[list[str]]:
 
 
 def _generated_features(
-    model: features.Generator, p: Protocol, det: Detector, *, seed: int, device: torch.device, weights: str
+    model: features.ImageGenerator, p: EvalProtocol, det: Detector, *, seed: int, device: torch.device, weights: str
 ) -> np.ndarray:
     batches = features.generated_batches(
         model, p.num_gen, seed=seed, device=device, ema=weights == "ema",
