@@ -23,8 +23,8 @@ from bench.errors import BenchError, OfflineError
 from bench.metrics import (
     PROTOCOLS,
     DetectorCache,
+    EvalProtocol,
     EvalSpec,
-    Protocol,
     check_detector,
     check_protocol,
     evaluate,
@@ -266,10 +266,10 @@ def test_inception_env_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def small_protocols(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, proto in {
-        "fid12_t": Protocol("fid", 12),
-        "kid12_t": Protocol("kid", 12, kid_subset_size=1000, kid_subsets=10),
-        "pr12_t": Protocol("pr", 12, pr_k=3),
-        "fid12_train": Protocol("fid", 12, bn_mode="train", pre_resize=16),
+        "fid12_t": EvalProtocol("fid", 12),
+        "kid12_t": EvalProtocol("kid", 12, kid_subset_size=1000, kid_subsets=10),
+        "pr12_t": EvalProtocol("pr", 12, pr_k=3),
+        "fid12_train": EvalProtocol("fid", 12, bn_mode="train", pre_resize=16),
     }.items():
         monkeypatch.setitem(PROTOCOLS, name, proto)
 

@@ -24,7 +24,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from bench.metrics import PROTOCOLS, Detector, Protocol, evaluate, fid_from_features, get_detector
+from bench.metrics import PROTOCOLS, Detector, EvalProtocol, evaluate, fid_from_features, get_detector
 from bench.metrics import detectors as D
 from bench.metrics import features as feats_mod
 
@@ -128,8 +128,8 @@ def test_parity_with_cleanfid_folders(
     real_dir, fake_dir = folders
     rec = Recorder(random_det)
     monkeypatch.setitem(D._BUILDERS, "random-p64", lambda device, m: Detector("random-p64", "x", False, rec, device))
-    monkeypatch.setitem(PROTOCOLS, "fid_par", Protocol("fid", N, mode=mode, pre_resize=pre_resize))
-    kid = Protocol("kid", N, mode=mode, pre_resize=pre_resize, kid_subset_size=1000, kid_subsets=50)
+    monkeypatch.setitem(PROTOCOLS, "fid_par", EvalProtocol("fid", N, mode=mode, pre_resize=pre_resize))
+    kid = EvalProtocol("kid", N, mode=mode, pre_resize=pre_resize, kid_subset_size=1000, kid_subsets=50)
     monkeypatch.setitem(PROTOCOLS, "kid_par", kid)
     rows = evaluate(TinyGenerator(), _dataset(real_dir), ["fid_par", "kid_par"], detector="random-p64",
                     device="cpu", cache_dir=tmp_path, seed=SEED)  # fmt: skip
@@ -174,7 +174,7 @@ def test_full_2048_fid_parity(random_det: Detector, folders: tuple[Path, Path], 
                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """The registered ``inception-random`` detector, unprojected, against ``compute_fid`` (mode clean)."""
     real_dir, fake_dir = folders
-    monkeypatch.setitem(PROTOCOLS, "fid_par", Protocol("fid", N))
+    monkeypatch.setitem(PROTOCOLS, "fid_par", EvalProtocol("fid", N))
     rows = evaluate(TinyGenerator(), _dataset(real_dir), ["fid_par"], detector="inception-random", device="cpu",
                     cache_dir=tmp_path, seed=SEED)  # fmt: skip
     fid_cf = compute_fid(str(real_dir), str(fake_dir), mode="clean", custom_feat_extractor=random_det.net,

@@ -15,8 +15,8 @@ from bench.metrics.detectors import (
 )
 from bench.metrics.protocols import (
     PROTOCOLS,
+    EvalProtocol,
     EvalSpec,
-    Protocol,
     check_protocol,
     evaluate,
     list_protocols,
@@ -35,8 +35,8 @@ __all__ = [
     "PROTOCOLS",
     "Detector",
     "DetectorCache",
+    "EvalProtocol",
     "EvalSpec",
-    "Protocol",
     "check_detector",
     "check_protocol",
     "evaluate",

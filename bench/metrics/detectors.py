@@ -51,6 +51,10 @@ OFFLINE_MESSAGE = (
     f"(or set {INCEPTION_ENV}=PATH); --detector torchscript:PATH runs a local TorchScript detector "
     "(labelled non-standard); for an offline smoke run use --detector inception-random (non-standard)"
 )
+PYTORCH_FID_OFFLINE_MESSAGE = (
+    "pytorch-fid InceptionV3 weights (mode legacy_pytorch) not found and cannot be downloaded (no network): "
+    "put {file} at {dest}; for an offline smoke run use --detector inception-random (non-standard)"
+)
 
 Net = Callable[[Tensor], Tensor]
 
@@ -221,7 +225,7 @@ def _pytorch_fid_inception(device: torch.device) -> Detector:
         with torch.random.fork_rng(devices=[]):
             model = InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
     except Exception as exc:  # torch hub removes its own partial download
-        raise OfflineError(OFFLINE_MESSAGE.format(file=path.name, dest=path)) from exc
+        raise OfflineError(PYTORCH_FID_OFFLINE_MESSAGE.format(file=path.name, dest=path)) from exc
 
     def net(x: Tensor) -> Tensor:  # clean-fid's model_fn
         return model(x / 255)[0].squeeze(-1).squeeze(-1)

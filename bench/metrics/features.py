@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +30,7 @@ from bench.metrics.detectors import Detector
 
 GEN_BATCH = 50  # latents per generator call (with train-mode BN the batch is part of the protocol)
 DETECTOR_BATCH = 50  # images per detector call
+RESIZE_THREADS = min(8, os.cpu_count() or 1)  # per-image resizes run in threads (PIL and torch drop the GIL)
 CACHE_VERSION = 1  # bump when the featurization path changes
 
 Transform = Callable[[np.ndarray], Tensor]
@@ -42,7 +45,7 @@ class EvalDataset(Protocol):
     sha256: str  # content hash of the prepared images
 
 
-class Generator(Protocol):
+class ImageGenerator(Protocol):
     """The part of ``models.base.GANModel`` evaluation uses."""
 
     z_dim: int
@@ -75,11 +78,12 @@ def image_transform(mode: str, pre_resize: int | None) -> Transform:
 
 
 def featurize(batches: Iterable[Tensor], detector: Detector, transform: Transform) -> np.ndarray:
-    """(N, D) float32 features of uint8 (B, 3, H, W) batches."""
+    """(N, D) float32 features of uint8 (B, 3, H, W) batches (each image resized on its own, in threads)."""
     feats = []
-    for batch in batches:
-        hwc = batch.permute(0, 2, 3, 1).contiguous().numpy()
-        feats.append(detector(torch.stack([transform(img) for img in hwc])))
+    with ThreadPoolExecutor(RESIZE_THREADS) as pool:
+        for batch in batches:
+            hwc = batch.permute(0, 2, 3, 1).contiguous().numpy()
+            feats.append(detector(torch.stack(list(pool.map(transform, hwc)))))
     return np.concatenate(feats)
 
 
@@ -94,7 +98,7 @@ def sample_latents(num: int, z_dim: int, seed: int) -> Tensor:
 
 
 def generated_batches(
-    model: Generator,
+    model: ImageGenerator,
     num: int,
     *,
     seed: int,  # of the latents

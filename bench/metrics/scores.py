@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from cleanfid.fid import frechet_distance, kernel_distance
+from scipy.linalg import LinAlgWarning
 
 from bench.errors import BenchError
 
@@ -24,8 +25,9 @@ def fid_from_features(feats1: np.ndarray, feats2: np.ndarray) -> float:
     """FID between two feature sets: clean-fid's ``frechet_distance`` on their statistics."""
     if min(len(feats1), len(feats2)) < 2:
         raise BenchError("FID needs at least 2 images on each side")
-    with warnings.catch_warnings():  # clean-fid passes sqrtm's disp=False, deprecated in SciPy 1.17
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # clean-fid passes sqrtm's disp=False (SciPy 1.17)
+        warnings.simplefilter("ignore", LinAlgWarning)  # singular whenever a set has fewer images than dims
         return float(frechet_distance(*feature_stats(feats1), *feature_stats(feats2)))
 
 
