@@ -123,20 +123,20 @@ def load_paper_tables() -> dict[str, PaperTable]:
 
 def _paper_table(key: str, t: dict[str, Any], data: dict[str, Any]) -> PaperTable:
     columns = tuple(t["columns"])
-    rows = tuple(
-        PaperRow(r["label"], r["model"], r.get("group", ""), r.get("budget_hours"), tuple(r["values"]),
-                 aligned=r.get("column") != "?")
-        for r in t["rows"]
-    )  # fmt: skip
+    rows = tuple(_paper_row(r) for r in t["rows"])
     bad = [r.label for r in rows if r.aligned and len(r.values) != len(columns)]
     bad += [c for c in t["datasets"].values() if c not in columns]
     bad += ["image_number"] if len(t.get("image_number", columns)) != len(columns) else []
     if bad:
         raise BenchError(f"{PAPER_TABLES}: tables.{key}: {', '.join(bad)} do not match its columns")
-    return PaperTable(
-        key, t["title"], columns, tuple(t.get("image_number", ())), dict(t["datasets"]), rows,
-        data["cite"], data["source"],
-    )  # fmt: skip
+    images, datasets = tuple(t.get("image_number", ())), dict(t["datasets"])
+    return PaperTable(key, t["title"], columns, images, datasets, rows, data["cite"], data["source"])
+
+
+def _paper_row(r: dict[str, Any]) -> PaperRow:
+    """One row of the data file; ``column = "?"`` marks a row whose columns are unknown."""
+    values, budget = tuple(r["values"]), r.get("budget_hours")
+    return PaperRow(r["label"], r["model"], r.get("group", ""), budget, values, r.get("column") != "?")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,10 +240,8 @@ def cell_result(run_ids: Sequence[str], statuses: dict[str, str], selected: pd.D
     detectors = [str(d) for d in rows.get("detector", pd.Series("unknown", index=rows.index))]
     flags = rows.get("detector_standard", pd.Series(None, index=rows.index, dtype=object))
     nonstandard = {d for d, ok in zip(detectors, flags, strict=True) if not (pd.notna(ok) and bool(ok))}
-    return CellResult(
-        "done", len(words), len(words), tuple(float(v) for v in rows["value"]),
-        tuple(sorted(set(detectors))), tuple(sorted(nonstandard)),
-    )  # fmt: skip
+    n, values = len(words), tuple(float(v) for v in rows["value"])
+    return CellResult("done", n, n, values, tuple(sorted(set(detectors))), tuple(sorted(nonstandard)))
 
 
 def _run_word(run_id: str, statuses: dict[str, str], selected: pd.DataFrame) -> str:
@@ -307,8 +305,11 @@ class ReportTable:
 
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value)."""
-        shown = {i: fmt_number(r.cells[j].mean, self.kind) for i, r in enumerate(self.rows)
-                 if r.cells[j].status == "done"}  # fmt: skip
+        shown = {
+            i: fmt_number(r.cells[j].mean, self.kind)
+            for i, r in enumerate(self.rows)
+            if r.cells[j].status == "done"
+        }
         if not shown:
             return set()
         pick = min if self.lower_is_better else max
@@ -416,17 +417,28 @@ def build_table(
         _report_row(suite, k, statuses, selected, paper if compare else None) for k in row_keys(suite)
     )
     return ReportTable(
-        suite.name, metric, kind, selection, tuple(suite.datasets),
-        tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
-        tuple(image_number(d, paper) for d in suite.datasets), report_rows, paper, compare,
-        protocol_text(rows[rows["metric"] == metric], metric), _summary(suite.name, statuses),
-    )  # fmt: skip
+        suite=suite.name,
+        metric=metric,
+        kind=kind,
+        selection=selection,
+        datasets=tuple(suite.datasets),
+        headers=tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
+        image_numbers=tuple(image_number(d, paper) for d in suite.datasets),
+        rows=report_rows,
+        paper=paper,
+        compare=compare,
+        protocol=protocol_text(rows[rows["metric"] == metric], metric),
+        summary=_summary(suite.name, statuses),
+    )
 
 
 def _report_row(
-    suite: SuiteLike, key: tuple[str, str], statuses: dict[str, str], selected: pd.DataFrame,
+    suite: SuiteLike,
+    key: tuple[str, str],
+    statuses: dict[str, str],
+    selected: pd.DataFrame,
     paper: PaperTable | None,
-) -> ReportRow:  # fmt: skip
+) -> ReportRow:
     cells = [c for c in suite.cells if (c.group, c.label) == key]
     models = {c.spec.model for c in cells}
     budgets = {c.spec.budget_hours for c in cells}
@@ -478,17 +490,14 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
         (f"Protocol: {table.protocol}.", False),
         (f"Bold: best per column ({better} is better).", False),
     ]
+    cite = f"{table.paper.cite}, Table {table.paper.key}" if table.paper is not None else ""
     if table.paper is not None and not table.compare:
         parts.append(("The paper reports FID only: no published numbers for this metric.", False))
-    if table.paper is not None and table.aligned_paper:
-        cite = f"{table.paper.cite}, Table {table.paper.key}"
+    if table.aligned_paper:
         parts.append((f"Sub-rows: paper = published ({cite}); Δ = ours − paper; -- = not published.", False))
-    if table.unaligned_paper and table.paper is not None:
-        parts.append((
-            f"Published numbers ({table.paper.cite}, Table {table.paper.key}) are unaligned in the source "
-            "(six values for seven columns): printed as given below the table, never placed into columns "
-            "or compared.", False,
-        ))  # fmt: skip
+    if table.unaligned_paper:
+        unaligned = f"Published numbers ({cite}) are unaligned in the source (six values for seven columns)"
+        parts.append((f"{unaligned}: printed as given below the table, never placed into columns.", False))
     if table.nonstandard_detectors:
         parts.append(("Non-standard detector: not comparable to published numbers.", True))
         parts.append((legend(table.nonstandard_detectors) + ".", False))
@@ -594,8 +603,8 @@ def render_latex(table: ReportTable, *, standalone: bool = False) -> str:
     body = [r"\toprule", _tex_row(head)]
     for line in display_lines(table):
         body += {"midrule": [r"\midrule"], "space": [r"\addlinespace"]}.get(line.rule, [])
-        body.append(_tex_row([latex_escape(line.group)] * (lead - 1) + [_tex_label(line)]
-                             + [_tex_cell(c) for c in line.cells]))  # fmt: skip
+        cells = [latex_escape(line.group)] * (lead - 1) + [_tex_label(line)]
+        body.append(_tex_row(cells + [_tex_cell(c) for c in line.cells]))
     body += _tex_unaligned(table, lead) + [r"\bottomrule"]
     caption = " ".join(
         rf"\textbf{{{latex_escape(t)}}}" if bold else latex_escape(t) for t, bold in caption_parts(table)
@@ -604,11 +613,17 @@ def render_latex(table: ReportTable, *, standalone: bool = False) -> str:
         f"% {table.summary}",
         "% Generated by bench.report from the collected results; do not edit.",
         *([f"% Published numbers: {table.paper.source}"] if table.paper else []),
-        r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
-        rf"\caption{{{caption}}}", rf"\label{{tab:{table.suite}-{table.metric}}}",
-        rf"\begin{{tabular}}{{{'l' * lead}{'r' * len(table.datasets)}}}", *body, r"\end{tabular}",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\setlength{\tabcolsep}{4pt}",
+        rf"\caption{{{caption}}}",
+        rf"\label{{tab:{table.suite}-{table.metric}}}",
+        rf"\begin{{tabular}}{{{'l' * lead}{'r' * len(table.datasets)}}}",
+        *body,
+        r"\end{tabular}",
         r"\end{table}",
-    ]  # fmt: skip
+    ]
     if standalone:
         tex = [*_STANDALONE_HEAD, *tex, r"\end{document}"]
     return "\n".join(tex) + "\n"
@@ -664,9 +679,12 @@ def render_markdown(table: ReportTable) -> str:
     caption = " ".join(f"**{t}**" if bold else t for t, bold in caption_parts(table))
     out = [
         "<!-- Generated by bench.report from the collected results; do not edit. -->",
-        f"### {table.suite}: {table.metric}", "", caption, "",
+        f"### {table.suite}: {table.metric}",
+        "",
+        caption,
+        "",
         tabulate(rows, head, tablefmt="github", disable_numparse=True),
-    ]  # fmt: skip
+    ]
     if table.unaligned_paper and table.paper is not None:
         out += ["", _md_unaligned_note(table.paper), "", _md_unaligned(table.unaligned_paper)]
     if table.nonstandard_detectors:
@@ -688,10 +706,17 @@ def table_csv(table: ReportTable) -> str:
     records = [_csv_ours(table, i, j) for i in range(len(table.rows)) for j in range(len(table.datasets))]
     for row in table.unaligned_paper:
         records += [
-            {"source": UNALIGNED_TITLE, "group": row.group, "label": row.label, "model": row.model,
-             "dataset": "?", "position": k, "text": str(v)}
+            {
+                "source": UNALIGNED_TITLE,
+                "group": row.group,
+                "label": row.label,
+                "model": row.model,
+                "dataset": "?",
+                "position": k,
+                "text": str(v),
+            }
             for k, v in enumerate(row.values, start=1)
-        ]  # fmt: skip
+        ]
     frame = pd.DataFrame(records, columns=list(_CSV_COLUMNS))
     frame[["suite", "metric", "selection"]] = [table.suite, table.metric, table.selection]
     return frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
@@ -779,10 +804,12 @@ def _plot_over_time(
     name = metric_name(table.metric, table.kind) + (" ×10³" if table.kind == "kid" else "")
     title = f"{suite.name}: {name} ({table.metric}) over training time on {dataset}, mean over seeds"
     fig = plots.curves_figure(
-        curves, _budget_lines(suite, dataset), title=title + _nonstandard_note(pd.concat(used)),
+        curves,
+        _budget_lines(suite, dataset),
+        title=title + _nonstandard_note(pd.concat(used)),
         xlabel="training time (reference GPU-hours)",
         ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
-    )  # fmt: skip
+    )
     return plots.save(fig, out_dir / f"{table.metric}_over_time_{dataset}")
 
 
