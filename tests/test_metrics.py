@@ -338,3 +338,12 @@ def test_evaluate_passes_weights_and_rejects_bad_input(
         evaluate(gen, data, ["fid12_t"], weights="best", **kw)
     with pytest.raises(BenchError, match="did you mean"):
         evaluate(gen, data, ["fid12_tt"], **kw)
+
+
+def test_rows_record_the_prepared_filter(tmp_path: Path, pool_detector: str, small_protocols: None) -> None:
+    from bench.data import Dataset
+
+    images = procedural(10, 0)
+    data = Dataset("toy", 32, images, {"sha256": ImageSet.of(images).sha256, "resize_filter": "lanczos"})
+    rows = evaluate(TinyGenerator(), data, ["fid12_t"], detector=pool_detector, device="cpu", cache_dir=tmp_path)
+    assert rows[0]["ref_filter"] == "lanczos" and rows[0]["ref_resolution"] == 32

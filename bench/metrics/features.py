@@ -37,7 +37,7 @@ Transform = Callable[[np.ndarray], Tensor]
 
 
 class EvalDataset(Protocol):
-    """What evaluation reads from a prepared dataset (``resize_filter`` is read when present)."""
+    """What evaluation reads from a prepared dataset (and ``manifest["resize_filter"]`` when present)."""
 
     name: str
     resolution: int
@@ -150,5 +150,5 @@ def reference_cache_path(
 
 
 def reference_filter(dataset: EvalDataset) -> str:
-    """The resize filter the dataset was prepared with, or "unknown"."""
-    return str(getattr(dataset, "resize_filter", "unknown"))
+    """The resize filter the dataset was prepared with (``bench.data`` manifest), or "unknown"."""
+    return str(getattr(dataset, "manifest", {}).get("resize_filter", "unknown"))
