@@ -237,11 +237,18 @@ def cell_result(run_ids: Sequence[str], statuses: dict[str, str], selected: pd.D
     if status != "done":
         return CellResult(status, len(words), words.count("done"))
     rows = selected.loc[list(run_ids)]
-    detectors = [str(d) for d in rows.get("detector", pd.Series("unknown", index=rows.index))]
-    flags = rows.get("detector_standard", pd.Series(None, index=rows.index, dtype=object))
-    nonstandard = {d for d, ok in zip(detectors, flags, strict=True) if not (pd.notna(ok) and bool(ok))}
+    detectors = tuple(sorted({str(d) for d in rows.get("detector", ["unknown"] * len(rows))}))
     n, values = len(words), tuple(float(v) for v in rows["value"])
-    return CellResult("done", n, n, values, tuple(sorted(set(detectors))), tuple(sorted(nonstandard)))
+    return CellResult("done", n, n, values, detectors, nonstandard_detectors(rows))
+
+
+def nonstandard_detectors(rows: pd.DataFrame) -> tuple[str, ...]:
+    """Detectors of ``rows`` not flagged standard (a missing flag counts as non-standard)."""
+    detectors = rows.get("detector", pd.Series("unknown", index=rows.index))
+    flags = rows.get("detector_standard", pd.Series(None, index=rows.index, dtype=object))
+    return tuple(
+        sorted({str(d) for d, ok in zip(detectors, flags, strict=True) if not (pd.notna(ok) and ok)})
+    )
 
 
 def _run_word(run_id: str, statuses: dict[str, str], selected: pd.DataFrame) -> str:
@@ -771,11 +778,8 @@ def _row_name(key: tuple[str, str]) -> str:
 
 
 def _nonstandard_note(rows: pd.DataFrame) -> str:
-    if "detector_standard" not in rows.columns:
-        return ""
-    flags = rows["detector_standard"]
-    bad = rows.loc[~(flags.notna() & flags.astype(bool)), "detector"] if "detector" in rows.columns else []
-    return f"\n[{legend(sorted({str(d) for d in bad}))}]" if len(bad) else ""
+    bad = nonstandard_detectors(rows)
+    return f"\n[{legend(bad)}]" if bad else ""
 
 
 def _budget_lines(suite: SuiteLike, dataset: str) -> list[tuple[float, str]]:
