@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selection", choices=("best", "last"), default="best", help="which evaluation per run")
     p.add_argument("--metric", help="metric to tabulate (default: the suite's first FID metric)")
     p.add_argument("--standalone", action="store_true", help="LaTeX files compile on their own")
+    _add_perf_parser(sub)
     return parser
 
 
@@ -366,3 +367,62 @@ def cmd_report(args: argparse.Namespace) -> int:
     for p in paths:
         print(p)
     return 0
+
+
+# --- perf ----------------------------------------------------------------------------------------
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _add_perf_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("perf", help="benchmark: step time, FLOP/s, harness overhead, eval throughput per model")
+    p.add_argument(
+        "--models", default="fastgan:recon=mse,stylegan2-lite,biggan",
+        help="comma-separated models, each NAME[:KEY=VALUE...] (model kwargs)",
+    )  # fmt: skip
+    p.add_argument("--resolution", type=_count, default=256, help="px (default 256)")
+    p.add_argument("--batch", type=_count, help="images per step (default: each model's own)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--steps", type=_count, default=3, help="timed training steps; the median is reported")
+    p.add_argument("--warmup", type=_count, default=1, help="untimed steps before them")
+    p.add_argument("--harness-steps", type=_count, default=100, help="steps of the no-work model timing the harness")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast (opt-in)")
+    p.add_argument("--compile", action="store_true", help="torch.compile G and D (opt-in)")
+    p.add_argument("--channels-last", action="store_true", help="models and data in channels_last")
+    p.add_argument("--dataset", default="shapes", help="images the data paths draw from (default shapes)")
+    p.add_argument("--eval-images", type=int, help="images through the detector (5000 GPU, 64 CPU; 0 skips)")
+    p.add_argument("--detector", default="inception-v3", help="falls back to inception-random when offline")
+    p.add_argument("--naive-data", action="store_true", help="also time the naive DataLoader + PIL data path")
+    p.add_argument("--naive-workers", type=int, default=0, help="DataLoader workers of the naive path")
+    p.add_argument("--threads", type=_count, help="torch CPU threads (default: torch's)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="JSON goes to OUT/perf/")
+
+
+@command("perf")
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Measure every model, write the JSON, print the table; 1 when no model could be measured."""
+    import torch
+
+    from bench.perf import PerfSettings, format_table, run_perf
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = PerfSettings(
+        models=tuple(_csv(args.models) or ()), resolution=args.resolution, batch=args.batch, device=args.device,
+        steps=args.steps, warmup=args.warmup, harness_steps=args.harness_steps, precision=args.precision,
+        compile=args.compile, channels_last=args.channels_last, dataset=args.dataset, eval_images=args.eval_images,
+        detector=args.detector, naive_data=args.naive_data, naive_workers=args.naive_workers, out=args.out,
+    )  # fmt: skip
+    doc, path = run_perf(settings)
+    print()
+    print(format_table(doc))
+    print(f"\nwritten: {path}")
+    return 0 if any("error" not in r for r in doc["models"]) else 1

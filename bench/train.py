@@ -99,12 +99,18 @@ class Sampler:
         return torch.cat(out)
 
     def next(self) -> Tensor:
-        """A batch (B, 3, R, R) float in [-1, 1] on the device, randomly x-flipped."""
+        """A batch (B, 3, R, R) float in [-1, 1] on the device, randomly x-flipped.
+
+        Gathers and flips the uint8 images (the flip flags are drawn on the host, so the rows to
+        flip are known without a device sync), then converts once: a few kernels per batch.
+        """
         idx = self._indices()
         flip = torch.rand(len(idx), generator=self.gen) < 0.5
         dev = self.images.device
-        x = self.images[idx.to(dev, non_blocking=True)].float().div_(127.5).sub_(1.0)
-        return torch.where(flip.to(dev, non_blocking=True).view(-1, 1, 1, 1), x.flip(3), x)
+        x = self.images.index_select(0, idx.to(dev, non_blocking=True))  # uint8 (B, 3, R, R)
+        rows = flip.nonzero().flatten().to(dev, non_blocking=True)
+        x.index_copy_(0, rows, x.index_select(0, rows).flip(3))
+        return x.float().div_(127.5).sub_(1.0)
 
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
@@ -199,6 +205,19 @@ def build_model(spec: RunSpec, device: torch.device) -> models.GANModel:
     """The registered model for ``spec``, seeded by ``spec.seed``, on ``device``."""
     torch.manual_seed(spec.seed)
     return models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs).to(device)
+
+
+def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
+    """The spec's opt-in speed modes that act on the model (bf16 autocast is applied by the loop).
+
+    ``compile``: ``torch.compile`` (in place, state-dict keys unchanged) of the generator, the
+    discriminator and their direct children, so that steps calling sub-networks directly
+    (StyleGAN2's mapping / synthesis) run compiled too; a compiled parent inlines its children.
+    """
+    if spec.compile:
+        for net in (model.generator, model.discriminator):
+            for module in (net, *net.children()):
+                module.compile()
 
 
 def load_snapshot_model(
@@ -421,6 +440,7 @@ def _open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> _Run:
     model = build_model(spec, device)
     if not paths.spec.exists():
         write_spec(paths, spec, model, dataset)
+    apply_speed_modes(model, spec)
     _remove_stale_temps(paths)
     budget = Budget(spec.budget_seconds, spec.max_iters)
     sampler = Sampler(dataset.images.to(device), model.batch_size, seed=spec.seed)

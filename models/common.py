@@ -88,12 +88,15 @@ def diff_augment(x: Tensor, policy: str) -> Tensor:
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, src: nn.Module, beta: float) -> None:
-    """``ema = beta * ema + (1 - beta) * src`` over parameters (fused foreach); buffers copied."""
-    e_params = [p for p in ema.parameters()]
+    """``ema = beta * ema + (1 - beta) * src`` over parameters, buffers copied; both fused (foreach)."""
+    e_params = list(ema.parameters())
     s_params = [p.detach() for p in src.parameters()]
     torch._foreach_lerp_(e_params, s_params, 1.0 - beta)
-    for eb, sb in zip(ema.buffers(), src.buffers(), strict=True):
-        eb.copy_(sb)
+    e_bufs, s_bufs = list(ema.buffers()), list(src.buffers())
+    if len(e_bufs) != len(s_bufs):
+        raise ValueError(f"ema_update: {len(e_bufs)} EMA buffers vs {len(s_bufs)} source buffers")
+    if e_bufs:
+        torch._foreach_copy_(e_bufs, s_bufs)
 
 
 def count_params(module: nn.Module) -> int:

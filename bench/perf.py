@@ -1,0 +1,654 @@
+"""The performance benchmark (``run_bench.py perf``): how close the harness runs to the hardware.
+
+Per model, on one device, in one process:
+
+- training-step time: the real loop (:func:`bench.train._train_steps`: Sampler, autocast, loss
+  accumulation, divergence flag, budget checks) timed step by step through its ``should_stop``
+  hook, with a device synchronisation at each step's end; median of N after warm-up;
+- the model's own step (``model.train_step`` on a pre-made batch), timed the same way;
+- harness overhead two ways: (loop step - model step) / loop step, and directly, by running the
+  same loop over a model that does no work (data, budget, loss accumulation and logging only);
+  plus the augmentation and EMA calls inside the model's step, timed on one extra step;
+- FLOPs per step (``torch.utils.flop_counter``, one eager step), achieved FLOP/s and its ratio
+  to the device's peak measured here with a matmul of the same dtype;
+- peak memory, images/s, and evaluation throughput (generation + resize + detector features
+  through :mod:`bench.metrics`' own path, against the detector alone on ready batches).
+
+Optionally the naive data path (a torch DataLoader decoding and transforming PIL images every
+step, as the official FastGAN code does) is timed beside the Sampler. Results go to
+``<out>/perf/perf-<device>-<res>px-<time>.json`` with the environment and settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+import models
+from bench.budget import Budget
+from bench.data import Dataset, load_dataset
+from bench.envinfo import environment
+from bench.errors import BenchError
+from bench.io import atomic_write_json
+from bench.results import RunPaths
+from bench.specs import RunSpec
+from bench.train import LoopOptions, Sampler, _Run, _train_steps, apply_speed_modes, cache_dirs, resolve_device
+
+# Matmul side for the peak-FLOP/s probe, by device type (big enough to saturate, quick enough here).
+PEAK_SIDE = {"cpu": 2048, "cuda": 8192}
+
+
+@dataclass(frozen=True)
+class PerfSettings:
+    """What one ``perf`` invocation measures (recorded in the JSON)."""
+
+    models: tuple[str, ...] = ("fastgan:recon=mse", "stylegan2-lite", "biggan")  # name[:key=value[:...]]
+    resolution: int = 256  # px
+    batch: int | None = None  # images per step; None = each model's default
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    steps: int = 3  # timed training steps (median)
+    warmup: int = 1  # untimed steps before them (after the FLOP-counting step)
+    harness_steps: int = 100  # steps of the no-work model that time the harness alone
+    log_every: int = 10  # the loop's loss read-out interval, as in training
+    precision: str = "fp32"  # 'fp32' or 'bf16' (autocast), as RunSpec.precision
+    compile: bool = False  # torch.compile G and D, as RunSpec.compile
+    channels_last: bool = False  # models and data in channels_last memory format
+    dataset: str = "shapes"  # images the Sampler (and the naive path) draw from
+    eval_images: int | None = None  # generated images through the detector; None = 5000 on GPU, 64 on CPU
+    detector: str = "inception-v3"  # falls back to inception-random (same network) when offline
+    eval_protocol: str = "fid5k_full"  # protocol whose resize mode / BN mode the eval path uses
+    naive_data: bool = False  # also time the naive DataLoader + PIL data path
+    naive_workers: int = 0  # DataLoader workers of the naive path
+    seed: int = 0
+    out: Path = Path("results")
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes recorded with the run
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing primitives.
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def summarize(values: list[float]) -> dict[str, float | int | None]:
+    """Median, mean, min, max and count of a list of timings (None when empty)."""
+    if not values:
+        return {"median": None, "mean": None, "min": None, "max": None, "n": 0}
+    return {
+        "median": statistics.median(values),
+        "mean": statistics.fmean(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def time_calls(fn: Callable[[int], Any], n: int, warmup: int, device: torch.device) -> list[float]:
+    """Wall seconds of ``fn(i)`` for i = warmup .. warmup+n-1, each synchronised; calls 0..warmup-1 untimed."""
+    times = []
+    for i in range(warmup + n):
+        sync(device)
+        t0 = time.perf_counter()
+        fn(i)
+        sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def peak_matmul_flops(device: torch.device, dtype: torch.dtype, side: int | None = None, reps: int = 5) -> float:
+    """Measured peak FLOP/s of a square matmul of ``dtype`` on ``device`` (median of ``reps``)."""
+    side = side or PEAK_SIDE.get(device.type, 2048)
+    a = torch.randn(side, side, device=device).to(dtype)
+    b = torch.randn(side, side, device=device).to(dtype)
+    times = time_calls(lambda _: torch.mm(a, b), reps, warmup=1, device=device)
+    return 2.0 * side**3 / statistics.median(times)
+
+
+class _FlopCount(TorchDispatchMode):
+    """Sums ``torch.utils.flop_counter``'s per-op FLOP formulas over the ops it sees.
+
+    ``FlopCounterMode`` itself also tracks modules, and its tracker fails on some models
+    (a module called under ``no_grad`` with a view of a parameter); the totals are the same.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        rule = flop_registry.get(func._overloadpacket)
+        if rule is not None:
+            self.total += int(rule(*args, **kwargs, out_val=out))
+        return out
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs (multiply-add = 2) of the matmuls and convolutions ``fn`` runs, forward and backward."""
+    with _FlopCount() as counter:
+        fn()
+    return counter.total
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory.
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):  # Linux: "5" resets the process's peak RSS (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    """Peak bytes since the last reset: CUDA allocator peak, or the process's peak RSS on the CPU."""
+    if device.type == "cuda":
+        return {"bytes": int(torch.cuda.max_memory_allocated(device)), "kind": "cuda_max_allocated"}
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return {"bytes": int(line.split()[1]) * 1024, "kind": "process_peak_rss"}
+    return {"bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "kind": "process_max_rss"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Models and the loop.
+
+
+def parse_model(entry: str) -> tuple[str, dict[str, Any]]:
+    """``'fastgan:recon=mse:ngf=4'`` -> ``('fastgan', {'recon': 'mse', 'ngf': 4})`` (JSON values, else strings)."""
+    name, *pairs = entry.split(":")
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise BenchError(f"--models entry {entry!r}: expected name:key=value[:key=value...]")
+        try:
+            kwargs[key] = json.loads(text)
+        except json.JSONDecodeError:
+            kwargs[key] = text
+    if name not in models.list_models():
+        raise BenchError(f"--models: unknown model {name!r} (known: {', '.join(models.list_models())})")
+    return name, kwargs
+
+
+def perf_spec(name: str, kwargs: dict[str, Any], settings: PerfSettings, iters: int) -> RunSpec:
+    """A RunSpec for the loop: no evaluations, an iteration cap only, the settings' speed modes."""
+    return RunSpec(
+        suite="perf", model=name, dataset=settings.dataset, resolution=settings.resolution, seed=settings.seed,
+        model_kwargs=kwargs, max_iters=iters, protocols=(), eval_fractions=(), precision=settings.precision,
+        compile=settings.compile,
+    )  # fmt: skip
+
+
+def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The loop's autocast context for ``precision``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def time_loop(
+    model: models.GANModel, spec: RunSpec, dataset: Dataset, images: Tensor, steps: int, warmup: int, log_every: int
+) -> tuple[list[float], list[float]]:
+    """Per-step (wall, process-CPU) seconds of the real training loop over ``model``, steps warmup.. timed.
+
+    The loop's ``should_stop`` hook, polled at each step's end, synchronises the device and
+    stamps the clocks; the step starts from a fresh budget (step indices 0, 1, ...).
+    """
+    device = model.device
+    stamps: list[tuple[float, float]] = []
+
+    def stamp() -> bool:
+        sync(device)
+        stamps.append((time.perf_counter(), time.process_time()))
+        return False
+
+    with tempfile.TemporaryDirectory(prefix="perf-run-") as tmp:
+        opts = LoopOptions(
+            out=Path(tmp), device=str(device), progress=False, log_every=log_every,
+            checkpoint_every_s=math.inf, should_stop=stamp,
+        )  # fmt: skip
+        sampler = Sampler(images, model.batch_size, seed=spec.seed)
+        run = _Run(spec, RunPaths(Path(tmp)), opts, model, dataset, Budget(None, warmup + steps), sampler)
+        _train_steps(run, None)
+    wall = [b[0] - a[0] for a, b in zip(stamps[warmup - 1 : -1], stamps[warmup:], strict=True)]
+    cpu = [b[1] - a[1] for a, b in zip(stamps[warmup - 1 : -1], stamps[warmup:], strict=True)]
+    return wall, cpu
+
+
+def time_model_step(
+    model: models.GANModel, real: Tensor, steps: int, warmup: int, precision: str
+) -> tuple[list[float], list[float]]:
+    """Per-step (wall, process-CPU) seconds of ``model.train_step`` alone on a pre-made batch."""
+    cpu: list[float] = []
+
+    def step(i: int) -> None:
+        c0 = time.process_time()
+        with autocast_for(real.device, precision):
+            model.train_step(real, i)
+        sync(real.device)
+        if i >= warmup:
+            cpu.append(time.process_time() - c0)
+
+    return time_calls(step, steps, warmup, real.device), cpu
+
+
+class NullModel(models.GANModel):
+    """A model whose step does no work: it returns fixed zero losses under the given names."""
+
+    name = "null"
+
+    def __init__(self, loss_names: list[str], batch_size: int, resolution: int, device: torch.device) -> None:
+        super().__init__()
+        self.batch_size, self.resolution, self.z_dim, self.hparams = batch_size, resolution, 1, {}
+        self.generator = nn.Linear(1, 1, device=device)  # only so that .device works
+        self.discriminator = self.g_ema = nn.Identity()
+        self.loss_names = list(loss_names)
+        self.zero = torch.zeros((), device=device)
+
+    def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
+        return {k: self.zero for k in self.loss_names}
+
+
+def time_harness(
+    spec: RunSpec, dataset: Dataset, images: Tensor, batch: int, loss_names: list[str], steps: int, log_every: int
+) -> tuple[list[float], list[float]]:
+    """Per-step (wall, CPU) seconds of the loop over a no-work model: the harness's own cost."""
+    null = NullModel(loss_names, batch, spec.resolution, images.device)
+    return time_loop(null, spec, dataset, images, steps, warmup=2, log_every=log_every)
+
+
+@contextlib.contextmanager
+def attributed(model: models.GANModel, names: tuple[str, ...] = ("diff_augment", "ema_update")) -> Iterator[dict]:
+    """Time the calls of ``names`` made through the model's module (synchronised) while inside.
+
+    Yields {name: {"seconds": total, "calls": n}}; the module's functions are restored on exit.
+    """
+    module = sys.modules[type(model).__module__]
+    device = model.device
+    found = {n: getattr(module, n) for n in names if callable(getattr(module, n, None))}
+    totals = {n: {"seconds": 0.0, "calls": 0} for n in found}
+
+    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            sync(device)
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync(device)
+            totals[name]["seconds"] += time.perf_counter() - t0
+            totals[name]["calls"] += 1
+            return out
+
+        return timed
+
+    try:
+        for n, fn in found.items():
+            setattr(module, n, wrap(n, fn))
+        yield totals
+    finally:
+        for n, fn in found.items():
+            setattr(module, n, fn)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data paths.
+
+
+def write_png_folder(images: Tensor, folder: Path) -> list[Path]:
+    """Write uint8 (N, 3, R, R) images as PNG files; returns their paths."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(images):
+        path = folder / f"{i:05d}.png"
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
+        paths.append(path)
+    return paths
+
+
+class _ImageFiles(torch.utils.data.Dataset):
+    """Image files decoded with PIL and transformed on every access, as the official FastGAN loader."""
+
+    def __init__(self, paths: list[Path], resolution: int) -> None:
+        from torchvision import transforms
+
+        self.paths = paths
+        self.transform = transforms.Compose([
+            transforms.Resize((resolution, resolution)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+        ])  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Tensor:
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as img:
+            return self.transform(img.convert("RGB"))
+
+
+def time_data_paths(
+    images: Tensor, batch: int, device: torch.device, steps: int, workers: int, seed: int, channels_last: bool
+) -> dict[str, Any]:
+    """Seconds per batch of the Sampler (on-device uint8 set) and of the naive PIL DataLoader path."""
+    sampler = Sampler(images.to(device), batch, seed=seed)
+    ours = time_calls(lambda _: sampler.next(), steps, warmup=2, device=device)
+    with tempfile.TemporaryDirectory(prefix="perf-png-") as tmp:
+        files = _ImageFiles(write_png_folder(images.cpu(), Path(tmp)), images.shape[-1])
+        loader = torch.utils.data.DataLoader(
+            files, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
+            pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+            persistent_workers=workers > 0,
+        )  # fmt: skip
+
+        def batches() -> Iterator[Tensor]:
+            while True:
+                yield from loader
+
+        it = batches()
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        naive = time_calls(lambda _: next(it).to(device, non_blocking=True, memory_format=fmt), steps, 2, device)
+    s_ours, s_naive = summarize(ours), summarize(naive)
+    return {
+        "sampler_s": s_ours,
+        "naive_s": s_naive,
+        "naive_workers": workers,
+        "naive_source": f"PNG files at {images.shape[-1]} px, decoded + Resize/Flip/ToTensor/Normalize per image",
+        "naive_over_sampler": s_naive["median"] / s_ours["median"],
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation throughput.
+
+
+def _detector(name: str, device: torch.device, mode: str) -> tuple[Any, str | None]:
+    """The detector, or inception-random (same network, random weights) when ``name`` cannot load offline."""
+    from bench.errors import OfflineError
+    from bench.metrics import get_detector
+
+    try:
+        return get_detector(name, device, mode), None
+    except OfflineError as exc:
+        return get_detector("inception-random", device, mode), f"{name} unavailable ({exc}); timed inception-random"
+
+
+def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.device, n: int) -> dict[str, Any]:
+    """Images/s of generation + resize + detector (bench.metrics' path) vs the detector alone.
+
+    The detector alone runs on ready (B, 3, 299, 299) float batches already on the device;
+    the full path is ``featurize(generated_batches(...))``, exactly what ``evaluate`` runs.
+    Generation alone and resize alone are timed too, to name the bottleneck.
+    """
+    from bench.metrics import features
+    from bench.metrics.protocols import PROTOCOLS
+
+    p = PROTOCOLS[settings.eval_protocol]
+    det, note = _detector(settings.detector, device, p.mode)
+    transform = features.image_transform(p.mode, p.pre_resize)
+    batch = features.DETECTOR_BATCH
+    gen_kw = dict(seed=settings.seed, device=device, ema=True, truncation=p.truncation, train_bn=p.bn_mode == "train")
+
+    def gen() -> list[Tensor]:
+        return list(features.generated_batches(model, n, **gen_kw))
+
+    sync(device)
+    t0 = time.perf_counter()
+    quantized = gen()
+    sync(device)
+    gen_s = time.perf_counter() - t0
+    side = transform(quantized[0][0].permute(1, 2, 0).numpy()).shape[-1]
+    ready = torch.rand(min(batch, n), 3, side, side, device=device) * 255
+    det(ready)  # warm-up (cudnn autotuning, lazy init)
+    reps = max(1, math.ceil(n / len(ready)))
+    det_times = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
+    det_ips = len(ready) / statistics.median(det_times)
+    t0 = time.perf_counter()
+    features.featurize(iter(quantized), _NoDetector(), transform)
+    resize_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    feats = features.featurize(features.generated_batches(model, n, **gen_kw), det, transform)
+    full_s = time.perf_counter() - t0
+    return {
+        "images": n,
+        "detector": det.name,
+        "detector_note": note,
+        "protocol": settings.eval_protocol,
+        "mode": p.mode,
+        "feature_dim": int(feats.shape[1]),
+        "detector_ips": det_ips,
+        "pipeline_ips": n / full_s,
+        "generation_ips": n / gen_s,
+        "resize_ips": n / resize_s,
+        "pipeline_over_detector": (n / full_s) / det_ips,
+    }
+
+
+class _NoDetector:
+    """Stands in for a detector to time the resize path alone: returns one zero feature per image."""
+
+    def __call__(self, images: Tensor) -> Any:
+        import numpy as np
+
+        return np.zeros((images.shape[0], 1), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# One model, then the whole run.
+
+
+def build_perf_model(
+    name: str, kwargs: dict[str, Any], settings: PerfSettings, device: torch.device
+) -> models.GANModel:
+    """The registered model, seeded, on ``device`` (channels_last when the settings ask)."""
+    torch.manual_seed(settings.seed)
+    model = models.get_model(name, resolution=settings.resolution, **kwargs).to(device)
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def measure_model(
+    entry: str, settings: PerfSettings, device: torch.device, dataset: Dataset, images: Tensor, peak: float
+) -> dict[str, Any]:
+    """Every training and evaluation figure of one ``--models`` entry (see the module docstring).
+
+    Step indices: the FLOP-counting step and the attribution step are index 1, the timed model
+    steps and loop steps ``warmup ..`` (after ``0 .. warmup-1``), so lazily regularised models
+    (StyleGAN2: R1 every 16, path length every 4 steps) count and time comparable steps.
+    """
+    name, kwargs = parse_model(entry)
+    kwargs = kwargs | ({"batch_size": settings.batch} if settings.batch is not None else {})
+    model = build_perf_model(name, kwargs, settings, device)
+    real = Sampler(images, model.batch_size, seed=settings.seed + 1).next()
+    row: dict[str, Any] = {"model": entry, "name": name, "kwargs": kwargs, "batch": model.batch_size}
+    row["params"] = {"generator": sum(p.numel() for p in model.generator.parameters()),
+                     "discriminator": sum(p.numel() for p in model.discriminator.parameters())}  # fmt: skip
+    _reset_peak_memory(device)
+    losses: dict[str, Tensor] = {}
+
+    def step_one() -> None:
+        with autocast_for(device, settings.precision):
+            losses.update(model.train_step(real, 1))
+
+    row["flops_per_step"] = count_flops(step_one)  # eager, before any speed mode
+    apply_speed_modes(model, perf_spec(name, kwargs, settings, 1))
+    step_one()  # compiles when compile is on; untimed
+    with attributed(model) as extras:
+        step_one()
+    row["in_step"] = extras
+    model_wall, model_cpu = time_model_step(model, real, settings.steps, settings.warmup, settings.precision)
+    loop_spec = perf_spec(name, kwargs, settings, settings.warmup + settings.steps)
+    loop_wall, loop_cpu = time_loop(
+        model, loop_spec, dataset, images, settings.steps, settings.warmup, settings.log_every
+    )
+    row["peak_memory"] = peak_memory(device)
+    harness_wall, harness_cpu = time_harness(
+        loop_spec, dataset, images, model.batch_size, sorted(losses), settings.harness_steps, settings.log_every
+    )
+    row |= {
+        "loop_step_s": summarize(loop_wall), "model_step_s": summarize(model_wall),
+        "harness_step_s": summarize(harness_wall), "loop_step_cpu_s": summarize(loop_cpu),
+        "model_step_cpu_s": summarize(model_cpu), "harness_step_cpu_s": summarize(harness_cpu),
+    }  # fmt: skip
+    loop, mod, harness = (row[k]["median"] for k in ("loop_step_s", "model_step_s", "harness_step_s"))
+    in_step = sum(v["seconds"] for v in extras.values())
+    row |= {
+        "images_per_s": model.batch_size / loop,
+        "achieved_flops": row["flops_per_step"] / mod,
+        "peak_fraction": row["flops_per_step"] / mod / peak,
+        "overhead_share_diff": (loop - mod) / loop,
+        "overhead_share_diff_cpu": 1.0 - row["model_step_cpu_s"]["median"] / row["loop_step_cpu_s"]["median"],
+        "overhead_share_direct": harness / loop,
+        "in_step_share": in_step / loop,
+        "outside_model_share": (harness + in_step) / loop,
+    }
+    n_eval = settings.eval_images if settings.eval_images is not None else (5000 if device.type == "cuda" else 64)
+    if n_eval > 0:
+        try:
+            row["eval"] = measure_eval(model, settings, device, n_eval)
+        except Exception as exc:  # the benchmark reports what it could not measure and goes on
+            row["eval"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return row
+
+
+def _torch_settings(device: torch.device) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "threads": torch.get_num_threads(),
+        "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    if device.type == "cuda":
+        out |= {
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        }
+    return out
+
+
+def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
+    """Measure every model of ``settings``; write and return the JSON document and its path."""
+    device = resolve_device(settings.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    for entry in settings.models:
+        parse_model(entry)  # fail on a bad entry before measuring anything
+    data_cache, _ = cache_dirs(settings.out)
+    dataset = load_dataset(settings.dataset, settings.resolution, cache_dir=data_cache)
+    images = dataset.images.to(device)
+    if settings.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
+    peak = peak_matmul_flops(device, dtype)
+    log(f"peak {dtype} matmul on {device}: {peak / 1e9:.1f} GFLOP/s")
+    doc: dict[str, Any] = {
+        "kind": "perf",
+        "created": time.time(),
+        "settings": settings.to_dict(),
+        "environment": environment(device),
+        "torch_settings": _torch_settings(device),
+        "peak_matmul": {"dtype": str(dtype), "flops": peak, "side": PEAK_SIDE.get(device.type, 2048)},
+        "models": [],
+    }
+    for entry in settings.models:
+        log(f"measuring {entry} at {settings.resolution} px ...")
+        try:
+            doc["models"].append(measure_model(entry, settings, device, dataset, images, peak))
+        except models.ModelConfigError as exc:  # e.g. LPIPS weights missing offline
+            doc["models"].append({"model": entry, "error": f"{type(exc).__name__}: {exc}"})
+            log(f"  {entry}: not measured ({exc})")
+    if settings.naive_data:
+        batch = settings.batch or next((r["batch"] for r in doc["models"] if "batch" in r), 8)
+        doc["data_path"] = time_data_paths(
+            dataset.images, batch, device, max(settings.steps, 10), settings.naive_workers, settings.seed,
+            settings.channels_last,
+        )  # fmt: skip
+    doc["torch_settings"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(settings.out) / "perf" / f"perf-{device.type}-{settings.resolution}px-{stamp}.json"
+    atomic_write_json(path, doc)
+    return doc, path
+
+
+# ----------------------------------------------------------------------------------------------
+# The printed table.
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}g}"
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """A Markdown table of the figures, one row per model, with the device in the title."""
+    env = doc["environment"]
+    s = doc["settings"]
+    head = (
+        f"perf on {env['device_name']} ({env['device']}), {s['resolution']} px, {s['precision']}"
+        f"{', compile' if s['compile'] else ''}{', channels_last' if s['channels_last'] else ''}; "
+        f"peak matmul {doc['peak_matmul']['flops'] / 1e9:.1f} GFLOP/s; "
+        f"median of {s['steps']} steps after {s['warmup']} warm-up"
+    )
+    cols = ["model", "batch", "loop s/step", "model s/step", "img/s", "peak mem MiB", "GFLOP/step",
+            "GFLOP/s", "% peak", "harness % (diff)", "harness % (direct)", "outside model %",
+            "eval img/s (path / detector)"]  # fmt: skip
+    lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in doc["models"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | " + " | ".join(["-"] * (len(cols) - 2)) + f" | {r['error'][:80]} |")
+            continue
+        ev = r.get("eval", {})
+        if "pipeline_ips" in ev:
+            share = 100 * ev["pipeline_over_detector"]
+            eval_txt = f"{ev['pipeline_ips']:.3g} / {ev['detector_ips']:.3g} ({share:.0f} %)"
+        else:
+            eval_txt = ev.get("error", "-")[:60]
+        cells = [
+            r["model"], str(r["batch"]), _fmt(r["loop_step_s"]["median"]), _fmt(r["model_step_s"]["median"]),
+            _fmt(r["images_per_s"]), _fmt(r["peak_memory"]["bytes"], 1 / 2**20, 4), _fmt(r["flops_per_step"], 1e-9),
+            _fmt(r["achieved_flops"], 1e-9), _fmt(r["peak_fraction"], 100, 2), _fmt(r["overhead_share_diff"], 100, 2),
+            _fmt(r["overhead_share_direct"], 100, 2), _fmt(r["outside_model_share"], 100, 2), eval_txt,
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    dp = doc.get("data_path")
+    if dp:
+        lines += [
+            "",
+            f"data path, s/batch (median): Sampler {_fmt(dp['sampler_s']['median'])}, naive DataLoader+PIL "
+            f"({dp['naive_workers']} workers) {_fmt(dp['naive_s']['median'])}: naive / ours = "
+            f"{dp['naive_over_sampler']:.1f}x",
+        ]
+    return "\n".join(lines)
