@@ -335,12 +335,18 @@ def row_cells(suite: SuiteLike, key: tuple[str, str], dataset: str) -> list[Cell
     return sorted(cells, key=lambda c: c.spec.seed)
 
 
-def image_number(dataset: str, paper: PaperTable | None) -> int | None:
-    """Images in the dataset: the dataset registry's count, else the paper's image-number row."""
+def image_number(dataset: str, paper: PaperTable | None, rows: pd.DataFrame) -> int | None:
+    """Images in the dataset: the registry's count, else the size of the full reference set the
+    evaluations used (built-in datasets), else the paper's image-number row."""
     try:
         return get_dataset_info(dataset).count
     except BenchError:
-        return paper.image_count(dataset) if paper else None
+        pass
+    if {"dataset", "reference", "ref_count"} <= set(rows.columns):
+        counts = rows.loc[(rows["dataset"] == dataset) & (rows["reference"] == "full"), "ref_count"].dropna()
+        if len(counts):
+            return int(counts.max())
+    return paper.image_count(dataset) if paper else None
 
 
 def protocol_text(rows: pd.DataFrame, metric: str) -> str:
@@ -430,7 +436,7 @@ def build_table(
         selection=selection,
         datasets=tuple(suite.datasets),
         headers=tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
-        image_numbers=tuple(image_number(d, paper) for d in suite.datasets),
+        image_numbers=tuple(image_number(d, paper, rows) for d in suite.datasets),
         rows=report_rows,
         paper=paper,
         compare=compare,

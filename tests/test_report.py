@@ -71,7 +71,7 @@ def evals(
             "snapshot": f"snapshots/snap-{k:08d}.pt", "grid": f"samples/grid-{k:08d}.png",
             "metric": metric, "value": v, "std": math.nan, "kind": kind,
             "detector": "inception-v3" if standard else "inception-random", "detector_standard": standard,
-            "mode": "clean", "num_gen": 5000, "reference": "full", "weights": "ema",
+            "mode": "clean", "num_gen": 5000, "reference": "full", "ref_count": 99, "weights": "ema",
         }
         for k, (p, v) in enumerate(zip(points, values, strict=True))
     ]  # fmt: skip
@@ -137,6 +137,13 @@ def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -
     )
     md = report.render_markdown(report.build_table(suite, df, states={}))
     assert md.count("**") == 2 and best in md
+    assert "| Image number | 100 " in md  # the dataset registry's count wins over the reference size
+
+
+def test_image_number_falls_back_to_reference_size() -> None:
+    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("shapes",), paper_table=None)
+    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "shapes"), [30.0]))
+    assert report.build_table(suite, df, states={}).image_numbers == (99,)
 
 
 def test_nonstandard_detector_marked_in_every_format(tmp_path: Path) -> None:
@@ -167,6 +174,7 @@ def test_table_b_unaligned_block_printed_as_given() -> None:
     assert r"\textit{paper (unaligned; column alignment unknown)" in tex
     assert r"\multicolumn{2}{l}{74.56, 25.66, 45.23, 190.23, 152.73, 127.98}" in tex
     assert "N/A, N/A, 36.72, 60.12, 61.23, 107.68" in tex
+    assert "| Image number | 1000 | 1000 |" in " ".join(md.split())
     assert "| Ours (8 hour) | 45.08 | 24.45 | 25.66 | 57.19 | 59.38 | 130.05 |" in " ".join(md.split())
     frame = pd.read_csv(pd.io.common.StringIO(csv))
     unaligned = frame[frame["source"] == "paper (unaligned; column alignment unknown)"]
