@@ -1,0 +1,113 @@
+"""End-to-end tests of the real CLI (subprocesses), on tiny suites."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import run_cli
+
+EVAL_SUITE = """
+[suite]
+name = "e2e"
+resolution = 32
+datasets = ["shapes"]
+
+[budget]
+max_iters = 4
+
+[eval]
+protocols = ["fid200_full", "kid200_full"]
+detector = "inception-random"
+fractions = [0.5, 1.0]
+grid_size = 4
+
+[models.baseline]
+kwargs = { recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }
+
+[models.fastgan]
+kwargs = { recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }
+"""
+
+
+def _files(root) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")} if root.exists() else set()
+
+
+def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
+    suite = tiny_suite("e2e", text=EVAL_SUITE)
+    out = tmp_path / "results"
+    first = run_cli("--suite", str(suite), "--out", str(out), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "best fid200_full within budget" in first.stdout
+    assert "| baseline" in first.stdout and "| fastgan" in first.stdout
+    assert "non-standard detector" in first.stdout
+    runs = sorted((out / "runs" / "e2e").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        assert json.loads((run / "state.json").read_text())["status"] == "done"
+        assert (run / "samples" / "grid-00000004.png").exists()
+        rows = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
+        assert {(r["metric"], r["eval_point"]) for r in rows} == {
+            (m, p) for m in ("fid200_full", "kid200_full") for p in (0.5, 1.0)
+        }
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "lock"}
+    second = run_cli("--suite", str(suite), "--out", str(out), "--no-progress")
+    assert second.returncode == 0, second.stderr
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "lock"}
+    assert before == after, "a second run trains, evaluates and writes nothing"
+    assert "2 done" in second.stdout
+
+    status = run_cli("status", "--suite", str(suite), "--out", str(out))
+    assert status.returncode == 0 and status.stdout.count("| done") == 2
+
+    rescored = run_cli("eval", "--run", str(runs[0]), "--checkpoint", "latest", "--protocol", "fid200_full",
+                       "--out", str(out))  # fmt: skip
+    assert rescored.returncode == 0, rescored.stderr
+    assert "snap-00000004.pt  fid200_full" in rescored.stdout
+    rows = [json.loads(x) for x in (runs[0] / "evals.jsonl").read_text().splitlines()]
+    again = [r for r in rows if r.get("rescored")]
+    orig = [r for r in rows if not r.get("rescored") and r["metric"] == "fid200_full" and r["step"] == 4]
+    assert len(again) == 1 and again[0]["value"] == orig[0]["value"]  # same snapshot, same protocol
+
+
+def test_dry_run_prints_plan_and_writes_nothing(tiny_suite, tmp_path) -> None:
+    out = tmp_path / "results"
+    res = run_cli("--suite", str(tiny_suite()), "--out", str(out), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "baseline-shapes-32-s0-" in res.stdout and "todo" in res.stdout and "6 it" in res.stdout
+    assert not out.exists()
+
+
+def test_bad_inputs_exit_2_with_one_line(tiny_suite, tmp_path) -> None:
+    out = tmp_path / "results"
+    cases = {
+        "unknown suite": (["--suite", "smok"], "unknown suite 'smok'"),
+        "unknown model filter": (["--suite", str(tiny_suite()), "--models", "fastgn"], "--models: fastgn"),
+        "missing folder": (["--suite", str(_folder_suite(tiny_suite, tmp_path / "nope"))], "nope"),
+    }
+    bad_img = tmp_path / "imgs"
+    bad_img.mkdir()
+    (bad_img / "broken.png").write_bytes(b"\x89PNG not really")
+    cases["bad image file"] = (["--suite", str(_folder_suite(tiny_suite, bad_img, "b"))], "broken.png")
+    for what, (args, needle) in cases.items():
+        res = run_cli(*args, "--out", str(out), "--no-progress")
+        assert res.returncode == 2, (what, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (what, res.stderr)
+        assert not (out / "runs").exists(), what
+
+
+def _folder_suite(tiny_suite, folder, name: str = "f"):
+    text = tiny_suite(name).read_text().replace('"shapes"', json.dumps(f"folder:{folder}"))
+    return tiny_suite(name, text=text)
+
+
+def test_unwritable_out(tiny_suite, tmp_path) -> None:
+    if os.geteuid() == 0:
+        ro = "/proc/fewshot-results"  # root ignores permission bits; /proc is never writable
+    else:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        ro = str(tmp_path / "ro" / "results")
+    res = run_cli("--suite", str(tiny_suite()), "--out", ro, "--no-progress")
+    assert res.returncode == 2 and "not writable" in res.stderr
