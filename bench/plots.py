@@ -1,8 +1,9 @@
 """Matplotlib figures for the report, saved as PNG and PDF: curves, image panels, latent strips.
 
-Drawing only: :mod:`bench.report` prepares the data and writes every title and label. Figures
-are built on :class:`matplotlib.figure.Figure` directly (Agg canvas for PNG), so no global
-pyplot state or interactive backend is touched.
+:mod:`bench.report` prepares the data and writes every title and label; this module draws (and
+walks the latent space for interpolation strips). Figures are built on
+:class:`matplotlib.figure.Figure` directly (Agg canvas for PNG), so no global pyplot state or
+interactive backend is touched.
 """
 
 from __future__ import annotations
@@ -12,14 +13,24 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from PIL import Image
 
 STRIP_STEPS = 8  # images in a latent interpolation strip
 _PANEL_SIDE = 768  # px: sample grids are downscaled to at most this before drawing
+
+
+class Generator(Protocol):
+    """What an interpolation strip needs of a model (:class:`models.base.GANModel` has it)."""
+
+    z_dim: int
+
+    def generate(self, z: torch.Tensor, *, ema: bool = True) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -85,10 +96,8 @@ def panels_figure(panels: Sequence[tuple[str, Path | None]], *, title: str) -> F
     return fig
 
 
-def slerp(z0: Any, z1: Any, t: Any) -> Any:
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latents ``z0``, ``z1`` (D,) at fractions ``t`` (T,) → (T, D)."""
-    import torch
-
     cos = torch.dot(z0 / z0.norm(), z1 / z1.norm()).clamp(-1.0, 1.0)
     omega = torch.acos(cos)
     if omega.abs() < 1e-6:
@@ -98,12 +107,9 @@ def slerp(z0: Any, z1: Any, t: Any) -> Any:
 
 
 def interpolation_images(
-    model: Any, *, seed: int = 0, steps: int = STRIP_STEPS, side: int = 256
+    model: Generator, *, seed: int = 0, steps: int = STRIP_STEPS, side: int = 256
 ) -> np.ndarray:
     """(steps, H, W, 3) images in [0, 1]: ``model.generate`` (EMA) along a slerp of two seeded latents."""
-    import torch
-    import torch.nn.functional as F
-
     gen = torch.Generator().manual_seed(seed)
     z0, z1 = torch.randn(2, model.z_dim, generator=gen)
     z = slerp(z0, z1, torch.linspace(0.0, 1.0, steps))
@@ -128,5 +134,5 @@ def strip_figure(images: np.ndarray, *, title: str) -> Figure:
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, width=int(1.6 * n * 12)), fontsize=9)
     return fig

@@ -772,7 +772,7 @@ def write_tables(table: ReportTable, out_dir: Path, *, standalone: bool = False)
 # Figures (data and titles here; drawing in bench.plots).
 
 
-def load_generator(run_dir: Path, snapshot: str) -> Any:
+def load_generator(run_dir: Path, snapshot: str) -> plots.Generator:
     """The run's model with the weights of ``snapshot``, on the CPU (imported lazily: heavy)."""
     from bench.train import load_snapshot_model
 
