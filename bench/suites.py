@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,8 +228,21 @@ def _budget_of(data: dict[str, Any], mt: dict[str, Any]) -> tuple[float | None, 
     return mt.get("budget_hours", b.get("hours")), mt.get("max_iters", b.get("max_iters"))
 
 
+SpeedRatio = float | Mapping[tuple[str, int], float] | None
+
+
+def _ratio(speed_ratio: SpeedRatio, data: dict[str, Any], model: str, path: Path) -> float:
+    if isinstance(speed_ratio, Mapping):
+        key = (model, data["suite"]["resolution"])
+        if key not in speed_ratio:
+            raise BenchError(f"{path}: models.{model}: the calibration has no speed ratio for {model} at {key[1]} px; "
+                             "calibrate this model on both devices")  # fmt: skip
+        return float(speed_ratio[key])
+    return float(speed_ratio or data.get("budget", {}).get("speed_ratio", 1.0))
+
+
 def _expand(
-    data: dict[str, Any], path: Path, budget_scale: float, speed_ratio: float | None, init_from: str | None
+    data: dict[str, Any], path: Path, budget_scale: float, speed_ratio: SpeedRatio, init_from: str | None
 ) -> list[Cell]:
     s, b, e = data["suite"], data.get("budget", {}), data.get("eval", {})
     fractions = sorted({float(f) for f in e.get("fractions", [1.0])} | {1.0})
@@ -248,7 +262,7 @@ def _expand(
                 spec = RunSpec(
                     suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
                     model_kwargs=kwargs, budget_hours=hours, max_iters=iters,
-                    speed_ratio=float(speed_ratio or b.get("speed_ratio", 1.0)), budget_scale=budget_scale,
+                    speed_ratio=_ratio(speed_ratio, data, model, path), budget_scale=budget_scale,
                     num_gpus=b.get("num_gpus", 1), protocols=tuple(e.get("protocols", ["fid5k_full"])),
                     detector=e.get("detector", "inception-v3"), eval_fractions=tuple(fractions),
                     grid_size=e.get("grid_size", 16), precision=mt.get("precision", "fp32"),
@@ -261,14 +275,15 @@ def load_suite(
     name_or_path: str,
     *,
     budget_scale: float = 1.0,
-    speed_ratio: float | None = None,
+    speed_ratio: SpeedRatio = None,
     init_from: str | None = None,
 ) -> Suite:
     """Read, validate and expand a suite. Raises SuiteError listing every problem found.
 
     Args:
         budget_scale: multiplies every budget (>0).
-        speed_ratio: this device's speed relative to the suite's reference GPU; None = the suite's.
+        speed_ratio: this device's speed relative to the suite's reference GPU (one number, or one per
+            (model, resolution) from a calibration); None = the suite's ``budget.speed_ratio``.
         init_from: checkpoint for cells whose model declares ``needs = "init_from"``.
     """
     path = suite_path(name_or_path)

@@ -1,0 +1,103 @@
+"""Device calibration: training throughput per (model, resolution), and speed ratios between devices.
+
+The paper's budgets are hours of a reference GPU (RTX 2080-Ti at 256, RTX TITAN at 1024). A
+calibration file measured here, divided by one measured on (or for) the reference GPU, gives the
+speed ratio that converts reference-GPU-hours into local training seconds for each model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import models
+from bench.envinfo import environment
+from bench.errors import BenchError
+from bench.io import atomic_write_json
+from bench.suites import Cell
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(name: str, resolution: int, kwargs: dict[str, Any], device: torch.device, steps: int) -> dict[str, Any]:
+    """Median seconds per training step (after one warm-up step) of a model on random data."""
+    torch.manual_seed(0)
+    model = models.get_model(name, resolution=resolution, **kwargs).to(device)
+    real = torch.rand(model.batch_size, 3, resolution, resolution, device=device) * 2 - 1
+    model.train_step(real, 0)
+    times = []
+    for i in range(steps):
+        _sync(device)
+        t0 = time.perf_counter()
+        model.train_step(real, i + 1)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    return {
+        "model": name, "resolution": resolution, "kwargs": kwargs, "batch": model.batch_size,
+        "steps": steps, "sec_per_step": sec, "it_s": 1.0 / sec, "img_s": model.batch_size / sec,
+    }  # fmt: skip
+
+
+def calibrate(cells: list[Cell], device: torch.device, steps: int, reference: Path | None = None) -> dict[str, Any]:
+    """Measure every distinct (model, kwargs, resolution) of ``cells``; add ratios to ``reference``."""
+    seen: dict[str, tuple[str, int, dict[str, Any]]] = {}
+    for c in cells:
+        s = c.spec
+        seen.setdefault(json.dumps([s.model, s.resolution, s.model_kwargs], sort_keys=True),
+                        (s.model, s.resolution, s.model_kwargs))  # fmt: skip
+    entries = [measure(m, r, kw, device, steps) for m, r, kw in seen.values()]
+    doc = {"environment": environment(device), "created": time.time(), "entries": entries}
+    if reference is not None:
+        ref = {(e["model"], e["resolution"]): e for e in read_calibration(reference)["entries"]}
+        for e in entries:
+            match = ref.get((e["model"], e["resolution"]))
+            if match:
+                e["speed_ratio"] = e["img_s"] / match["img_s"]
+        doc["reference"] = str(reference)
+    return doc
+
+
+def calibration_path(out: Path, device: torch.device) -> Path:
+    """``<out>/calibration/<device-name>.json``."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", environment(device)["device_name"]).strip("_")
+    return Path(out) / "calibration" / f"{slug}.json"
+
+
+def write_calibration(path: Path, doc: dict[str, Any]) -> None:
+    """Atomic JSON write."""
+    atomic_write_json(path, doc)
+
+
+def read_calibration(path: Path) -> dict[str, Any]:
+    """A calibration file, validated enough to use."""
+    bad = BenchError(f"--calibration {path}: not a calibration file; create one with `run_bench.py calibrate`")
+    try:
+        doc = json.loads(Path(path).read_text())
+        ok = all({"model", "resolution", "img_s"} <= set(e) for e in doc["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise bad from None
+    if not ok:
+        raise bad
+    return doc
+
+
+def speed_ratios(path: Path) -> dict[tuple[str, int], float]:
+    """(model, resolution) → speed ratio, from a calibration made with ``--reference``."""
+    ratios = {(e["model"], e["resolution"]): e["speed_ratio"] for e in read_calibration(path)["entries"]
+              if "speed_ratio" in e}  # fmt: skip
+    if not ratios:
+        raise BenchError(
+            f"--calibration {path}: has no speed ratios; run `run_bench.py calibrate --reference REF.json` "
+            "with a calibration measured on the reference GPU"
+        )
+    return ratios
