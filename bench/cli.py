@@ -67,6 +67,7 @@ def _add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     p.add_argument("--budget-scale", type=_positive, default=1.0, help="multiply every budget by F")
     p.add_argument("--speed-ratio", type=_positive, help="this device's speed / the reference GPU's")
+    p.add_argument("--calibration", type=Path, help="per-model speed ratios from `calibrate --reference`")
     p.add_argument("--init-from", help="checkpoint for finetune rows (e.g. stylegan2-lite-finetune)")
 
 
@@ -154,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the manifest)")
     p.add_argument("--resolution", type=_resolution, help="prepare at this resolution (default: the dataset's)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
+    p = sub.add_parser("calibrate", help="measure this device's training throughput for a suite's models")
+    _add_suite_args(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per model (median; after 1 warm-up)")
+    p.add_argument("--reference", type=Path, help="calibration file of the reference GPU: adds speed ratios")
     p = sub.add_parser("report", help="tables (LaTeX, Markdown, CSV) and plots from a suite's results")
     _add_suite_args(p)
     p.add_argument("--selection", choices=("best", "last"), default="best", help="which evaluation per run")
@@ -191,20 +197,29 @@ def main(argv: list[str] | None = None) -> int:
 def _suite_and_cells(args: argparse.Namespace):  # -> tuple[Suite, list[Cell]]
     from bench.suites import filter_cells, load_suite
 
-    suite = load_suite(
-        args.suite, budget_scale=args.budget_scale, speed_ratio=args.speed_ratio, init_from=args.init_from
-    )
+    ratio = args.speed_ratio
+    if args.calibration is not None:
+        if ratio is not None:
+            raise BenchError("--speed-ratio and --calibration both given; pass one of them")
+        from bench.calibrate import speed_ratios
+
+        ratio = speed_ratios(args.calibration)
+    suite = load_suite(args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from)
     return suite, filter_cells(suite, _csv(args.models), _csv(args.datasets))
 
 
 def _check_writable(out: Path) -> None:
-    import os
+    """Fail early, before any training, when the results folder cannot be written."""
+    import tempfile
 
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not probe.is_dir():
-        raise BenchError(f"--out {out}: {probe} is a file, not a folder; pass a folder for --out")
-    if not os.access(probe, os.W_OK):
-        raise BenchError(f"--out {out}: folder is not writable; pass a writable --out")
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out}: is a file, not a folder; pass a folder for --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise BenchError(f"--out {out}: folder is not writable ({exc.strerror}); pass a writable --out") from None
 
 
 @command("run")
@@ -404,6 +419,14 @@ def _add_perf_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--naive-workers", type=int, default=0, help="DataLoader workers of the naive path")
     p.add_argument("--threads", type=_count, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", type=Path, default=Path("results"), help="JSON goes to OUT/perf/")
+    p.add_argument(
+        "--precision-fid", action="store_true",
+        help="instead: FID of a suite's model trained in fp32 and bf16 per seed, vs the seed spread",
+    )  # fmt: skip
+    p.add_argument("--fid-suite", default="smoke", help="suite of --precision-fid (default smoke)")
+    p.add_argument("--fid-model", default="fastgan", help="model of --precision-fid (default fastgan)")
+    p.add_argument("--fid-seeds", default="0,1,2", help="seeds of --precision-fid (default 0,1,2)")
+    p.add_argument("--fid-iters", type=_count, default=40, help="training steps per --precision-fid run")  # fmt: skip
 
 
 @command("perf")
@@ -415,6 +438,16 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.precision_fid:
+        from bench.perf import format_precision_check, precision_fid_check
+
+        seeds = tuple(int(x) for x in _csv(args.fid_seeds) or ())
+        doc, path = precision_fid_check(
+            args.fid_suite, args.fid_model, seeds, args.fid_iters, out=args.out, device=args.device
+        )
+        print(format_precision_check(doc))
+        print(f"\nwritten: {path}")
+        return 0
     settings = PerfSettings(
         models=tuple(_csv(args.models) or ()), resolution=args.resolution, batch=args.batch, device=args.device,
         steps=args.steps, warmup=args.warmup, harness_steps=args.harness_steps, precision=args.precision,
@@ -426,3 +459,23 @@ def cmd_perf(args: argparse.Namespace) -> int:
     print(format_table(doc))
     print(f"\nwritten: {path}")
     return 0 if any("error" not in r for r in doc["models"]) else 1
+
+
+@command("calibrate")
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure it/s and img/s per (model, resolution) of the suite; write results/calibration/."""
+    from tabulate import tabulate
+
+    from bench.calibrate import calibrate, calibration_path, write_calibration
+    from bench.train import resolve_device
+
+    _, cells = _suite_and_cells(args)
+    device = resolve_device(args.device)
+    doc = calibrate(cells, device, max(1, args.steps), args.reference)
+    path = calibration_path(args.out, device)
+    write_calibration(path, doc)
+    rows = [[e["model"], e["resolution"], e["batch"], f"{e['it_s']:.3g}", f"{e['img_s']:.3g}",
+             f"{e['speed_ratio']:.3g}" if "speed_ratio" in e else "--"] for e in doc["entries"]]  # fmt: skip
+    print(tabulate(rows, ["model", "res", "batch", "it/s", "img/s", "speed ratio"], tablefmt="github"))
+    print(f"written: {path}")
+    return 0
