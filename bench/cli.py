@@ -112,6 +112,8 @@ def _cmd_launch(args: argparse.Namespace, suite, cells) -> int:
         return 0
     _check_writable(args.out)
     _check_data(cells, args.out)
+    if args.devices:
+        return _run_workers(args)
     opts = LoopOptions(out=args.out, device=args.device, checkpoint_every_s=args.checkpoint_every)
     outcome = launch(cells, opts, settings)
     for run_id, what in outcome.items():
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_suite_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=_positive, default=900.0, help="training seconds between checkpoints")
     _add_launch_args(p)
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code."""
     argv = _argv_with_default(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    args.argv = argv
     from models import ModelConfigError
 
     try:
@@ -238,6 +242,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     _check_models(suite, cells)
     _check_data(cells, args.out)
+    if args.devices:
+        return _run_workers(args)
     opts = LoopOptions(
         out=args.out, device=args.device, progress=not args.no_progress,
         checkpoint_every_s=args.checkpoint_every,
@@ -248,6 +254,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = {s: list(outcome.values()).count(s) for s in sorted(set(outcome.values()))}
     print("\ncells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if "failed" in outcome.values() else 0
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    """One worker process per device on the same suite; run locks spread the cells among them."""
+    import subprocess
+
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    if not all(d.isdigit() for d in devices):
+        raise BenchError(f"--devices {args.devices}: expected CUDA indices like 0,1,2")
+    base, skip = [], False
+    for a in args.argv:  # the same command without --devices/--device
+        if skip:
+            skip = False
+        elif a in ("--devices", "--device"):
+            skip = True
+        elif not a.startswith(("--devices=", "--device=")):
+            base.append(a)
+    cmd = [sys.executable, str(Path(__file__).resolve().parent.parent / "run_bench.py"), *base, "--no-progress"]
+    procs = [subprocess.Popen([*cmd, "--device", f"cuda:{d}"]) for d in devices]
+    codes = [p.wait() for p in procs]
+    return max(codes)
 
 
 def _check_models(suite, cells) -> None:  # suite: Suite, cells: list[Cell]
