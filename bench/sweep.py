@@ -94,7 +94,10 @@ def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:
     metric = fid["metric"].iloc[0]
     fid = fid[fid["metric"] == metric]
     best = fid.groupby(["model", "dataset", "seed"])["value"].min().groupby(["model", "dataset"]).mean()
-    table = best.unstack("dataset")
+    table = best.unstack("dataset").astype(object)
+    for c in cells:  # a diverged run shows as such, never as its last number
+        if cell_state(out, c)["status"] == "diverged":
+            table.loc[c.spec.model, c.spec.dataset] = "diverged"
     order = list(dict.fromkeys(c.spec.model for c in cells))
     table = table.reindex([m for m in order if m in table.index])
     note = ""
@@ -105,4 +108,9 @@ def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:
 
 
 def _fmt(table: pd.DataFrame) -> pd.DataFrame:
-    return table.map(lambda v: "--" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}")
+    def cell(v: object) -> str:
+        if isinstance(v, str):
+            return v
+        return "--" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+    return table.map(cell)

@@ -334,10 +334,15 @@ def _pending_points(run: _Run) -> list[float]:
     return [p for p in sorted(run.spec.eval_fractions) if p not in done]
 
 
+def _reached(run: _Run, pending: list[float], force_final: bool = False) -> list[float]:
+    """The pending evaluation points the budget has reached."""
+    frac = 1.0 if force_final else run.budget.fraction()
+    return [p for p in pending if p <= frac + 1e-12]
+
+
 def _maybe_evaluate(run: _Run, pending: list[float], force_final: bool = False) -> list[float]:
     """Evaluate at the largest pending point already reached; returns the points still pending."""
-    frac = 1.0 if force_final else run.budget.fraction()
-    reached = [p for p in pending if p <= frac + 1e-12]
+    reached = _reached(run, pending, force_final)
     if not reached:
         return pending
     run.budget.pause()
@@ -379,11 +384,16 @@ def _train_steps(run: _Run, bar: Any) -> str:
                 return "diverged"
             _report_progress(run, bar, {k: float(v) / run.opts.log_every for k, v in sums.items()})
             sums = {}
+        ckpt_due = run.budget.elapsed() - last_ckpt >= run.opts.checkpoint_every_s
+        stop = run.opts.should_stop is not None and run.opts.should_stop()
+        if (ckpt_due or stop or _reached(run, pending)) and (bool(bad) or not _weights_finite(run.model)):
+            run.budget.pause()  # NaN/inf since the last log step: nothing of it is saved or scored
+            return "diverged"
         pending = _maybe_evaluate(run, pending)
-        if run.budget.elapsed() - last_ckpt >= run.opts.checkpoint_every_s:
+        if ckpt_due:
             _checkpoint(run)
             last_ckpt = run.budget.elapsed()
-        if run.opts.should_stop is not None and run.opts.should_stop():
+        if stop:
             run.budget.pause()
             return "interrupted"
     run.budget.pause()

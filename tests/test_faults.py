@@ -35,6 +35,7 @@ from bench.sweep import cell_state
 ROOT = Path(__file__).resolve().parent.parent
 RUN_BENCH = ROOT / "run_bench.py"
 TINY_PROTOCOL = "kid8_faults"  # registered by the zygote only: KID on 8 generated images
+POISONED = "baseline-inf-at-13"  # registered by the zygote only: weights turn to inf at step 13
 ENV = os.environ | {
     "PYTHONPATH": str(ROOT),
     "OMP_NUM_THREADS": "1",  # deterministic, and no thread pools before the zygote forks
@@ -64,8 +65,27 @@ kwargs = {{ recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }}
 
 ZYGOTE = f"""
 import json, os, runpy, signal, sys, traceback
+import torch
 import bench.cli, bench.metrics, bench.rescore, bench.sweep, bench.train, models  # once, before any fork
 bench.metrics.register_protocol({TINY_PROTOCOL!r}, "kid", 8)
+
+
+@models.register_model({POISONED!r})
+def poisoned(resolution, **kw):  # baseline whose generator weights turn to inf from step 13 on
+    model = models.get_model("baseline", resolution=resolution, **kw)
+    step = model.train_step
+
+    def train_step(real, i):
+        out = step(real, i)
+        if i >= 12:
+            with torch.no_grad():
+                next(model.generator.parameters()).fill_(float("inf"))
+        return out
+
+    model.train_step = train_step
+    return model
+
+
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished and killed attempts
 while line := sys.stdin.readline():
     argv, log = json.loads(line)
@@ -511,3 +531,46 @@ def test_lock_of_a_killed_process_does_not_block(tmp_path) -> None:
     assert done.returncode == 0, log
     assert read_state(paths)["status"] == "done"
     assert [e["event"] for e in _jsonl_strict(paths.events)][0] == "resume"
+
+
+def test_diverging_cell_stops_keeps_last_good_and_suite_goes_on(zygote, tmp_path) -> None:
+    """Weights turn to inf between two loss checks: no later checkpoint, snapshot or score; the other cell runs."""
+    suite = _suite(tmp_path, "div", iters=32, fractions=[0.25, 0.5, 1.0])
+    suite.write_text(
+        suite.read_text() + f'\n[models.{POISONED}]\nkwargs = {{ recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }}\n'
+    )
+    camp = Campaign(zygote, suite, tmp_path)
+    out = tmp_path / "out"
+    first = camp.attempt(out, None)
+    assert first.rc == 0 and "cells: 1 diverged, 1 done" in first.log, first.log
+    runs = {json.loads((d / "spec.json").read_text())["spec"]["model"]: d for d in (out / "runs" / "div").iterdir()}
+    bad, good = RunPaths(runs[POISONED]), RunPaths(runs["baseline"])
+    assert read_state(bad)["status"] == "diverged" and read_state(good)["status"] == "done"
+    assert read_state(bad)["step"] == 16  # the 0.5 evaluation found it, before saving anything
+    assert sorted(os.listdir(bad.snapshots)) == ["snap-00000008.pt"]  # the evaluation before it is kept
+    for ckpt in bad.checkpoints.glob("*.pt"):  # only good checkpoints; the newest loads
+        state = torch.load(ckpt, weights_only=True)
+        assert state["step"] <= 12 and all(
+            torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()
+        )
+    events = [e["event"] for e in _jsonl_strict(bad.events)]
+    assert events == ["evaluated", "diverged"]
+    again = camp.attempt(out, None)  # a second run does not retry it
+    assert again.rc == 0 and [e["event"] for e in _jsonl_strict(bad.events)] == events
+
+
+def test_best_table_shows_diverged_not_a_number(tmp_path) -> None:
+    from bench.sweep import best_table
+
+    suite_path = _suite(tmp_path, "tab", iters=4, fractions=[1.0])
+    suite_path.write_text(suite_path.read_text() + '\n[models.fastgan]\nkwargs = { recon = "mse" }\n')
+    suite = load_suite(str(suite_path))
+    for cell, status, value in zip(suite.cells, ["diverged", "done"], [12.5, 34.5], strict=True):
+        paths = RunPaths.of(tmp_path, cell.spec)
+        paths.root.mkdir(parents=True)
+        (paths.root / "spec.json").write_text(json.dumps({"spec": cell.spec.to_dict()}))
+        (paths.root / "state.json").write_text(json.dumps({"status": status}))
+        row = {"snapshot": "snapshots/snap-00000002.pt", "metric": "fid5k_full", "kind": "fid", "value": value}
+        (paths.root / "evals.jsonl").write_text(json.dumps(row) + "\n")
+    table = best_table(suite, suite.cells, tmp_path)
+    assert "diverged" in table and "12.5" not in table and "34.50" in table
