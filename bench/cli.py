@@ -408,6 +408,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for p in paths:
         print(p)
+    from bench.report import read_states, summary_line
+
+    print(summary_line(suite, collect(args.out, suite.name), read_states(suite, args.out)))
     return 0
 
 
