@@ -285,6 +285,7 @@ class _Run:
     dataset: Dataset
     budget: Budget
     sampler: Sampler
+    detectors: Any = None  # bench.metrics.DetectorCache, created at the first evaluation
 
 
 def _progress_row(run: _Run) -> dict[str, Any]:
@@ -311,9 +312,10 @@ def evaluate_point(run: _Run, point: float) -> None:
     t0 = time.perf_counter()
     with _isolated_rng(run.model.device):
         atomic_write_bytes(grid, sample_grid(run.model, run.spec.grid_size, seed=run.spec.seed + 1))
+        run.detectors = run.detectors or metrics.DetectorCache()
         rows = metrics.evaluate(
             run.model, run.dataset, run.spec.protocols, detector=run.spec.detector,
-            device=run.model.device, cache_dir=metric_cache, seed=run.spec.seed,
+            device=run.model.device, cache_dir=metric_cache, seed=run.spec.seed, detectors=run.detectors,
         )  # fmt: skip
     base = _progress_row(run) | {
         "eval_point": point,
