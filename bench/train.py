@@ -312,7 +312,8 @@ def evaluate_point(run: _Run, point: float) -> None:
     t0 = time.perf_counter()
     with _isolated_rng(run.model.device):
         atomic_write_bytes(grid, sample_grid(run.model, run.spec.grid_size, seed=run.spec.seed + 1))
-        run.detectors = run.detectors or metrics.DetectorCache()
+        if run.detectors is None:
+            run.detectors = metrics.DetectorCache()
         rows = metrics.evaluate(
             run.model, run.dataset, run.spec.protocols, detector=run.spec.detector,
             device=run.model.device, cache_dir=metric_cache, seed=run.spec.seed, detectors=run.detectors,
