@@ -16,6 +16,7 @@ import os
 import shutil
 import struct
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -161,8 +162,14 @@ def _not_writable(ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     ctx.out.mkdir()
     ctx.out.chmod(0o555)
     if os.geteuid() == 0:  # root ignores permission bits: answer as the kernel answers everyone else
-        real = os.access
-        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == ctx.out else real(p, mode))
+        real = tempfile.TemporaryFile
+
+        def refuse(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir) == ctx.out:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
     return ctx.run()
 
 
@@ -294,7 +301,7 @@ CASES: dict[str, Callable[..., Case]] = {name: _suite_case(*spec) for name, spec
         ctx.run(extra=("--device", "banana")), ["--device banana: not a device", "use auto, cpu"]
     ),
     "--out is a file": lambda ctx: Case(
-        ["--suite", str(ctx.suite()), "--out", str(_write(ctx.tmp / "file", b"x") / "results")],
+        ["--suite", str(ctx.suite()), "--out", str(_write(ctx.tmp / "file", b"x"))],
         ["is a file, not a folder", "pass a folder for --out"],
     ),
     "--out not writable": lambda ctx, mp: Case(
