@@ -128,7 +128,9 @@ class Zygote:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps([argv, str(log)]) + "\n")
         self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        assert line, "the zygote process died (its traceback is in the captured stderr)"
+        return int(line)
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -288,7 +290,7 @@ class Campaign:
                 os.kill(pid, signal.SIGKILL)
                 _wait_gone(pid)
                 return Attempt(True, None, log.read_text() if log.exists() else "")
-            time.sleep(0.001)
+            time.sleep(0.0005)
         return Attempt(False, int(rc_file.read_text()), log.read_text())
 
     def run(self, out: Path, points: list[KillPoint]) -> list[Path]:
@@ -431,6 +433,12 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(zygote, tmp_path) -> 
         new_temp("", ".state.json."),
         after(2.2),
         new_temp("checkpoints", ".ckpt-"),
+        after(0.45),
+        evaluating(0.01),
+        after(1.05),
+        new_temp("snapshots", ".snap-"),
+        after(1.65),
+        after(2.5),
     ]
     finished = camp.run(tmp_path / "run-0", points)
     _report(camp, "training faults")
