@@ -2,17 +2,20 @@
 
 Per model, on one device, in one process:
 
-- training-step time: the real loop (:func:`bench.train._train_steps`: Sampler, autocast, loss
-  accumulation, divergence flag, budget checks) timed step by step through its ``should_stop``
-  hook, with a device synchronisation at each step's end; median of N after warm-up;
-- the model's own step (``model.train_step`` on a pre-made batch), timed the same way;
-- harness overhead two ways: (loop step - model step) / loop step, and directly, by running the
-  same loop over a model that does no work (data, budget, loss accumulation and logging only);
-  plus the augmentation and EMA calls inside the model's step, timed on one extra step;
-- FLOPs per step (``torch.utils.flop_counter``, one eager step), achieved FLOP/s and its ratio
-  to the device's peak measured here with a matmul of the same dtype;
+- training-step time: single steps of the real loop (:func:`bench.train._train_steps`: Sampler,
+  autocast, loss sums, divergence flag, budget checks) alternating with ``model.train_step``
+  alone on a pre-made batch, at the same step indices; each synchronised, wall clock and process
+  CPU time; medians of N after warm-up;
+- harness overhead two ways: (loop step - model step) / loop step, per adjacent pair (noisy on a
+  shared machine), and directly, by running the loop over a model that does no work (data,
+  budget, loss sums, logging only); plus the augmentation and EMA calls inside the model's step,
+  timed on one extra step;
+- FLOPs per step (``torch.utils.flop_counter``'s formulas, one eager step), achieved FLOP/s and
+  its ratio to the device's peak, measured just before with a matmul of the same dtype (best of
+  5); on the CPU also per CPU-second, which contention from other processes does not dilute;
 - peak memory, images/s, and evaluation throughput (generation + resize + detector features
-  through :mod:`bench.metrics`' own path, against the detector alone on ready batches).
+  through :mod:`bench.metrics`' own path, against the detector alone on ready batches), and the
+  reference features: computed once, then read from the cache.
 
 Optionally the naive data path (a torch DataLoader decoding and transforming PIL images every
 step, as the official FastGAN code does) is timed beside the Sampler. Results go to
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +81,6 @@ class PerfSettings:
     naive_workers: int = 0  # DataLoader workers of the naive path
     seed: int = 0
     out: Path = Path("results")
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes recorded with the run
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -107,26 +109,38 @@ def summarize(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def time_calls(fn: Callable[[int], Any], n: int, warmup: int, device: torch.device) -> list[float]:
-    """Wall seconds of ``fn(i)`` for i = warmup .. warmup+n-1, each synchronised; calls 0..warmup-1 untimed."""
-    times = []
+def clocks(device: torch.device) -> tuple[float, float]:
+    """(wall, process CPU) seconds now, after the device's queued work."""
+    sync(device)
+    return time.perf_counter(), time.process_time()
+
+
+def time_calls(fn: Callable[[int], Any], n: int, warmup: int, device: torch.device) -> tuple[list[float], list[float]]:
+    """(wall, CPU) seconds of ``fn(i)`` for i = warmup .. warmup+n-1, each synchronised; 0..warmup-1 untimed."""
+    wall, cpu = [], []
     for i in range(warmup + n):
-        sync(device)
-        t0 = time.perf_counter()
+        w0, c0 = clocks(device)
         fn(i)
-        sync(device)
+        w1, c1 = clocks(device)
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return times
+            wall.append(w1 - w0)
+            cpu.append(c1 - c0)
+    return wall, cpu
 
 
-def peak_matmul_flops(device: torch.device, dtype: torch.dtype, side: int | None = None, reps: int = 5) -> float:
-    """Measured peak FLOP/s of a square matmul of ``dtype`` on ``device`` (median of ``reps``)."""
+def peak_matmul(device: torch.device, dtype: torch.dtype, side: int | None = None, reps: int = 5) -> dict[str, Any]:
+    """Peak FLOP/s of a square matmul of ``dtype``: the best of ``reps`` (the least disturbed).
+
+    ``flops`` is by wall clock; on the CPU ``flops_per_cpu_s`` divides by process CPU time
+    instead (FLOPs per CPU-second: what the cores do while they run this process).
+    """
     side = side or PEAK_SIDE.get(device.type, 2048)
     a = torch.randn(side, side, device=device).to(dtype)
     b = torch.randn(side, side, device=device).to(dtype)
-    times = time_calls(lambda _: torch.mm(a, b), reps, warmup=1, device=device)
-    return 2.0 * side**3 / statistics.median(times)
+    wall, cpu = time_calls(lambda _: torch.mm(a, b), reps, warmup=1, device=device)
+    flop = 2.0 * side**3
+    per_cpu = flop / min(cpu) if device.type == "cpu" and min(cpu) > 0 else None
+    return {"dtype": str(dtype), "side": side, "flops": flop / min(wall), "flops_per_cpu_s": per_cpu}
 
 
 class _FlopCount(TorchDispatchMode):
@@ -243,21 +257,43 @@ def time_loop(
     return wall, cpu
 
 
-def time_model_step(
-    model: models.GANModel, real: Tensor, steps: int, warmup: int, precision: str
-) -> tuple[list[float], list[float]]:
-    """Per-step (wall, process-CPU) seconds of ``model.train_step`` alone on a pre-made batch."""
-    cpu: list[float] = []
+def time_interleaved(
+    model: models.GANModel, spec: RunSpec, dataset: Dataset, images: Tensor, real: Tensor, settings: PerfSettings
+) -> dict[str, list[float]]:
+    """Alternate one step of the real loop and one ``model.train_step(real, i)`` at each index i.
 
-    def step(i: int) -> None:
-        c0 = time.process_time()
-        with autocast_for(real.device, precision):
-            model.train_step(real, i)
-        sync(real.device)
-        if i >= warmup:
-            cpu.append(time.process_time() - c0)
+    Returns wall and CPU seconds per timed step (indices ``warmup ..``) for both. Adjacent pairs
+    see the same machine load, so their difference is the harness's cost plus noise. The loop step
+    runs ``_train_steps`` on a budget at iteration i with a cap of i + 1, the Sampler carried over.
+    """
+    device = model.device
+    ends: list[tuple[float, float]] = []
+    out: dict[str, list[float]] = {"loop_wall": [], "loop_cpu": [], "model_wall": [], "model_cpu": []}
 
-    return time_calls(step, steps, warmup, real.device), cpu
+    def stamp() -> bool:
+        ends.append(clocks(device))
+        return False
+
+    with tempfile.TemporaryDirectory(prefix="perf-run-") as tmp:
+        opts = LoopOptions(
+            out=Path(tmp), device=str(device), progress=False, log_every=settings.log_every,
+            checkpoint_every_s=math.inf, should_stop=stamp,
+        )  # fmt: skip
+        sampler = Sampler(images, model.batch_size, seed=spec.seed)
+        for i in range(settings.warmup + settings.steps):
+            run = _Run(spec, RunPaths(Path(tmp)), opts, model, dataset, Budget(None, i + 1, iters=i), sampler)
+            w0, c0 = clocks(device)
+            _train_steps(run, None)
+            (w1, c1), (w2, c2) = ends[-1], clocks(device)
+            with autocast_for(device, settings.precision):
+                model.train_step(real, i)
+            w3, c3 = clocks(device)
+            if i >= settings.warmup:
+                out["loop_wall"].append(w1 - w0)
+                out["loop_cpu"].append(c1 - c0)
+                out["model_wall"].append(w3 - w2)
+                out["model_cpu"].append(c3 - c2)
+    return out
 
 
 class NullModel(models.GANModel):
@@ -363,7 +399,7 @@ def time_data_paths(
 ) -> dict[str, Any]:
     """Seconds per batch of the Sampler (on-device uint8 set) and of the naive PIL DataLoader path."""
     sampler = Sampler(images.to(device), batch, seed=seed)
-    ours = time_calls(lambda _: sampler.next(), steps, warmup=2, device=device)
+    ours, _ = time_calls(lambda _: sampler.next(), steps, warmup=2, device=device)
     with tempfile.TemporaryDirectory(prefix="perf-png-") as tmp:
         files = _ImageFiles(write_png_folder(images.cpu(), Path(tmp)), images.shape[-1])
         loader = torch.utils.data.DataLoader(
@@ -378,7 +414,7 @@ def time_data_paths(
 
         it = batches()
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        naive = time_calls(lambda _: next(it).to(device, non_blocking=True, memory_format=fmt), steps, 2, device)
+        naive, _ = time_calls(lambda _: next(it).to(device, non_blocking=True, memory_format=fmt), steps, 2, device)
     s_ours, s_naive = summarize(ours), summarize(naive)
     return {
         "sampler_s": s_ours,
@@ -393,15 +429,23 @@ def time_data_paths(
 # Evaluation throughput.
 
 
-def _detector(name: str, device: torch.device, mode: str) -> tuple[Any, str | None]:
-    """The detector, or inception-random (same network, random weights) when ``name`` cannot load offline."""
+_DETECTORS: dict[tuple[str, str, str], tuple[Any, str | None]] = {}
+
+
+def load_detector(name: str, device: torch.device, mode: str) -> tuple[Any, str | None]:
+    """(detector, note): ``name``, or inception-random (same network, random weights) when it cannot
+    load offline, with a note saying so; loaded once per process."""
     from bench.errors import OfflineError
     from bench.metrics import get_detector
 
-    try:
-        return get_detector(name, device, mode), None
-    except OfflineError as exc:
-        return get_detector("inception-random", device, mode), f"{name} unavailable ({exc}); timed inception-random"
+    key = (name, str(device), mode)
+    if key not in _DETECTORS:
+        try:
+            _DETECTORS[key] = get_detector(name, device, mode), None
+        except OfflineError as exc:
+            note = f"{name} unavailable ({exc}); timed inception-random"
+            _DETECTORS[key] = get_detector("inception-random", device, mode), note
+    return _DETECTORS[key]
 
 
 def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.device, n: int) -> dict[str, Any]:
@@ -415,7 +459,7 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
     from bench.metrics.protocols import PROTOCOLS
 
     p = PROTOCOLS[settings.eval_protocol]
-    det, note = _detector(settings.detector, device, p.mode)
+    det, note = load_detector(settings.detector, device, p.mode)
     transform = features.image_transform(p.mode, p.pre_resize)
     batch = features.DETECTOR_BATCH
     gen_kw = dict(seed=settings.seed, device=device, ema=True, truncation=p.truncation, train_bn=p.bn_mode == "train")
@@ -432,7 +476,7 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
     ready = torch.rand(min(batch, n), 3, side, side, device=device) * 255
     det(ready)  # warm-up (cudnn autotuning, lazy init)
     reps = max(1, math.ceil(n / len(ready)))
-    det_times = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
+    det_times, _ = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
     det_ips = len(ready) / statistics.median(det_times)
     t0 = time.perf_counter()
     features.featurize(iter(quantized), _NoDetector(), transform)
@@ -452,7 +496,28 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
         "generation_ips": n / gen_s,
         "resize_ips": n / resize_s,
         "pipeline_over_detector": (n / full_s) / det_ips,
+        # the path's time beyond generating and detecting (quantize, resize, copies), as a share
+        "pipeline_overhead_share": 1.0 - (gen_s + n / det_ips) / full_s,
     }
+
+
+def measure_reference_cache(dataset: Dataset, settings: PerfSettings, device: torch.device) -> dict[str, Any]:
+    """Seconds of two successive reference-feature requests: the second must be a cache hit."""
+    from bench.metrics import features
+    from bench.metrics.protocols import PROTOCOLS
+
+    p = PROTOCOLS[settings.eval_protocol]
+    det, _ = load_detector(settings.detector, device, p.mode)
+    _, cache = cache_dirs(settings.out)
+    path = features.reference_cache_path(dataset, det, p.mode, p.pre_resize, cache)
+    cached_before = path.is_file()
+    seconds = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        features.reference_features(dataset, det, p.mode, p.pre_resize, cache)
+        seconds.append(time.perf_counter() - t0)
+    return {"images": len(dataset.images), "cache_file": str(path), "cached_before": cached_before,
+            "first_s": seconds[0], "second_s": seconds[1]}  # fmt: skip
 
 
 class _NoDetector:
@@ -480,13 +545,14 @@ def build_perf_model(
 
 
 def measure_model(
-    entry: str, settings: PerfSettings, device: torch.device, dataset: Dataset, images: Tensor, peak: float
+    entry: str, settings: PerfSettings, device: torch.device, dataset: Dataset, images: Tensor
 ) -> dict[str, Any]:
     """Every training and evaluation figure of one ``--models`` entry (see the module docstring).
 
-    Step indices: the FLOP-counting step and the attribution step are index 1, the timed model
-    steps and loop steps ``warmup ..`` (after ``0 .. warmup-1``), so lazily regularised models
-    (StyleGAN2: R1 every 16, path length every 4 steps) count and time comparable steps.
+    Step indices: the FLOP-counting step and the attribution step are index 1; the timed steps
+    are ``warmup ..`` after ``0 .. warmup-1``, the same for the loop and the model alone, so that
+    lazily regularised models (StyleGAN2: R1 every 16, path length every 4 steps) compare like
+    with like.
     """
     name, kwargs = parse_model(entry)
     kwargs = kwargs | ({"batch_size": settings.batch} if settings.batch is not None else {})
@@ -503,37 +569,40 @@ def measure_model(
             losses.update(model.train_step(real, 1))
 
     row["flops_per_step"] = count_flops(step_one)  # eager, before any speed mode
-    apply_speed_modes(model, perf_spec(name, kwargs, settings, 1))
-    step_one()  # compiles when compile is on; untimed
+    spec = perf_spec(name, kwargs, settings, settings.warmup + settings.steps)
+    if settings.compile:
+        apply_speed_modes(model, spec)
+        step_one()  # compiles; untimed
     with attributed(model) as extras:
         step_one()
     row["in_step"] = extras
-    model_wall, model_cpu = time_model_step(model, real, settings.steps, settings.warmup, settings.precision)
-    loop_spec = perf_spec(name, kwargs, settings, settings.warmup + settings.steps)
-    loop_wall, loop_cpu = time_loop(
-        model, loop_spec, dataset, images, settings.steps, settings.warmup, settings.log_every
-    )
+    peak = row["peak_matmul"] = peak_matmul(device, torch.bfloat16 if settings.precision == "bf16" else torch.float32)
+    t = time_interleaved(model, spec, dataset, images, real, settings)
     row["peak_memory"] = peak_memory(device)
     harness_wall, harness_cpu = time_harness(
-        loop_spec, dataset, images, model.batch_size, sorted(losses), settings.harness_steps, settings.log_every
+        spec, dataset, images, model.batch_size, sorted(losses), settings.harness_steps, settings.log_every
     )
+    pairs = [(lw - mw) / lw for lw, mw in zip(t["loop_wall"], t["model_wall"], strict=True)]
+    pairs_cpu = [(lc - mc) / lc for lc, mc in zip(t["loop_cpu"], t["model_cpu"], strict=True) if lc > 0]
     row |= {
-        "loop_step_s": summarize(loop_wall), "model_step_s": summarize(model_wall),
-        "harness_step_s": summarize(harness_wall), "loop_step_cpu_s": summarize(loop_cpu),
-        "model_step_cpu_s": summarize(model_cpu), "harness_step_cpu_s": summarize(harness_cpu),
+        "loop_step_s": summarize(t["loop_wall"]), "model_step_s": summarize(t["model_wall"]),
+        "harness_step_s": summarize(harness_wall), "loop_step_cpu_s": summarize(t["loop_cpu"]),
+        "model_step_cpu_s": summarize(t["model_cpu"]), "harness_step_cpu_s": summarize(harness_cpu),
+        "overhead_share_diff": summarize(pairs), "overhead_share_diff_cpu": summarize(pairs_cpu),
     }  # fmt: skip
     loop, mod, harness = (row[k]["median"] for k in ("loop_step_s", "model_step_s", "harness_step_s"))
     in_step = sum(v["seconds"] for v in extras.values())
     row |= {
         "images_per_s": model.batch_size / loop,
         "achieved_flops": row["flops_per_step"] / mod,
-        "peak_fraction": row["flops_per_step"] / mod / peak,
-        "overhead_share_diff": (loop - mod) / loop,
-        "overhead_share_diff_cpu": 1.0 - row["model_step_cpu_s"]["median"] / row["loop_step_cpu_s"]["median"],
+        "peak_fraction": row["flops_per_step"] / mod / peak["flops"],
         "overhead_share_direct": harness / loop,
         "in_step_share": in_step / loop,
         "outside_model_share": (harness + in_step) / loop,
     }
+    if peak["flops_per_cpu_s"]:
+        per_cpu = row["flops_per_step"] / row["model_step_cpu_s"]["median"]
+        row |= {"achieved_flops_per_cpu_s": per_cpu, "peak_fraction_cpu": per_cpu / peak["flops_per_cpu_s"]}
     n_eval = settings.eval_images if settings.eval_images is not None else (5000 if device.type == "cuda" else 64)
     if n_eval > 0:
         try:
@@ -543,13 +612,22 @@ def measure_model(
     return row
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def _torch_settings(device: torch.device) -> dict[str, Any]:
     out: dict[str, Any] = {
         "threads": torch.get_num_threads(),
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
     }
     if device.type == "cuda":
         out |= {
@@ -572,22 +650,18 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
     images = dataset.images.to(device)
     if settings.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
-    peak = peak_matmul_flops(device, dtype)
-    log(f"peak {dtype} matmul on {device}: {peak / 1e9:.1f} GFLOP/s")
     doc: dict[str, Any] = {
         "kind": "perf",
         "created": time.time(),
         "settings": settings.to_dict(),
         "environment": environment(device),
         "torch_settings": _torch_settings(device),
-        "peak_matmul": {"dtype": str(dtype), "flops": peak, "side": PEAK_SIDE.get(device.type, 2048)},
         "models": [],
     }
     for entry in settings.models:
         log(f"measuring {entry} at {settings.resolution} px ...")
         try:
-            doc["models"].append(measure_model(entry, settings, device, dataset, images, peak))
+            doc["models"].append(measure_model(entry, settings, device, dataset, images))
         except models.ModelConfigError as exc:  # e.g. LPIPS weights missing offline
             doc["models"].append({"model": entry, "error": f"{type(exc).__name__}: {exc}"})
             log(f"  {entry}: not measured ({exc})")
@@ -597,11 +671,85 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
             dataset.images, batch, device, max(settings.steps, 10), settings.naive_workers, settings.seed,
             settings.channels_last,
         )  # fmt: skip
+    if settings.eval_images != 0:
+        doc["reference_cache"] = measure_reference_cache(dataset, settings, device)
     doc["torch_settings"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(settings.out) / "perf" / f"perf-{device.type}-{settings.resolution}px-{stamp}.json"
     atomic_write_json(path, doc)
     return doc, path
+
+
+# ----------------------------------------------------------------------------------------------
+# bf16 numerics: FID against the seed-to-seed spread.
+
+
+def precision_fid_check(
+    suite: str = "smoke",
+    model: str = "fastgan",
+    seeds: tuple[int, ...] = (0, 1, 2),
+    iters: int = 40,
+    out: Path = Path("results"),
+    device: str = "auto",
+) -> tuple[dict[str, Any], Path]:
+    """Final FID of ``suite``'s ``model`` cell trained ``iters`` steps in fp32 and in bf16, per seed.
+
+    Both precisions train the same number of steps (not the same seconds: their speeds differ),
+    so only numerics differ. Pass: |mean bf16 - mean fp32| <= the fp32 seed-to-seed range.
+    Runs live under ``<out>/runs/perf-<suite>-precision/`` and are skipped once done.
+    """
+    import dataclasses
+
+    from bench.results import eval_rows
+    from bench.suites import filter_cells, load_suite
+    from bench.train import run_cell
+
+    loaded = load_suite(suite)
+    cell = filter_cells(loaded, [model], None)[0]
+    metric = next(p for p in cell.spec.protocols if p.startswith("fid"))
+    rows = []
+    for precision in ("fp32", "bf16"):
+        for seed in seeds:
+            spec = dataclasses.replace(
+                cell.spec, suite=f"perf-{loaded.name}-precision", seed=seed, precision=precision,
+                budget_hours=None, max_iters=iters, eval_fractions=(1.0,),
+            )  # fmt: skip
+            status = run_cell(spec, LoopOptions(out=out, device=device, progress=False))
+            fids = [r["value"] for r in eval_rows(RunPaths.of(out, spec)) if r["metric"] == metric]
+            rows.append({"precision": precision, "seed": seed, "status": status, "fid": fids[-1] if fids else None,
+                         "run_id": spec.run_id})  # fmt: skip
+    fid = {p: [r["fid"] for r in rows if r["precision"] == p and r["fid"] is not None] for p in ("fp32", "bf16")}
+    summary: dict[str, Any] = {"metric": metric, "dataset": cell.spec.dataset, "resolution": cell.spec.resolution}
+    if len(fid["fp32"]) == len(fid["bf16"]) == len(seeds):
+        mean32, mean16 = statistics.fmean(fid["fp32"]), statistics.fmean(fid["bf16"])
+        spread = max(fid["fp32"]) - min(fid["fp32"])
+        summary |= {"fp32_mean": mean32, "bf16_mean": mean16, "fp32_range": spread,
+                    "difference": mean16 - mean32, "within_spread": abs(mean16 - mean32) <= spread}  # fmt: skip
+    dev = resolve_device(device)
+    doc = {
+        "kind": "precision-fid", "created": time.time(), "suite": suite, "model": model, "seeds": list(seeds),
+        "iters": iters, "environment": environment(dev), "runs": rows, "summary": summary,
+    }  # fmt: skip
+    path = Path(out) / "perf" / f"precision-fid-{dev.type}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    atomic_write_json(path, doc)
+    return doc, path
+
+
+def format_precision_check(doc: dict[str, Any]) -> str:
+    """The per-seed FIDs and the verdict, as Markdown."""
+    s = doc["summary"]
+    lines = [f"{s['metric']} of {doc['model']} on {s['dataset']} at {s['resolution']} px after {doc['iters']} steps",
+             "", "| seed | fp32 | bf16 |", "|---|---|---|"]  # fmt: skip
+    by = {(r["precision"], r["seed"]): r["fid"] for r in doc["runs"]}
+    lines += [f"| {seed} | {_fmt(by[('fp32', seed)], digits=4)} | {_fmt(by[('bf16', seed)], digits=4)} |"
+              for seed in doc["seeds"]]  # fmt: skip
+    if "within_spread" in s:
+        verdict = "within" if s["within_spread"] else "OUTSIDE"
+        lines.append(
+            f"\nmean fp32 {s['fp32_mean']:.4g}, bf16 {s['bf16_mean']:.4g}: difference {s['difference']:+.3g}, "
+            f"{verdict} the fp32 seed-to-seed range {s['fp32_range']:.3g}"
+        )
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -612,19 +760,27 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
     return "-" if value is None else f"{value * scale:.{digits}g}"
 
 
+def _pct(summary: dict[str, Any]) -> str:
+    """'median [min, max]' of a summary of shares, in percent."""
+    if summary["median"] is None:
+        return "-"
+    return f"{100 * summary['median']:.2g} [{100 * summary['min']:.2g}, {100 * summary['max']:.2g}]"
+
+
 def format_table(doc: dict[str, Any]) -> str:
     """A Markdown table of the figures, one row per model, with the device in the title."""
-    env = doc["environment"]
-    s = doc["settings"]
+    env, ts, s = doc["environment"], doc["torch_settings"], doc["settings"]
+    on_cpu = not env["device"].startswith("cuda")
+    where = f"{ts['cpu_model']} ({ts['threads']} threads)" if on_cpu else env["device_name"]
+    load = f"; load average {ts['loadavg'][0]:.1f}" if ts.get("loadavg") else ""
     head = (
-        f"perf on {env['device_name']} ({env['device']}), {s['resolution']} px, {s['precision']}"
+        f"perf on {where}, {s['resolution']} px, {s['precision']}"
         f"{', compile' if s['compile'] else ''}{', channels_last' if s['channels_last'] else ''}; "
-        f"peak matmul {doc['peak_matmul']['flops'] / 1e9:.1f} GFLOP/s; "
-        f"median of {s['steps']} steps after {s['warmup']} warm-up"
+        f"median of {s['steps']} steps after {s['warmup']} warm-up{load}"
     )
-    cols = ["model", "batch", "loop s/step", "model s/step", "img/s", "peak mem MiB", "GFLOP/step",
-            "GFLOP/s", "% peak", "harness % (diff)", "harness % (direct)", "outside model %",
-            "eval img/s (path / detector)"]  # fmt: skip
+    cols = ["model", "batch", "loop s/step", "model s/step", "img/s", "peak mem MiB", "GFLOP/step", "GFLOP/s",
+            "peak GFLOP/s", "% peak", "% peak (CPU time)", "harness % (diff, pairs)", "harness % (direct)",
+            "outside model %", "eval img/s: path / detector"]  # fmt: skip
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in doc["models"]:
         if "error" in r:
@@ -639,10 +795,21 @@ def format_table(doc: dict[str, Any]) -> str:
         cells = [
             r["model"], str(r["batch"]), _fmt(r["loop_step_s"]["median"]), _fmt(r["model_step_s"]["median"]),
             _fmt(r["images_per_s"]), _fmt(r["peak_memory"]["bytes"], 1 / 2**20, 4), _fmt(r["flops_per_step"], 1e-9),
-            _fmt(r["achieved_flops"], 1e-9), _fmt(r["peak_fraction"], 100, 2), _fmt(r["overhead_share_diff"], 100, 2),
+            _fmt(r["achieved_flops"], 1e-9), _fmt(r["peak_matmul"]["flops"], 1e-9), _fmt(r["peak_fraction"], 100, 2),
+            _fmt(r.get("peak_fraction_cpu"), 100, 2),
+            _pct(r["overhead_share_diff_cpu"] if on_cpu else r["overhead_share_diff"]),
             _fmt(r["overhead_share_direct"], 100, 2), _fmt(r["outside_model_share"], 100, 2), eval_txt,
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    if on_cpu:
+        lines.append("\n(harness % (diff) on the CPU uses process CPU time; wall-clock pairs are in the JSON)")
+    ref = doc.get("reference_cache")
+    if ref:
+        lines += [
+            "",
+            f"reference features ({ref['images']} images): {_fmt(ref['first_s'])} s "
+            f"({'cached' if ref['cached_before'] else 'computed'}), then {_fmt(ref['second_s'])} s from the cache",
+        ]
     dp = doc.get("data_path")
     if dp:
         lines += [

@@ -190,13 +190,16 @@ def test_perf_command_writes_json_and_prints_table(tmp_path: Path, capsys) -> No
     doc = json.loads(files[0].read_text())
     assert doc["settings"]["resolution"] == 32 and doc["environment"]["device"] == "cpu"
     assert doc["environment"]["packages"]["torch"] == torch.__version__.split("+")[0]
-    assert doc["peak_matmul"]["flops"] > 0
     (row,) = doc["models"]
     assert row["model"] == entry and row["batch"] == 2 and row["flops_per_step"] > 0
+    assert row["peak_matmul"]["flops"] > 0 and row["peak_matmul"]["flops_per_cpu_s"] > 0
+    assert row["overhead_share_diff"]["n"] == 1 and 0 < row["peak_fraction"]
     for key in ("loop_step_s", "model_step_s", "harness_step_s"):
         assert row[key]["n"] >= 1 and row[key]["median"] > 0
     assert 0 < row["overhead_share_direct"] < 1 and row["peak_memory"]["bytes"] > 0
     assert row["in_step"]["ema_update"]["calls"] >= 1 and row["in_step"]["diff_augment"]["calls"] >= 1
     assert row["eval"]["images"] == 2 and row["eval"]["pipeline_ips"] > 0 and row["eval"]["detector_ips"] > 0
     assert doc["data_path"]["naive_over_sampler"] > 0
+    ref = doc["reference_cache"]  # computed once, then read from the cache
+    assert not ref["cached_before"] and Path(ref["cache_file"]).is_file() and ref["images"] == 4
     assert f"| {entry} | 2 |" in out and "naive / ours" in out
