@@ -103,8 +103,9 @@ def gaussian(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
 # ---------------------------------------------------------------- FID / KID / PR arithmetic
 
 
-def test_fid_equals_cleanfid_frechet_distance() -> None:
-    a, b = gaussian(60, 16, 0), gaussian(50, 16, 1, shift=0.3)
+@pytest.mark.parametrize("n1,n2,d", [(60, 50, 16), (40, 30, 256), (300, 280, 64)])  # full rank and singular
+def test_fid_equals_cleanfid_frechet_distance(n1: int, n2: int, d: int) -> None:
+    a, b = gaussian(n1, d, 0), gaussian(n2, d, 1, shift=0.3)
     ref = frechet_distance(*feature_stats(a), *feature_stats(b))
     assert fid_from_features(a, b) == pytest.approx(ref, rel=1e-6)
     assert fid_from_features(a, b) == pytest.approx(fid_from_feats(a, b), rel=1e-6)

@@ -107,9 +107,15 @@ def generated_batches(
     truncation: float,  # psi; 1.0 = none
     train_bn: bool,  # BatchNorm with batch statistics (the official FastGAN sampling)
 ) -> Iterator[Tensor]:
-    """Quantized uint8 (B, 3, R, R) CPU batches of ``num`` generated images, one generator call each."""
-    for z in sample_latents(num, model.z_dim, seed).split(GEN_BATCH):
-        with torch.no_grad():
+    """Quantized uint8 (B, 3, R, R) CPU batches of ``num`` generated images, one generator call each.
+
+    Randomness inside the generator (noise inputs) is seeded per batch from ``seed`` under a forked
+    RNG, so the same snapshot always gives the same images and the caller's RNG never moves.
+    """
+    devices = [device] if torch.device(device).type == "cuda" else []
+    for i, z in enumerate(sample_latents(num, model.z_dim, seed).split(GEN_BATCH)):
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed * 1_000_003 + i)
             images = model.generate(z.to(device), ema=ema, truncation=truncation, train_bn=train_bn)
         yield quantize(images).cpu()
 

@@ -1,15 +1,13 @@
-"""FID, KID (clean-fid's functions) and improved precision/recall on feature arrays."""
+"""FID (equal to clean-fid's, faster), KID (clean-fid's function) and improved precision/recall."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from cleanfid.fid import frechet_distance, kernel_distance
-from scipy.linalg import LinAlgWarning
 
 from bench.errors import BenchError
 
@@ -22,13 +20,32 @@ def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fid_from_features(feats1: np.ndarray, feats2: np.ndarray) -> float:
-    """FID between two feature sets: clean-fid's ``frechet_distance`` on their statistics."""
+    """FID between two feature sets, exactly clean-fid's ``frechet_distance`` of their statistics.
+
+    ``||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2)``, with the trace of the matrix square
+    root taken from eigenvalues instead of ``scipy.linalg.sqrtm``: the nonzero eigenvalues of
+    ``S1 S2`` are the squared singular values of ``A1 A2^T / sqrt((n1-1)(n2-1))`` (A = centred
+    features), so with fewer images than dimensions (every few-shot set) a small SVD suffices; with
+    more, ``S1^1/2 S2 S1^1/2`` is symmetric and ``eigvalsh`` does it. Same number (tests check
+    1e-6 relative against clean-fid), seconds instead of minutes for 2048-d singular covariances.
+    """
     if min(len(feats1), len(feats2)) < 2:
         raise BenchError("FID needs at least 2 images on each side")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # clean-fid passes sqrtm's disp=False (SciPy 1.17)
-        warnings.simplefilter("ignore", LinAlgWarning)  # singular whenever a set has fewer images than dims
-        return float(frechet_distance(*feature_stats(feats1), *feature_stats(feats2)))
+    a = np.asarray(feats1, dtype=np.float64)
+    b = np.asarray(feats2, dtype=np.float64)
+    mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
+    a, b = a - mu1, b - mu2
+    n1, n2, dim = len(a), len(b), a.shape[1]
+    trace1, trace2 = (a * a).sum() / (n1 - 1), (b * b).sum() / (n2 - 1)
+    if min(n1, n2) < dim:
+        sv = np.linalg.svd(a @ b.T, compute_uv=False)
+        trace_sqrt = sv.sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    else:
+        s1, s2 = a.T @ a / (n1 - 1), b.T @ b / (n2 - 1)
+        w, v = np.linalg.eigh(s1)
+        root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + trace1 + trace2 - 2 * trace_sqrt)
 
 
 @contextmanager
