@@ -50,6 +50,10 @@ class RunSpec:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "eval_fractions", tuple(float(f) for f in self.eval_fractions))
+        for name in ("budget_hours", "speed_ratio", "budget_scale"):  # 1 and 1.0 are the same budget
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, float(value))
 
     @property
     def budget_seconds(self) -> float | None:
