@@ -62,13 +62,18 @@ class GANModel(nn.Module):
         """
         raise NotImplementedError
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer the model holds as an attribute, by attribute name."""
+        return {k: v for k, v in sorted(vars(self).items()) if isinstance(v, torch.optim.Optimizer)}
+
     def optimizer_state(self) -> dict[str, Any]:
-        """State of every optimizer (and other non-parameter training state), for checkpoints."""
-        raise NotImplementedError
+        """State of every optimizer, for checkpoints (override to add other training state)."""
+        return {name: opt.state_dict() for name, opt in self.optimizers().items()}
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`optimizer_state`."""
-        raise NotImplementedError
+        for name, opt in self.optimizers().items():
+            opt.load_state_dict(state[name])
 
     @property
     def device(self) -> torch.device:

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from models.base import GANModel
-from models.common import check_policy, diff_augment, ema_update
+from models.common import check_policy, diff_augment, ema_update, sampling_mode
 from models.registry import register_model
 
 SHARED_DIM = 128  # shared class-embedding size
@@ -409,23 +409,8 @@ class BigGAN(GANModel):
         ``truncation`` < 1 applies :func:`truncate_z`. ``train_bn`` uses batch statistics (and
         one spectral-norm power iteration); every buffer is restored afterwards.
         """
-        g = self.g_ema if ema else self.generator
-        was_training = g.training
-        saved = [b.clone() for b in g.buffers()] if train_bn else []
-        g.train(train_bn)
-        try:
+        with sampling_mode(self.g_ema if ema else self.generator, train_bn) as g:
             return g(truncate_z(z, truncation))
-        finally:
-            g.train(was_training)
-            for b, s in zip(g.buffers(), saved, strict=False):  # saved is [] unless train_bn
-                b.copy_(s)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
 
 
 @register_model("biggan")

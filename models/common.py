@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -97,6 +100,25 @@ def ema_update(ema: nn.Module, src: nn.Module, beta: float) -> None:
         raise ValueError(f"ema_update: {len(e_bufs)} EMA buffers vs {len(s_bufs)} source buffers")
     if e_bufs:
         torch._foreach_copy_(e_bufs, s_bufs)
+
+
+@contextlib.contextmanager
+def sampling_mode(g: nn.Module, train_bn: bool) -> Iterator[nn.Module]:
+    """Run ``g`` in eval mode, or in train mode (BatchNorm batch statistics) when ``train_bn``.
+
+    A train-mode forward updates buffers (BN running stats, spectral-norm vectors): they are
+    restored afterwards, as is the module's mode, so sampling never changes the generator.
+    """
+    was_training = g.training
+    saved = [b.clone() for b in g.buffers()] if train_bn else []
+    g.train(train_bn)
+    try:
+        yield g
+    finally:
+        g.train(was_training)
+        with torch.no_grad():
+            for b, s in zip(g.buffers(), saved, strict=False):  # saved is [] unless train_bn
+                b.copy_(s)
 
 
 def count_params(module: nn.Module) -> int:

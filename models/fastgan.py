@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.utils import spectral_norm
 
 from models.base import GANModel
-from models.common import check_policy, diff_augment, ema_update
+from models.common import check_policy, diff_augment, ema_update, sampling_mode
 from models.registry import ModelConfigError, register_model
 from models.selfsup import ASPECT_RATIOS, SelfSupervision
 
@@ -565,23 +565,8 @@ class FastGAN(GANModel):
         """
         if truncation != 1.0:
             raise ValueError(f"FastGAN has no truncation trick; truncation must be 1.0, got {truncation}")
-        g = self.g_ema if ema else self.generator
-        was_training = g.training
-        saved = [b.clone() for b in g.buffers()]
-        g.train(train_bn)
-        try:
+        with sampling_mode(self.g_ema if ema else self.generator, train_bn) as g:
             return g(z)[0]
-        finally:
-            g.train(was_training)
-            for b, s in zip(g.buffers(), saved, strict=True):
-                b.copy_(s)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
 
 
 # ----------------------------------------------------------------------------- official checkpoints

@@ -734,12 +734,6 @@ class StyleGAN2(GANModel):
         net = self.g_ema if ema else self.generator
         return net(z, truncation=truncation)
 
-    def optimizer_state(self) -> dict[str, Any]:
-        return {"g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict()}
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.g_opt.load_state_dict(state["g_opt"])
-        self.d_opt.load_state_dict(state["d_opt"])
 
 
 # ----------------------------------------------------------------------------- registered names
