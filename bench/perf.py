@@ -129,18 +129,27 @@ def time_calls(fn: Callable[[int], Any], n: int, warmup: int, device: torch.devi
 
 
 def peak_matmul(device: torch.device, dtype: torch.dtype, side: int | None = None, reps: int = 5) -> dict[str, Any]:
-    """Peak FLOP/s of a square matmul of ``dtype``: the best of ``reps`` (the least disturbed).
+    """Peak FLOP/s of a square (side^3) matmul of ``dtype``: the best of ``reps`` (the least disturbed).
 
-    ``flops`` is by wall clock; on the CPU ``flops_per_cpu_s`` divides by process CPU time
-    instead (FLOPs per CPU-second: what the cores do while they run this process).
+    The same GEMM runs twice: as ``torch.mm`` (the BLAS: MKL on the CPU, cuBLAS) and as a 1x1
+    convolution (oneDNN / cuDNN), since the two libraries reach different speeds on some CPUs
+    (MKL's matmul on AMD runs at about half of oneDNN's); the peak is the faster one. ``flops`` is
+    by wall clock; on the CPU ``flops_per_cpu_s`` divides by process CPU time instead (FLOPs per
+    CPU-second: what the cores do while they run this process, whatever else the machine runs).
     """
     side = side or PEAK_SIDE.get(device.type, 2048)
     a = torch.randn(side, side, device=device).to(dtype)
     b = torch.randn(side, side, device=device).to(dtype)
-    wall, cpu = time_calls(lambda _: torch.mm(a, b), reps, warmup=1, device=device)
+    x = a.view(1, side, 32, side // 32)  # side positions, side channels
+    w = b.view(side, side, 1, 1)
     flop = 2.0 * side**3
-    per_cpu = flop / min(cpu) if device.type == "cpu" and min(cpu) > 0 else None
-    return {"dtype": str(dtype), "side": side, "flops": flop / min(wall), "flops_per_cpu_s": per_cpu}
+    out: dict[str, Any] = {"dtype": str(dtype), "side": side}
+    for name, fn in (("mm", lambda _: torch.mm(a, b)), ("conv1x1", lambda _: torch.nn.functional.conv2d(x, w))):
+        wall, cpu = time_calls(fn, reps, warmup=1, device=device)
+        per_cpu = flop / min(cpu) if device.type == "cpu" and min(cpu) > 0 else None
+        out[name] = {"flops": flop / min(wall), "flops_per_cpu_s": per_cpu}
+    best = max(("mm", "conv1x1"), key=lambda k: out[k]["flops_per_cpu_s"] or out[k]["flops"])
+    return out | {"best": best, "flops": out[best]["flops"], "flops_per_cpu_s": out[best]["flops_per_cpu_s"]}
 
 
 class _FlopCount(TorchDispatchMode):
