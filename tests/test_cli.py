@@ -11,7 +11,7 @@ EVAL_SUITE = """
 [suite]
 name = "e2e"
 resolution = 32
-datasets = ["shapes"]
+datasets = ["folder:{folder}"]
 
 [budget]
 max_iters = 4
@@ -19,14 +19,14 @@ max_iters = 4
 [eval]
 protocols = ["fid200_full", "kid200_full"]
 detector = "inception-random"
-fractions = [0.5, 1.0]
+fractions = [1.0]
 grid_size = 4
 
 [models.baseline]
-kwargs = { recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }
+kwargs = {{ recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }}
 
 [models.fastgan]
-kwargs = { recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }
+kwargs = {{ recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }}
 """
 
 
@@ -34,8 +34,19 @@ def _files(root) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")} if root.exists() else set()
 
 
+def _image_folder(path, n: int = 24):
+    import numpy as np
+    from PIL import Image
+
+    path.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path / f"{i:02d}.png")
+    return path
+
+
 def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
-    suite = tiny_suite("e2e", text=EVAL_SUITE)
+    suite = tiny_suite("e2e", text=EVAL_SUITE.format(folder=_image_folder(tmp_path / "imgs")))
     out = tmp_path / "results"
     first = run_cli("--suite", str(suite), "--out", str(out), "--no-progress")
     assert first.returncode == 0, first.stderr
@@ -48,9 +59,14 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
         assert json.loads((run / "state.json").read_text())["status"] == "done"
         assert (run / "samples" / "grid-00000004.png").exists()
         rows = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
-        assert {(r["metric"], r["eval_point"]) for r in rows} == {
-            (m, p) for m in ("fid200_full", "kid200_full") for p in (0.5, 1.0)
-        }
+        assert [(r["metric"], r["eval_point"], r["step"]) for r in rows] == [
+            ("fid200_full", 1.0, 4), ("kid200_full", 1.0, 4)
+        ]
+        fid, kid = rows
+        assert fid["detector"] == "inception-random" and fid["detector_standard"] is False
+        assert fid["value"] > 0 and kid["std"] is not None and fid["ref_count"] == 24
+        for key in ("mode", "num_gen", "weights", "bn_mode", "detector_sha256", "snapshot", "grid", "kimg"):
+            assert key in fid, key
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "lock"}
     second = run_cli("--suite", str(suite), "--out", str(out), "--no-progress")
     assert second.returncode == 0, second.stderr

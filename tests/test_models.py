@@ -51,9 +51,8 @@ def test_model_builds_generates_and_trains_one_step(name: str, tmp_path) -> None
     assert losses, "train_step returns its losses"
     for k, v in losses.items():
         assert v.dim() == 0 and not v.requires_grad and torch.isfinite(v), k
-    assert any(not torch.equal(a, b) for a, b in zip(g0, model.generator.parameters())), "G updated"
-    assert any(not torch.equal(a, b) for a, b in zip(d0, model.discriminator.parameters())), "D updated"
-    assert any(not torch.equal(a, b) for a, b in zip(e0, model.g_ema.parameters())), "EMA updated"
+    for before, net in ((g0, model.generator), (d0, model.discriminator), (e0, model.g_ema)):
+        assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True)), "updated"
     assert all(not p.requires_grad for p in model.g_ema.parameters())
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.errors import CheckpointError
-from bench.results import RunPaths, eval_rows, read_state
+from bench.results import RunPaths, read_state
 from bench.suites import load_suite
 from bench.train import LoopOptions, load_snapshot_model, run_cell
 
@@ -118,18 +118,3 @@ def test_snapshot_model_and_wrong_model_checkpoint(tiny_suite, tmp_path) -> None
     with pytest.raises(CheckpointError, match="at 32 px"):
         run_cell(other, LoopOptions(out=tmp_path, progress=False))
     assert read_state(other_paths)["status"] == "failed"
-
-
-def test_eval_rows_carry_protocol(tiny_suite, tmp_path) -> None:
-    pytest.importorskip("bench.metrics")
-    text = tiny_suite(iters=2, protocols='["fid500_full"]').read_text().replace("[0.5, 1.0]", "[1.0]")
-    path = tiny_suite("proto", text=text)
-    spec = load_suite(str(path)).cells[0].spec
-    run_cell(spec, LoopOptions(out=tmp_path, progress=False))
-    rows = eval_rows(RunPaths.of(tmp_path, spec))
-    assert [r["metric"] for r in rows] == ["fid500_full"]
-    row = rows[0]
-    assert row["detector"] == "inception-random" and row["detector_standard"] is False
-    assert row["step"] == 2 and row["eval_point"] == 1.0 and row["value"] > 0
-    for key in ("mode", "num_gen", "ref_count", "weights", "snapshot", "grid", "kimg", "train_seconds"):
-        assert key in row, key
