@@ -112,6 +112,7 @@ def _cmd_launch(args: argparse.Namespace, suite, cells) -> int:
         return 0
     _check_writable(args.out)
     _check_data(cells, args.out)
+    _check_detectors(cells)
     if args.devices:
         return _run_workers(args)
     opts = LoopOptions(out=args.out, device=args.device, checkpoint_every_s=args.checkpoint_every)
@@ -242,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     _check_models(suite, cells)
     _check_data(cells, args.out)
+    _check_detectors(cells)
     if args.devices:
         return _run_workers(args)
     opts = LoopOptions(
@@ -254,6 +256,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = {s: list(outcome.values()).count(s) for s in sorted(set(outcome.values()))}
     print("\ncells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if "failed" in outcome.values() else 0
+
+
+def _check_detectors(cells) -> None:  # cells: list[Cell]
+    """Load each detector the cells will need once, so a missing weights file stops the run before training."""
+    from bench.metrics import PROTOCOLS, get_detector
+
+    needed = {(c.spec.detector, PROTOCOLS[p].mode) for c in cells for p in c.spec.protocols}
+    for name, mode in sorted(needed):
+        get_detector(name, "cpu", mode=mode)
 
 
 def _run_workers(args: argparse.Namespace) -> int:

@@ -127,3 +127,13 @@ def test_unwritable_out(tiny_suite, tmp_path) -> None:
         ro = str(tmp_path / "ro" / "results")
     res = run_cli("--suite", str(tiny_suite()), "--out", ro, "--no-progress")
     assert res.returncode == 2 and "not writable" in res.stderr
+
+
+def test_offline_standard_detector_stops_before_training(tiny_suite, tmp_path, monkeypatch) -> None:
+    text = tiny_suite().read_text().replace("protocols = []", 'protocols = ["fid200_full"]')
+    suite = tiny_suite("v3", text=text.replace('"inception-random"', '"inception-v3"'))
+    out = tmp_path / "results"
+    res = run_cli("--suite", str(suite), "--out", str(out), "--no-progress")
+    assert res.returncode == 2, res.stderr
+    assert "inception-2015-12-05.pt" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (out / "runs").exists()
