@@ -484,7 +484,7 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
     side = transform(quantized[0][0].permute(1, 2, 0).numpy()).shape[-1]
     ready = torch.rand(min(batch, n), 3, side, side, device=device) * 255
     det(ready)  # warm-up (cudnn autotuning, lazy init)
-    reps = max(1, math.ceil(n / len(ready)))
+    reps = max(3, math.ceil(n / len(ready)))
     det_times, _ = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
     det_ips = len(ready) / statistics.median(det_times)
     t0 = time.perf_counter()
@@ -671,9 +671,9 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
         log(f"measuring {entry} at {settings.resolution} px ...")
         try:
             doc["models"].append(measure_model(entry, settings, device, dataset, images))
-        except models.ModelConfigError as exc:  # e.g. LPIPS weights missing offline
+        except Exception as exc:  # e.g. LPIPS weights missing offline: report it, measure the others
             doc["models"].append({"model": entry, "error": f"{type(exc).__name__}: {exc}"})
-            log(f"  {entry}: not measured ({exc})")
+            log(f"  {entry}: not measured ({type(exc).__name__}: {exc})")
     if settings.naive_data:
         batch = settings.batch or next((r["batch"] for r in doc["models"] if "batch" in r), 8)
         doc["data_path"] = time_data_paths(
