@@ -263,8 +263,8 @@ class MappingNetwork(nn.Module):
         x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # (B, z_dim), unit 2nd moment
         x = self.layers(x)  # (B, w_dim)
         if update_w_avg:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        x = self.w_avg.lerp(x, truncation)  # psi = 1: x itself
+            self.w_avg.copy_(x.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        x = self.w_avg.to(x.dtype).lerp(x, truncation)  # psi = 1: x itself
         return x[:, None].expand(-1, self.num_ws, -1)  # (B, num_ws, w_dim)
 
 
