@@ -10,9 +10,7 @@ cores), so the fast tests score a fixed 64-d random projection of the same featu
 
 from __future__ import annotations
 
-import hashlib
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from cleanfid.fid import compute_fid, kernel_distance
 from PIL import Image
+from test_metrics import ImageSet
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
@@ -48,14 +47,6 @@ class TinyGenerator(nn.Module):
     def generate(self, z: Tensor, *, ema: bool = True, truncation: float = 1.0, train_bn: bool = False) -> Tensor:
         x = torch.tanh(self.fc(z)).view(-1, 3, 4, 4)
         return F.interpolate(x, size=32, mode="bilinear", align_corners=False)
-
-
-@dataclass
-class ImageSet:
-    name: str
-    resolution: int
-    images: Tensor
-    sha256: str
 
 
 class Recorder:
@@ -115,8 +106,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _dataset(folder: Path) -> ImageSet:
-    images = load_folder(folder)
-    return ImageSet("real", images.shape[-1], images, hashlib.sha256(images.numpy().tobytes()).hexdigest())
+    return ImageSet.of(load_folder(folder), name="real")
 
 
 @pytest.mark.parametrize("mode, pre_resize", [("clean", None), ("legacy_pytorch", 64)])
