@@ -452,6 +452,7 @@ def _add_perf_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--harness-steps", type=_count, default=100, help="steps of the no-work model timing the harness")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast (opt-in)")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D (opt-in)")
+    p.add_argument("--fused-adam", action="store_true", help="Adam's fused kernel (opt-in)")
     p.add_argument("--channels-last", action="store_true", help="models and data in channels_last")
     p.add_argument("--dataset", default="shapes", help="images the data paths draw from (default shapes)")
     p.add_argument("--eval-images", type=int, help="images through the detector (5000 GPU, 64 CPU; 0 skips)")
@@ -492,7 +493,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
     settings = PerfSettings(
         models=tuple(_csv(args.models) or ()), resolution=args.resolution, batch=args.batch, device=args.device,
         steps=args.steps, warmup=args.warmup, harness_steps=args.harness_steps, precision=args.precision,
-        compile=args.compile, channels_last=args.channels_last, dataset=args.dataset, eval_images=args.eval_images,
+        compile=args.compile, fused_adam=args.fused_adam, channels_last=args.channels_last, dataset=args.dataset,
+        eval_images=args.eval_images,
         detector=args.detector, naive_data=args.naive_data, naive_workers=args.naive_workers, out=args.out,
     )  # fmt: skip
     doc, path = run_perf(settings)

@@ -72,6 +72,7 @@ class PerfSettings:
     log_every: int = 10  # the loop's loss read-out interval, as in training
     precision: str = "fp32"  # 'fp32' or 'bf16' (autocast), as RunSpec.precision
     compile: bool = False  # torch.compile G and D, as RunSpec.compile
+    fused_adam: bool = False  # Adam's fused kernel, as RunSpec.fused_adam
     channels_last: bool = False  # models and data in channels_last memory format
     dataset: str = "shapes"  # images the Sampler (and the naive path) draw from
     eval_images: int | None = None  # generated images through the detector; None = 5000 on GPU, 64 on CPU
@@ -228,7 +229,7 @@ def perf_spec(name: str, kwargs: dict[str, Any], settings: PerfSettings, iters: 
     return RunSpec(
         suite="perf", model=name, dataset=settings.dataset, resolution=settings.resolution, seed=settings.seed,
         model_kwargs=kwargs, max_iters=iters, protocols=(), eval_fractions=(), precision=settings.precision,
-        compile=settings.compile,
+        compile=settings.compile, fused_adam=settings.fused_adam,
     )  # fmt: skip
 
 
@@ -579,8 +580,8 @@ def measure_model(
 
     row["flops_per_step"] = count_flops(step_one)  # eager, before any speed mode
     spec = perf_spec(name, kwargs, settings, settings.warmup + settings.steps)
+    apply_speed_modes(model, spec)
     if settings.compile:
-        apply_speed_modes(model, spec)
         step_one()  # compiles; untimed
     with attributed(model) as extras:
         step_one()
@@ -782,9 +783,10 @@ def format_table(doc: dict[str, Any]) -> str:
     on_cpu = not env["device"].startswith("cuda")
     where = f"{ts['cpu_model']} ({ts['threads']} threads)" if on_cpu else env["device_name"]
     load = f"; load average {ts['loadavg'][0]:.1f}" if ts.get("loadavg") else ""
+    modes = [m for m, on in (("compile", s["compile"]), ("fused Adam", s.get("fused_adam")),
+                             ("channels_last", s["channels_last"])) if on]  # fmt: skip
     head = (
-        f"perf on {where}, {s['resolution']} px, {s['precision']}"
-        f"{', compile' if s['compile'] else ''}{', channels_last' if s['channels_last'] else ''}; "
+        f"perf on {where}, {s['resolution']} px, {', '.join([s['precision'], *modes])}; "
         f"median of {s['steps']} steps after {s['warmup']} warm-up{load}"
     )
     cols = ["model", "batch", "loop s/step", "model s/step", "img/s", "peak mem MiB", "GFLOP/step", "GFLOP/s",

@@ -32,7 +32,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "eval": {"protocols": list, "detector": str, "fractions": list, "grid_size": int},
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "kwargs": dict,
-        "needs": str, "precision": str,
+        "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
     },
     "slurm": {
         "partition": str, "gpus_per_node": int, "cpus_per_task": int, "mem_gb": (int, float),
@@ -266,6 +266,7 @@ def _expand(
                     num_gpus=b.get("num_gpus", 1), protocols=tuple(e.get("protocols", ["fid5k_full"])),
                     detector=e.get("detector", "inception-v3"), eval_fractions=tuple(fractions),
                     grid_size=e.get("grid_size", 16), precision=mt.get("precision", "fp32"),
+                    compile=mt.get("compile", False), fused_adam=mt.get("fused_adam", False),
                 )  # fmt: skip
                 cells.append(Cell(spec, mt.get("label", model), mt.get("group", "")))
     return cells

@@ -210,10 +210,16 @@ def build_model(spec: RunSpec, device: torch.device) -> models.GANModel:
 def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
     """The spec's opt-in speed modes that act on the model (bf16 autocast is applied by the loop).
 
+    ``fused_adam``: every optimizer of the model switches to the fused kernel (Adam in every
+    family; a float-rounding change that training can amplify, hence opt-in).
     ``compile``: ``torch.compile`` (in place, state-dict keys unchanged) of the generator, the
     discriminator and their direct children, so that steps calling sub-networks directly
     (StyleGAN2's mapping / synthesis) run compiled too; a compiled parent inlines its children.
     """
+    if spec.fused_adam:
+        for opt in model.optimizers().values():
+            for group in opt.param_groups:
+                group.update(fused=True, foreach=False)
     if spec.compile:
         for net in (model.generator, model.discriminator):
             for module in (net, *net.children()):

@@ -71,9 +71,13 @@ class GANModel(nn.Module):
         return {name: opt.state_dict() for name, opt in self.optimizers().items()}
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`optimizer_state`."""
+        """Inverse of :meth:`optimizer_state`; the optimizers keep their own implementation flags
+        (``fused``/``foreach``), which ``load_state_dict`` would otherwise take from the saved groups."""
         for name, opt in self.optimizers().items():
+            impl = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
             opt.load_state_dict(state[name])
+            for group, flags in zip(opt.param_groups, impl, strict=True):
+                group.update(flags)
 
     @property
     def device(self) -> torch.device:

@@ -38,6 +38,7 @@ Sampling: :meth:`BigGAN.generate` runs BatchNorm with running statistics (eval m
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from typing import Any, TypeVar
@@ -103,12 +104,20 @@ class SpectralNorm(nn.Module):
 
     def forward(self, weight: Tensor) -> Tensor:
         m = weight.flatten(1)  # (out, fan_in)
-        if self.training:
-            with torch.no_grad():
-                self.v.copy_(F.normalize(m.T @ self.u, dim=0))
-                self.u.copy_(F.normalize(m @ self.v, dim=0))
-        sigma = torch.dot(self.u.clone(), m @ self.v.clone())  # clones: later updates don't touch the graph
+        with _no_autocast(weight.device):  # u, v and sigma stay fp32 under bf16 autocast
+            if self.training:
+                with torch.no_grad():
+                    self.v.copy_(F.normalize(m.T @ self.u, dim=0))
+                    self.u.copy_(F.normalize(m @ self.v, dim=0))
+            sigma = torch.dot(self.u.clone(), m @ self.v.clone())  # clones: later updates don't touch the graph
         return weight / sigma
+
+
+def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast disabled on ``device`` (a no-op where autocast does not exist, e.g. the meta device)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _sn(layer: M) -> M:

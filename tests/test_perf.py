@@ -150,6 +150,46 @@ def test_optimized_loop_equals_straightforward_steps(name: str, monkeypatch) -> 
     assert any(not torch.equal(a[k], v) for k, v in build_model(spec, torch.device("cpu")).state_dict().items())
 
 
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_bf16_autocast_steps_keep_fp32_weights(name: str) -> None:
+    """The bf16 speed mode: every family trains under autocast with finite losses, weights and
+    optimizer state staying fp32 (BigGAN's spectral-norm sigma and StyleGAN2's w_avg included)."""
+    spec = RunSpec(suite="t", model=name, dataset="t", resolution=32, model_kwargs=TINY[name], max_iters=2)
+    model = build_model(spec, torch.device("cpu"))
+    real = _images(4).float() / 127.5 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = [model.train_step(real, step) for step in range(2)]
+    assert all(torch.isfinite(v) for step in losses for v in step.values())
+    assert {t.dtype for t in model.state_dict().values() if t.is_floating_point()} == {torch.float32}
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_fused_adam_mode_equals_single_tensor_adam_per_step(name: str) -> None:
+    """``fused_adam``: every optimizer switches to the fused kernel and stays so after loading a
+    checkpoint of another implementation; one update from the same gradients equals the
+    single-tensor update within 1e-6 (float rounding; training can amplify it, hence opt-in)."""
+    spec = RunSpec(suite="t", model=name, dataset="t", resolution=32, model_kwargs=TINY[name], max_iters=1)
+    fused = RunSpec(**{**spec.to_dict(), "fused_adam": True})
+    assert fused.run_id != spec.run_id and "fused_adam" not in spec.hashed_dict()  # older run ids unchanged
+    a, b = build_model(spec, torch.device("cpu")), build_model(spec, torch.device("cpu"))
+    apply_speed_modes(a, fused)
+    _straightforward(b)
+    a.load_optimizer_state(b.optimizer_state())
+    groups = [g for opt in a.optimizers().values() for g in opt.param_groups]
+    assert groups and all(g["fused"] is True and g["foreach"] is False for g in groups)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            p.grad = q.grad = torch.randn(p.shape, generator=gen) * 1e-3
+        for opt in (*a.optimizers().values(), *b.optimizers().values()):
+            opt.step()
+    pairs = list(zip(a.parameters(), b.parameters(), strict=True))
+    assert max(((p - q).abs() / q.abs().clamp(min=1)).max().item() for p, q in pairs) <= 1e-6
+    start = build_model(spec, torch.device("cpu")).parameters()
+    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), start, strict=True))
+
+
 def test_compile_mode_compiles_generator_and_discriminator() -> None:
     kwargs = TINY["fastgan"]
     spec = RunSpec(suite="t", model="fastgan", dataset="t", resolution=32, model_kwargs=kwargs, max_iters=1)

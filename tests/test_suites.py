@@ -155,3 +155,17 @@ def test_filters(tiny_suite) -> None:
     assert filter_cells(suite, ["baseline"], ["shapes"]) == suite.cells
     with pytest.raises(BenchError, match="--models: fastgan not in suite"):
         filter_cells(suite, ["fastgan"], None)
+
+
+def test_speed_modes_per_model(tiny_suite) -> None:
+    """``precision``, ``compile`` and ``fused_adam`` in a model table reach the spec (and the run id)."""
+    path = tiny_suite()
+    plain = load_suite(str(path)).cells[0].spec
+    path.write_text(path.read_text() + 'precision = "bf16"\ncompile = true\nfused_adam = true\n')
+    fast = load_suite(str(path)).cells[0].spec
+    assert (fast.precision, fast.compile, fast.fused_adam) == ("bf16", True, True)
+    assert (plain.precision, plain.compile, plain.fused_adam) == ("fp32", False, False)
+    assert fast.run_id != plain.run_id
+    path.write_text(path.read_text().replace("fused_adam = true", 'fused_adam = "yes"'))
+    with pytest.raises(SuiteError, match="models.baseline.fused_adam"):
+        load_suite(str(path))
