@@ -378,6 +378,7 @@ def _train_steps(run: _Run, bar: Any) -> str:
     last_ckpt = run.budget.elapsed()
     bad = torch.zeros((), dtype=torch.bool, device=run.model.device)
     sums: dict[str, Tensor] = {}
+    counts: dict[str, int] = {}  # steps each loss was reported in (lazy regularisers: not every step)
     run.budget.resume()
     while not run.budget.exhausted():
         real = run.sampler.next()
@@ -387,12 +388,13 @@ def _train_steps(run: _Run, bar: Any) -> str:
         bad |= _nonfinite(losses)
         for k, v in losses.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
+            counts[k] = counts.get(k, 0) + 1
         if run.budget.iters % run.opts.log_every == 0:
             if bool(bad):  # the one host-device sync, every log_every steps
                 run.budget.pause()
                 return "diverged"
-            _report_progress(run, bar, {k: float(v) / run.opts.log_every for k, v in sums.items()})
-            sums = {}
+            _report_progress(run, bar, {k: float(v) / counts[k] for k, v in sums.items()})
+            sums, counts = {}, {}
         ckpt_due = run.budget.elapsed() - last_ckpt >= run.opts.checkpoint_every_s
         stop = run.opts.should_stop is not None and run.opts.should_stop()
         if (ckpt_due or stop or _reached(run, pending)) and (bool(bad) or not _weights_finite(run.model)):

@@ -31,6 +31,7 @@ sampling conv blurs at full resolution, then convolves with stride 2.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -476,6 +477,12 @@ def mix_styles(ws: Tensor, ws2: Tensor, prob: float) -> Tensor:
     return torch.where(take2, ws2, ws)
 
 
+def eager_if(on: bool) -> contextlib.AbstractContextManager:
+    """Compiled modules run eagerly inside (when ``on``): R1 and path length need double backward,
+    which compiled graphs do not support (speed mode ``compile``; a no-op without it)."""
+    return torch.compiler.set_stance("force_eager") if on else contextlib.nullcontext()
+
+
 def lazy_adam_factor(interval: int, active: bool) -> float:
     """c = k / (k + 1) for lazy regularisation every k > 1 steps (lr * c, betas ** c); else 1."""
     return interval / (interval + 1) if active and interval > 1 else 1.0
@@ -672,21 +679,23 @@ class StyleGAN2(GANModel):
         r1_in_main = do_r1 and self.r1_interval == 1
         with torch.no_grad():
             fake = g.synthesis(self._styles(torch.randn(b, self.z_dim, device=dev)))
-        real_in = real.detach().requires_grad_(r1_in_main)
-        real_logits = self._d_logits(real_in)
-        loss_d = F.softplus(self._d_logits(fake)).mean() + F.softplus(-real_logits).mean()
-        loss = loss_d
-        if r1_in_main:
-            r1 = r1_penalty(real_logits, real_in).mean()
-            loss = loss + r1 * (self.r1_gamma / 2)
-        self.d_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with eager_if(r1_in_main):
+            real_in = real.detach().requires_grad_(r1_in_main)
+            real_logits = self._d_logits(real_in)
+            loss_d = F.softplus(self._d_logits(fake)).mean() + F.softplus(-real_logits).mean()
+            loss = loss_d
+            if r1_in_main:
+                r1 = r1_penalty(real_logits, real_in).mean()
+                loss = loss + r1 * (self.r1_gamma / 2)
+            self.d_opt.zero_grad(set_to_none=True)
+            loss.backward()
         self.d_opt.step()
         if do_r1 and not r1_in_main:  # lazy R1: its own D step, loss times the interval
-            real_in = real.detach().requires_grad_(True)
-            r1 = r1_penalty(self._d_logits(real_in), real_in).mean()
-            self.d_opt.zero_grad(set_to_none=True)
-            (r1 * (self.r1_gamma / 2 * self.r1_interval)).backward()
+            with eager_if(True):
+                real_in = real.detach().requires_grad_(True)
+                r1 = r1_penalty(self._d_logits(real_in), real_in).mean()
+                self.d_opt.zero_grad(set_to_none=True)
+                (r1 * (self.r1_gamma / 2 * self.r1_interval)).backward()
             self.d_opt.step()
         out["loss_d"] = loss_d.detach()
         if do_r1:
@@ -694,17 +703,19 @@ class StyleGAN2(GANModel):
 
         # G: softplus(-D(G(z))) [+ path-length penalty]
         d.requires_grad_(False)
-        fake = g.synthesis(self._styles(torch.randn(b, self.z_dim, device=dev)))
-        loss_g = F.softplus(-self._d_logits(fake)).mean()
         do_pl = self.pl_weight > 0 and step % self.pl_interval == 0
         pl_in_main = do_pl and self.pl_interval == 1
-        loss = loss_g + self._pl_loss(b, dev, out) if pl_in_main else loss_g
-        self.g_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with eager_if(pl_in_main):
+            fake = g.synthesis(self._styles(torch.randn(b, self.z_dim, device=dev)))
+            loss_g = F.softplus(-self._d_logits(fake)).mean()
+            loss = loss_g + self._pl_loss(b, dev, out) if pl_in_main else loss_g
+            self.g_opt.zero_grad(set_to_none=True)
+            loss.backward()
         self.g_opt.step()
         if do_pl and not pl_in_main:  # lazy path length: its own G step, loss times the interval
-            self.g_opt.zero_grad(set_to_none=True)
-            (self._pl_loss(b, dev, out) * self.pl_interval).backward()
+            with eager_if(True):
+                self.g_opt.zero_grad(set_to_none=True)
+                (self._pl_loss(b, dev, out) * self.pl_interval).backward()
             self.g_opt.step()
         d.requires_grad_(True)
         out["loss_g"] = loss_g.detach()

@@ -118,3 +118,52 @@ def test_snapshot_model_and_wrong_model_checkpoint(tiny_suite, tmp_path) -> None
     with pytest.raises(CheckpointError, match="at 32 px"):
         run_cell(other, LoopOptions(out=tmp_path, progress=False))
     assert read_state(other_paths)["status"] == "failed"
+
+
+class _LazyLossModel(torch.nn.Module):
+    """Reports ``loss`` = step every step and ``r1`` = 10 * step every 4th step (a lazy regulariser)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator = torch.nn.Linear(1, 1)
+        self.batch_size = 2
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def parameters(self, recurse: bool = True):  # the loop checks these for NaN
+        return self.generator.parameters(recurse)
+
+    def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        out = {"loss": torch.tensor(float(step))}
+        if step % 4 == 0:
+            out["r1"] = torch.tensor(10.0 * step)
+        return out
+
+
+def test_progress_averages_each_loss_over_the_steps_it_was_reported(tmp_path) -> None:
+    from bench.budget import Budget
+    from bench.data import Dataset
+    from bench.specs import RunSpec
+    from bench.train import Sampler, _Run, _train_steps
+
+    class Bar:
+        n, posts = 0, []
+
+        def set_postfix(self, post: dict, refresh: bool) -> None:
+            self.posts.append(post)
+
+        def refresh(self) -> None:
+            pass
+
+    spec = RunSpec(suite="t", model="m", dataset="t", resolution=8, max_iters=8, protocols=(), eval_fractions=())
+    images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    opts = LoopOptions(out=tmp_path, progress=False, log_every=8, checkpoint_every_s=1e9)
+    run = _Run(spec, RunPaths(tmp_path), opts, _LazyLossModel(), Dataset("t", 8, images, {}), Budget(None, 8),
+               Sampler(images, 2, seed=0))  # fmt: skip
+    bar = Bar()
+    assert _train_steps(run, bar) == "done"
+    (post,) = bar.posts
+    assert float(post["loss"]) == pytest.approx(3.5)  # mean of steps 0..7
+    assert float(post["r1"]) == pytest.approx(20.0)  # mean of 0 and 40 (steps 0 and 4), not their sum / 8

@@ -78,12 +78,26 @@ def image_transform(mode: str, pre_resize: int | None) -> Transform:
 
 
 def featurize(batches: Iterable[Tensor], detector: Detector, transform: Transform) -> np.ndarray:
-    """(N, D) float32 features of uint8 (B, 3, H, W) batches (each image resized on its own, in threads)."""
-    feats = []
-    with ThreadPoolExecutor(RESIZE_THREADS) as pool:
-        for batch in batches:
+    """(N, D) float32 features of uint8 (B, 3, H, W) batches (each image resized on its own, in threads).
+
+    Pipelined: while the detector runs on one batch, a background thread draws the next batch
+    (for generated images: runs the generator) and resizes it, so the host-side work overlaps the
+    detector. The features are the same, in the same order, as one batch after another.
+    """
+    source = iter(batches)
+    with ThreadPoolExecutor(RESIZE_THREADS) as pool, ThreadPoolExecutor(1) as ahead:
+
+        def prepare() -> Tensor | None:  # the next batch, resized; None at the end
+            batch = next(source, None)
+            if batch is None:
+                return None
             hwc = batch.permute(0, 2, 3, 1).contiguous().numpy()
-            feats.append(detector(torch.stack(list(pool.map(transform, hwc)))))
+            return torch.stack(list(pool.map(transform, hwc)))
+
+        feats, pending = [], ahead.submit(prepare)
+        while (ready := pending.result()) is not None:
+            pending = ahead.submit(prepare)
+            feats.append(detector(ready))
     return np.concatenate(feats)
 
 
