@@ -37,6 +37,7 @@ from bench.results import (
     write_state,
 )
 from bench.specs import RunSpec
+from models.common import eager_spectral_norm_hooks
 
 CKPT_FORMAT = 1
 KEEP_CHECKPOINTS = 2  # newest training checkpoints kept (the older one is the fallback)
@@ -210,6 +211,10 @@ def build_model(spec: RunSpec, device: torch.device) -> models.GANModel:
 def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
     """The spec's opt-in speed modes that act on the model (bf16 autocast is applied by the loop).
 
+    Old-style spectral-norm hooks (FastGAN) run eagerly, between compiled graphs: their in-place
+    power iteration, traced into a graph, breaks the backward of a net called twice before it
+    (D on reals, then on fakes). ``torch.nn.utils.parametrizations`` is kept out of graphs alike.
+
     ``fused_adam``: every optimizer of the model switches to the fused kernel (Adam in every
     family; a float-rounding change that training can amplify, hence opt-in).
     ``compile``: ``torch.compile`` (in place, state-dict keys unchanged) of the generator, the
@@ -222,6 +227,7 @@ def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
                 group.update(fused=True, foreach=False)
     if spec.compile:
         for net in (model.generator, model.discriminator):
+            eager_spectral_norm_hooks(net)
             for module in (net, *net.children()):
                 module.compile()
 

@@ -124,3 +124,18 @@ def sampling_mode(g: nn.Module, train_bn: bool) -> Iterator[nn.Module]:
 def count_params(module: nn.Module) -> int:
     """Number of parameters (not buffers)."""
     return sum(p.numel() for p in module.parameters())
+
+
+def eager_spectral_norm_hooks(module: nn.Module) -> int:
+    """Make every old-style spectral-norm hook (``torch.nn.utils.spectral_norm``) in ``module`` run
+    eagerly under ``torch.compile`` (a graph break around it); returns how many. Eager runs are
+    unchanged: the hook computes the same weight, with the same power iteration."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    count = 0
+    for m in module.modules():
+        for key, hook in m._forward_pre_hooks.items():
+            if isinstance(hook, SpectralNorm):
+                m._forward_pre_hooks[key] = torch.compiler.disable(hook)
+                count += 1
+    return count

@@ -243,3 +243,27 @@ def test_perf_command_writes_json_and_prints_table(tmp_path: Path, capsys) -> No
     ref = doc["reference_cache"]  # computed once, then read from the cache
     assert not ref["cached_before"] and Path(ref["cache_file"]).is_file() and ref["images"] == 4
     assert f"| {entry} | 2 |" in out and "naive / ours" in out
+
+
+def test_compiled_spectral_norm_net_trains_when_called_twice_before_backward() -> None:
+    """FastGAN's D pattern under ``compile``: reals, then fakes, then one backward. Traced into the
+    graph, the old-style SN hook's in-place power iteration breaks that backward; run eagerly
+    (``eager_spectral_norm_hooks``) it works and matches eager execution."""
+    from torch.nn.utils import spectral_norm
+
+    from models.common import eager_spectral_norm_hooks
+
+    def net() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(spectral_norm(nn.Conv2d(3, 4, 3)), nn.LeakyReLU(0.2), spectral_norm(nn.Conv2d(4, 1, 3)))
+
+    x = torch.randn(2, 3, 8, 8)
+    compiled, eager = net(), net()
+    assert eager_spectral_norm_hooks(compiled) == 2
+    compiled.compile()
+    for m in (compiled, eager):
+        (m(x).mean() + m(x * 2).mean()).backward()
+    for (name, a), b in zip(compiled.state_dict().items(), eager.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6)
