@@ -463,7 +463,9 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
 
     The detector alone runs on ready (B, 3, 299, 299) float batches already on the device;
     the full path is ``featurize(generated_batches(...))``, exactly what ``evaluate`` runs.
-    Generation alone and resize alone are timed too, to name the bottleneck.
+    Generation alone and resize alone are timed too, to name the bottleneck, with the FLOPs per
+    image of generator and detector: where both share one device, the path cannot beat
+    generation and detection one after the other (``serial_bound_ips``).
     """
     from bench.metrics import features
     from bench.metrics.protocols import PROTOCOLS
@@ -485,6 +487,9 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
     side = transform(quantized[0][0].permute(1, 2, 0).numpy()).shape[-1]
     ready = torch.rand(min(batch, n), 3, side, side, device=device) * 255
     det(ready)  # warm-up (cudnn autotuning, lazy init)
+    z = torch.randn(2, model.z_dim, device=device)
+    gen_flops = count_flops(lambda: model.generate(z, ema=True, truncation=p.truncation)) / 2
+    det_flops = count_flops(lambda: det(ready[:2])) / 2
     reps = max(3, math.ceil(n / len(ready)))
     det_times, _ = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
     det_ips = len(ready) / statistics.median(det_times)
@@ -506,6 +511,11 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
         "generation_ips": n / gen_s,
         "resize_ips": n / resize_s,
         "pipeline_over_detector": (n / full_s) / det_ips,
+        # one device does both: generating and detecting each image, one after the other, bounds the path
+        "serial_bound_ips": 1.0 / (gen_s / n + 1.0 / det_ips),
+        "pipeline_over_serial_bound": (n / full_s) * (gen_s / n + 1.0 / det_ips),
+        "generator_flops_per_image": gen_flops,
+        "detector_flops_per_image": det_flops,
         # the path's time beyond generating and detecting (quantize, resize, copies), as a share
         "pipeline_overhead_share": 1.0 - (gen_s + n / det_ips) / full_s,
     }
@@ -791,7 +801,7 @@ def format_table(doc: dict[str, Any]) -> str:
     )
     cols = ["model", "batch", "loop s/step", "model s/step", "img/s", "peak mem MiB", "GFLOP/step", "GFLOP/s",
             "peak GFLOP/s", "% peak", "% peak (CPU time)", "harness % (diff, pairs)", "harness % (direct)",
-            "outside model %", "eval img/s: path / detector"]  # fmt: skip
+            "outside model %", "eval img/s: path / detector (%; % of gen+det bound)"]  # fmt: skip
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in doc["models"]:
         if "error" in r:
@@ -799,8 +809,8 @@ def format_table(doc: dict[str, Any]) -> str:
             continue
         ev = r.get("eval", {})
         if "pipeline_ips" in ev:
-            share = 100 * ev["pipeline_over_detector"]
-            eval_txt = f"{ev['pipeline_ips']:.3g} / {ev['detector_ips']:.3g} ({share:.0f} %)"
+            share, bound = 100 * ev["pipeline_over_detector"], 100 * ev["pipeline_over_serial_bound"]
+            eval_txt = f"{ev['pipeline_ips']:.3g} / {ev['detector_ips']:.3g} ({share:.0f} %; {bound:.0f} % of gen+det)"
         else:
             eval_txt = ev.get("error", "-")[:60]
         cells = [

@@ -238,7 +238,10 @@ def test_perf_command_writes_json_and_prints_table(tmp_path: Path, capsys) -> No
         assert row[key]["n"] >= 1 and row[key]["median"] > 0
     assert 0 < row["overhead_share_direct"] < 1 and row["peak_memory"]["bytes"] > 0
     assert row["in_step"]["ema_update"]["calls"] >= 1 and row["in_step"]["diff_augment"]["calls"] >= 1
-    assert row["eval"]["images"] == 2 and row["eval"]["pipeline_ips"] > 0 and row["eval"]["detector_ips"] > 0
+    ev = row["eval"]
+    assert ev["images"] == 2 and ev["pipeline_ips"] > 0 and ev["detector_ips"] > 0
+    assert ev["serial_bound_ips"] < ev["detector_ips"] and ev["pipeline_over_serial_bound"] > 0
+    assert 0 < ev["generator_flops_per_image"] and 11.3e9 < ev["detector_flops_per_image"] < 11.5e9  # 5.71 GMAC
     assert doc["data_path"]["naive_over_sampler"] > 0
     ref = doc["reference_cache"]  # computed once, then read from the cache
     assert not ref["cached_before"] and Path(ref["cache_file"]).is_file() and ref["images"] == 4
