@@ -162,7 +162,7 @@ def read_cache(path: Path, name: str, resolution: int) -> Dataset | None:
     """The cached dataset at ``path``, or None when missing, unreadable or not matching its manifest."""
     try:
         manifest = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        images = torch.load(path, weights_only=True)
+        images = torch.load(path, weights_only=True, mmap=True)  # pages read on use: large sets need no RAM copy
     except Exception:  # any unreadable cache is rebuilt
         return None
     shape_ok = (

@@ -74,14 +74,37 @@ def cache_dirs(out: Path) -> tuple[Path, Path]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Data: the whole set lives on the device; an epoch-permutation sampler, flips on the device.
+# Data: the whole set lives on the device (or, when too large, memory-mapped on the host); an
+# epoch-permutation sampler, flips on the device.
+
+
+DEVICE_DATA_SHARE = 0.25  # a dataset taking more of the accelerator's memory stays on the host
+
+
+def place_dataset(images: Tensor, device: torch.device, capacity: int | None = None) -> Tensor:
+    """``images`` on ``device``, or left on the host (memory-mapped from the cache) when they would take
+    more than :data:`DEVICE_DATA_SHARE` of ``capacity`` bytes (default: the CUDA device's memory).
+
+    The few-shot sets take megabytes and live on the device; FFHQ-70k at 1024 px takes 220 GB and
+    is read a batch at a time instead (see :class:`Sampler`). The batches are the same either way.
+    """
+    if device.type == "cuda" and capacity is None:
+        capacity = torch.cuda.get_device_properties(device).total_memory
+    if capacity is not None and images.numel() * images.element_size() > DEVICE_DATA_SHARE * capacity:
+        return images
+    return images.to(device)
 
 
 class Sampler:
-    """Infinite sampler over dataset indices (reshuffled each epoch), with x-flips; resumable."""
+    """Infinite sampler over dataset indices (reshuffled each epoch), with x-flips; resumable.
 
-    def __init__(self, images: Tensor, batch_size: int, seed: int) -> None:
-        self.images = images  # uint8 (N, 3, R, R) on the device
+    ``images`` live on ``device`` (default: theirs) or on the host (:func:`place_dataset`), in which
+    case each batch is gathered on the host and copied over (pinned, asynchronously to CUDA).
+    """
+
+    def __init__(self, images: Tensor, batch_size: int, seed: int, device: torch.device | None = None) -> None:
+        self.images = images  # uint8 (N, 3, R, R), on the device or the host
+        self.device = images.device if device is None else torch.device(device)
         self.batch_size = batch_size
         self.gen = torch.Generator().manual_seed(seed)
         self.perm = torch.randperm(len(images), generator=self.gen)
@@ -107,8 +130,10 @@ class Sampler:
         """
         idx = self._indices()
         flip = torch.rand(len(idx), generator=self.gen) < 0.5
-        dev = self.images.device
-        x = self.images.index_select(0, idx.to(dev, non_blocking=True))  # uint8 (B, 3, R, R)
+        dev = self.device
+        x = self.images.index_select(0, idx.to(self.images.device, non_blocking=True))  # uint8 (B, 3, R, R)
+        if x.device != dev:  # host-resident dataset: copy the batch over
+            x = (x.pin_memory() if dev.type == "cuda" else x).to(dev, non_blocking=True)
         rows = flip.nonzero().flatten().to(dev, non_blocking=True)
         x.index_copy_(0, rows, x.index_select(0, rows).flip(3))
         return x.float().div_(127.5).sub_(1.0)
@@ -470,7 +495,7 @@ def _open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> _Run:
     apply_speed_modes(model, spec)
     _remove_stale_temps(paths)
     budget = Budget(spec.budget_seconds, spec.max_iters)
-    sampler = Sampler(dataset.images.to(device), model.batch_size, seed=spec.seed)
+    sampler = Sampler(place_dataset(dataset.images, device), model.batch_size, seed=spec.seed, device=device)
     load_latest_checkpoint(paths, spec, model, budget, sampler)
     return _Run(spec, paths, opts, model, dataset, budget, sampler)
 

@@ -16,7 +16,7 @@ from bench.cli import main
 from bench.data import Dataset
 from bench.perf import count_flops, parse_model, time_loop
 from bench.specs import RunSpec
-from bench.train import Sampler, apply_speed_modes, build_model
+from bench.train import Sampler, apply_speed_modes, build_model, place_dataset
 from models.common import ema_update
 
 # Narrow widths so that a step takes well under a second on one CPU thread.
@@ -81,6 +81,19 @@ def test_sampler_matches_plain_indexing() -> None:
     resumed = Sampler(images, 4, seed=0)
     resumed.load_state_dict(state)
     assert torch.equal(resumed.next(), expected)
+
+
+def test_large_datasets_stay_on_the_host_with_the_same_batches() -> None:
+    """``place_dataset``: over a quarter of the device's memory, the images stay where they are (host,
+    memory-mapped) and the Sampler copies each batch over; its batches are the same either way."""
+    images = _images(7)
+    meta = torch.device("meta")  # a device whose placement is visible without an accelerator
+    assert place_dataset(images, meta, capacity=4 * images.numel()).device == meta
+    assert place_dataset(images, meta, capacity=4 * images.numel() - 1) is images
+    host = Sampler(place_dataset(images, torch.device("cpu"), capacity=1), 4, seed=3, device=torch.device("cpu"))
+    plain = PlainSampler(images, 4, seed=3)
+    for _ in range(5):
+        assert torch.equal(host.next(), plain.next())
 
 
 def test_ema_update_matches_per_parameter_loops() -> None:
