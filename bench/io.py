@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -133,3 +134,20 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(row, dict):
                 yield row
+
+
+STALE_TEMP_S = 24 * 3600.0  # a temporary file this old in a shared folder is left by a crash
+
+
+def remove_stale_temps(folder: Path, older_than_s: float = STALE_TEMP_S) -> int:
+    """Delete ``.*.tmp`` files of atomic writes cut short by a crash, in a folder other processes may be
+    writing to: only those untouched for ``older_than_s`` seconds; returns how many."""
+    cutoff, count = time.time() - older_than_s, 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                count += 1
+        except FileNotFoundError:  # another process finished or removed it
+            continue
+    return count

@@ -24,7 +24,7 @@ from bench.budget import Budget
 from bench.data import Dataset, load_dataset
 from bench.envinfo import environment
 from bench.errors import BenchError, CheckpointError
-from bench.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, read_jsonl
+from bench.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, read_jsonl, remove_stale_temps
 from bench.lock import LockBusy, RunLock
 from bench.results import (
     RunPaths,
@@ -494,6 +494,8 @@ def _open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> _Run:
         write_spec(paths, spec, model, dataset)
     apply_speed_modes(model, spec)
     _remove_stale_temps(paths)
+    for shared in cache_dirs(opts.out):  # caches other runs share: old temporaries only
+        remove_stale_temps(shared)
     budget = Budget(spec.budget_seconds, spec.max_iters)
     sampler = Sampler(place_dataset(dataset.images, device), model.batch_size, seed=spec.seed, device=device)
     load_latest_checkpoint(paths, spec, model, budget, sampler)

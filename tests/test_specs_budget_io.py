@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench.budget import Budget
-from bench.io import append_jsonl, atomic_write_json, read_jsonl
+from bench.io import STALE_TEMP_S, append_jsonl, atomic_write_json, read_jsonl, remove_stale_temps
 from bench.lock import LockBusy, RunLock, is_locked
 from bench.specs import RunSpec
 
@@ -85,6 +85,17 @@ def test_atomic_write_leaves_no_temp_files(tmp_path) -> None:
     atomic_write_json(tmp_path / "x.json", {"k": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"k": 1}
     assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_stale_temps_removed_from_shared_folders_but_not_fresh_ones(tmp_path) -> None:
+    old, fresh, kept = tmp_path / ".ref.npz.abc.tmp", tmp_path / ".ref.npz.def.tmp", tmp_path / "ref.npz"
+    for path in (old, fresh, kept):
+        path.write_bytes(b"x")
+    past = time.time() - STALE_TEMP_S - 60
+    os.utime(old, (past, past))
+    os.utime(kept, (past, past))
+    assert remove_stale_temps(tmp_path) == 1
+    assert not old.exists() and fresh.exists() and kept.exists()
 
 
 def test_run_lock_is_exclusive_and_released(tmp_path) -> None:
