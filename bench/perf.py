@@ -363,6 +363,40 @@ def attributed(model: models.GANModel, names: tuple[str, ...] = ("diff_augment",
             setattr(module, n, fn)
 
 
+@contextlib.contextmanager
+def timed_optimizers(model: models.GANModel) -> Iterator[dict[str, float]]:
+    """Time every ``step`` of the model's optimizers (synchronised) while inside.
+
+    Yields {"seconds": total, "calls": n}; the optimizers' own ``step`` is restored on exit.
+    """
+    device, totals = model.device, {"seconds": 0.0, "calls": 0}
+    opts = list(model.optimizers().values())
+    saved = [vars(opt).get("step") for opt in opts]
+
+    def wrap(step: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            sync(device)
+            t0 = time.perf_counter()
+            out = step(*args, **kwargs)
+            sync(device)
+            totals["seconds"] += time.perf_counter() - t0
+            totals["calls"] += 1
+            return out
+
+        return timed
+
+    try:
+        for opt in opts:
+            opt.step = wrap(opt.step)
+        yield totals
+    finally:
+        for opt, own in zip(opts, saved, strict=True):
+            if own is None:
+                del opt.step
+            else:
+                opt.step = own
+
+
 # ----------------------------------------------------------------------------------------------
 # Data paths.
 
@@ -593,9 +627,9 @@ def measure_model(
     apply_speed_modes(model, spec)
     if settings.compile:
         step_one()  # compiles; untimed
-    with attributed(model) as extras:
+    with attributed(model) as extras, timed_optimizers(model) as optim:
         step_one()
-    row["in_step"] = extras
+    row["in_step"], row["optimizer_step_s"] = extras, optim["seconds"]
     peak = row["peak_matmul"] = peak_matmul(device, torch.bfloat16 if settings.precision == "bf16" else torch.float32)
     t = time_interleaved(model, spec, dataset, images, real, settings)
     row["peak_memory"] = peak_memory(device)
@@ -619,6 +653,7 @@ def measure_model(
         "overhead_share_direct": harness / loop,
         "in_step_share": in_step / loop,
         "outside_model_share": (harness + in_step) / loop,
+        "optimizer_share": optim["seconds"] / loop,  # part of the model's step (Adam), not of the harness
     }
     if peak["flops_per_cpu_s"]:
         per_cpu = row["flops_per_step"] / row["model_step_cpu_s"]["median"]
@@ -801,7 +836,7 @@ def format_table(doc: dict[str, Any]) -> str:
     )
     cols = ["model", "batch", "loop s/step", "model s/step", "img/s", "peak mem MiB", "GFLOP/step", "GFLOP/s",
             "peak GFLOP/s", "% peak", "% peak (CPU time)", "harness % (diff, pairs)", "harness % (direct)",
-            "outside model %", "eval img/s: path / detector (%; % of gen+det bound)"]  # fmt: skip
+            "outside model %", "Adam %", "eval img/s: path / detector (%; % of gen+det bound)"]  # fmt: skip
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in doc["models"]:
         if "error" in r:
@@ -819,7 +854,8 @@ def format_table(doc: dict[str, Any]) -> str:
             _fmt(r["achieved_flops"], 1e-9), _fmt(r["peak_matmul"]["flops"], 1e-9), _fmt(r["peak_fraction"], 100, 2),
             _fmt(r.get("peak_fraction_cpu"), 100, 2),
             _pct(r["overhead_share_diff_cpu"] if on_cpu else r["overhead_share_diff"]),
-            _fmt(r["overhead_share_direct"], 100, 2), _fmt(r["outside_model_share"], 100, 2), eval_txt,
+            _fmt(r["overhead_share_direct"], 100, 2), _fmt(r["outside_model_share"], 100, 2),
+            _fmt(r.get("optimizer_share"), 100, 2), eval_txt,
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     if on_cpu:

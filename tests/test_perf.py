@@ -14,7 +14,7 @@ from torch import Tensor, nn
 import models
 from bench.cli import main
 from bench.data import Dataset
-from bench.perf import count_flops, parse_model, time_loop
+from bench.perf import count_flops, parse_model, time_loop, timed_optimizers
 from bench.specs import RunSpec
 from bench.train import Sampler, apply_speed_modes, build_model, place_dataset
 from models.common import ema_update
@@ -251,6 +251,7 @@ def test_perf_command_writes_json_and_prints_table(tmp_path: Path, capsys) -> No
         assert row[key]["n"] >= 1 and row[key]["median"] > 0
     assert 0 < row["overhead_share_direct"] < 1 and row["peak_memory"]["bytes"] > 0
     assert row["in_step"]["ema_update"]["calls"] >= 1 and row["in_step"]["diff_augment"]["calls"] >= 1
+    assert 0 < row["optimizer_share"] < 1 and row["optimizer_step_s"] > 0
     ev = row["eval"]
     assert ev["images"] == 2 and ev["pipeline_ips"] > 0 and ev["detector_ips"] > 0
     assert ev["serial_bound_ips"] < ev["detector_ips"] and ev["pipeline_over_serial_bound"] > 0
@@ -259,6 +260,16 @@ def test_perf_command_writes_json_and_prints_table(tmp_path: Path, capsys) -> No
     ref = doc["reference_cache"]  # computed once, then read from the cache
     assert not ref["cached_before"] and Path(ref["cache_file"]).is_file() and ref["images"] == 4
     assert f"| {entry} | 2 |" in out and "naive / ours" in out
+
+
+def test_timed_optimizers_counts_steps_and_restores_them() -> None:
+    spec = RunSpec(suite="t", model="fastgan", dataset="t", resolution=32, model_kwargs=TINY["fastgan"], max_iters=1)
+    model = build_model(spec, torch.device("cpu"))
+    real = _images(4).float() / 127.5 - 1
+    with timed_optimizers(model) as optim:
+        model.train_step(real, 0)
+    assert optim["calls"] == 2 and optim["seconds"] > 0  # G and D
+    assert all("step" not in vars(opt) for opt in model.optimizers().values())
 
 
 def test_compiled_spectral_norm_net_trains_when_called_twice_before_backward() -> None:
