@@ -238,7 +238,7 @@ def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
 
     Old-style spectral-norm hooks (FastGAN) run eagerly, between compiled graphs: their in-place
     power iteration, traced into a graph, breaks the backward of a net called twice before it
-    (D on reals, then on fakes). ``torch.nn.utils.parametrizations`` is kept out of graphs alike.
+    (D on reals, then on fakes).
 
     ``fused_adam``: every optimizer of the model switches to the fused kernel (Adam in every
     family; a float-rounding change that training can amplify, hence opt-in).
