@@ -348,3 +348,25 @@ def test_rows_record_the_prepared_filter(tmp_path: Path, pool_detector: str, sma
     data = Dataset("toy", 32, images, {"sha256": ImageSet.of(images).sha256, "resize_filter": "lanczos"})
     rows = evaluate(TinyGenerator(), data, ["fid12_t"], detector=pool_detector, device="cpu", cache_dir=tmp_path)
     assert rows[0]["ref_filter"] == "lanczos" and rows[0]["ref_resolution"] == 32
+
+
+def test_featurize_prepares_the_next_batch_while_the_detector_runs() -> None:
+    """The detector's call on batch 0 waits until batch 1 has been drawn: only a pipelined
+    featurize gets past it. Features come out in order, as one batch after another."""
+    import threading
+
+    drawn = [threading.Event() for _ in range(3)]
+
+    def batches():
+        for i in range(3):
+            drawn[i].set()
+            yield torch.full((2, 3, 4, 4), i, dtype=torch.uint8)
+
+    def detector(images: Tensor) -> np.ndarray:
+        i = int(images[0, 0, 0, 0])
+        if i < 2:
+            assert drawn[i + 1].wait(timeout=30), f"batch {i + 1} not drawn while the detector ran on batch {i}"
+        return images.flatten(1)[:, :1].numpy()
+
+    feats = feats_mod.featurize(batches(), detector, lambda img: torch.from_numpy(img).permute(2, 0, 1).float())
+    assert feats.flatten().tolist() == [0, 0, 1, 1, 2, 2]
