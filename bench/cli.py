@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", help="detector name or torchscript:PATH (default: the run's own)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p = sub.add_parser("import-official", help="an official FastGAN checkpoint as a run folder, to score with eval")
+    p.add_argument("checkpoint", type=Path, help="the official .pth ({'g','d'} or all_N.pth)")
+    p.add_argument("--dataset", required=True, help="the set it was trained on (prepared; see `list`)")
+    p.add_argument("--resolution", type=_resolution, required=True, help="px of its generator")
+    p.add_argument("--model", default="fastgan", help="FastGAN-family variant of the checkpoint (default fastgan)")
+    p.add_argument("--step", type=_count, help="its iteration (default: from the file name)")
+    p.add_argument("--suite", default="official", help="folder under results/runs/ (default official)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     p = sub.add_parser("prepare", help="turn a downloaded paper dataset (zip/tar/folder) into the cache")
     p.add_argument("--dataset", required=True, help="paper dataset name (see `list`)")
     p.add_argument("--src", type=Path, help="the downloaded archive or folder")
@@ -384,6 +392,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for r in rows:
         std = f" ± {r['std']:.4g}" if r.get("std") is not None else ""
         print(f"{r['snapshot']}  {r['metric']} = {r['value']:.4g}{std}  [{r['detector']}, {r['mode']}]")
+    return 0
+
+
+@command("import-official")
+def cmd_import_official(args: argparse.Namespace) -> int:
+    """Import an official checkpoint; print the run folder and how to score it."""
+    from bench.official import import_official
+
+    paths = import_official(
+        args.checkpoint, dataset=args.dataset, resolution=args.resolution, out=args.out,
+        model=args.model, suite=args.suite, step=args.step,
+    )  # fmt: skip
+    print(f"imported {args.checkpoint} as {paths.root}")
+    print(f"score it: python run_bench.py eval --run {paths.root} --protocol fid2k_fastgan --protocol fid5k_full")
     return 0
 
 

@@ -467,8 +467,11 @@ def _report_progress(run: _Run, bar: Any, losses: dict[str, float]) -> None:
     bar.refresh()
 
 
-def write_spec(paths: RunPaths, spec: RunSpec, model: models.GANModel, dataset: Dataset) -> None:
-    """spec.json: the resolved spec, the model's resolved hyperparameters, data and environment."""
+def write_spec(
+    paths: RunPaths, spec: RunSpec, model: models.GANModel, dataset: Dataset, extra: dict[str, Any] | None = None
+) -> None:
+    """spec.json: the resolved spec, the model's resolved hyperparameters, data and environment
+    (``extra`` joins the resolved part, e.g. where imported weights came from)."""
     resolved = {
         "model_hparams": model.hparams,
         "params": {
@@ -478,6 +481,7 @@ def write_spec(paths: RunPaths, spec: RunSpec, model: models.GANModel, dataset: 
         "budget_seconds": spec.budget_seconds,
         "batch_size": model.batch_size,
         "dataset": {k: dataset.manifest.get(k) for k in ("source", "count", "resize_filter", "sha256")},
+        **(extra or {}),
     }
     doc = {"run_id": spec.run_id, "spec": spec.to_dict(), "resolved": resolved}
     atomic_write_json(paths.spec, doc | {"environment": environment(model.device), "created": time.time()})

@@ -1,0 +1,116 @@
+"""Official FastGAN checkpoints as runs: import once, then re-score with ``eval`` like any run.
+
+The official code saves ``{'g', 'd'}`` (``g`` holding the EMA weights) and ``all_N.pth`` =
+``{'g', 'd', 'g_ema', 'opt_g', 'opt_d'}`` (``g_ema`` a list of tensors in parameter order).
+:func:`import_official` loads one into a registered FastGAN-family model, checks every key and
+shape, and writes a run folder (``results/runs/<suite>/<run_id>``) with the weights as a snapshot
+at step N, the resolved spec (with the checkpoint's path and sha256) and a ``done`` state. Scoring
+it with ``fid2k_fastgan`` reproduces the official evaluation; ``fid5k_full`` scores it under the
+harness's declared protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.results import RunPaths, read_state, write_state
+from bench.specs import RunSpec
+from bench.train import build_model, cache_dirs, save_snapshot, write_spec
+from models.fastgan import FastGAN, load_official_state
+
+PROTOCOLS = ("fid2k_fastgan", "fid5k_full")  # the official evaluation, then the declared protocol
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The official checkpoint's dict (``g``, ``d``, maybe ``g_ema``); one-line errors naming ``path``."""
+    if not path.is_file():
+        raise BenchError(f"{path}: no such checkpoint file; pass the official .pth (e.g. all_50000.pth)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        kind = type(exc).__name__
+        raise BenchError(f"{path}: not a readable torch checkpoint ({kind}); pass the official .pth file") from None
+    if not isinstance(ckpt, dict) or not {"g", "d"} <= ckpt.keys():
+        found = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise BenchError(f"{path}: expected an official FastGAN checkpoint with 'g' and 'd' (found {found})")
+    if "g_ema" in ckpt and not isinstance(ckpt["g_ema"], list | tuple):
+        raise BenchError(f"{path}: 'g_ema' should be the list of EMA tensors the official code saves")
+    return ckpt
+
+
+def checkpoint_step(path: Path, step: int | None) -> int:
+    """``step``, or the iteration in the file name (``all_50000.pth``, ``50000.pth``)."""
+    if step is not None:
+        return step
+    found = re.findall(r"\d+", path.stem)
+    if not found:
+        raise BenchError(f"{path}: no iteration in the file name; pass --step N")
+    return int(found[-1])
+
+
+def import_official(
+    checkpoint: Path,
+    *,
+    dataset: str,  # the training set the checkpoint was trained on (must be loadable: prepared)
+    resolution: int,  # px of the checkpoint's generator
+    out: Path,  # results folder
+    model: str = "fastgan",  # registered FastGAN-family name matching the checkpoint's variant
+    model_kwargs: dict[str, Any] | None = None,  # e.g. ngf/ndf when the checkpoint used other widths
+    suite: str = "official",  # folder under results/runs/
+    step: int | None = None,  # iteration; default: from the file name
+) -> RunPaths:
+    """Write the run folder of an official checkpoint (idempotent); returns its paths."""
+    from bench.data import load_dataset
+
+    checkpoint = Path(checkpoint).expanduser().resolve()
+    ckpt, it = read_checkpoint(checkpoint), checkpoint_step(checkpoint, step)
+    spec = RunSpec(
+        suite=suite, model=model, dataset=dataset, resolution=resolution, model_kwargs=dict(model_kwargs or {}),
+        max_iters=max(it, 1), protocols=PROTOCOLS, eval_fractions=(1.0,),
+    )  # fmt: skip
+    paths, sha = RunPaths.of(out, spec), file_sha256(checkpoint)
+    if paths.spec.exists():
+        return _existing(paths, sha, checkpoint)
+    net = build_model(spec, torch.device("cpu"))
+    if not isinstance(net, FastGAN):
+        raise BenchError(f"--model {model}: official checkpoints exist for the FastGAN family only (fastgan, ...)")
+    try:
+        load_official_state(net, ckpt["g"], ckpt["d"], ckpt.get("g_ema"))
+    except (ValueError, RuntimeError) as exc:
+        raise BenchError(f"{checkpoint}: {str(exc).splitlines()[0]}") from None
+    data = load_dataset(dataset, resolution, cache_dir=cache_dirs(out)[0])
+    save_snapshot(paths, spec, net, it)
+    write_state(paths, status="done", step=it, kimg=None, imported=True)
+    write_spec(paths, spec, net, data, extra={"imported_from": {"path": str(checkpoint), "sha256": sha}})
+    return paths
+
+
+def _existing(paths: RunPaths, sha: str, checkpoint: Path) -> RunPaths:
+    """An earlier import at the same place: the same file again is a no-op; another is refused."""
+    try:
+        resolved = json.loads(paths.spec.read_text(encoding="utf-8")).get("resolved", {})
+    except (OSError, ValueError, AttributeError):
+        resolved = {}
+    before = (resolved.get("imported_from") or {}).get("sha256")
+    if before != sha or read_state(paths).get("status") != "done":
+        raise BenchError(
+            f"{paths.root}: already holds another run or checkpoint ({before and before[:12]}); "
+            f"import {checkpoint.name} with --suite NAME"
+        )
+    return paths
