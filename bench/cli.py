@@ -156,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="the official .pth ({'g','d'} or all_N.pth)")
     p.add_argument("--dataset", required=True, help="the set it was trained on (prepared; see `list`)")
     p.add_argument("--resolution", type=_resolution, required=True, help="px of its generator")
-    p.add_argument("--model", default="fastgan", help="FastGAN-family variant of the checkpoint (default fastgan)")
+    p.add_argument(
+        "--model", default="fastgan",
+        help="FastGAN-family variant, NAME[:KEY=VALUE...] for other widths (default fastgan; e.g. fastgan:ngf=32)",
+    )  # fmt: skip
     p.add_argument("--step", type=_count, help="its iteration (default: from the file name)")
     p.add_argument("--suite", default="official", help="folder under results/runs/ (default official)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
@@ -398,11 +401,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 @command("import-official")
 def cmd_import_official(args: argparse.Namespace) -> int:
     """Import an official checkpoint; print the run folder and how to score it."""
+    import models
     from bench.official import import_official
 
+    name, kwargs = models.parse_entry(args.model)
     paths = import_official(
         args.checkpoint, dataset=args.dataset, resolution=args.resolution, out=args.out,
-        model=args.model, suite=args.suite, step=args.step,
+        model=name, model_kwargs=kwargs, suite=args.suite, step=args.step,
     )  # fmt: skip
     print(f"imported {args.checkpoint} as {paths.root}")
     print(f"score it: python run_bench.py eval --run {paths.root} --protocol fid2k_fastgan --protocol fid5k_full")

@@ -48,7 +48,6 @@ import models
 from bench.budget import Budget
 from bench.data import Dataset, load_dataset
 from bench.envinfo import environment
-from bench.errors import BenchError
 from bench.io import atomic_write_json
 from bench.results import RunPaths
 from bench.specs import RunSpec
@@ -205,23 +204,6 @@ def peak_memory(device: torch.device) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------
 # Models and the loop.
-
-
-def parse_model(entry: str) -> tuple[str, dict[str, Any]]:
-    """``'fastgan:recon=mse:ngf=4'`` -> ``('fastgan', {'recon': 'mse', 'ngf': 4})`` (JSON values, else strings)."""
-    name, *pairs = entry.split(":")
-    kwargs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise BenchError(f"--models entry {entry!r}: expected name:key=value[:key=value...]")
-        try:
-            kwargs[key] = json.loads(text)
-        except json.JSONDecodeError:
-            kwargs[key] = text
-    if name not in models.list_models():
-        raise BenchError(f"--models: unknown model {name!r} (known: {', '.join(models.list_models())})")
-    return name, kwargs
 
 
 def perf_spec(name: str, kwargs: dict[str, Any], settings: PerfSettings, iters: int) -> RunSpec:
@@ -608,7 +590,7 @@ def measure_model(
     lazily regularised models (StyleGAN2: R1 every 16, path length every 4 steps) compare like
     with like.
     """
-    name, kwargs = parse_model(entry)
+    name, kwargs = models.parse_entry(entry)
     kwargs = kwargs | ({"batch_size": settings.batch} if settings.batch is not None else {})
     model = build_perf_model(name, kwargs, settings, device)
     real = Sampler(images, model.batch_size, seed=settings.seed + 1).next()
@@ -699,7 +681,7 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     for entry in settings.models:
-        parse_model(entry)  # fail on a bad entry before measuring anything
+        models.parse_entry(entry)  # fail on a bad entry before measuring anything
     data_cache, _ = cache_dirs(settings.out)
     dataset = load_dataset(settings.dataset, settings.resolution, cache_dir=data_cache)
     images = dataset.images.to(device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,23 @@ def register_model(*names: str) -> Callable[[Builder], Builder]:
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a glob ``pattern``, sorted."""
     return sorted(n for n in _BUILDERS if fnmatch.fnmatch(n, pattern))
+
+
+def parse_entry(entry: str) -> tuple[str, dict[str, Any]]:
+    """``'fastgan:recon=mse:ngf=4'`` -> ``('fastgan', {'recon': 'mse', 'ngf': 4})`` (JSON values, else
+    strings): a model and its keyword arguments on a command line. Unknown names raise."""
+    name, *pairs = entry.split(":")
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ModelConfigError(f"model entry {entry!r}: expected NAME[:KEY=VALUE...], e.g. fastgan:ngf=32")
+        try:
+            kwargs[key] = json.loads(text)
+        except json.JSONDecodeError:
+            kwargs[key] = text
+    check_model_name(name)
+    return name, kwargs
 
 
 def check_model_name(name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from bench.cli import main
 from bench.official import file_sha256
 from bench.results import RunPaths, load_spec, read_state
 from bench.train import load_snapshot_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _official(
@@ -82,6 +85,8 @@ def test_g_only_checkpoint_uses_g_as_the_ema_generator(tmp_path: Path) -> None:
         (lambda d: _official(d)[0], ["--model", "baseline"], "does not match this model"),
         (lambda d: _official(d, name="final.pth")[0], [], "pass --step N"),
         (lambda d: _official(d)[0], ["--model", "fastgun"], "fastgan"),
+        (lambda d: _official(d)[0], ["--model", "fastgan:ngf"], "NAME[:KEY=VALUE...]"),
+        (lambda d: _official(d)[0], ["--model", "fastgan:ngf=8"], "does not match this model"),
     ],
 )
 def test_bad_imports_exit_2_with_one_line_and_write_nothing(tmp_path: Path, capsys, make, args, expect) -> None:
@@ -102,3 +107,24 @@ def test_another_checkpoint_at_the_same_place_is_refused(tmp_path: Path, capsys)
     assert _import(second, out) == 2
     assert "--suite NAME" in capsys.readouterr().err
     assert _import(second, out, "--suite", "official-b") == 0
+
+
+def test_the_official_parity_fixture_imports_and_reproduces_its_outputs(tmp_path: Path) -> None:
+    """The official code's own state dicts (256 px, ngf = ndf = 8) through ``import-official``: the
+    snapshot's generator gives the official outputs (train mode, as the fixture was made)."""
+    fixture = Path(os.environ.get("FASTGAN_PARITY_FIXTURE", ROOT / "../shared/fixtures/fastgan_official_256_ngf8.pt"))
+    if not fixture.is_file():
+        pytest.skip(f"parity fixture not found at {fixture} (set FASTGAN_PARITY_FIXTURE)")
+    fx = torch.load(fixture, weights_only=True)
+    path = tmp_path / "all_100.pth"
+    torch.save({"g": fx["G_state"], "d": fx["D_state"]}, path)
+    w, out = fx["ngf"], tmp_path / "results"
+    entry = f"fastgan:ngf={w}:ndf={w}:nz={fx['nz']}"
+    args = ["import-official", str(path), "--dataset", "shapes", "--resolution", "256", "--model", entry]
+    assert main([*args, "--out", str(out)]) == 0
+    (root,) = (out / "runs" / "official").iterdir()
+    model = load_snapshot_model(root).train()
+    with torch.no_grad():
+        big, small = model.generator(fx["z"])
+    assert (big - fx["G_out_big"]).abs().max().item() <= 1e-5
+    assert (small - fx["G_out_128"]).abs().max().item() <= 1e-5

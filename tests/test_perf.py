@@ -14,7 +14,7 @@ from torch import Tensor, nn
 import models
 from bench.cli import main
 from bench.data import Dataset
-from bench.perf import count_flops, parse_model, time_loop, timed_optimizers
+from bench.perf import count_flops, time_loop, timed_optimizers
 from bench.specs import RunSpec
 from bench.train import Sampler, apply_speed_modes, build_model, place_dataset
 from models.common import ema_update
@@ -217,7 +217,7 @@ def test_compile_mode_compiles_generator_and_discriminator() -> None:
 
 
 def test_parse_model_and_flop_count() -> None:
-    assert parse_model("fastgan:recon=mse:ngf=4") == ("fastgan", {"recon": "mse", "ngf": 4})
+    assert models.parse_entry("fastgan:recon=mse:ngf=4") == ("fastgan", {"recon": "mse", "ngf": 4})
     lin = nn.Linear(8, 4, bias=False)
     x = torch.randn(2, 8, requires_grad=True)
     assert count_flops(lambda: lin(x).sum().backward()) == 3 * 2 * 2 * 8 * 4  # forward, grad input, grad weight
