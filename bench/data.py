@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", 
 BACKGROUND = (255, 255, 255)  # white; alpha is composited on it
 RESIZE_FILTER = "lanczos"
 MAX_PIXELS = 100_000_000  # larger source images are refused (decompression bombs)
+IN_RAM_BYTES = 8 * 2**30  # larger sets are built in a file-backed buffer (prepare)
 FORMAT_VERSION = 1
 SHAPES_COUNT = 256
 SHAPES_SEED = 0
@@ -293,8 +295,24 @@ def bad_files_error(where: str, skipped: list[dict]) -> DataError:
     )
 
 
+def image_buffer(count: int, resolution: int, spill_dir: Path | None) -> torch.Tensor:
+    """Uninitialised uint8 [count, 3, R, R]: in RAM, or (above :data:`IN_RAM_BYTES`, with ``spill_dir``)
+    backed by a file there, so that sets larger than RAM (FFHQ-70k at 1024 px: 220 GB) can be built."""
+    shape = (count, 3, resolution, resolution)
+    if spill_dir is None or math.prod(shape) <= IN_RAM_BYTES:
+        return torch.empty(shape, dtype=torch.uint8)
+    backing = Path(tempfile.mkstemp(dir=spill_dir, prefix=".images-", suffix=".u8")[1])
+    return torch.from_file(str(backing), shared=True, size=math.prod(shape), dtype=torch.uint8).view(shape)
+
+
 def images_from_files(
-    files: list[Path], root: Path, resolution: int, *, skip_bad: bool, where: str | None = None
+    files: list[Path],
+    root: Path,
+    resolution: int,
+    *,
+    skip_bad: bool,
+    where: str | None = None,
+    spill_dir: Path | None = None,  # a folder for a file-backed buffer when the set is large (see image_buffer)
 ) -> tuple[torch.Tensor, list[dict]]:
     """Decode, convert and resize ``files`` into uint8 [N, 3, R, R]; also the skipped files' list.
 
@@ -306,7 +324,7 @@ def images_from_files(
         raise DataError(
             f"no image files in {where} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); add images or fix the path"
         )
-    out = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
+    out = image_buffer(len(files), resolution, spill_dir)
     skipped: list[dict] = []
     count = 0
     with warnings.catch_warnings(), ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
@@ -321,6 +339,8 @@ def images_from_files(
         raise bad_files_error(where, skipped)
     if count == 0:
         raise DataError(f"no readable images in {where} ({len(skipped)} file(s) skipped)")
+    if skipped and spill_dir is not None and out.numel() > IN_RAM_BYTES:
+        return out[:count], skipped  # a view: saving it writes the unused tail too, rather than copy to RAM
     return (out[:count].clone() if skipped else out), skipped
 
 

@@ -421,7 +421,9 @@ def prepare_dataset(
             root = work
             safe_extract(source, work)
         files = list_image_files(root)
-        images, skipped = images_from_files(files, root, resolution, skip_bad=skip_bad, where=str(source))
+        images, skipped = images_from_files(
+            files, root, resolution, skip_bad=skip_bad, where=str(source), spill_dir=work
+        )  # fmt: skip
         manifest = {"source": f"prepare:{source}", "skipped": skipped, **_count_check(info, images.shape[0])}
         if source.is_file():
             manifest["archive_sha256"] = file_sha256(source)

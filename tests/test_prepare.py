@@ -94,6 +94,30 @@ def test_prepare_zip_then_load(tmp_path: Path, obama5: None) -> None:
     assert loaded.sha256 == ds.sha256 and torch.equal(loaded.images, ds.images)
 
 
+@pytest.mark.parametrize("bad", [False, True])
+def test_sets_larger_than_the_ram_limit_are_built_in_a_file_and_come_out_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obama5: None, bad: bool
+) -> None:
+    """Above ``IN_RAM_BYTES`` the images go to a file-backed buffer in the preparation's temporary
+    folder (removed afterwards): same content, same hash, loadable, with or without skipped files."""
+    members = _members(5) | ({"100-shot-obama/broken.png": b"\x89PNG garbage"} if bad else {})
+    archive = _zip(tmp_path / "obama.zip", members)
+    in_ram = prepare_dataset("obama", archive, cache_dir=tmp_path / "ram", resolution=8, skip_bad=True)
+    made = []
+    real = data.image_buffer
+    monkeypatch.setattr(data, "IN_RAM_BYTES", 0)
+    monkeypatch.setattr(data, "image_buffer", lambda *a: made.append(real(*a)) or made[-1])
+    cache = tmp_path / "file"
+    spilled = prepare_dataset("obama", archive, cache_dir=cache, resolution=8, skip_bad=True)
+    (buffer,) = made
+    backing = Path(buffer.untyped_storage().filename)  # file-backed, in the preparation's temporary folder
+    assert backing.parent.parent == cache and backing.parent.name.startswith(".prepare-obama-")
+    assert spilled.sha256 == in_ram.sha256 and torch.equal(spilled.images, in_ram.images)
+    assert sorted(p.name for p in cache.iterdir()) == ["obama-8.json", "obama-8.pt"]  # the buffer's folder is gone
+    loaded = load_dataset("obama", 8, cache_dir=cache)
+    assert loaded.images.shape == (5, 3, 8, 8) and loaded.sha256 == in_ram.sha256
+
+
 def test_prepare_tar_and_folder_agree(tmp_path: Path, obama5: None) -> None:
     members = _members(5)
     a = prepare_dataset("obama", _tar(tmp_path / "o.tar.gz", members), cache_dir=tmp_path / "a", resolution=8)
