@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 import tarfile
 import urllib.error
@@ -116,6 +117,24 @@ def test_sets_larger_than_the_ram_limit_are_built_in_a_file_and_come_out_the_sam
     assert sorted(p.name for p in cache.iterdir()) == ["obama-8.json", "obama-8.pt"]  # the buffer's folder is gone
     loaded = load_dataset("obama", 8, cache_dir=cache)
     assert loaded.images.shape == (5, 3, 8, 8) and loaded.sha256 == in_ram.sha256
+
+
+def test_large_cached_sets_skip_the_rehash_only_while_their_file_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obama5: None
+) -> None:
+    cache = tmp_path / "cache"
+    prepare_dataset("obama", _zip(tmp_path / "o.zip", _members(5)), cache_dir=cache, resolution=8)
+    hashed = []
+    real = data.tensor_sha256
+    monkeypatch.setattr(data, "tensor_sha256", lambda t: hashed.append(1) or real(t))
+    load_dataset("obama", 8, cache_dir=cache)
+    assert hashed == [1]  # a small set: hashed at every load
+    monkeypatch.setattr(data, "IN_RAM_BYTES", 0)  # now it counts as large
+    load_dataset("obama", 8, cache_dir=cache)
+    assert hashed == [1]  # unchanged file: no re-hash
+    tensor = cache / "obama-8.pt"
+    os.utime(tensor, ns=(0, tensor.stat().st_mtime_ns + 1))  # touched since written: hashed again
+    assert load_dataset("obama", 8, cache_dir=cache).sha256 and hashed == [1, 1]
 
 
 def test_prepare_tar_and_folder_agree(tmp_path: Path, obama5: None) -> None:
