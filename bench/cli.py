@@ -152,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", help="detector name or torchscript:PATH (default: the run's own)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p = sub.add_parser("generate", help="a run's generated images as PNGs: exactly those a protocol scores")
+    p.add_argument("--run", type=Path, required=True, help="run folder (results/runs/<suite>/<run_id>)")
+    p.add_argument("--outdir", type=Path, required=True, help="new folder for the PNGs and generated.json")
+    p.add_argument("--protocol", default="fid5k_full", help="whose images: count, truncation, BN mode")
+    p.add_argument("--checkpoint", help="snapshot file name (default: the newest)")
+    p.add_argument("--num", type=_count, help="only the first N of the protocol's images")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p = sub.add_parser("import-official", help="an official FastGAN checkpoint as a run folder, to score with eval")
     p.add_argument("checkpoint", type=Path, help="the official .pth ({'g','d'} or all_N.pth)")
     p.add_argument("--dataset", required=True, help="the set it was trained on (prepared; see `list`)")
@@ -395,6 +402,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for r in rows:
         std = f" ± {r['std']:.4g}" if r.get("std") is not None else ""
         print(f"{r['snapshot']}  {r['metric']} = {r['value']:.4g}{std}  [{r['detector']}, {r['mode']}]")
+    return 0
+
+
+@command("generate")
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write the PNG folder; print where and what."""
+    from bench.generate import generate_folder
+
+    rec = generate_folder(
+        args.run, args.outdir, protocol=args.protocol, snapshot=args.checkpoint, num=args.num, device=args.device
+    )  # fmt: skip
+    print(f"{rec['images']} images of {rec['run_id']} ({rec['snapshot']}, {rec['protocol']}) in {args.outdir}")
     return 0
 
 
