@@ -556,10 +556,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from bench.calibrate import calibrate, calibration_path, write_calibration
-    from bench.train import resolve_device
+    from bench.train import training_device
 
     _, cells = _suite_and_cells(args)
-    device = resolve_device(args.device)
+    device = training_device(args.device)
     doc = calibrate(cells, device, max(1, args.steps), args.reference)
     path = calibration_path(args.out, device)
     write_calibration(path, doc)

@@ -51,7 +51,16 @@ from bench.envinfo import environment
 from bench.io import atomic_write_json
 from bench.results import RunPaths
 from bench.specs import RunSpec
-from bench.train import LoopOptions, Sampler, _Run, _train_steps, apply_speed_modes, cache_dirs, resolve_device
+from bench.train import (
+    LoopOptions,
+    Sampler,
+    _Run,
+    _train_steps,
+    apply_speed_modes,
+    cache_dirs,
+    resolve_device,
+    training_device,
+)
 
 # Matmul side for the peak-FLOP/s probe, by device type (big enough to saturate, quick enough here).
 PEAK_SIDE = {"cpu": 2048, "cuda": 8192}
@@ -677,9 +686,7 @@ def _torch_settings(device: torch.device) -> dict[str, Any]:
 
 def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
     """Measure every model of ``settings``; write and return the JSON document and its path."""
-    device = resolve_device(settings.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = training_device(settings.device)
     for entry in settings.models:
         models.parse_entry(entry)  # fail on a bad entry before measuring anything
     data_cache, _ = cache_dirs(settings.out)

@@ -68,6 +68,15 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def training_device(name: str) -> torch.device:
+    """:func:`resolve_device` plus the backend settings training runs with (cuDNN autotuning on
+    CUDA), so that training, ``calibrate`` and ``perf`` time the same configuration."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
 def cache_dirs(out: Path) -> tuple[Path, Path]:
     """(dataset cache, metric cache) under the results folder."""
     return Path(out) / "cache" / "datasets", Path(out) / "cache" / "metrics"
@@ -488,9 +497,7 @@ def write_spec(
 
 
 def _open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> _Run:
-    device = resolve_device(opts.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = training_device(opts.device)
     data_cache, _ = cache_dirs(opts.out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
     model = build_model(spec, device)
