@@ -85,6 +85,7 @@ ARCH_STATUS = {
 }
 
 M = TypeVar("M", nn.Conv2d, nn.Linear, nn.Embedding)
+ATTN_CHUNK_BYTES = 256 * 2**20  # attention weights per query chunk (G's 128 px attention: 268 MB per image)
 
 
 class SpectralNorm(nn.Module):
@@ -214,8 +215,11 @@ class SelfAttention(nn.Module):
         q = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, C/8)
         k = F.max_pool2d(self.phi(x), 2).flatten(2).transpose(1, 2)  # (B, HW/4, C/8)
         v = F.max_pool2d(self.g(x), 2).flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
-        # softmax(q k^T) v, unscaled as in SAGAN; one head
-        o = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=1.0)  # (B, 1, HW, C/2)
+        # softmax(q k^T) v, unscaled as in SAGAN; one head; queries in chunks so that the weights
+        # (B, rows, HW/4) never take more than ATTN_CHUNK_BYTES (each row's softmax is its own)
+        rows = max(1, ATTN_CHUNK_BYTES // (b * k.shape[1] * q.element_size()))
+        o = torch.cat([F.scaled_dot_product_attention(q[:, None, i : i + rows], k[:, None], v[:, None], scale=1.0)
+                       for i in range(0, h * w, rows)], dim=2)  # fmt: skip  # (B, 1, HW, C/2)
         o = o[:, 0].transpose(1, 2).reshape(b, c // 2, h, w)  # (B, C/2, H, W)
         return x + self.gamma * self.o(o)
 

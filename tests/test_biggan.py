@@ -252,3 +252,19 @@ def test_hparams_roundtrip_and_optimizer_state():
             get_model("biggan", **bad)
     with pytest.raises(ValueError):
         small(policy="colour")
+
+
+def test_attention_in_query_chunks_equals_one_call(monkeypatch) -> None:
+    """Large attention maps (G's 128 px layer: 268 MB per image) run in query chunks; each row's
+    softmax is its own, so the output equals one call on all queries."""
+    import models.biggan as bg
+
+    torch.manual_seed(0)
+    attn = bg.SelfAttention(16)
+    with torch.no_grad():
+        attn.gamma.fill_(0.7)
+    x = torch.randn(3, 16, 8, 8)
+    whole = attn.eval()(x)
+    monkeypatch.setattr(bg, "ATTN_CHUNK_BYTES", 3 * 16 * 4 * 5)  # 5 query rows per chunk: 13 chunks
+    chunked = attn(x)
+    assert torch.allclose(chunked, whole, atol=1e-6) and not torch.equal(whole, x)

@@ -352,17 +352,21 @@ def test_rows_record_the_prepared_filter(tmp_path: Path, pool_detector: str, sma
 
 def test_featurize_prepares_the_next_batch_while_the_detector_runs() -> None:
     """The detector's call on batch 0 waits until batch 1 has been drawn: only a pipelined
-    featurize gets past it. Features come out in order, as one batch after another."""
+    featurize gets past it. Drawing (the generator) and detecting stay in one thread, so the two
+    networks never run at once. Features come out in order, as one batch after another."""
     import threading
 
     drawn = [threading.Event() for _ in range(3)]
+    threads = set()
 
     def batches():
         for i in range(3):
+            threads.add(threading.get_ident())
             drawn[i].set()
             yield torch.full((2, 3, 4, 4), i, dtype=torch.uint8)
 
     def detector(images: Tensor) -> np.ndarray:
+        threads.add(threading.get_ident())
         i = int(images[0, 0, 0, 0])
         if i < 2:
             assert drawn[i + 1].wait(timeout=30), f"batch {i + 1} not drawn while the detector ran on batch {i}"
@@ -370,3 +374,4 @@ def test_featurize_prepares_the_next_batch_while_the_detector_runs() -> None:
 
     feats = feats_mod.featurize(batches(), detector, lambda img: torch.from_numpy(img).permute(2, 0, 1).float())
     assert feats.flatten().tolist() == [0, 0, 1, 1, 2, 2]
+    assert threads == {threading.get_ident()}

@@ -80,24 +80,26 @@ def image_transform(mode: str, pre_resize: int | None) -> Transform:
 def featurize(batches: Iterable[Tensor], detector: Detector, transform: Transform) -> np.ndarray:
     """(N, D) float32 features of uint8 (B, 3, H, W) batches (each image resized on its own, in threads).
 
-    Pipelined: while the detector runs on one batch, a background thread draws the next batch
-    (for generated images: runs the generator) and resizes it, so the host-side work overlaps the
-    detector. The features are the same, in the same order, as one batch after another.
+    Pipelined: batch i is drawn (for generated images: the generator runs) and its resize starts in
+    the background; the detector then runs on batch i - 1 while batch i is resized. Host-side
+    resizing overlaps the networks, and the generator and the detector never run at the same time
+    (their memory peaks do not add up). The features are the same, in the same order, as one
+    batch after another.
     """
-    source = iter(batches)
     with ThreadPoolExecutor(RESIZE_THREADS) as pool, ThreadPoolExecutor(1) as ahead:
 
-        def prepare() -> Tensor | None:  # the next batch, resized; None at the end
-            batch = next(source, None)
-            if batch is None:
-                return None
+        def resize(batch: Tensor) -> Tensor:
             hwc = batch.permute(0, 2, 3, 1).contiguous().numpy()
             return torch.stack(list(pool.map(transform, hwc)))
 
-        feats, pending = [], ahead.submit(prepare)
-        while (ready := pending.result()) is not None:
-            pending = ahead.submit(prepare)
-            feats.append(detector(ready))
+        feats, pending = [], None
+        for batch in batches:
+            resizing = ahead.submit(resize, batch)
+            if pending is not None:
+                feats.append(detector(pending.result()))
+            pending = resizing
+        if pending is not None:
+            feats.append(detector(pending.result()))
     return np.concatenate(feats)
 
 
