@@ -41,6 +41,7 @@ from bench.data import (
     write_cache,
 )
 from bench.errors import DataError, OfflineError
+from bench.io import file_sha256
 
 MAX_TOTAL_BYTES = 256 * 2**30  # uncompressed size of an archive
 MAX_RATIO = 100  # uncompressed / compressed, checked for members (and archives) above RATIO_MIN_BYTES
@@ -306,15 +307,6 @@ def safe_extract(archive: Path, dest: Path) -> None:
 
 
 # --------------------------------------------------------------------------- download
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fetch(url: str, out: IO[bytes]) -> str:

@@ -11,7 +11,6 @@ harness's declared protocol.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -20,21 +19,13 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
+from bench.io import file_sha256
 from bench.results import RunPaths, read_state, write_state
 from bench.specs import RunSpec
 from bench.train import build_model, cache_dirs, save_snapshot, write_spec
 from models.fastgan import FastGAN, load_official_state
 
 PROTOCOLS = ("fid2k_fastgan", "fid5k_full")  # the official evaluation, then the declared protocol
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

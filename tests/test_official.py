@@ -11,7 +11,7 @@ import torch
 
 import models
 from bench.cli import main
-from bench.official import file_sha256
+from bench.io import file_sha256
 from bench.results import RunPaths, load_spec, read_state
 from bench.train import load_snapshot_model
 

@@ -19,6 +19,7 @@ from bench import data, datasets
 from bench.data import load_dataset
 from bench.datasets import prepare_dataset
 from bench.errors import DataError, OfflineError
+from bench.io import file_sha256
 
 
 def _png(colour: tuple[int, int, int], size: int = 12) -> bytes:
@@ -89,7 +90,7 @@ def test_prepare_zip_then_load(tmp_path: Path, obama5: None) -> None:
     assert ds.images.shape == (5, 3, 16, 16)
     m = ds.manifest
     assert m["source"] == f"prepare:{archive}" and m["count_expected"] == 5 and "count_warning" not in m
-    assert m["archive_sha256"] == datasets.file_sha256(archive) and m["resize_filter"] == "lanczos"
+    assert m["archive_sha256"] == file_sha256(archive) and m["resize_filter"] == "lanczos"
     assert sorted(p.name for p in cache.iterdir()) == ["obama-16.json", "obama-16.pt"]
     loaded = load_dataset("obama", 16, cache_dir=cache)
     assert loaded.sha256 == ds.sha256 and torch.equal(loaded.images, ds.images)

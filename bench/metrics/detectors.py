@@ -39,6 +39,7 @@ from cleanfid.downloads_helper import inception_url
 from torch import Tensor, nn
 
 from bench.errors import BenchError, OfflineError
+from bench.io import file_sha256
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_ENV = "FEWSHOT_BENCH_INCEPTION"
@@ -140,15 +141,6 @@ class DetectorCache:
         if key not in self._loaded:
             self._loaded[key] = get_detector(name, device, mode)
         return self._loaded[key]
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def state_sha256(module: nn.Module) -> str:
