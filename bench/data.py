@@ -353,7 +353,7 @@ def images_from_files(
         raise bad_files_error(where, skipped)
     if count == 0:
         raise DataError(f"no readable images in {where} ({len(skipped)} file(s) skipped)")
-    if skipped and spill_dir is not None and out.numel() > IN_RAM_BYTES:
+    if skipped and out.untyped_storage().filename is not None:  # file-backed (image_buffer)
         return out[:count], skipped  # a view: saving it writes the unused tail too, rather than copy to RAM
     return (out[:count].clone() if skipped else out), skipped
 

@@ -322,6 +322,21 @@ def time_harness(
     return time_loop(null, spec, dataset, images, steps, warmup=2, log_every=log_every)
 
 
+def accumulate_time(fn: Callable[..., Any], device: torch.device, totals: dict[str, float]) -> Callable[..., Any]:
+    """``fn`` that adds each call's synchronised seconds and count to ``totals``."""
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        sync(device)
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        sync(device)
+        totals["seconds"] += time.perf_counter() - t0
+        totals["calls"] += 1
+        return out
+
+    return timed
+
+
 @contextlib.contextmanager
 def attributed(model: models.GANModel, names: tuple[str, ...] = ("diff_augment", "ema_update")) -> Iterator[dict]:
     """Time the calls of ``names`` made through the model's module (synchronised) while inside.
@@ -332,22 +347,9 @@ def attributed(model: models.GANModel, names: tuple[str, ...] = ("diff_augment",
     device = model.device
     found = {n: getattr(module, n) for n in names if callable(getattr(module, n, None))}
     totals = {n: {"seconds": 0.0, "calls": 0} for n in found}
-
-    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            sync(device)
-            t0 = time.perf_counter()
-            out = fn(*args, **kwargs)
-            sync(device)
-            totals[name]["seconds"] += time.perf_counter() - t0
-            totals[name]["calls"] += 1
-            return out
-
-        return timed
-
     try:
         for n, fn in found.items():
-            setattr(module, n, wrap(n, fn))
+            setattr(module, n, accumulate_time(fn, device, totals[n]))
         yield totals
     finally:
         for n, fn in found.items():
@@ -363,22 +365,9 @@ def timed_optimizers(model: models.GANModel) -> Iterator[dict[str, float]]:
     device, totals = model.device, {"seconds": 0.0, "calls": 0}
     opts = list(model.optimizers().values())
     saved = [vars(opt).get("step") for opt in opts]
-
-    def wrap(step: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            sync(device)
-            t0 = time.perf_counter()
-            out = step(*args, **kwargs)
-            sync(device)
-            totals["seconds"] += time.perf_counter() - t0
-            totals["calls"] += 1
-            return out
-
-        return timed
-
     try:
         for opt in opts:
-            opt.step = wrap(opt.step)
+            opt.step = accumulate_time(opt.step, device, totals)
         yield totals
     finally:
         for opt, own in zip(opts, saved, strict=True):
