@@ -134,9 +134,7 @@ def check_dataset_name(name: str) -> None:
         return
     known = list_datasets()
     if name not in known:
-        raise DataError(
-            f"unknown dataset {name!r}{suggest(name, known)} (known: {', '.join(known)}; or folder:PATH)"
-        )
+        raise DataError(f"unknown dataset {name!r}{suggest(name, known)} (known: {', '.join(known)}; or folder:PATH)")
 
 
 def _check_resolution(resolution: int) -> None:
@@ -425,9 +423,7 @@ def _draw_shapes(rng: np.random.Generator, size: int) -> Image.Image:
     return img
 
 
-def build_shapes(
-    resolution: int, count: int = SHAPES_COUNT, seed: int = SHAPES_SEED
-) -> tuple[torch.Tensor, dict]:
+def build_shapes(resolution: int, count: int = SHAPES_COUNT, seed: int = SHAPES_SEED) -> tuple[torch.Tensor, dict]:
     """Seeded coloured shapes, drawn supersampled and LANCZOS-resized; same images for the same R."""
     rng = np.random.default_rng(seed)
     supersample = max(1, min(4, 512 // resolution))

@@ -84,9 +84,7 @@ PAPER_DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("animalface-cat", 160, 256, _DIFFAUGMENT + "AnimalFace-cat.zip", notes="AnimalFace cat"),
         DatasetInfo("obama", 100, 256, _DIFFAUGMENT + "100-shot-obama.zip", notes="100-shot Obama"),
         DatasetInfo("panda", 100, 256, _DIFFAUGMENT + "100-shot-panda.zip", notes="100-shot Panda"),
-        DatasetInfo(
-            "grumpy-cat", 100, 256, _DIFFAUGMENT + "100-shot-grumpy_cat.zip", notes="100-shot Grumpy"
-        ),
+        DatasetInfo("grumpy-cat", 100, 256, _DIFFAUGMENT + "100-shot-grumpy_cat.zip", notes="100-shot Grumpy"),
         _bundle("art-paintings", 1000, "art paintings"),
         DatasetInfo("ffhq-1k", 1000, 1024, _FFHQ, notes=_FFHQ_NOTE.format("1,000")),
         _bundle("flower", 1000, "flower"),
@@ -118,8 +116,7 @@ def get_dataset_info(name: str) -> DatasetInfo:
     """Registry entry of a paper dataset; :class:`DataError` with close names when unknown."""
     if name not in PAPER_DATASETS:
         raise DataError(
-            f"unknown paper dataset {name!r}{suggest(name, PAPER_DATASETS)} "
-            f"(known: {', '.join(PAPER_DATASETS)})"
+            f"unknown paper dataset {name!r}{suggest(name, PAPER_DATASETS)} (known: {', '.join(PAPER_DATASETS)})"
         )
     return PAPER_DATASETS[name]
 
@@ -198,9 +195,7 @@ def load_prepared(name: str, resolution: int, cache_dir: Path) -> Dataset:
             f"dataset {name!r} is prepared at {', '.join(map(str, prepared))} px only, not {resolution}; "
             f"run: {prepare_command(name, resolution)}"
         )
-    raise DataError(
-        f"dataset {name!r} is not prepared in {cache_dir}; {_where(info)} and run: {prepare_command(name)}"
-    )
+    raise DataError(f"dataset {name!r} is not prepared in {cache_dir}; {_where(info)} and run: {prepare_command(name)}")
 
 
 # --------------------------------------------------------------------------- extraction
@@ -333,13 +328,9 @@ def download_dataset(name: str, dest: Path) -> Path:
     """Download ``name``'s archive from its registry URL into folder ``dest`` (sha256 checked if known)."""
     info = get_dataset_info(name)
     if not info.url:
-        raise DataError(
-            f"dataset {name!r} has no published download ({info.notes}); get the images, pass --src"
-        )
+        raise DataError(f"dataset {name!r} has no published download ({info.notes}); get the images, pass --src")
     if not info.url.endswith(DIRECT_DOWNLOAD_SUFFIXES):
-        raise DataError(
-            f"{info.url} is a web page, not a file ({info.notes}); download it by hand, pass --src"
-        )
+        raise DataError(f"{info.url} is a web page, not a file ({info.notes}); download it by hand, pass --src")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / info.url.rsplit("/", 1)[-1]
@@ -365,9 +356,7 @@ def _source(info: DatasetInfo, src: Path | None, cache_dir: Path, download: bool
             raise DataError("pass either --src or --download, not both")
         return download_dataset(info.name, cache_dir / "downloads")
     if src is None:
-        raise DataError(
-            f"no --src given for {info.name!r}; {_where(info)} and run: {prepare_command(info.name)}"
-        )
+        raise DataError(f"no --src given for {info.name!r}; {_where(info)} and run: {prepare_command(info.name)}")
     path = Path(src).expanduser()
     if not path.exists():
         raise DataError(f"--src {path} does not exist; {_where(info)} and pass its path")

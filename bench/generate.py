@@ -42,7 +42,7 @@ def generate_folder(
 ) -> dict[str, Any]:
     """Write the PNGs and ``generated.json`` into ``outdir`` (which must not exist); returns the record."""
     from bench.metrics import check_protocol, features
-    from bench.metrics.protocols import PROTOCOLS
+    from bench.metrics.protocols import PROTOCOLS, sampling_for
 
     check_protocol(protocol)
     outdir = Path(outdir)
@@ -59,8 +59,9 @@ def generate_folder(
     outdir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}-"))
     try:
+        sampling, gen_batch = sampling_for(p, model.sampling)
         batches = features.generated_batches(
-            model, count, seed=spec.seed, device=dev, ema=True, truncation=p.truncation, train_bn=p.bn_mode == "train"
+            model, count, seed=spec.seed, device=dev, ema=True, truncation=p.truncation, bn=p.bn_mode, batch=gen_batch
         )  # fmt: skip
         i = 0
         for batch in batches:
@@ -69,7 +70,8 @@ def generate_folder(
                 i += 1
         record = {
             "run_id": spec.run_id, "run": str(paths.root), "snapshot": snapshot, "protocol": protocol,
-            "images": i, "seed": spec.seed, "truncation": p.truncation, "bn_mode": p.bn_mode, "weights": "ema",
+            "images": i, "seed": spec.seed, "truncation": p.truncation, "bn_mode": sampling.bn,
+            "bn_stats": sampling.stats, "gen_batch": gen_batch, "weights": "ema",
             "resolution": spec.resolution,
         }  # fmt: skip
         atomic_write_json(work / "generated.json", record)

@@ -23,7 +23,7 @@ from bench.io import file_sha256
 from bench.results import RunPaths, read_state, write_state
 from bench.specs import RunSpec
 from bench.train import build_model, cache_dirs, save_snapshot, write_spec
-from models.fastgan import FastGAN, load_official_state
+from models import ModelConfigError
 
 PROTOCOLS = ("fid2k_fastgan", "fid5k_full")  # the official evaluation, then the declared protocol
 
@@ -79,11 +79,9 @@ def import_official(
     if paths.spec.exists():
         return _existing(paths, sha, checkpoint)
     net = build_model(spec, torch.device("cpu"))
-    if not isinstance(net, FastGAN):
-        raise BenchError(f"--model {model}: official checkpoints exist for the FastGAN family only (fastgan, ...)")
     try:
-        load_official_state(net, ckpt["g"], ckpt["d"], ckpt.get("g_ema"))
-    except (ValueError, RuntimeError) as exc:
+        net.load_official(ckpt)
+    except ModelConfigError as exc:
         raise BenchError(f"{checkpoint}: {str(exc).splitlines()[0]}") from None
     data = load_dataset(dataset, resolution, cache_dir=cache_dirs(out)[0])
     save_snapshot(paths, spec, net, it)

@@ -31,7 +31,6 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -338,22 +337,26 @@ def accumulate_time(fn: Callable[..., Any], device: torch.device, totals: dict[s
 
 
 @contextlib.contextmanager
-def attributed(model: models.GANModel, names: tuple[str, ...] = ("diff_augment", "ema_update")) -> Iterator[dict]:
-    """Time the calls of ``names`` made through the model's module (synchronised) while inside.
+def timed_regions(model: models.GANModel) -> Iterator[dict[str, dict[str, float]]]:
+    """Time the named regions of the model's step (``GANModel.region``: DiffAugment, EMA, ...),
+    synchronised, while inside. Yields {name: {"seconds": total, "calls": n}}."""
+    device, totals = model.device, {}
 
-    Yields {name: {"seconds": total, "calls": n}}; the module's functions are restored on exit.
-    """
-    module = sys.modules[type(model).__module__]
-    device = model.device
-    found = {n: getattr(module, n) for n in names if callable(getattr(module, n, None))}
-    totals = {n: {"seconds": 0.0, "calls": 0} for n in found}
+    @contextlib.contextmanager
+    def timer(name: str) -> Iterator[None]:
+        entry = totals.setdefault(name, {"seconds": 0.0, "calls": 0})
+        sync(device)
+        t0 = time.perf_counter()
+        yield
+        sync(device)
+        entry["seconds"] += time.perf_counter() - t0
+        entry["calls"] += 1
+
+    model.region_timer = timer
     try:
-        for n, fn in found.items():
-            setattr(module, n, accumulate_time(fn, device, totals[n]))
         yield totals
     finally:
-        for n, fn in found.items():
-            setattr(module, n, fn)
+        model.region_timer = None
 
 
 @contextlib.contextmanager
@@ -482,13 +485,16 @@ def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.d
     generation and detection one after the other (``serial_bound_ips``).
     """
     from bench.metrics import features
-    from bench.metrics.protocols import PROTOCOLS
+    from bench.metrics.protocols import PROTOCOLS, sampling_for
 
     p = PROTOCOLS[settings.eval_protocol]
     det, note = load_detector(settings.detector, device, p.mode)
     transform = features.image_transform(p.mode, p.pre_resize)
     batch = features.DETECTOR_BATCH
-    gen_kw = dict(seed=settings.seed, device=device, ema=True, truncation=p.truncation, train_bn=p.bn_mode == "train")
+    gen_kw = dict(
+        seed=settings.seed, device=device, ema=True, truncation=p.truncation, bn=p.bn_mode,
+        batch=sampling_for(p, model.sampling)[1],
+    )  # fmt: skip
 
     def gen() -> list[Tensor]:
         return list(features.generated_batches(model, n, **gen_kw))
@@ -607,7 +613,7 @@ def measure_model(
     apply_speed_modes(model, spec)
     if settings.compile:
         step_one()  # compiles; untimed
-    with attributed(model) as extras, timed_optimizers(model) as optim:
+    with timed_regions(model) as extras, timed_optimizers(model) as optim:
         step_one()
     row["in_step"], row["optimizer_step_s"] = extras, optim["seconds"]
     peak = row["peak_matmul"] = peak_matmul(device, torch.bfloat16 if settings.precision == "bf16" else torch.float32)

@@ -106,9 +106,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return w0[:, None] * z0[None] + w1[:, None] * z1[None]
 
 
-def interpolation_images(
-    model: Generator, *, seed: int = 0, steps: int = STRIP_STEPS, side: int = 256
-) -> np.ndarray:
+def interpolation_images(model: Generator, *, seed: int = 0, steps: int = STRIP_STEPS, side: int = 256) -> np.ndarray:
     """(steps, H, W, 3) images in [0, 1]: ``model.generate`` (EMA) along a slerp of two seeded latents."""
     gen = torch.Generator().manual_seed(seed)
     z0, z1 = torch.randn(2, model.z_dim, generator=gen)

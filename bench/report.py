@@ -180,11 +180,7 @@ def select_runs(df: pd.DataFrame, metric: str, kind: str, selection: str) -> pd.
         keys, ascending = ["run_id", "value", "eval_point"], [True, kind != "pr", True]
     else:
         keys, ascending = ["run_id", "eval_point"], [True, False]
-    return (
-        rows.sort_values(keys, ascending=ascending, kind="mergesort")
-        .drop_duplicates("run_id")
-        .set_index("run_id")
-    )
+    return rows.sort_values(keys, ascending=ascending, kind="mergesort").drop_duplicates("run_id").set_index("run_id")
 
 
 def run_statuses(suite: SuiteLike, df: pd.DataFrame, states: dict[str, str] | None = None) -> dict[str, str]:
@@ -246,9 +242,7 @@ def nonstandard_detectors(rows: pd.DataFrame) -> tuple[str, ...]:
     """Detectors of ``rows`` not flagged standard (a missing flag counts as non-standard)."""
     detectors = rows.get("detector", pd.Series("unknown", index=rows.index))
     flags = rows.get("detector_standard", pd.Series(None, index=rows.index, dtype=object))
-    return tuple(
-        sorted({str(d) for d, ok in zip(detectors, flags, strict=True) if not (pd.notna(ok) and ok)})
-    )
+    return tuple(sorted({str(d) for d, ok in zip(detectors, flags, strict=True) if not (pd.notna(ok) and ok)}))
 
 
 def _run_word(run_id: str, statuses: dict[str, str], selected: pd.DataFrame) -> str:
@@ -313,9 +307,7 @@ class ReportTable:
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value)."""
         shown = {
-            i: fmt_number(r.cells[j].mean, self.kind)
-            for i, r in enumerate(self.rows)
-            if r.cells[j].status == "done"
+            i: fmt_number(r.cells[j].mean, self.kind) for i, r in enumerate(self.rows) if r.cells[j].status == "done"
         }
         if not shown:
             return set()
@@ -373,9 +365,7 @@ def suite_rows(suite: SuiteLike, df: pd.DataFrame) -> pd.DataFrame:
         raise BenchError(f"no results for suite {suite.name!r} yet; run `{run}` first")
     missing = sorted({"metric", "value", "eval_point"} - set(df.columns))
     if missing:
-        raise BenchError(
-            f"results table lacks the columns {', '.join(missing)}; collect it with bench.results"
-        )
+        raise BenchError(f"results table lacks the columns {', '.join(missing)}; collect it with bench.results")
     mine = df[df["run_id"].isin({c.spec.run_id for c in suite.cells})]
     if mine.empty:
         raise BenchError(
@@ -426,9 +416,7 @@ def build_table(
     statuses = run_statuses(suite, df, states)
     paper = _paper_of(suite)
     compare = paper is not None and kind == "fid"
-    report_rows = tuple(
-        _report_row(suite, k, statuses, selected, paper if compare else None) for k in row_keys(suite)
-    )
+    report_rows = tuple(_report_row(suite, k, statuses, selected, paper if compare else None) for k in row_keys(suite))
     return ReportTable(
         suite=suite.name,
         metric=metric,
@@ -459,9 +447,7 @@ def _report_row(
     budget = budgets.pop() if len(budgets) == 1 else None
     results, published = [], []
     for dataset in suite.datasets:
-        results.append(
-            cell_result([c.spec.run_id for c in row_cells(suite, key, dataset)], statuses, selected)
-        )
+        results.append(cell_result([c.spec.run_id for c in row_cells(suite, key, dataset)], statuses, selected))
         published.append(paper.value(model, dataset, budget) if paper and model else None)
     return ReportRow(key[0], key[1], model, tuple(results), tuple(published))
 
@@ -531,9 +517,7 @@ def display_lines(table: ReportTable) -> list[Line]:
     for i, row in enumerate(table.rows):
         new_group = row.group != previous
         ours = tuple(_shown(c, table.kind, i in best[j]) for j, c in enumerate(row.cells))
-        lines.append(
-            Line("ours", row.group if new_group else "", row.label, ours, _rule(table, i, new_group))
-        )
+        lines.append(Line("ours", row.group if new_group else "", row.label, ours, _rule(table, i, new_group)))
         previous = row.group
         if table.aligned_paper:
             lines.append(Line("paper", "", "paper", tuple(_paper_shown(v) for v in row.paper)))
@@ -651,9 +635,7 @@ def _tex_unaligned(table: ReportTable, lead: int) -> list[str]:
     out = [r"\midrule", rf"\multicolumn{{{lead + n}}}{{l}}{{\textit{{{title}}}}} \\"]
     for row in table.unaligned_paper:
         values = latex_escape(", ".join(str(v) for v in row.values))
-        out.append(
-            _tex_row([""] * (lead - 1) + [latex_escape(row.label), rf"\multicolumn{{{n}}}{{l}}{{{values}}}"])
-        )
+        out.append(_tex_row([""] * (lead - 1) + [latex_escape(row.label), rf"\multicolumn{{{n}}}{{l}}{{{values}}}"]))
     return out
 
 
@@ -685,10 +667,7 @@ def render_markdown(table: ReportTable) -> str:
     """The same table as GitHub Markdown (tabulate), with caption, flags and the summary line."""
     lead = ["Group"] if table.has_groups else []
     head = [*lead, "Model", *table.headers]
-    rows = [
-        [*([ln.group] if lead else []), ln.label, *(_md_cell(c) for c in ln.cells)]
-        for ln in display_lines(table)
-    ]
+    rows = [[*([ln.group] if lead else []), ln.label, *(_md_cell(c) for c in ln.cells)] for ln in display_lines(table)]
     caption = " ".join(f"**{t}**" if bold else t for t, bold in caption_parts(table))
     out = [
         "<!-- Generated by bench.report from the collected results; do not edit. -->",
@@ -805,9 +784,7 @@ def _plot_over_time(
             continue
         mean = sub.groupby("eval_point")[["ref_gpu_hours", "value"]].mean().sort_index()
         scale = 1e3 if table.kind == "kid" else 1.0
-        curves.append(
-            plots.Curve(_row_name(key), mean["ref_gpu_hours"].tolist(), (mean["value"] * scale).tolist())
-        )
+        curves.append(plots.Curve(_row_name(key), mean["ref_gpu_hours"].tolist(), (mean["value"] * scale).tolist()))
         used.append(sub)
     if not curves:
         return []
@@ -848,9 +825,7 @@ def _plot_samples(
     return plots.save(plots.panels_figure(panels, title=title), out_dir / f"samples_{dataset}")
 
 
-def _plot_run(
-    cell: CellLike, row: pd.Series, table: ReportTable, out_dir: Path, runs_root: Path
-) -> list[Path]:
+def _plot_run(cell: CellLike, row: pd.Series, table: ReportTable, out_dir: Path, runs_root: Path) -> list[Path]:
     """The run's sample grid and latent interpolation strip at its selected evaluation."""
     spec, paths, name = cell.spec, [], _row_name((cell.group, cell.label))
     panel = _panel(cell, row, table, runs_root)
@@ -860,9 +835,7 @@ def _plot_run(
     run_dir = RunPaths.of(runs_root, spec).root
     snapshot = row.get("snapshot")
     if not isinstance(snapshot, str) or not (run_dir / snapshot).is_file():
-        log.warning(
-            "%s: no snapshot at its %s evaluation; interpolation strip skipped", spec.run_id, table.selection
-        )
+        log.warning("%s: no snapshot at its %s evaluation; interpolation strip skipped", spec.run_id, table.selection)
         return paths
     try:
         model = load_generator(run_dir, snapshot)
@@ -877,9 +850,7 @@ def _plot_run(
     return paths + plots.save(strip, out_dir / f"interp_{spec.run_id}")
 
 
-def write_plots(
-    suite: SuiteLike, df: pd.DataFrame, table: ReportTable, out_dir: Path, runs_root: Path
-) -> list[Path]:
+def write_plots(suite: SuiteLike, df: pd.DataFrame, table: ReportTable, out_dir: Path, runs_root: Path) -> list[Path]:
     """Metric over time per dataset, side-by-side samples per dataset, and per run grid + strip."""
     rows = suite_rows(suite, df)
     rows = rows[rows["metric"] == table.metric]

@@ -37,7 +37,6 @@ from bench.results import (
     write_state,
 )
 from bench.specs import RunSpec
-from models.common import eager_spectral_norm_hooks
 
 CKPT_FORMAT = 1
 KEEP_CHECKPOINTS = 2  # newest training checkpoints kept (the older one is the fallback)
@@ -172,9 +171,7 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def save_checkpoint(
-    paths: RunPaths, spec: RunSpec, model: models.GANModel, budget: Budget, sampler: Sampler
-) -> Path:
+def save_checkpoint(paths: RunPaths, spec: RunSpec, model: models.GANModel, budget: Budget, sampler: Sampler) -> Path:
     """Write the full training state atomically; keep the newest :data:`KEEP_CHECKPOINTS`."""
     step = budget.iters
     ckpt = {
@@ -243,27 +240,13 @@ def build_model(spec: RunSpec, device: torch.device) -> models.GANModel:
 
 
 def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
-    """The spec's opt-in speed modes that act on the model (bf16 autocast is applied by the loop).
-
-    Old-style spectral-norm hooks (FastGAN) run eagerly, between compiled graphs: their in-place
-    power iteration, traced into a graph, breaks the backward of a net called twice before it
-    (D on reals, then on fakes).
-
-    ``fused_adam``: every optimizer of the model switches to the fused kernel (Adam in every
-    family; a float-rounding change that training can amplify, hence opt-in).
-    ``compile``: ``torch.compile`` (in place, state-dict keys unchanged) of the generator, the
-    discriminator and their direct children, so that steps calling sub-networks directly
-    (StyleGAN2's mapping / synthesis) run compiled too; a compiled parent inlines its children.
-    """
+    """The spec's opt-in speed modes that act on the model (bf16 autocast is applied by the loop):
+    ``fused_adam`` (every optimizer's fused kernel; a rounding change that training can amplify)
+    and ``compile`` (the family compiles what its step runs, :meth:`GANModel.compile_for_training`)."""
     if spec.fused_adam:
-        for opt in model.optimizers().values():
-            for group in opt.param_groups:
-                group.update(fused=True, foreach=False)
+        model.use_fused_adam()
     if spec.compile:
-        for net in (model.generator, model.discriminator):
-            eager_spectral_norm_hooks(net)
-            for module in (net, *net.children()):
-                module.compile()
+        model.compile_for_training()
 
 
 def load_snapshot_model(
@@ -411,9 +394,7 @@ def _weights_finite(model: models.GANModel) -> bool:
 
 def _train_steps(run: _Run, bar: Any) -> str:
     """The hot loop. Returns 'done', 'diverged' or 'interrupted'."""
-    autocast = torch.autocast(
-        run.model.device.type, dtype=torch.bfloat16, enabled=run.spec.precision == "bf16"
-    )
+    autocast = torch.autocast(run.model.device.type, dtype=torch.bfloat16, enabled=run.spec.precision == "bf16")
     pending = _maybe_evaluate(run, _pending_points(run))  # a crash during an evaluation: redo it first
     last_ckpt = run.budget.elapsed()
     bad = torch.zeros((), dtype=torch.bool, device=run.model.device)

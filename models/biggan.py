@@ -31,9 +31,8 @@ released scripts' values). Orthogonal regularization (paper form, see :func:`ort
 is added to G's gradients after the backward pass. EMA decay 0.9999 from step ``ema_start``;
 before it, the EMA generator is a copy. Init: orthogonal weights (the released default).
 
-Sampling: :meth:`BigGAN.generate` runs BatchNorm with running statistics (eval mode) unless
-``train_bn`` (batch statistics); "standing statistics" are not implemented. Truncation: see
-:func:`truncate_z`.
+Sampling: see :class:`BigGAN` (EMA of the running statistics by default; standing statistics
+selectable). Truncation: see :func:`truncate_z`.
 """
 
 from __future__ import annotations
@@ -48,8 +47,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from models.base import GANModel
-from models.common import check_policy, diff_augment, ema_update, sampling_mode
+from models.base import GANModel, Sampling
+from models.common import check_policy, diff_augment, ema_update
 from models.registry import register_model
 
 SHARED_DIM = 128  # shared class-embedding size
@@ -323,7 +322,18 @@ class Discriminator(nn.Module):
 
 
 class BigGAN(GANModel):
-    """Unconditional BigGAN: hinge loss, DiffAugment, ortho reg, EMA, truncation at sampling."""
+    """Unconditional BigGAN: hinge loss, DiffAugment, ortho reg, EMA, truncation at sampling.
+
+    Sampling for evaluation: eval-mode BatchNorm with the EMA generator's running statistics,
+    which the EMA averages like the weights (BigGAN-PyTorch ``utils.ema`` blends every state
+    entry). ``bn="standing"`` re-estimates them for the sampled generator instead (the authors'
+    ``--accumulate_stats``, 16 passes); ``bn="batch"`` uses batch statistics.
+    """
+
+    sampling = Sampling(
+        "running", 50, "ema-of-running",
+        "BigGAN-PyTorch utils.ema averages every state entry (decay 0.9999 after ema_start); G in eval mode",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -388,7 +398,9 @@ class BigGAN(GANModel):
         for _ in range(self.d_steps):
             with torch.no_grad():
                 fake = G(torch.randn(b, self.z_dim, device=real.device))
-            logits = D(diff_augment(torch.cat([fake, real]), self.policy))  # (2B,)
+            with self.region("diff_augment"):
+                both = diff_augment(torch.cat([fake, real]), self.policy)
+            logits = D(both)  # (2B,)
             d_fake, d_real = logits.split(b)
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
             self.opt_d.zero_grad(set_to_none=True)
@@ -397,7 +409,9 @@ class BigGAN(GANModel):
 
         D.requires_grad_(False)
         fake = G(torch.randn(b, self.z_dim, device=real.device))
-        loss_g = -D(diff_augment(fake, self.policy)).mean()
+        with self.region("diff_augment"):
+            fake = diff_augment(fake, self.policy)
+        loss_g = -D(fake).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         if self.ortho_reg > 0:
@@ -407,7 +421,8 @@ class BigGAN(GANModel):
         self.opt_g.step()
         D.requires_grad_(True)
 
-        ema_update(self.g_ema, G, self.ema_decay if step >= self.ema_start else 0.0)
+        with self.region("ema_update"):
+            ema_update(self.g_ema, G, self.ema_decay if step >= self.ema_start else 0.0, buffers="average")
         return {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
@@ -415,15 +430,10 @@ class BigGAN(GANModel):
             "d_fake": d_fake.detach().mean(),
         }
 
-    @torch.no_grad()
-    def generate(self, z: Tensor, *, ema: bool = True, truncation: float = 1.0, train_bn: bool = False) -> Tensor:
-        """Images (B, 3, R, R) in [-1, 1] from standard-normal ``z`` (B, z_dim).
-
-        ``truncation`` < 1 applies :func:`truncate_z`. ``train_bn`` uses batch statistics (and
-        one spectral-norm power iteration); every buffer is restored afterwards.
-        """
-        with sampling_mode(self.g_ema if ema else self.generator, train_bn) as g:
-            return g(truncate_z(z, truncation))
+    def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
+        """Images (B, 3, R, R) in [-1, 1] from standard-normal ``z`` (B, z_dim); ``truncation``
+        < 1 applies :func:`truncate_z`."""
+        return g(truncate_z(z, truncation))
 
 
 @register_model("biggan")

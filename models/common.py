@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -90,35 +87,28 @@ def diff_augment(x: Tensor, policy: str) -> Tensor:
 
 
 @torch.no_grad()
-def ema_update(ema: nn.Module, src: nn.Module, beta: float) -> None:
-    """``ema = beta * ema + (1 - beta) * src`` over parameters, buffers copied; both fused (foreach)."""
+def ema_update(ema: nn.Module, src: nn.Module, beta: float, buffers: str = "copy") -> None:
+    """``ema = beta * ema + (1 - beta) * src`` over parameters (fused, foreach).
+
+    ``buffers``: ``"copy"`` copies ``src``'s buffers (FastGAN's and StyleGAN2's EMA keep parameters
+    only); ``"average"`` blends floating-point buffers (BatchNorm running statistics, spectral-norm
+    vectors) with the same ``beta`` and copies integer ones (BigGAN-PyTorch's ``utils.ema``).
+    """
     e_params = list(ema.parameters())
     s_params = [p.detach() for p in src.parameters()]
     torch._foreach_lerp_(e_params, s_params, 1.0 - beta)
     e_bufs, s_bufs = list(ema.buffers()), list(src.buffers())
     if len(e_bufs) != len(s_bufs):
         raise ValueError(f"ema_update: {len(e_bufs)} EMA buffers vs {len(s_bufs)} source buffers")
-    if e_bufs:
-        torch._foreach_copy_(e_bufs, s_bufs)
-
-
-@contextlib.contextmanager
-def sampling_mode(g: nn.Module, train_bn: bool) -> Iterator[nn.Module]:
-    """Run ``g`` in eval mode, or in train mode (BatchNorm batch statistics) when ``train_bn``.
-
-    A train-mode forward updates buffers (BN running stats, spectral-norm vectors): they are
-    restored afterwards, as is the module's mode, so sampling never changes the generator.
-    """
-    was_training = g.training
-    saved = [b.clone() for b in g.buffers()] if train_bn else []
-    g.train(train_bn)
-    try:
-        yield g
-    finally:
-        g.train(was_training)
-        with torch.no_grad():
-            for b, s in zip(g.buffers(), saved, strict=False):  # saved is [] unless train_bn
-                b.copy_(s)
+    if buffers not in ("copy", "average"):
+        raise ValueError(f"ema_update: buffers must be 'copy' or 'average', got {buffers!r}")
+    pairs = list(zip(e_bufs, s_bufs, strict=True))
+    floats = [(e, s) for e, s in pairs if buffers == "average" and e.is_floating_point()]
+    others = [(e, s) for e, s in pairs if not (buffers == "average" and e.is_floating_point())]
+    if floats:
+        torch._foreach_lerp_([e for e, _ in floats], [s for _, s in floats], 1.0 - beta)
+    if others:
+        torch._foreach_copy_([e for e, _ in others], [s for _, s in others])
 
 
 def count_params(module: nn.Module) -> int:

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import spectral_norm
 
-from models.base import GANModel
-from models.common import check_policy, diff_augment, ema_update, sampling_mode
+from models.base import GANModel, Sampling
+from models.common import check_policy, diff_augment, eager_spectral_norm_hooks, ema_update
 from models.registry import ModelConfigError, register_model
 from models.selfsup import ASPECT_RATIOS, SelfSupervision
 
@@ -433,7 +433,13 @@ class FastGAN(GANModel):
 
     The self-supervision heads (``self.ss``) read D's last big-path feature map and are updated
     by D's optimizer; their losses, weighted, join D's step only (see ``models.selfsup``).
+
+    Sampling for evaluation: as the official code, which never calls ``eval()`` on G (``train.py``,
+    ``eval.py``): BatchNorm with each generation batch's statistics, in batches of 16 (``eval.py``
+    ``--batch``).
     """
+
+    sampling = Sampling("batch", 16, "batch", "official FastGAN eval.py: G never in eval mode, --batch 16")
 
     def __init__(
         self,
@@ -519,8 +525,9 @@ class FastGAN(GANModel):
         G, D = self.generator, self.discriminator
         z = torch.randn(real.size(0), self.z_dim, device=real.device)
         fakes = G(z)  # [(B, 3, R, R), (B, 3, S, S)]
-        raw, real = real, diff_augment(real, self.policy)
-        fakes = [diff_augment(f, self.policy) for f in fakes]
+        with self.region("diff_augment"):
+            raw, real = real, diff_augment(real, self.policy)
+            fakes = [diff_augment(f, self.policy) for f in fakes]
 
         # D step: real pass (with decoders), then a separate pass on the detached fakes
         self.opt_d.zero_grad(set_to_none=True)
@@ -549,24 +556,30 @@ class FastGAN(GANModel):
         finally:
             D.requires_grad_(True)
         self.opt_g.step()
-        ema_update(self.g_ema, G, self.ema_beta)
+        with self.region("ema_update"):
+            ema_update(self.g_ema, G, self.ema_beta)
         return {k: v.detach() for k, v in losses.items()}
 
-    @torch.no_grad()
-    def generate(self, z: Tensor, *, ema: bool = True, truncation: float = 1.0, train_bn: bool = False) -> Tensor:
+    def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
         """Images (B, 3, R, R) from latents (B, nz); raw conv output below 1024 px (no tanh).
-
-        Args:
-            ema: use the EMA generator (else the raw one).
-            truncation: must be 1.0 (FastGAN has no truncation).
-            train_bn: BatchNorm with batch statistics, as the official sampling (which never calls
-                ``eval()``). The generator's buffers (BN running stats, spectral-norm vectors),
-                which a train-mode forward updates, are restored afterwards, as is its mode.
-        """
+        FastGAN has no truncation trick: ``truncation`` must be 1.0."""
         if truncation != 1.0:
             raise ValueError(f"FastGAN has no truncation trick; truncation must be 1.0, got {truncation}")
-        with sampling_mode(self.g_ema if ema else self.generator, train_bn) as g:
-            return g(z)[0]
+        return g(z)[0]
+
+    def compile_for_training(self) -> None:
+        """Old-style spectral-norm hooks run eagerly between compiled graphs (traced, their in-place
+        power iteration breaks D's backward: D runs on reals, then on fakes, before one backward)."""
+        for net in (self.generator, self.discriminator):
+            eager_spectral_norm_hooks(net)
+        super().compile_for_training()
+
+    def load_official(self, checkpoint: Mapping[str, Any]) -> None:
+        """An official checkpoint: ``{'g', 'd'}`` or ``all_N.pth`` (with its ``g_ema`` tensor list)."""
+        try:
+            load_official_state(self, checkpoint["g"], checkpoint["d"], checkpoint.get("g_ema"))
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ModelConfigError(str(exc).splitlines()[0]) from None
 
 
 # ----------------------------------------------------------------------------- official checkpoints

@@ -13,14 +13,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from models.base import GANModel
+from models.base import GANModel, ModelConfigError
 
 Builder = Callable[..., GANModel]
 _BUILDERS: dict[str, Builder] = {}
-
-
-class ModelConfigError(ValueError):
-    """A user-facing error about a model name or its keyword arguments."""
 
 
 def register_model(*names: str) -> Callable[[Builder], Builder]:

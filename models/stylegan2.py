@@ -658,7 +658,9 @@ class StyleGAN2(GANModel):
         return ws
 
     def _d_logits(self, img: Tensor) -> Tensor:
-        return self.discriminator(diff_augment(img, self.policy))
+        with self.region("diff_augment"):
+            img = diff_augment(img, self.policy)
+        return self.discriminator(img)
 
     def ema_beta(self, step: int) -> float:
         """EMA decay for this step: 0.5 ** (batch / half-life in images)."""
@@ -720,7 +722,8 @@ class StyleGAN2(GANModel):
         d.requires_grad_(True)
         out["loss_g"] = loss_g.detach()
 
-        ema_update(self.g_ema, g, self.ema_beta(step))
+        with self.region("ema_update"):
+            ema_update(self.g_ema, g, self.ema_beta(step))
         return out
 
     def _pl_loss(self, batch: int, dev: torch.device, out: dict[str, Tensor]) -> Tensor:
@@ -738,13 +741,10 @@ class StyleGAN2(GANModel):
 
     # -- sampling and checkpoints
 
-    @torch.no_grad()
-    def generate(self, z: Tensor, *, ema: bool = True, truncation: float = 1.0, train_bn: bool = False) -> Tensor:
+    def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
         """Images (B, 3, R, R) from z (B, z_dim), random noise inputs, truncation
-        ``w_avg.lerp(w, truncation)``. ``train_bn`` is ignored (StyleGAN2 has no BatchNorm)."""
-        net = self.g_ema if ema else self.generator
-        return net(z, truncation=truncation)
-
+        ``w_avg.lerp(w, truncation)`` (no BatchNorm: sampling has no statistics to choose)."""
+        return g(z, truncation=truncation)
 
 
 # ----------------------------------------------------------------------------- registered names

@@ -204,7 +204,7 @@ def test_training_is_finite(name, res, d_steps):
     p_g = next(m.generator.parameters())
     assert m.opt_d.state[p_d]["step"].item() == 2 * d_steps and m.opt_g.state[p_g]["step"].item() == 2
     z = torch.randn(4, m.z_dim)
-    for kwargs in ({}, {"ema": False}, {"train_bn": True, "truncation": 0.7}):
+    for kwargs in ({}, {"ema": False}, {"bn": "batch", "truncation": 0.7}, {"bn": "standing"}):
         img = m.generate(z, **kwargs)
         assert img.shape == (4, 3, res, res) and torch.isfinite(img).all() and img.abs().max() <= 1
 
@@ -216,12 +216,21 @@ def test_ema_copies_before_start_then_averages():
     m.train_step(real, 0)
     for e, p in zip(m.g_ema.parameters(), m.generator.parameters(), strict=True):
         assert torch.equal(e, p)
+    for e, p in zip(m.g_ema.buffers(), m.generator.buffers(), strict=True):
+        assert torch.equal(e, p)  # before ema_start: a pure copy, buffers included
     before = [e.clone() for e in m.g_ema.parameters()]
+    before_bufs = [e.clone() for e in m.g_ema.buffers()]
     m.train_step(real, 1)
     for b, e, p in zip(before, m.g_ema.parameters(), m.generator.parameters(), strict=True):
         torch.testing.assert_close(e, b.lerp(p, 1e-4))
-    for e, p in zip(m.g_ema.buffers(), m.generator.buffers(), strict=True):
-        assert torch.equal(e, p)
+    floats = 0
+    for b, e, p in zip(before_bufs, m.g_ema.buffers(), m.generator.buffers(), strict=True):
+        if e.is_floating_point():  # BN running statistics and SN vectors: averaged like the weights
+            torch.testing.assert_close(e, b.lerp(p, 1e-4))
+            floats += 1
+        else:
+            assert torch.equal(e, p)
+    assert floats > 0
 
 
 def test_generate_leaves_no_trace():
@@ -229,8 +238,9 @@ def test_generate_leaves_no_trace():
     m = small()
     state = {k: v.clone() for k, v in m.state_dict().items()}
     m.generator.train()
-    m.generate(torch.randn(4, m.z_dim), ema=False, train_bn=True)
-    m.generate(torch.randn(4, m.z_dim), train_bn=True)
+    m.generate(torch.randn(4, m.z_dim), ema=False, bn="batch")
+    m.generate(torch.randn(4, m.z_dim), bn="batch")
+    m.generate(torch.randn(4, m.z_dim), bn="standing")
     assert m.generator.training and not m.g_ema.training
     for k, v in m.state_dict().items():
         assert torch.equal(v, state[k]), k

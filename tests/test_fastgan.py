@@ -111,7 +111,7 @@ def test_generate_modes_restore_state() -> None:
     m = tiny("fastgan")
     buffers = [b.clone() for b in m.g_ema.buffers()]
     z = torch.randn(4, 256)
-    m.generate(z, train_bn=True)
+    m.generate(z, bn="running")
     assert m.g_ema.training and all(torch.equal(a, b) for a, b in zip(buffers, m.g_ema.buffers(), strict=True))
     torch.manual_seed(1)
     a = m.generate(z)

@@ -31,12 +31,13 @@ def test_generate_writes_the_protocols_images_as_pngs(tiny_suite, tmp_path: Path
     pngs = sorted(outdir.glob("*.png"))
     assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(5)]
     record = json.loads((outdir / "generated.json").read_text())
-    assert record["protocol"] == "fid2k_fastgan" and record["bn_mode"] == "train" and record["images"] == 5
+    assert record["protocol"] == "fid2k_fastgan" and record["bn_mode"] == "batch" and record["images"] == 5
+    assert record["gen_batch"] == 16 and record["bn_stats"] == "batch"
     assert record["snapshot"].startswith("snap-") and record["run_id"] == run.name
     model = load_snapshot_model(run, device="cpu")
     seed = load_spec(run).seed
     expected = torch.cat(list(features.generated_batches(
-        model, 5, seed=seed, device=torch.device("cpu"), ema=True, truncation=1.0, train_bn=True,
+        model, 5, seed=seed, device=torch.device("cpu"), ema=True, truncation=1.0, bn="batch", batch=16,
     )))  # fmt: skip
     for png, image in zip(pngs, expected, strict=True):
         assert np.array_equal(np.asarray(Image.open(png)), image.permute(1, 2, 0).numpy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import re
@@ -39,26 +40,30 @@ from bench.metrics import detectors as D
 from bench.metrics import features as feats_mod
 from bench.metrics.features import quantize
 from bench.metrics.scores import subset_size_for
+from models.base import GANModel, Sampling
 
 
-class TinyGenerator(nn.Module):
-    """Fixed generator: z (B, 8) -> smooth (B, 3, 32, 32) images in (-1, 1); records its calls."""
+class TinyGenerator(GANModel):
+    """Fixed generator: z (B, 8) -> smooth (B, 3, 32, 32) images in (-1, 1); records its calls
+    (``train_bn``: whether the sampled module ran in train mode, i.e. batch-statistics BatchNorm)."""
 
     z_dim = 8
+    sampling = Sampling("none", 50, "none", "test generator")
 
     def __init__(self, resolution: int = 32) -> None:
         super().__init__()
         self.resolution = resolution
-        self.fc = nn.Linear(8, 3 * 4 * 4)
+        self.generator = nn.Linear(8, 3 * 4 * 4)
         gen = torch.Generator().manual_seed(1)
         with torch.no_grad():
-            self.fc.weight.copy_(torch.randn(self.fc.weight.shape, generator=gen))
-            self.fc.bias.zero_()
+            self.generator.weight.copy_(torch.randn(self.generator.weight.shape, generator=gen))
+            self.generator.bias.zero_()
+        self.g_ema = copy.deepcopy(self.generator)
         self.calls: list[dict] = []
 
-    def generate(self, z: Tensor, *, ema: bool = True, truncation: float = 1.0, train_bn: bool = False) -> Tensor:
-        self.calls.append({"n": len(z), "ema": ema, "train_bn": train_bn})
-        x = torch.tanh(self.fc(z)).view(-1, 3, 4, 4)
+    def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
+        self.calls.append({"n": len(z), "ema": g is self.g_ema, "train_bn": g.training})
+        x = torch.tanh(g(z)).view(-1, 3, 4, 4)
         return F.interpolate(x, size=self.resolution, mode="bilinear", align_corners=False)
 
 
@@ -157,8 +162,9 @@ def test_protocol_names_spell_the_protocol() -> None:
         assert PROTOCOLS[name].kind == kind and PROTOCOLS[name].num_gen == int(count) * (1000 if k else 1)
         assert PROTOCOLS[name].reference == "full"
     fastgan = PROTOCOLS["fid2k_fastgan"]
-    assert (fastgan.mode, fastgan.pre_resize, fastgan.bn_mode) == ("legacy_pytorch", 256, "train")
-    assert PROTOCOLS["fid5k_full"].mode == "clean" and PROTOCOLS["fid5k_full"].bn_mode == "eval"
+    assert (fastgan.mode, fastgan.pre_resize) == ("legacy_pytorch", 256)
+    assert (fastgan.bn_mode, fastgan.gen_batch) == ("batch", 16)
+    assert PROTOCOLS["fid5k_full"].mode == "clean" and PROTOCOLS["fid5k_full"].bn_mode is None  # the family's own
     assert PROTOCOLS["pr5k_full"].pr_k == 3 and PROTOCOLS["kid5k_full"].kid_subset_size == 1000
 
 
@@ -174,8 +180,8 @@ def test_unknown_names_suggest() -> None:
 def test_eval_spec_fields_are_the_contract() -> None:
     assert [f.name for f in dataclasses.fields(EvalSpec)] == [
         "metric", "kind", "detector", "detector_sha256", "detector_standard", "mode", "num_gen", "reference",
-        "ref_count", "ref_resolution", "ref_filter", "pre_resize", "weights", "bn_mode", "truncation", "seed",
-        "kid_subset_size", "kid_subsets", "pr_k",
+        "ref_count", "ref_resolution", "ref_filter", "pre_resize", "weights", "bn_mode", "bn_stats", "gen_batch",
+        "truncation", "seed", "kid_subset_size", "kid_subsets", "pr_k",
     ]  # fmt: skip
 
 
@@ -270,7 +276,7 @@ def small_protocols(monkeypatch: pytest.MonkeyPatch) -> None:
         "fid12_t": EvalProtocol("fid", 12),
         "kid12_t": EvalProtocol("kid", 12, kid_subset_size=1000, kid_subsets=10),
         "pr12_t": EvalProtocol("pr", 12, pr_k=3),
-        "fid12_train": EvalProtocol("fid", 12, bn_mode="train", pre_resize=16),
+        "fid12_train": EvalProtocol("fid", 12, bn_mode="batch", pre_resize=16),
     }.items():
         monkeypatch.setitem(PROTOCOLS, name, proto)
 
@@ -306,7 +312,8 @@ def test_evaluate_rows_groups_and_rng(
     assert by["fid12_t"]["value"] > 0 and 0 <= by["pr12_t_recall"]["value"] <= 1
     # one generator pass per group: (fid, kid, pr) share one; fid12_train is its own, in train-mode BN
     assert [(c["n"], c["train_bn"]) for c in gen.calls] == [(12, False), (12, True)]
-    assert by["fid12_train"]["bn_mode"] == "train" and by["fid12_train"]["pre_resize"] == 16
+    assert by["fid12_train"]["bn_mode"] == "batch" and by["fid12_train"]["pre_resize"] == 16
+    assert by["fid12_t"]["bn_mode"] == "none" and by["fid12_t"]["gen_batch"] == 50
 
 
 def test_reference_cache_hit_and_invalidation(

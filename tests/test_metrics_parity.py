@@ -26,26 +26,28 @@ from torchvision.utils import save_image
 from bench.metrics import PROTOCOLS, Detector, EvalProtocol, evaluate, fid_from_features, get_detector
 from bench.metrics import detectors as D
 from bench.metrics import features as feats_mod
+from models.base import GANModel, Sampling
 
 N = 8  # images per folder
 SEED = 7  # of the evaluation latents and KID subsets
 
 
-class TinyGenerator(nn.Module):
+class TinyGenerator(GANModel):
     """Fixed generator: z (B, 8) -> smooth (B, 3, 32, 32) images in (-1, 1)."""
 
     z_dim = 8
+    sampling = Sampling("none", 50, "none", "test generator")
 
     def __init__(self) -> None:
         super().__init__()
-        self.fc = nn.Linear(8, 3 * 4 * 4)
+        self.generator = self.g_ema = nn.Linear(8, 3 * 4 * 4)
         gen = torch.Generator().manual_seed(1)
         with torch.no_grad():
-            self.fc.weight.copy_(torch.randn(self.fc.weight.shape, generator=gen))
-            self.fc.bias.zero_()
+            self.generator.weight.copy_(torch.randn(self.generator.weight.shape, generator=gen))
+            self.generator.bias.zero_()
 
-    def generate(self, z: Tensor, *, ema: bool = True, truncation: float = 1.0, train_bn: bool = False) -> Tensor:
-        x = torch.tanh(self.fc(z)).view(-1, 3, 4, 4)
+    def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
+        x = torch.tanh(g(z)).view(-1, 3, 4, 4)
         return F.interpolate(x, size=32, mode="bilinear", align_corners=False)
 
 

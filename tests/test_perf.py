@@ -63,12 +63,13 @@ class PlainSampler:
 
 
 @torch.no_grad()
-def plain_ema(ema: nn.Module, src: nn.Module, beta: float) -> None:
-    """EMA as the formula reads, one parameter and one buffer at a time."""
+def plain_ema(ema: nn.Module, src: nn.Module, beta: float, buffers: str = "copy") -> None:
+    """EMA as the formula reads, one parameter and one buffer at a time (float buffers averaged
+    like the parameters when ``buffers="average"``, else copied)."""
     for e, p in zip(ema.parameters(), src.parameters(), strict=True):
         e.copy_(beta * e + (1.0 - beta) * p)
     for e, b in zip(ema.buffers(), src.buffers(), strict=True):
-        e.copy_(b)
+        e.copy_(beta * e + (1.0 - beta) * b if buffers == "average" and e.is_floating_point() else b)
 
 
 def test_sampler_matches_plain_indexing() -> None:

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -27,8 +28,8 @@ from torch import Tensor
 
 from bench.io import atomic_write_bytes
 from bench.metrics.detectors import Detector
+from models.base import Sampling
 
-GEN_BATCH = 50  # latents per generator call (with train-mode BN the batch is part of the protocol)
 DETECTOR_BATCH = 50  # images per detector call
 RESIZE_THREADS = min(8, os.cpu_count() or 1)  # per-image resizes run in threads (PIL and torch drop the GIL)
 CACHE_VERSION = 1  # bump when the featurization path changes
@@ -46,11 +47,14 @@ class EvalDataset(Protocol):
 
 
 class ImageGenerator(Protocol):
-    """The part of ``models.base.GANModel`` evaluation uses."""
+    """The part of ``models.base.GANModel`` evaluation uses: its sampling convention and sampler."""
 
     z_dim: int
+    sampling: Sampling
 
-    def generate(self, z: Tensor, *, ema: bool, truncation: float, train_bn: bool) -> Tensor: ...
+    def sampler(
+        self, *, ema: bool, bn: str | None, truncation: float, seed: int
+    ) -> AbstractContextManager[Callable[[Tensor], Tensor]]: ...
 
 
 def quantize(images: Tensor) -> Tensor:
@@ -117,23 +121,29 @@ def generated_batches(
     model: ImageGenerator,
     num: int,
     *,
-    seed: int,  # of the latents
+    seed: int,  # of the latents (and of standing statistics)
     device: torch.device,
     ema: bool,  # EMA generator (else raw)
     truncation: float,  # psi; 1.0 = none
-    train_bn: bool,  # BatchNorm with batch statistics (the official FastGAN sampling)
+    bn: str | None = None,  # BatchNorm mode (models.BN_MODES); None: the family's own convention
+    batch: int | None = None,  # latents per generator call; None: the family's evaluation batch
 ) -> Iterator[Tensor]:
-    """Quantized uint8 (B, 3, R, R) CPU batches of ``num`` generated images, one generator call each.
+    """Quantized uint8 (B, 3, R, R) CPU batches of ``num`` generated images, one generator call each,
+    sampled through ``model.sampler`` (the family's convention unless ``bn`` overrides it).
 
     Randomness inside the generator (noise inputs) is seeded per batch from ``seed`` under a forked
-    RNG, so the same snapshot always gives the same images and the caller's RNG never moves.
+    RNG, so the same snapshot always gives the same images and the caller's RNG never moves. With
+    ``"batch"`` BatchNorm, ``batch`` latents are normalised together: it is part of the protocol.
     """
     devices = [device] if torch.device(device).type == "cuda" else []
-    for i, z in enumerate(sample_latents(num, model.z_dim, seed).split(GEN_BATCH)):
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed * 1_000_003 + i)
-            images = model.generate(z.to(device), ema=ema, truncation=truncation, train_bn=train_bn)
-        yield quantize(images).cpu()
+    batch = batch or model.sampling.batch
+    latents = sample_latents(num, model.z_dim, seed)
+    with torch.random.fork_rng(devices=devices), model.sampler(ema=ema, bn=bn, truncation=truncation, seed=seed) as g:
+        for i, z in enumerate(latents.split(batch)):
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed * 1_000_003 + i)
+                images = g(z.to(device))
+            yield quantize(images).cpu()
 
 
 def reference_features(

@@ -1,8 +1,11 @@
 """Named evaluation protocols (names spell the protocol) and :func:`evaluate`.
 
 ``fid5k_full`` = FID, 5,000 generated images against the full training set, clean-fid mode
-``clean``. ``fid2k_fastgan`` is the FastGAN code's own: 2,000 images from the EMA generator in
-train-mode BN, both sets resized to 256 then bilinear to 299 (``legacy_pytorch``). Each result row
+``clean``. Protocols sample each family the way its authors evaluate it (``models.Sampling``:
+FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN with the EMA of its running
+statistics, StyleGAN2 without BatchNorm) unless they fix the BatchNorm mode themselves.
+``fid2k_fastgan`` is the FastGAN code's own: 2,000 images in batch-statistics BatchNorm, 16 per
+generator call, both sets resized to 256 then bilinear to 299 (``legacy_pytorch``). Each result row
 carries every :class:`EvalSpec` field. Precision/recall gives two rows, ``<name>_precision`` and
 ``<name>_recall`` (as stylegan2-ada's ``pr50k3_full``); their other columns are the protocol's.
 """
@@ -24,6 +27,7 @@ from bench.errors import BenchError
 from bench.metrics import features
 from bench.metrics.detectors import Detector, DetectorCache, check_detector
 from bench.metrics.scores import fid_from_features, kid_from_features, precision_recall, subset_size_for
+from models.base import Sampling
 
 WEIGHTS = ("ema", "raw")
 
@@ -36,7 +40,8 @@ class EvalProtocol:
     num_gen: int  # generated images
     mode: str = "clean"  # clean-fid mode
     pre_resize: int | None = None  # px both sets are resized to before the detector's resize; None: none
-    bn_mode: str = "eval"  # generator BatchNorm: "eval" or "train" (batch statistics)
+    bn_mode: str | None = None  # generator BatchNorm (models.BN_MODES); None: the family's own convention
+    gen_batch: int | None = None  # latents per generator call; None: the family's evaluation batch
     truncation: float = 1.0  # psi; 1.0 = none
     reference: str = "full"  # the whole prepared training set
     kid_subset_size: int | None = None  # nominal; capped by the smaller set
@@ -60,7 +65,7 @@ register_protocol("fid5k_full", "fid", 5_000)
 register_protocol("fid1k_full", "fid", 1_000)
 register_protocol("fid500_full", "fid", 500)
 register_protocol("fid200_full", "fid", 200)  # CPU smoke runs only: far too few for a real FID
-register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resize=256, bn_mode="train")
+register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resize=256, bn_mode="batch", gen_batch=16)
 register_protocol("kid50k_full", "kid", 50_000)
 register_protocol("kid5k_full", "kid", 5_000)
 register_protocol("kid1k_full", "kid", 1_000)
@@ -88,7 +93,9 @@ class EvalSpec:
     ref_filter: str  # filter the dataset was prepared with
     pre_resize: int | None  # px both sets are resized to before the detector's resize
     weights: str  # "ema" | "raw"
-    bn_mode: str  # "eval" | "train"
+    bn_mode: str  # BatchNorm statistics at sampling: "batch" | "running" | "standing" | "none"
+    bn_stats: str  # where they came from (e.g. "batch", "ema-of-running", "standing", "none")
+    gen_batch: int  # latents per generator call (a normalisation batch under "batch")
     truncation: float
     seed: int  # of the evaluation latents (and of KID's subsets)
     kid_subset_size: int | None  # actually used: min(nominal, ref_count, num_gen)
@@ -109,16 +116,26 @@ def check_protocol(name: str) -> None:
         raise BenchError(f"unknown metric {name!r} (known: {', '.join(list_protocols())}){hint}")
 
 
-def make_spec(name: str, det: Detector, dataset: features.EvalDataset, *, seed: int, weights: str) -> EvalSpec:
-    """The :class:`EvalSpec` of protocol ``name`` for this detector and dataset."""
+def sampling_for(p: EvalProtocol, sampling: Sampling) -> tuple[Sampling, int]:
+    """The model's sampling convention under protocol ``p`` and the generation batch it uses."""
+    resolved = sampling.with_bn(p.bn_mode)
+    return resolved, p.gen_batch or resolved.batch
+
+
+def make_spec(
+    name: str, det: Detector, dataset: features.EvalDataset, *, seed: int, weights: str, sampling: Sampling
+) -> EvalSpec:
+    """The :class:`EvalSpec` of protocol ``name`` for this detector, dataset and model sampling convention."""
     p = PROTOCOLS[name]
+    resolved, gen_batch = sampling_for(p, sampling)
     n_ref = len(dataset.images)
     kid_size = subset_size_for(p.kid_subset_size, n_ref, p.num_gen) if p.kind == "kid" else None
     return EvalSpec(
         metric=name, kind=p.kind, detector=det.name, detector_sha256=det.sha256,
         detector_standard=det.standard, mode=p.mode, num_gen=p.num_gen, reference=p.reference,
         ref_count=n_ref, ref_resolution=dataset.resolution, ref_filter=features.reference_filter(dataset),
-        pre_resize=p.pre_resize, weights=weights, bn_mode=p.bn_mode, truncation=p.truncation, seed=seed,
+        pre_resize=p.pre_resize, weights=weights, bn_mode=resolved.bn, bn_stats=resolved.stats,
+        gen_batch=gen_batch, truncation=p.truncation, seed=seed,
         kid_subset_size=kid_size, kid_subsets=p.kid_subsets, pr_k=p.pr_k,
     )  # fmt: skip
 
@@ -139,7 +156,8 @@ def evaluate(
 
     Row: ``metric``, ``value``, ``std`` (KID only, else None), the :class:`EvalSpec` fields and
     ``eval_seconds`` (the shared time of its feature group plus its own scoring). Protocols sharing
-    (num_gen, mode, pre_resize, bn_mode, truncation) share one generation and featurization pass.
+    (num_gen, mode, pre_resize, BatchNorm mode, generation batch, truncation) share one generation
+    and featurization pass.
     """
     names = list(dict.fromkeys(metrics))
     for name in names:
@@ -149,7 +167,7 @@ def evaluate(
         raise BenchError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     detectors = detectors or DetectorCache()
     rows: dict[str, list[dict[str, Any]]] = {}
-    for group in _groups(names):
+    for group in _groups(names, model.sampling):
         t0 = time.perf_counter()
         p = PROTOCOLS[group[0]]
         det = detectors.get(detector, device, p.mode)
@@ -157,17 +175,19 @@ def evaluate(
         fake = _generated_features(model, p, det, seed=seed, device=torch.device(device), weights=weights)
         shared = time.perf_counter() - t0
         for name in group:
-            spec = make_spec(name, det, dataset, seed=seed, weights=weights)
+            spec = make_spec(name, det, dataset, seed=seed, weights=weights, sampling=model.sampling)
             rows[name] = _score(spec, real, fake, shared, device)
     return [row for name in names for row in rows[name]]
 
 
-def _groups(names: list[str]) -> list[list[str]]:
+def _groups(names: list[str], sampling: Sampling) -> list[list[str]]:
     """Protocol names grouped by what their generated features depend on."""
     groups: dict[tuple[Any, ...], list[str]] = {}
     for name in names:
         p = PROTOCOLS[name]
-        groups.setdefault((p.num_gen, p.mode, p.pre_resize, p.bn_mode, p.truncation), []).append(name)
+        resolved, batch = sampling_for(p, sampling)
+        key = (p.num_gen, p.mode, p.pre_resize, resolved.bn, batch, p.truncation)
+        groups.setdefault(key, []).append(name)
     return list(groups.values())
 
 
@@ -175,8 +195,8 @@ def _generated_features(
     model: features.ImageGenerator, p: EvalProtocol, det: Detector, *, seed: int, device: torch.device, weights: str
 ) -> np.ndarray:
     batches = features.generated_batches(
-        model, p.num_gen, seed=seed, device=device, ema=weights == "ema",
-        truncation=p.truncation, train_bn=p.bn_mode == "train",
+        model, p.num_gen, seed=seed, device=device, ema=weights == "ema", truncation=p.truncation,
+        bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
     )  # fmt: skip
     return features.featurize(batches, det, features.image_transform(p.mode, p.pre_resize))
 
