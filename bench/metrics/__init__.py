@@ -1,7 +1,8 @@
 """Metrics: detector registry, FID / KID / precision-recall, named evaluation protocols.
 
 ``evaluate(model, dataset, ["fid5k_full"], detector="inception-v3", device=..., cache_dir=...)``
-returns one row per metric with every :class:`EvalSpec` field as a column.
+returns one row per metric with every :class:`EvalSpec` field as a column. FID/KID use ``detector``,
+precision/recall ``pr_detector`` (default ``vgg16-fc2``, its standard one); ``detector_for`` says which.
 """
 
 from bench.metrics.detectors import (
@@ -14,10 +15,13 @@ from bench.metrics.detectors import (
     register_detector,
 )
 from bench.metrics.protocols import (
+    PR_DETECTOR,
     PROTOCOLS,
+    STANDARD_DETECTORS,
     EvalProtocol,
     EvalSpec,
     check_protocol,
+    detector_for,
     evaluate,
     list_protocols,
     register_protocol,
@@ -33,12 +37,15 @@ from bench.metrics.scores import (
 __all__ = [
     "MODES",
     "PROTOCOLS",
+    "PR_DETECTOR",
+    "STANDARD_DETECTORS",
     "Detector",
     "DetectorCache",
     "EvalProtocol",
     "EvalSpec",
     "check_detector",
     "check_protocol",
+    "detector_for",
     "evaluate",
     "feature_stats",
     "fid_from_features",

