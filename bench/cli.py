@@ -94,7 +94,7 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _launch_settings(args: argparse.Namespace, suite):  # -> bench.launch.LaunchSettings
-    from bench.launch import LaunchSettings
+    from bench.launchers.settings import LaunchSettings
 
     flags = ("launcher", "partition", "gpus_per_node", "cpus_per_task", "mem_gb", "time_limit_min", "account",
              "qos", "array_parallelism")  # fmt: skip
@@ -103,8 +103,8 @@ def _launch_settings(args: argparse.Namespace, suite):  # -> bench.launch.Launch
 
 def _cmd_launch(args: argparse.Namespace, suite, cells) -> int:
     """``run --launcher submitit-local|slurm``: print the launch plan, then submit."""
-    from bench.launch import launch, plan_launch, plan_text
-    from bench.train import LoopOptions
+    from bench.launchers.submit import launch, plan_launch, plan_text
+    from bench.training.options import LoopOptions
 
     settings = _launch_settings(args, suite)
     print(plan_text(plan_launch(cells, args.out, settings), settings))
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        from bench.io import DISK_FULL, disk_full_error
+        from bench.results.io import DISK_FULL, disk_full_error
 
         if exc.errno not in DISK_FULL:
             raise
@@ -218,13 +218,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _suite_and_cells(args: argparse.Namespace):  # -> tuple[Suite, list[Cell]]
-    from bench.suites import filter_cells, load_suite
+    from bench.plan.suites import filter_cells, load_suite
 
     ratio = args.speed_ratio
     if args.calibration is not None:
         if ratio is not None:
             raise BenchError("--speed-ratio and --calibration both given; pass one of them")
-        from bench.calibrate import speed_ratios
+        from bench.tools.calibrate import speed_ratios
 
         ratio = speed_ratios(args.calibration)
     suite = load_suite(args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from)
@@ -248,8 +248,10 @@ def _check_writable(out: Path) -> None:
 @command("run")
 def cmd_run(args: argparse.Namespace) -> int:
     """Train and evaluate every cell not yet done; print the best-FID table."""
-    from bench.sweep import best_table, plan_table, run_local
-    from bench.train import LoopOptions, resolve_device
+    from bench.launchers.local import run_local
+    from bench.report.console import best_table, plan_table
+    from bench.training.device import resolve_device
+    from bench.training.options import LoopOptions
 
     suite, cells = _suite_and_cells(args)
     print(plan_table(suite, cells, args.out))
@@ -329,10 +331,10 @@ def _check_models(suite, cells) -> None:  # suite: Suite, cells: list[Cell]
 
 def _check_data(cells, out: Path) -> None:  # cells: list[Cell]
     """Fail before any training when a cell's dataset is missing (with the prepare command)."""
-    from bench.data import load_dataset
-    from bench.datasets import PAPER_DATASETS, check_prepared
+    from bench.data.catalog import load_dataset
+    from bench.data.paper import PAPER_DATASETS, check_prepared
     from bench.errors import DataError
-    from bench.train import cache_dirs
+    from bench.results.runs import cache_dirs
 
     data_cache, _ = cache_dirs(out)
     for name, res in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
@@ -347,8 +349,8 @@ def _check_data(cells, out: Path) -> None:  # cells: list[Cell]
 @command("status")
 def cmd_status(args: argparse.Namespace) -> int:
     """Cells with state, progress and best FID so far; jobs and errors when there are any."""
-    from bench.launch import jobs_table
-    from bench.sweep import best_table, plan_table
+    from bench.launchers.jobs import jobs_table
+    from bench.report.console import best_table, plan_table
 
     suite, cells = _suite_and_cells(args)
     print(plan_table(suite, cells, args.out))
@@ -363,7 +365,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 @command("cancel")
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel the suite's SLURM jobs that may still run (their cells checkpoint and stay resumable)."""
-    from bench.launch import cancel
+    from bench.launchers.jobs import cancel
 
     _, cells = _suite_and_cells(args)
     ids = cancel(cells, args.out)
@@ -375,9 +377,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """Everything registered."""
     import models
-    from bench.data import list_datasets
+    from bench.data.catalog import list_datasets
     from bench.metrics import list_detectors, list_protocols
-    from bench.suites import list_suites
+    from bench.plan.suites import list_suites
 
     for title, names in (
         ("models", models.list_models()),
@@ -393,7 +395,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 @command("eval")
 def cmd_eval(args: argparse.Namespace) -> int:
     """Re-score snapshots offline; print the new rows."""
-    from bench.rescore import rescore
+    from bench.tools.rescore import rescore
 
     rows = rescore(
         args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
@@ -408,7 +410,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 @command("generate")
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write the PNG folder; print where and what."""
-    from bench.generate import generate_folder
+    from bench.tools.generate import generate_folder
 
     rec = generate_folder(
         args.run, args.outdir, protocol=args.protocol, snapshot=args.checkpoint, num=args.num, device=args.device
@@ -421,7 +423,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_import_official(args: argparse.Namespace) -> int:
     """Import an official checkpoint; print the run folder and how to score it."""
     import models
-    from bench.official import import_official
+    from bench.tools.official import import_official
 
     name, kwargs = models.parse_entry(args.model)
     paths = import_official(
@@ -436,8 +438,8 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 @command("prepare")
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Prepare a paper dataset into the tensor cache."""
-    from bench.datasets import prepare_dataset
-    from bench.train import cache_dirs
+    from bench.data.prepare import prepare_dataset
+    from bench.results.runs import cache_dirs
 
     if args.src is None and not args.download:
         raise BenchError("prepare: give --src PATH (the downloaded zip/tar/folder) or --download")
@@ -456,7 +458,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the suite's tables and plots; print where they are."""
     from bench.report import write_report
-    from bench.results import collect
+    from bench.results.collect import collect
 
     suite, cells = _suite_and_cells(args)
     paths = write_report(
@@ -465,7 +467,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for p in paths:
         print(p)
-    from bench.report import read_states, summary_line
+    from bench.report import read_states
+    from bench.report.tables import summary_line
 
     print(summary_line(suite, collect(args.out, suite.name), read_states(suite, args.out)))
     return 0
@@ -522,12 +525,14 @@ def cmd_perf(args: argparse.Namespace) -> int:
     """Measure every model, write the JSON, print the table; 1 when no model could be measured."""
     import torch
 
-    from bench.perf import PerfSettings, format_table, run_perf
+    from bench.tools.perf.run import run_perf
+    from bench.tools.perf.settings import PerfSettings
+    from bench.tools.perf.table import format_table
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.precision_fid:
-        from bench.perf import format_precision_check, precision_fid_check
+        from bench.tools.perf.run import format_precision_check, precision_fid_check
 
         seeds = tuple(int(x) for x in _csv(args.fid_seeds) or ())
         doc, path = precision_fid_check(
@@ -555,8 +560,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Measure it/s and img/s per (model, resolution) of the suite; write results/calibration/."""
     from tabulate import tabulate
 
-    from bench.calibrate import calibrate, calibration_path, write_calibration
-    from bench.train import training_device
+    from bench.tools.calibrate import calibrate, calibration_path, write_calibration
+    from bench.training.device import training_device
 
     _, cells = _suite_and_cells(args)
     device = training_device(args.device)

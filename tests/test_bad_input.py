@@ -28,11 +28,12 @@ import torch
 from conftest import TINY_SUITE, run_cli
 from PIL import Image
 
-import bench.io
+import bench.results.io
 from bench.cli import main
-from bench.results import RunPaths, read_state
-from bench.suites import load_suite
-from bench.train import LoopOptions, run_cell
+from bench.plan.suites import load_suite
+from bench.results.runs import RunPaths, read_state
+from bench.training.cell import run_cell
+from bench.training.options import LoopOptions
 
 SEE_HELP = "see `run_bench.py run --help`"
 MODELS_TABLE = '[models.baseline]\nlabel = "Baseline"\nkwargs = { recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }\n'
@@ -470,7 +471,7 @@ def test_at_least_30_distinct_bad_inputs() -> None:
 
 
 class _ShortWrites:
-    """``os`` for bench.io whose ``write`` stores half the bytes (a disk filling up mid-line)."""
+    """``os`` for bench.results.io whose ``write`` stores half the bytes (a disk filling up mid-line)."""
 
     def __getattr__(self, name: str):
         return getattr(os, name)
@@ -492,10 +493,10 @@ def test_disk_full(where: str, tmp_path: Path, trained: Path, capsys, monkeypatc
     argv = ctx.run()
     shutil.copytree(trained / "cache", ctx.out / "cache")
     if where == "checkpoint write":
-        monkeypatch.setattr(bench.io.torch, "save", _full_disk_save)
+        monkeypatch.setattr(bench.results.io.torch, "save", _full_disk_save)
         target = "ckpt-00000001.pt"
     else:
-        monkeypatch.setattr(bench.io, "os", _ShortWrites())
+        monkeypatch.setattr(bench.results.io, "os", _ShortWrites())
         target = "events.jsonl"
     code, err = _cli(capsys, argv)
     assert code == 2, err

@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli
 
 from bench.errors import BenchError
-from bench.suites import load_suite
+from bench.plan.suites import load_suite
 
 
 def test_calibrate_then_run_with_ratios(tiny_suite, tmp_path) -> None:
@@ -26,7 +26,7 @@ def test_calibrate_then_run_with_ratios(tiny_suite, tmp_path) -> None:
     assert res.returncode == 0, res.stderr
     ratio = json.loads(path.read_text())["entries"][0]["speed_ratio"]
     assert ratio > 0
-    from bench.calibrate import speed_ratios
+    from bench.tools.calibrate import speed_ratios
 
     cells = load_suite(str(suite), speed_ratio=speed_ratios(path)).cells
     assert cells[0].spec.speed_ratio == pytest.approx(ratio)
@@ -36,7 +36,7 @@ def test_calibrate_then_run_with_ratios(tiny_suite, tmp_path) -> None:
 
 
 def test_calibration_without_ratio_is_refused(tmp_path) -> None:
-    from bench.calibrate import read_calibration, speed_ratios
+    from bench.tools.calibrate import read_calibration, speed_ratios
 
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"entries": [{"model": "baseline", "resolution": 32, "img_s": 3.0}]}))

@@ -60,7 +60,8 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
         assert (run / "samples" / "grid-00000004.png").exists()
         rows = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
         assert [(r["metric"], r["eval_point"], r["step"]) for r in rows] == [
-            ("fid200_full", 1.0, 4), ("kid200_full", 1.0, 4)
+            ("fid200_full", 1.0, 4),
+            ("kid200_full", 1.0, 4),
         ]
         fid, kid = rows
         assert fid["detector"] == "inception-random" and fid["detector_standard"] is False

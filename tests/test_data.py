@@ -11,8 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import data
-from bench.data import load_dataset
+import bench.data.builtin as data_builtin
+import bench.data.catalog as data_catalog
+import bench.data.folders as data_folders
+import bench.data.images as data_images
+import bench.data.store as data_store
+from bench.data.catalog import load_dataset
 from bench.errors import DataError
 
 
@@ -89,7 +93,7 @@ def test_folder_dataset_shape_and_manifest(tmp_path: Path) -> None:
     m = ds.manifest
     assert m["count"] == 3 and m["resize_filter"] == "lanczos" and m["resize"] == "stretch"
     assert m["background"] == [255, 255, 255] and m["skipped"] == [] and m["source"] == f"folder:{root}"
-    assert ds.sha256 == data.tensor_sha256(ds.images) == m["sha256"]
+    assert ds.sha256 == data_store.tensor_sha256(ds.images) == m["sha256"]
     saved = json.loads(next((tmp_path / "cache").glob("folder-imgs-*-8.json")).read_text())
     assert saved["sha256"] == ds.sha256
 
@@ -138,7 +142,7 @@ def test_no_images_and_missing_folder(tmp_path: Path) -> None:
 
 def test_huge_image_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _save(tmp_path / "imgs" / "big.png", _rgb((0, 0, 0), (20, 20)))
-    monkeypatch.setattr(data, "MAX_PIXELS", 100)
+    monkeypatch.setattr(data_images, "MAX_PIXELS", 100)
     with pytest.raises(DataError, match=r"big\.png \(20x20 exceeds the 0 megapixel limit\)"):
         load_dataset(f"folder:{tmp_path / 'imgs'}", 8, cache_dir=tmp_path / "cache")
 
@@ -157,7 +161,7 @@ def test_aspect_not_kept(tmp_path: Path) -> None:
 def test_cache_hit_does_not_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _folder(tmp_path / "imgs")
     first = load_dataset(f"folder:{root}", 8, cache_dir=tmp_path / "cache")
-    monkeypatch.setattr(data, "images_from_files", lambda *a, **k: pytest.fail("rebuilt"))
+    monkeypatch.setattr(data_folders, "images_from_files", lambda *a, **k: pytest.fail("rebuilt"))
     second = load_dataset(f"folder:{root}", 8, cache_dir=tmp_path / "cache")
     assert torch.equal(first.images, second.images) and second.manifest == first.manifest
 
@@ -197,7 +201,7 @@ def test_failed_manifest_write_leaves_no_tensor(tmp_path: Path, monkeypatch: pyt
     def boom(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(data, "atomic_write_json", boom)
+    monkeypatch.setattr(data_store, "atomic_write_json", boom)
     with pytest.raises(OSError, match="disk full"):
         load_dataset("shapes", 8, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -216,7 +220,7 @@ def test_shapes_deterministic(tmp_path: Path) -> None:
 
 def _font_or_skip() -> Path:
     try:
-        return data.find_emoji_font()
+        return data_builtin.find_emoji_font()
     except DataError:
         pytest.skip("Noto Color Emoji font not installed")
 
@@ -238,10 +242,10 @@ def test_emoji_font_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(DataError, match="apt-get install fonts-noto-color-emoji"):
         load_dataset("emoji-faces", 32, cache_dir=tmp_path)
     monkeypatch.delenv("NOTO_EMOJI_FONT")
-    monkeypatch.setattr(data.shutil, "which", lambda _: None)
-    monkeypatch.setattr(data, "DEBIAN_EMOJI_FONT", tmp_path / "missing.ttf")
+    monkeypatch.setattr(data_builtin.shutil, "which", lambda _: None)
+    monkeypatch.setattr(data_builtin, "DEBIAN_EMOJI_FONT", tmp_path / "missing.ttf")
     with pytest.raises(DataError, match="Noto Color Emoji font not found; install it with") as err:
-        data.find_emoji_font()
+        data_builtin.find_emoji_font()
     assert "NOTO_EMOJI_FONT=/path/NotoColorEmoji.ttf" in str(err.value)
 
 
@@ -249,23 +253,21 @@ def test_emoji_font_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_list_and_check_names() -> None:
-    names = data.list_datasets()
+    names = data_catalog.list_datasets()
     assert {"shapes", "emoji-faces", "emoji-animals", "obama", "pokemon", "nature-10k"} <= set(names)
     for name in [*names, "folder:/any/path"]:
-        data.check_dataset_name(name)
+        data_catalog.check_dataset_name(name)
 
 
-@pytest.mark.parametrize(
-    ("typo", "close"), [("obamma", "obama"), ("emoji-face", "emoji-faces"), ("shape", "shapes")]
-)
+@pytest.mark.parametrize(("typo", "close"), [("obamma", "obama"), ("emoji-face", "emoji-faces"), ("shape", "shapes")])
 def test_unknown_name_suggests(typo: str, close: str) -> None:
     with pytest.raises(DataError, match=f"unknown dataset '{typo}'; did you mean '{close}'"):
-        data.check_dataset_name(typo)
+        data_catalog.check_dataset_name(typo)
 
 
 def test_bad_name_and_resolution(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="needs a path"):
-        data.check_dataset_name("folder:")
+        data_catalog.check_dataset_name("folder:")
     with pytest.raises(DataError, match="resolution"):
         load_dataset("shapes", 0, cache_dir=tmp_path)
 

@@ -23,8 +23,9 @@ from test_metrics import ImageSet, TinyGenerator, procedural
 from torch import Tensor, nn
 from torchvision.models._meta import _IMAGENET_CATEGORIES as IMAGENET
 
+import bench.data.builtin as data_builtin
+import bench.data.catalog as data_catalog
 import models
-from bench import data
 from bench.errors import BenchError, DataError, OfflineError
 from bench.metrics import (
     PROTOCOLS,
@@ -88,11 +89,11 @@ def test_effnet_classifies_photo_and_rendered_images(effnet: EfficientNetLite0) 
     label, prob = _top1(effnet, _imagenet_input(hopper))
     assert label == "military uniform" and prob > 0.3
     try:
-        font = ImageFont.truetype(str(data.find_emoji_font()), data.EMOJI_FONT_SIZE)
+        font = ImageFont.truetype(str(data_builtin.find_emoji_font()), data_builtin.EMOJI_FONT_SIZE)
     except DataError:
         pytest.skip("Noto Color Emoji font not installed")
     for codepoint, expected in [(0x1F427, "king penguin"), (0x1F98B, "monarch")]:  # penguin, butterfly
-        glyph = data._square_on_background(data._render_glyph(font, codepoint))
+        glyph = data_builtin._square_on_background(data_builtin._render_glyph(font, codepoint))
         assert _top1(effnet, _imagenet_input(glyph))[0] == expected
 
 
@@ -141,8 +142,8 @@ def test_effnet_fid_orders_halves_categories_and_untrained(tmp_path: Path, monke
     Measured (32 px, 112 faces, 119 animals, 112 generated): about 71, 246 and 430.
     """
     try:
-        faces = data.load_dataset("emoji-faces", SANITY_RES, cache_dir=tmp_path / "data")
-        animals = data.load_dataset("emoji-animals", SANITY_RES, cache_dir=tmp_path / "data")
+        faces = data_catalog.load_dataset("emoji-faces", SANITY_RES, cache_dir=tmp_path / "data")
+        animals = data_catalog.load_dataset("emoji-animals", SANITY_RES, cache_dir=tmp_path / "data")
     except DataError:
         pytest.skip("Noto Color Emoji font not installed")
     cache, dets = tmp_path / "features", DetectorCache()

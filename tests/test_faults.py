@@ -27,10 +27,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.lock import holder, is_locked
-from bench.results import RunPaths, collect, eval_rows, read_state
-from bench.suites import load_suite
-from bench.sweep import cell_state
+from bench.plan.suites import load_suite
+from bench.results.collect import collect
+from bench.results.lock import holder, is_locked
+from bench.results.runs import RunPaths, cell_state, eval_rows, read_state
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_BENCH = ROOT / "run_bench.py"
@@ -66,7 +66,8 @@ kwargs = {{ recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }}
 ZYGOTE = f"""
 import json, os, runpy, signal, sys, traceback
 import torch
-import bench.cli, bench.metrics, bench.rescore, bench.sweep, bench.train, models  # once, before any fork
+import bench.cli, bench.launchers.local, bench.metrics, bench.tools.rescore, bench.training.cell  # before any fork
+import models
 bench.metrics.register_protocol({TINY_PROTOCOL!r}, "kid", 8)
 
 
@@ -568,7 +569,7 @@ def test_diverging_cell_stops_keeps_last_good_and_suite_goes_on(zygote, tmp_path
 
 
 def test_best_table_shows_diverged_not_a_number(tmp_path) -> None:
-    from bench.sweep import best_table
+    from bench.report.console import best_table
 
     suite_path = _suite(tmp_path, "tab", iters=4, fractions=[1.0])
     suite_path.write_text(suite_path.read_text() + '\n[models.fastgan]\nkwargs = { recon = "mse" }\n')

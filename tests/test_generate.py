@@ -11,8 +11,8 @@ from PIL import Image
 
 from bench.cli import main
 from bench.metrics import features
-from bench.results import load_spec
-from bench.train import load_snapshot_model
+from bench.results.runs import load_spec
+from bench.training.checkpoints import load_snapshot_model
 
 
 def _trained_run(tiny_suite, tmp_path: Path) -> tuple[Path, Path]:

@@ -11,15 +11,18 @@ import time
 import pytest
 from submitit.slurm.slurm import _make_sbatch_string
 
-from bench import launch
+import bench.launchers.jobs as launchers_jobs
+import bench.launchers.settings as launchers_settings
+import bench.launchers.submit as launchers_submit
 from bench.cli import main
 from bench.errors import BenchError
-from bench.launch import CellJob, JobRecord, LaunchSettings, parse_sbatch_option, sbatch_parameters
-from bench.lock import RunLock
-from bench.results import RunPaths, read_state, write_state
-from bench.specs import RunSpec
-from bench.suites import load_suite
-from bench.train import LoopOptions
+from bench.launchers.jobs import CellJob, JobRecord
+from bench.launchers.settings import LaunchSettings, parse_sbatch_option, sbatch_parameters
+from bench.plan.specs import RunSpec
+from bench.plan.suites import load_suite
+from bench.results.lock import RunLock
+from bench.results.runs import RunPaths, read_state, write_state
+from bench.training.options import LoopOptions
 
 TIMED_SUITE = """
 [suite]
@@ -57,14 +60,16 @@ def _spec(**kw) -> RunSpec:
 def test_time_limit_is_budget_plus_eval_plus_margin() -> None:
     spec = _spec(budget_hours=0.5, eval_fractions=(0.5, 1.0))  # 30 min of training
     default = LaunchSettings(launcher="slurm")
-    assert launch.time_limit_min(spec, default) == 30 + 2 * launch.EVAL_MINUTES_PER_POINT + 10
-    assert launch.time_limit_min(spec, LaunchSettings(eval_minutes=7, time_margin_min=5)) == 42
-    assert launch.time_limit_min(_spec(budget_hours=0.5, budget_scale=0.1), LaunchSettings()) == 3 + 4 * 3 + 10
-    assert launch.time_limit_min(spec, LaunchSettings(time_limit_min=90)) == 90
+    assert launchers_settings.time_limit_min(spec, default) == 30 + 2 * launchers_settings.EVAL_MINUTES_PER_POINT + 10
+    assert launchers_settings.time_limit_min(spec, LaunchSettings(eval_minutes=7, time_margin_min=5)) == 42
+    assert (
+        launchers_settings.time_limit_min(_spec(budget_hours=0.5, budget_scale=0.1), LaunchSettings()) == 3 + 4 * 3 + 10
+    )
+    assert launchers_settings.time_limit_min(spec, LaunchSettings(time_limit_min=90)) == 90
     iters_only = _spec(max_iters=10, eval_fractions=(1.0,))
-    assert launch.time_limit_min(iters_only, LaunchSettings()) == 60 + 3 + 10
+    assert launchers_settings.time_limit_min(iters_only, LaunchSettings()) == 60 + 3 + 10
     tiny = _spec(budget_hours=0.0001, eval_fractions=(1.0,))
-    assert launch.time_limit_min(tiny, LaunchSettings(eval_minutes=0, time_margin_min=0)) == 3
+    assert launchers_settings.time_limit_min(tiny, LaunchSettings(eval_minutes=0, time_margin_min=0)) == 3
 
 
 def test_settings_merge_suite_block_and_flags() -> None:
@@ -103,9 +108,9 @@ def test_parse_sbatch_option_forms() -> None:
 
 
 def test_sanitize_job_name() -> None:
-    assert launch.sanitize_job_name("fsgb-few shot;rm -rf /\n") == "fsgb-few_shot_rm_-rf"
-    assert launch.sanitize_job_name("$(x)") == "x"
-    assert len(launch.sanitize_job_name("a" * 300)) == 64
+    assert launchers_settings.sanitize_job_name("fsgb-few shot;rm -rf /\n") == "fsgb-few_shot_rm_-rf"
+    assert launchers_settings.sanitize_job_name("$(x)") == "x"
+    assert len(launchers_settings.sanitize_job_name("a" * 300)) == 64
 
 
 def test_sbatch_parameters_render_without_injection(tmp_path) -> None:
@@ -121,7 +126,7 @@ def test_sbatch_parameters_render_without_injection(tmp_path) -> None:
     assert "#SBATCH --comment='a b; echo pwned $(id)'" in lines
     assert "#SBATCH --exclusive" in lines and "#SBATCH --array=0-9%4" in lines
     assert "#SBATCH --partition=gpu" in lines and "#SBATCH --account=lab" in lines
-    assert f"#SBATCH --signal=USR2@{launch.SIGNAL_DELAY_S}" in lines
+    assert f"#SBATCH --signal=USR2@{launchers_settings.SIGNAL_DELAY_S}" in lines
     assert not any("pwned" in x for x in lines if not x.startswith("#SBATCH"))
     assert "gpus" not in script
     assert "#SBATCH --gpus-per-node=2" in _make_sbatch_string(
@@ -130,10 +135,10 @@ def test_sbatch_parameters_render_without_injection(tmp_path) -> None:
 
 
 def test_job_folder_paths_are_checked(tmp_path) -> None:
-    assert launch._checked_path(tmp_path / "a b") == (tmp_path / "a b").resolve()
+    assert launchers_settings._checked_path(tmp_path / "a b") == (tmp_path / "a b").resolve()
     for bad in ("x%j", "x\ny"):
         with pytest.raises(BenchError):
-            launch._checked_path(tmp_path / bad)
+            launchers_settings._checked_path(tmp_path / bad)
 
 
 def _cells(tiny_suite, seeds: int = 3):
@@ -142,19 +147,19 @@ def _cells(tiny_suite, seeds: int = 3):
 
 
 def test_plan_skips_done_running_and_queued_cells(tiny_suite, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(launch, "slurm_states", lambda ids: {j: "PENDING" for j in ids})
+    monkeypatch.setattr(launchers_jobs, "slurm_states", lambda ids: {j: "PENDING" for j in ids})
     done, running, queued, failed = _cells(tiny_suite, 4)
     write_state(RunPaths.of(tmp_path, done.spec), status="done")
     write_state(RunPaths.of(tmp_path, failed.spec), status="failed", error="boom")
     queued_paths = RunPaths.of(tmp_path, queued.spec)
     queued_paths.root.mkdir(parents=True)
-    launch.record_job(queued_paths, JobRecord("slurm", "77_2", str(tmp_path / "f"), time.time()))
+    launchers_jobs.record_job(queued_paths, JobRecord("slurm", "77_2", str(tmp_path / "f"), time.time()))
     settings = LaunchSettings(launcher="slurm", eval_minutes=7, time_margin_min=5)
     with RunLock(RunPaths.of(tmp_path, running.spec).root):
-        plans = launch.plan_launch([done, running, queued, failed], tmp_path, settings)
+        plans = launchers_submit.plan_launch([done, running, queued, failed], tmp_path, settings)
     assert [p.skip for p in plans] == ["done", "running", "queued as job 77_2 (PENDING)", None]
     assert {p.time_limit_min for p in plans} == {30 + 7 + 5}
-    text = launch.plan_text(plans, settings)
+    text = launchers_submit.plan_text(plans, settings)
     assert "1 of 4 cells to submit" in text and "42 min" in text
     assert (queued_paths.root / "jobs" / "logs" / "77_2.out").is_symlink()
 
@@ -172,16 +177,16 @@ def test_dry_run_shows_time_limits_and_sbatch_options(tiny_suite, tmp_path, caps
 
 
 def test_slurm_launcher_without_sbatch_is_a_clear_error(tiny_suite, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(launch.shutil, "which", lambda name: None)
+    monkeypatch.setattr(launchers_submit.shutil, "which", lambda name: None)
     cells = _cells(tiny_suite, 1)
     with pytest.raises(BenchError, match="sbatch not found"):
-        launch.launch(cells, LoopOptions(out=tmp_path), LaunchSettings(launcher="slurm"))
+        launchers_submit.launch(cells, LoopOptions(out=tmp_path), LaunchSettings(launcher="slurm"))
 
 
 def test_trace_summary_is_the_exception_line() -> None:
     text = "Job (task=0) failed during processing with trace:\n" + "-" * 22 + "\nTraceback (most recent call last):\n"
     text += '  File "x.py", line 1\nValueError: bad kwarg\n' + "-" * 22 + "\nYou can check full logs with ..."
-    assert launch._trace_summary(text) == "ValueError: bad kwarg"
+    assert launchers_jobs._trace_summary(text) == "ValueError: bad kwarg"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,7 +221,7 @@ def test_preemption_checkpoints_then_hands_over_to_submitit(tmp_path, monkeypatc
     calls = []
     signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))  # stands in for submitit's
     seen: list[bool] = []
-    monkeypatch.setattr(launch, "run_cell", _stub_run_cell([signal.SIGTERM, signal.SIGUSR2], seen))
+    monkeypatch.setattr(launchers_jobs, "run_cell", _stub_run_cell([signal.SIGTERM, signal.SIGUSR2], seen))
     job = CellJob(_spec(max_iters=4), LoopOptions(out=tmp_path), cpus=1)
     assert job() == "todo"
     assert seen == [True] and calls == [signal.SIGUSR2]
@@ -226,8 +231,8 @@ def test_preemption_checkpoints_then_hands_over_to_submitit(tmp_path, monkeypatc
 def test_lone_sigterm_stops_without_requeue(tmp_path, monkeypatch, handlers) -> None:
     calls = []
     signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
-    monkeypatch.setattr(launch, "TERM_GRACE_S", 0.2)
-    monkeypatch.setattr(launch, "run_cell", _stub_run_cell([signal.SIGTERM], []))
+    monkeypatch.setattr(launchers_jobs, "TERM_GRACE_S", 0.2)
+    monkeypatch.setattr(launchers_jobs, "run_cell", _stub_run_cell([signal.SIGTERM], []))
     assert CellJob(_spec(max_iters=4), LoopOptions(out=tmp_path))() == "todo"
     assert calls == []
 
@@ -235,7 +240,7 @@ def test_lone_sigterm_stops_without_requeue(tmp_path, monkeypatch, handlers) -> 
 def test_finished_cell_is_not_requeued(tmp_path, monkeypatch, handlers) -> None:
     calls = []
     signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
-    monkeypatch.setattr(launch, "run_cell", _stub_run_cell([], []))
+    monkeypatch.setattr(launchers_jobs, "run_cell", _stub_run_cell([], []))
     assert CellJob(_spec(max_iters=4), LoopOptions(out=tmp_path))() == "done"
     assert calls == []
 

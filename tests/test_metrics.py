@@ -352,7 +352,7 @@ def test_evaluate_passes_weights_and_rejects_bad_input(
 
 
 def test_rows_record_the_prepared_filter(tmp_path: Path, pool_detector: str, small_protocols: None) -> None:
-    from bench.data import Dataset
+    from bench.data.store import Dataset
 
     images = procedural(10, 0)
     data = Dataset("toy", 32, images, {"sha256": ImageSet.of(images).sha256, "resize_filter": "lanczos"})

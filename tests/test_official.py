@@ -11,9 +11,9 @@ import torch
 
 import models
 from bench.cli import main
-from bench.io import file_sha256
-from bench.results import RunPaths, load_spec, read_state
-from bench.train import load_snapshot_model
+from bench.results.io import file_sha256
+from bench.results.runs import RunPaths, load_spec, read_state
+from bench.training.checkpoints import load_snapshot_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,10 +13,12 @@ from torch import Tensor, nn
 
 import models
 from bench.cli import main
-from bench.data import Dataset
-from bench.perf import count_flops, time_loop, timed_optimizers
-from bench.specs import RunSpec
-from bench.train import Sampler, apply_speed_modes, build_model, place_dataset
+from bench.data.sampler import Sampler, place_dataset
+from bench.data.store import Dataset
+from bench.plan.specs import RunSpec
+from bench.tools.perf.steps import time_loop, timed_optimizers
+from bench.tools.perf.timing import count_flops
+from bench.training.checkpoints import apply_speed_modes, build_model
 from models.common import ema_update
 
 # Narrow widths so that a step takes well under a second on one CPU thread.

@@ -15,11 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import data, datasets
-from bench.data import load_dataset
-from bench.datasets import prepare_dataset
+import bench.data.archives as data_archives
+import bench.data.catalog as data_catalog
+import bench.data.images as data_images
+import bench.data.paper as data_paper
+import bench.data.store as data_store
+from bench.data.catalog import load_dataset
+from bench.data.prepare import prepare_dataset
 from bench.errors import DataError, OfflineError
-from bench.io import file_sha256
+from bench.results.io import file_sha256
 
 
 def _png(colour: tuple[int, int, int], size: int = 12) -> bytes:
@@ -53,8 +57,8 @@ def _tar(path: Path, members: dict[str, bytes], extra: list[tarfile.TarInfo] = (
 @pytest.fixture
 def obama5(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registry entry of obama expecting 5 images (tests use small sets)."""
-    info = datasets.PAPER_DATASETS["obama"]
-    monkeypatch.setitem(datasets.PAPER_DATASETS, "obama", dataclasses.replace(info, count=5))
+    info = data_paper.PAPER_DATASETS["obama"]
+    monkeypatch.setitem(data_paper.PAPER_DATASETS, "obama", dataclasses.replace(info, count=5))
 
 
 def _assert_clean(cache: Path) -> None:
@@ -66,18 +70,18 @@ def _assert_clean(cache: Path) -> None:
 
 
 def test_registry_matches_paper() -> None:
-    info = datasets.get_dataset_info
+    info = data_paper.get_dataset_info
     assert (info("animalface-dog").count, info("animalface-dog").resolution) == (389, 256)
     assert (info("animalface-cat").count, info("shell").count, info("pokemon").count) == (160, 60, 800)
     assert info("ffhq-70k").count == 70000 and info("skull").resolution == 1024
     assert info("obama").url == "https://data-efficient-gans.mit.edu/datasets/100-shot-obama.zip"
     assert info("nature-5k").url == "" and "not published" in info("nature-5k").notes
-    assert len(datasets.PAPER_DATASETS) == 22
-    for entry in datasets.PAPER_DATASETS.values():
+    assert len(data_paper.PAPER_DATASETS) == 22
+    for entry in data_paper.PAPER_DATASETS.values():
         assert entry.sha256 == "" or re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
-        assert entry.name in data.list_datasets()
+        assert entry.name in data_catalog.list_datasets()
     with pytest.raises(DataError, match="did you mean 'pokemon'"):
-        datasets.get_dataset_info("pokemn")
+        data_paper.get_dataset_info("pokemn")
 
 
 # --------------------------------------------------------------------------- prepare
@@ -106,9 +110,9 @@ def test_sets_larger_than_the_ram_limit_are_built_in_a_file_and_come_out_the_sam
     archive = _zip(tmp_path / "obama.zip", members)
     in_ram = prepare_dataset("obama", archive, cache_dir=tmp_path / "ram", resolution=8, skip_bad=True)
     made = []
-    real = data.image_buffer
-    monkeypatch.setattr(data, "IN_RAM_BYTES", 0)
-    monkeypatch.setattr(data, "image_buffer", lambda *a: made.append(real(*a)) or made[-1])
+    real = data_images.image_buffer
+    monkeypatch.setattr(data_images, "IN_RAM_BYTES", 0)
+    monkeypatch.setattr(data_images, "image_buffer", lambda *a: made.append(real(*a)) or made[-1])
     cache = tmp_path / "file"
     spilled = prepare_dataset("obama", archive, cache_dir=cache, resolution=8, skip_bad=True)
     (buffer,) = made
@@ -126,11 +130,11 @@ def test_large_cached_sets_skip_the_rehash_only_while_their_file_is_unchanged(
     cache = tmp_path / "cache"
     prepare_dataset("obama", _zip(tmp_path / "o.zip", _members(5)), cache_dir=cache, resolution=8)
     hashed = []
-    real = data.tensor_sha256
-    monkeypatch.setattr(data, "tensor_sha256", lambda t: hashed.append(1) or real(t))
+    real = data_store.tensor_sha256
+    monkeypatch.setattr(data_store, "tensor_sha256", lambda t: hashed.append(1) or real(t))
     load_dataset("obama", 8, cache_dir=cache)
     assert hashed == [1]  # a small set: hashed at every load
-    monkeypatch.setattr(data, "IN_RAM_BYTES", 0)  # now it counts as large
+    monkeypatch.setattr(data_images, "IN_RAM_BYTES", 0)  # now it counts as large
     load_dataset("obama", 8, cache_dir=cache)
     assert hashed == [1]  # unchanged file: no re-hash
     tensor = cache / "obama-8.pt"
@@ -174,22 +178,16 @@ def test_corrupt_images_listed_or_skipped(tmp_path: Path, obama5: None) -> None:
     members = _members(5) | {"100-shot-obama/broken.png": b"\x89PNG\r\n\x1a\n garbage"}
     archive = _zip(tmp_path / "obama.zip", members)
     cache = tmp_path / "cache"
-    with pytest.raises(
-        DataError, match=rf"in {re.escape(str(archive))}: 100-shot-obama/broken\.png.*--skip-bad"
-    ):
+    with pytest.raises(DataError, match=rf"in {re.escape(str(archive))}: 100-shot-obama/broken\.png.*--skip-bad"):
         prepare_dataset("obama", archive, cache_dir=cache, resolution=8)
     _assert_clean(cache)
     ds = prepare_dataset("obama", archive, cache_dir=cache, resolution=8, skip_bad=True)
-    assert ds.images.shape[0] == 5 and [s["file"] for s in ds.manifest["skipped"]] == [
-        "100-shot-obama/broken.png"
-    ]
+    assert ds.images.shape[0] == 5 and [s["file"] for s in ds.manifest["skipped"]] == ["100-shot-obama/broken.png"]
 
 
-def test_interrupted_preparation_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obama5: None
-) -> None:
+def test_interrupted_preparation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obama5: None) -> None:
     archive = _zip(tmp_path / "obama.zip", _members(5))
-    real, calls = data._read_image, []
+    real, calls = data_images._read_image, []
 
     def flaky(path: Path, resolution: int) -> object:
         calls.append(path)
@@ -197,7 +195,7 @@ def test_interrupted_preparation_leaves_nothing(
             raise KeyboardInterrupt
         return real(path, resolution)
 
-    monkeypatch.setattr(data, "_read_image", flaky)
+    monkeypatch.setattr(data_images, "_read_image", flaky)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset("obama", archive, cache_dir=tmp_path / "cache", resolution=8)
     _assert_clean(tmp_path / "cache")
@@ -209,11 +207,9 @@ def test_interrupted_while_writing_leaves_nothing(
     def boom(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "atomic_write_json", boom)
+    monkeypatch.setattr(data_store, "atomic_write_json", boom)
     with pytest.raises(KeyboardInterrupt):
-        prepare_dataset(
-            "obama", _zip(tmp_path / "o.zip", _members(5)), cache_dir=tmp_path / "cache", resolution=8
-        )
+        prepare_dataset("obama", _zip(tmp_path / "o.zip", _members(5)), cache_dir=tmp_path / "cache", resolution=8)
     _assert_clean(tmp_path / "cache")
 
 
@@ -291,13 +287,13 @@ def test_tar_traversal_rejected(tmp_path: Path) -> None:
 
 
 def test_zip_bomb_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datasets, "RATIO_MIN_BYTES", 10_000)
+    monkeypatch.setattr(data_archives, "RATIO_MIN_BYTES", 10_000)
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("100-shot-obama/bomb.bmp", b"\0" * 2_000_000)
     with pytest.raises(DataError, match="member '100-shot-obama/bomb.bmp' expands .*decompression bomb"):
         prepare_dataset("obama", archive, cache_dir=tmp_path / "cache")
-    monkeypatch.setattr(datasets, "MAX_TOTAL_BYTES", 100)
+    monkeypatch.setattr(data_archives, "MAX_TOTAL_BYTES", 100)
     with pytest.raises(DataError, match="past 0 GiB uncompressed"):
         prepare_dataset("obama", _zip(tmp_path / "o.zip", _members(2)), cache_dir=tmp_path / "cache")
     _assert_clean(tmp_path / "cache")
@@ -314,11 +310,9 @@ def test_offline_download_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def offline(*args: object, **kwargs: object) -> None:
         raise urllib.error.URLError(OSError(101, "Network is unreachable"))
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(data_archives.urllib.request, "urlopen", offline)
     url = "https://data-efficient-gans.mit.edu/datasets/100-shot-obama.zip"
-    with pytest.raises(
-        DataError, match=f"cannot reach {re.escape(url)}: no network .*by hand and pass --src"
-    ) as err:
+    with pytest.raises(DataError, match=f"cannot reach {re.escape(url)}: no network .*by hand and pass --src") as err:
         prepare_dataset("obama", None, cache_dir=tmp_path / "cache", download=True)
     assert isinstance(err.value, OfflineError)
     assert list((tmp_path / "cache" / "downloads").iterdir()) == []
@@ -326,25 +320,25 @@ def test_offline_download_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_download_then_prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obama5: None) -> None:
     payload = _zip(tmp_path / "served.zip", _members(5)).read_bytes()
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: _Response(payload))
+    monkeypatch.setattr(data_archives.urllib.request, "urlopen", lambda url, timeout: _Response(payload))
     ds = prepare_dataset("obama", None, cache_dir=tmp_path / "cache", download=True, resolution=8)
     assert ds.images.shape[0] == 5
     assert (tmp_path / "cache" / "downloads" / "100-shot-obama.zip").read_bytes() == payload
 
 
 def test_download_checks_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = dataclasses.replace(datasets.PAPER_DATASETS["panda"], sha256="0" * 64)
-    monkeypatch.setitem(datasets.PAPER_DATASETS, "panda", info)
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: _Response(b"tampered"))
+    info = dataclasses.replace(data_paper.PAPER_DATASETS["panda"], sha256="0" * 64)
+    monkeypatch.setitem(data_paper.PAPER_DATASETS, "panda", info)
+    monkeypatch.setattr(data_archives.urllib.request, "urlopen", lambda url, timeout: _Response(b"tampered"))
     with pytest.raises(DataError, match="has sha256 .* the registry says 0000"):
-        datasets.download_dataset("panda", tmp_path)
+        data_archives.download_dataset("panda", tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_download_without_direct_url(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no published download"):
-        datasets.download_dataset("nature-2k", tmp_path)
+        data_archives.download_dataset("nature-2k", tmp_path)
     with pytest.raises(DataError, match="is a web page.*by hand"):
-        datasets.download_dataset("pokemon", tmp_path)
+        data_archives.download_dataset("pokemon", tmp_path)
     with pytest.raises(DataError, match="either --src or --download"):
         prepare_dataset("obama", tmp_path, cache_dir=tmp_path / "cache", download=True)

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bench.errors import BenchError
-from bench.specs import RunSpec
-from bench.suites import load_suite
+from bench.plan.specs import RunSpec
+from bench.plan.suites import load_suite
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -167,8 +167,11 @@ def valid_suites(draw: st.DrawFn) -> dict[str, Any]:
         "budget": budget,
         "eval": eval_,
         "models": {
-            m: {"kwargs": draw(st.dictionaries(st.sampled_from(["ngf", "ndf", "lr", "batch_size"]),
-                                               st.integers(1, 64), max_size=2))}  # fmt: skip
+            m: {
+                "kwargs": draw(
+                    st.dictionaries(st.sampled_from(["ngf", "ndf", "lr", "batch_size"]), st.integers(1, 64), max_size=2)
+                )
+            }  # fmt: skip
             for m in models
         },
     }

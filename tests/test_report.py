@@ -14,12 +14,19 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import cli, report
+import bench.report as bench_report
+import bench.report.draw as report_draw
+import bench.report.figures as report_figures
+import bench.report.paper as report_paper
+import bench.report.render as report_render
+import bench.report.tables as report_tables
+from bench import cli
 from bench.errors import BenchError
-from bench.io import atomic_write_json
-from bench.results import RunPaths, append_eval_row, collect, write_state
-from bench.specs import RunSpec
-from bench.suites import Cell, Suite
+from bench.plan.specs import RunSpec
+from bench.plan.suites import Cell, Suite
+from bench.results.collect import collect
+from bench.results.io import atomic_write_json
+from bench.results.runs import RunPaths, append_eval_row, write_state
 
 GOLDEN = Path(__file__).parent / "golden"
 # (group, label, model, budget_hours, seeds)
@@ -46,9 +53,7 @@ def make_suite(
 
 
 def spec_of(suite: Suite, model: str, dataset: str, seed: int = 0) -> RunSpec:
-    return next(
-        c.spec for c in suite.cells if (c.spec.model, c.spec.dataset, c.spec.seed) == (model, dataset, seed)
-    )
+    return next(c.spec for c in suite.cells if (c.spec.model, c.spec.dataset, c.spec.seed) == (model, dataset, seed))
 
 
 def evals(
@@ -80,9 +85,7 @@ def evals(
 def golden_case() -> tuple[Suite, pd.DataFrame, dict[str, str]]:
     """Done, mean ± std, beyond-budget, pending, diverged, running and failed cells."""
     s = make_suite()
-    rows = evals(
-        spec_of(s, "stylegan2-lite", "obama"), [60.0, 55.5, 57.25, 40.0], points=[0.25, 0.5, 1.0, 1.5]
-    )
+    rows = evals(spec_of(s, "stylegan2-lite", "obama"), [60.0, 55.5, 57.25, 40.0], points=[0.25, 0.5, 1.0, 1.5])
     rows += evals(spec_of(s, "fastgan", "obama", 0), [52.0, 48.0])
     rows += evals(spec_of(s, "fastgan", "obama", 1), [50.0, 47.0])
     rows += evals(spec_of(s, "fastgan", "panda", 0), [11.0, 9.5])
@@ -96,7 +99,7 @@ def golden_case() -> tuple[Suite, pd.DataFrame, dict[str, str]]:
 
 def test_golden_latex(tmp_path: Path) -> None:
     suite, df, states = golden_case()
-    paths = report.write_report(suite, df, tmp_path, states=states, with_plots=False)
+    paths = bench_report.write_report(suite, df, tmp_path, states=states, with_plots=False)
     tex = next(p for p in paths if p.suffix == ".tex")
     assert tex == tmp_path / "tables" / "mini-fid5k_full.tex"
     golden = GOLDEN / "mini-fid5k_full.tex"
@@ -107,7 +110,7 @@ def test_golden_latex(tmp_path: Path) -> None:
 
 def test_cells_mean_std_pending_diverged_and_paper() -> None:
     suite, df, states = golden_case()
-    md = report.render_markdown(report.build_table(suite, df, states=states))
+    md = report_render.render_markdown(report_tables.build_table(suite, df, states=states))
     assert "**47.50 ± 2.12**" not in md  # std over seeds of 48 and 47, not of the evaluations
     assert "**47.50 ± 0.71**" in md
     assert "| 55.50 " in md  # best within budget: the 40.0 at 1.5x the budget is ignored
@@ -119,8 +122,8 @@ def test_cells_mean_std_pending_diverged_and_paper() -> None:
 
 def test_selection_last_names_rule() -> None:
     suite, df, states = golden_case()
-    table = report.build_table(suite, df, selection="last", states=states)
-    md = report.render_markdown(table)
+    table = report_tables.build_table(suite, df, selection="last", states=states)
+    md = report_render.render_markdown(table)
     assert "| 57.25 " in md and "FID at the last evaluation within the training budget" in md
 
 
@@ -135,7 +138,7 @@ def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -
         evals(spec_of(suite, "baseline", "obama"), [high], metric=metric, kind=kind)
         + evals(spec_of(suite, "fastgan", "obama"), [low], metric=metric, kind=kind)
     )
-    md = report.render_markdown(report.build_table(suite, df, states={}))
+    md = report_render.render_markdown(report_tables.build_table(suite, df, states={}))
     assert md.count("**") == 2 and best in md
     assert "| Image number | 100 " in md  # the dataset registry's count wins over the reference size
 
@@ -143,21 +146,15 @@ def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -
 def test_image_number_falls_back_to_reference_size() -> None:
     suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("shapes",), paper_table=None)
     df = pd.DataFrame(evals(spec_of(suite, "fastgan", "shapes"), [30.0]))
-    assert report.build_table(suite, df, states={}).image_numbers == (99,)
+    assert report_tables.build_table(suite, df, states={}).image_numbers == (99,)
 
 
 def test_nonstandard_detector_marked_in_every_format(tmp_path: Path) -> None:
     suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("obama",))
     df = pd.DataFrame(evals(spec_of(suite, "fastgan", "obama"), [30.0], standard=False))
-    tex, md, csv = (
-        p.read_text() for p in report.write_report(suite, df, tmp_path, states={}, with_plots=False)
-    )
+    tex, md, csv = (p.read_text() for p in bench_report.write_report(suite, df, tmp_path, states={}, with_plots=False))
     legend = "non-standard detector (inception-random): not comparable to published numbers"
-    assert (
-        r"\mathbf{30.00}$\dag" in tex
-        and r"\textbf{Non-standard detector" in tex
-        and rf"\dag{{}} {legend}" in tex
-    )
+    assert r"\mathbf{30.00}$\dag" in tex and r"\textbf{Non-standard detector" in tex and rf"\dag{{}} {legend}" in tex
     assert "**30.00** †" in md and f"† {legend}" in md and "**Non-standard detector" in md
     frame = pd.read_csv(tmp_path / "tables" / "mini-fid5k_full.csv")
     assert frame.loc[frame["source"] == "ours", "detector_standard"].tolist() == [False]
@@ -168,8 +165,12 @@ def test_table_b_unaligned_block_printed_as_given() -> None:
     rows = [("8 hour", "FastGAN", "fastgan", 8.0, (0,))]
     suite = make_suite(rows, datasets=("art-paintings", "ffhq-1k"), paper_table="B")
     df = pd.DataFrame(evals(spec_of(suite, "fastgan", "art-paintings"), [44.0]))
-    table = report.build_table(suite, df, states={})
-    tex, md, csv = report.render_latex(table), report.render_markdown(table), report.table_csv(table)
+    table = report_tables.build_table(suite, df, states={})
+    tex, md, csv = (
+        report_render.render_latex(table),
+        report_render.render_markdown(table),
+        report_render.table_csv(table),
+    )
     assert r"\quad paper" not in tex and "Δ" not in md  # nothing guessed into columns
     assert r"\textit{paper (unaligned; column alignment unknown)" in tex
     assert r"\multicolumn{2}{l}{74.56, 25.66, 45.23, 190.23, 152.73, 127.98}" in tex
@@ -182,7 +183,7 @@ def test_table_b_unaligned_block_printed_as_given() -> None:
 
 
 def test_paper_tables_data() -> None:
-    tables = report.load_paper_tables()
+    tables = report_paper.load_paper_tables()
     assert sorted(tables) == ["A", "B", "C", "D"] and "arXiv 2101.04775" in tables["A"].source
     assert tables["A"].value("fastgan", "obama", 5.0) == 41.05
     assert tables["A"].value("fastgan", "obama", 20.0) is None  # the paper ran FastGAN for 5 hours
@@ -200,17 +201,17 @@ def test_kid_scaled_and_named_without_paper_comparison() -> None:
         evals(spec_of(suite, "fastgan", "obama"), [0.01234], metric="kid5k_full", kind="kid")
         + evals(spec_of(suite, "fastgan", "obama"), [30.0])
     )
-    table = report.build_table(suite, df, metric="kid5k_full", states={})
-    tex = report.render_latex(table)
+    table = report_tables.build_table(suite, df, metric="kid5k_full", states={})
+    tex = report_render.render_latex(table)
     assert r"$\mathbf{12.34}$" in tex and r"KID $\times$10$^3$" in tex and r"\quad paper" not in tex
     assert "The paper reports FID only" in tex
-    assert report.build_table(suite, df, states={}).metric == "fid5k_full"  # default: first FID metric
+    assert report_tables.build_table(suite, df, states={}).metric == "fid5k_full"  # default: first FID metric
 
 
 def test_output_is_deterministic(tmp_path: Path) -> None:
     suite, df, states = golden_case()
-    a = report.write_report(suite, df, tmp_path / "a", states=states, with_plots=False, standalone=True)
-    b = report.write_report(suite, df.sample(frac=1.0, random_state=1), tmp_path / "b", states=states,
+    a = bench_report.write_report(suite, df, tmp_path / "a", states=states, with_plots=False, standalone=True)
+    b = bench_report.write_report(suite, df.sample(frac=1.0, random_state=1), tmp_path / "b", states=states,
                             with_plots=False, standalone=True)  # fmt: skip
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
@@ -218,13 +219,13 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
 def test_errors_are_bench_errors() -> None:
     suite, df, states = golden_case()
     with pytest.raises(BenchError, match="no results for suite 'mini'"):
-        report.build_table(suite, pd.DataFrame(columns=["suite", "run_id", "status"]))
+        report_tables.build_table(suite, pd.DataFrame(columns=["suite", "run_id", "status"]))
     with pytest.raises(BenchError, match="--metric kid5k_full"):
-        report.build_table(suite, df, metric="kid5k_full")
+        report_tables.build_table(suite, df, metric="kid5k_full")
     with pytest.raises(BenchError, match="selection"):
-        report.build_table(suite, df, selection="median")
+        report_tables.build_table(suite, df, selection="median")
     with pytest.raises(BenchError, match="--budget-scale"):
-        report.build_table(make_suite([("", "X", "fastgan", 6.0, (0,))]), df)
+        report_tables.build_table(make_suite([("", "X", "fastgan", 6.0, (0,))]), df)
 
 
 def test_cli_unknown_suite_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -266,8 +267,8 @@ def test_plots_from_collected_runs(
     stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-lite", "fastgan"))
     write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0], standard=False), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
-    monkeypatch.setattr(report, "load_generator", lambda run_dir, snapshot: FakeGenerator())
-    paths = report.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
+    monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    paths = bench_report.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
     assert "mini: 2/2 cells done" in (tmp_path / "tables" / "mini-fid5k_full.md").read_text()
     plots = tmp_path / "plots" / "mini"
     names = [
@@ -278,17 +279,14 @@ def test_plots_from_collected_runs(
     ]
     expected = [plots / f"{name}{suffix}" for name in names for suffix in (".png", ".pdf")]
     assert all(p in paths and p.stat().st_size > 0 for p in expected)
-    assert (
-        not (plots / f"interp_{stylegan2.run_id}.png").exists()
-        and "interpolation strip skipped" in caplog.text
-    )
+    assert not (plots / f"interp_{stylegan2.run_id}.png").exists() and "interpolation strip skipped" in caplog.text
     with Image.open(plots / f"interp_{fastgan.run_id}.png") as img:
         assert img.width > 3 * img.height
 
 
 def test_interpolation_is_a_slerp() -> None:
     z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
-    z = report.plots.slerp(z0, z1, torch.linspace(0, 1, 3))
+    z = report_draw.slerp(z0, z1, torch.linspace(0, 1, 3))
     assert torch.allclose(z[0], z0) and torch.allclose(z[-1], z1) and z[1, 0] == pytest.approx(z[1, 1] / 2)
 
 
@@ -298,7 +296,7 @@ def test_standalone_latex_compiles(tmp_path: Path) -> None:
         pytest.skip("booktabs.sty not installed (Debian: texlive-latex-recommended)")
     suite, df, states = golden_case()
     df.loc[df["run_id"] == spec_of(suite, "fastgan", "obama", 1).run_id, "detector_standard"] = False
-    tex = report.write_report(suite, df, tmp_path, states=states, with_plots=False, standalone=True)[0]
+    tex = bench_report.write_report(suite, df, tmp_path, states=states, with_plots=False, standalone=True)[0]
     cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name]
     proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -16,11 +16,13 @@ import torch
 
 import models
 from bench.cli import main
-from bench.data import load_dataset
+from bench.data.catalog import load_dataset
 from bench.errors import CheckpointError
-from bench.results import RunPaths, read_state
-from bench.suites import load_suite
-from bench.train import LoopOptions, cache_dirs, load_snapshot_model, run_cell
+from bench.plan.suites import load_suite
+from bench.results.runs import RunPaths, cache_dirs, read_state
+from bench.training.cell import run_cell
+from bench.training.checkpoints import load_snapshot_model
+from bench.training.options import LoopOptions
 from models.fastgan import load_official_state
 
 ROOT = Path(__file__).resolve().parent.parent

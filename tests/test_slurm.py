@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import launch
+import bench.launchers.jobs as launchers_jobs
 from bench.cli import main
-from bench.io import read_jsonl
-from bench.results import RunPaths, read_state
-from bench.suites import load_suite
+from bench.plan.suites import load_suite
+from bench.results.io import read_jsonl
+from bench.results.runs import RunPaths, read_state
 
 pytestmark = [
     pytest.mark.slurm,
@@ -85,7 +85,7 @@ def _job_states(suite: Path, out: Path) -> dict[str, tuple[str, str, str]]:
     cells = {c.spec.run_id: c for c in load_suite(str(suite)).cells}
     return {
         run_id: (read_state(RunPaths.of(out, cells[run_id].spec))["status"], rec.job_id, state)
-        for run_id, (rec, state) in launch.reconcile(out, list(cells.values())).items()
+        for run_id, (rec, state) in launchers_jobs.reconcile(out, list(cells.values())).items()
     }
 
 
@@ -155,7 +155,7 @@ def test_interrupted_task_requeues_and_matches_uninterrupted_run(tmp_path, capsy
     capsys.readouterr()
     spec = load_suite(str(suite)).cells[0].spec
     pa, pb = RunPaths.of(out_a, spec), RunPaths.of(out_b, spec)
-    job_id = launch.latest_job(pb).job_id
+    job_id = launchers_jobs.latest_job(pb).job_id
     _wait(lambda: _eval_points(pb) == [0.25], "the first evaluation")
     assert read_state(pb)["status"] == "running"
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # what SLURM sends before preemption
@@ -172,7 +172,7 @@ def test_interrupted_task_requeues_and_matches_uninterrupted_run(tmp_path, capsy
     assert final_a["step"] == final_b["step"] == iters
     for k, v in final_a["model"].items():
         assert torch.equal(v, final_b["model"][k]), k
-    assert [r.job_id for r in launch.job_records(pb)] == [job_id]  # requeued in place, not re-submitted
+    assert [r.job_id for r in launchers_jobs.job_records(pb)] == [job_id]  # requeued in place, not re-submitted
 
 
 def test_failing_task_error_reaches_status(tmp_path, capsys) -> None:

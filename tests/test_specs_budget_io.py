@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from bench.budget import Budget
-from bench.io import STALE_TEMP_S, append_jsonl, atomic_write_json, read_jsonl, remove_stale_temps
-from bench.lock import LockBusy, RunLock, is_locked
-from bench.specs import RunSpec
+from bench.plan.budget import Budget
+from bench.plan.specs import RunSpec
+from bench.results.io import STALE_TEMP_S, append_jsonl, atomic_write_json, read_jsonl, remove_stale_temps
+from bench.results.lock import LockBusy, RunLock, is_locked
 
 BASE = RunSpec(suite="s", model="fastgan", dataset="emoji-faces", resolution=64, budget_hours=1.0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError, SuiteError
-from bench.suites import filter_cells, list_suites, load_suite
+from bench.plan.suites import filter_cells, list_suites, load_suite
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fastgan_paper_tables.md"
 
@@ -49,7 +49,7 @@ def test_fewshot256_is_table_a() -> None:
     assert have == want
     assert {c.group for c in suite.cells if c.spec.model == "fastgan"} == {"5 hour"}
     assert [c.spec.resolution for c in suite.cells] == [256] * len(suite.cells)
-    from bench.datasets import get_dataset_info
+    from bench.data.paper import get_dataset_info
 
     counts = [get_dataset_info(d).count for d in suite.datasets]
     assert counts == [int(n) for n in numbers[2:]]
@@ -140,8 +140,8 @@ def test_malformed_toml_and_missing_suite(tiny_suite) -> None:
 
 def test_include_merges_and_detects_cycles(tmp_path, tiny_suite) -> None:
     main = tiny_suite("inc")
-    (tmp_path / "common.toml").write_text('[eval]\ngrid_size = 9\n')
-    main.write_text(main.read_text().replace('[suite]\n', '[suite]\ninclude = ["common.toml"]\n', 1))
+    (tmp_path / "common.toml").write_text("[eval]\ngrid_size = 9\n")
+    main.write_text(main.read_text().replace("[suite]\n", '[suite]\ninclude = ["common.toml"]\n', 1))
     text = main.read_text().replace("grid_size = 4\n", "")
     main.write_text(text)
     assert load_suite(str(main)).cells[0].spec.grid_size == 9

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from bench.errors import CheckpointError
-from bench.results import RunPaths, read_state
-from bench.suites import load_suite
-from bench.train import LoopOptions, load_snapshot_model, run_cell
+from bench.plan.suites import load_suite
+from bench.results.runs import RunPaths, read_state
+from bench.training.cell import run_cell
+from bench.training.checkpoints import load_snapshot_model
+from bench.training.options import LoopOptions
 
 
 def _spec(tiny_suite, iters: int = 8):
@@ -143,10 +145,12 @@ class _LazyLossModel(torch.nn.Module):
 
 
 def test_progress_averages_each_loss_over_the_steps_it_was_reported(tmp_path) -> None:
-    from bench.budget import Budget
-    from bench.data import Dataset
-    from bench.specs import RunSpec
-    from bench.train import Sampler, _Run, _train_steps
+    from bench.data.sampler import Sampler
+    from bench.data.store import Dataset
+    from bench.plan.budget import Budget
+    from bench.plan.specs import RunSpec
+    from bench.training.loop import train_steps
+    from bench.training.state import Run
 
     class Bar:
         n, posts = 0, []
@@ -160,10 +164,10 @@ def test_progress_averages_each_loss_over_the_steps_it_was_reported(tmp_path) ->
     spec = RunSpec(suite="t", model="m", dataset="t", resolution=8, max_iters=8, protocols=(), eval_fractions=())
     images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     opts = LoopOptions(out=tmp_path, progress=False, log_every=8, checkpoint_every_s=1e9)
-    run = _Run(spec, RunPaths(tmp_path), opts, _LazyLossModel(), Dataset("t", 8, images, {}), Budget(None, 8),
+    run = Run(spec, RunPaths(tmp_path), opts, _LazyLossModel(), Dataset("t", 8, images, {}), Budget(None, 8),
                Sampler(images, 2, seed=0))  # fmt: skip
     bar = Bar()
-    assert _train_steps(run, bar) == "done"
+    assert train_steps(run, bar) == "done"
     (post,) = bar.posts
     assert float(post["loss"]) == pytest.approx(3.5)  # mean of steps 0..7
     assert float(post["r1"]) == pytest.approx(20.0)  # mean of 0 and 40 (steps 0 and 4), not their sum / 8

@@ -48,8 +48,8 @@ from cleanfid.downloads_helper import inception_url
 from torch import Tensor, nn
 
 from bench.errors import BenchError, OfflineError
-from bench.io import file_sha256
 from bench.metrics.effnet import load_efficientnet_lite0
+from bench.results.io import file_sha256
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
 INCEPTION_ENV = "FEWSHOT_BENCH_INCEPTION"

@@ -26,8 +26,8 @@ from cleanfid.resize import build_resizer
 from PIL import Image
 from torch import Tensor
 
-from bench.io import atomic_write_bytes
 from bench.metrics.detectors import Detector
+from bench.results.io import atomic_write_bytes
 from models.base import Sampling
 
 DETECTOR_BATCH = 50  # images per detector call

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, SuiteError
-from bench.specs import RunSpec
+from bench.plan.specs import PRECISIONS, RunSpec
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "suite": {
@@ -40,8 +41,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "array_parallelism": int, "extra_sbatch": list, "max_num_timeout": int,
     },
 }  # fmt: skip
+
+
 _TOP = ("suite", "budget", "eval", "models", "slurm")
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 
 def _check_names(data: dict[str, Any], where: str) -> list[str]:
     import models
-    from bench.data import check_dataset_name
+    from bench.data.catalog import check_dataset_name
     from bench.metrics import check_detector, check_protocol
 
     problems = []

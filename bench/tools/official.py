@@ -19,10 +19,11 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.io import file_sha256
-from bench.results import RunPaths, read_state, write_state
-from bench.specs import RunSpec
-from bench.train import build_model, cache_dirs, save_snapshot, write_spec
+from bench.plan.specs import RunSpec
+from bench.results.io import file_sha256
+from bench.results.runs import RunPaths, cache_dirs, read_state, write_state
+from bench.training.checkpoints import build_model, save_snapshot
+from bench.training.setup import write_spec
 from models import ModelConfigError
 
 PROTOCOLS = ("fid2k_fastgan", "fid5k_full")  # the official evaluation, then the declared protocol
@@ -67,7 +68,7 @@ def import_official(
     step: int | None = None,  # iteration; default: from the file name
 ) -> RunPaths:
     """Write the run folder of an official checkpoint (idempotent); returns its paths."""
-    from bench.data import load_dataset
+    from bench.data.catalog import load_dataset
 
     checkpoint = Path(checkpoint).expanduser().resolve()
     ckpt, it = read_checkpoint(checkpoint), checkpoint_step(checkpoint, step)

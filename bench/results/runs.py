@@ -1,9 +1,9 @@
-"""Per-run files and the tidy results table.
+"""Per-run files: where a run lives, its state, events and evaluation rows.
 
 Layout: ``<out>/runs/<suite>/<run_id>/`` holds ``spec.json`` (resolved spec and environment),
 ``state.json`` (status and progress), ``evals.jsonl`` (one row per metric per evaluation),
-``samples/`` (grids), ``snapshots/`` (weights at each evaluation) and ``checkpoints/`` (latest
-training state). :func:`collect` turns every run's rows into one tidy DataFrame.
+``events.jsonl``, ``samples/`` (grids), ``snapshots/`` (weights at each evaluation) and
+``checkpoints/`` (latest training state); shared caches live under ``<out>/cache/``.
 """
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from bench.io import append_jsonl, atomic_write_json, read_jsonl
-from bench.specs import RunSpec
+from bench.plan.specs import RunSpec
+from bench.plan.suites import Cell
+from bench.results.io import (
+    append_jsonl,
+    atomic_write_json,
+    read_jsonl,
+)
+from bench.results.lock import is_locked
 
 STATES = ("todo", "running", "done", "failed", "diverged")
-# Columns every collected row has, in this order (metric/protocol columns follow).
-SPEC_COLUMNS = (
-    "suite", "run_id", "model", "dataset", "resolution", "seed", "budget_hours", "speed_ratio",
-    "budget_scale", "num_gpus", "max_iters", "precision", "status",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,17 +121,17 @@ def load_spec(run_dir: Path) -> RunSpec:
     return RunSpec.from_dict(json.loads((Path(run_dir) / "spec.json").read_text())["spec"])
 
 
-def collect(out: Path, suite: str | None = None) -> pd.DataFrame:
-    """One tidy DataFrame: a row per (run, evaluation, metric), spec and protocol as columns."""
-    rows = []
-    for run_dir in iter_run_dirs(out, suite):
-        spec = load_spec(run_dir)
-        paths = RunPaths(run_dir)
-        base = {k: v for k, v in spec.to_dict().items() if k in SPEC_COLUMNS}
-        base |= {"run_id": spec.run_id, "status": read_state(paths)["status"]}
-        rows.extend(base | row for row in eval_rows(paths))
-    if not rows:
-        return pd.DataFrame(columns=list(SPEC_COLUMNS))
-    df = pd.DataFrame(rows)
-    lead = [c for c in SPEC_COLUMNS if c in df.columns]
-    return df[lead + [c for c in df.columns if c not in lead]]
+def cache_dirs(out: Path) -> tuple[Path, Path]:
+    """(dataset cache, metric cache) under the results folder."""
+    return Path(out) / "cache" / "datasets", Path(out) / "cache" / "metrics"
+
+
+def cell_state(out: Path, cell: Cell) -> dict[str, Any]:
+    """The cell's state; 'running' only while a live process holds its lock."""
+    paths = RunPaths.of(out, cell.spec)
+    state = read_state(paths)
+    if state["status"] == "running" and not is_locked(paths.root):
+        state = state | {"status": "todo", "interrupted": True}  # a crashed run: resumable
+    elif state["status"] == "todo" and is_locked(paths.root):
+        state = state | {"status": "running"}
+    return state

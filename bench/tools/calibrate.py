@@ -17,15 +17,11 @@ from typing import Any
 import torch
 
 import models
-from bench.envinfo import environment
 from bench.errors import BenchError
-from bench.io import atomic_write_json
-from bench.suites import Cell
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from bench.plan.suites import Cell
+from bench.results.envinfo import environment
+from bench.results.io import atomic_write_json
+from bench.training.device import sync
 
 
 def measure(name: str, resolution: int, kwargs: dict[str, Any], device: torch.device, steps: int) -> dict[str, Any]:
@@ -36,10 +32,10 @@ def measure(name: str, resolution: int, kwargs: dict[str, Any], device: torch.de
     model.train_step(real, 0)
     times = []
     for i in range(steps):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         model.train_step(real, i + 1)
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t0)
     sec = statistics.median(times)
     return {

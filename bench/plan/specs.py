@@ -15,8 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32 master weights)
 # Fields that name where a run lives but not what it computes.
 _UNHASHED = ("suite",)
+
+
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
 # so the runs made before a field existed keep their ids (and resume).
 _HASHED_WHEN_SET = {"fused_adam": False}

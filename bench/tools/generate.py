@@ -19,9 +19,10 @@ import torch
 from PIL import Image
 
 from bench.errors import BenchError
-from bench.io import atomic_write_json
-from bench.results import RunPaths, load_spec
-from bench.train import load_snapshot_model, resolve_device
+from bench.results.io import atomic_write_json
+from bench.results.runs import RunPaths, load_spec
+from bench.training.checkpoints import load_snapshot_model
+from bench.training.device import resolve_device
 
 
 def png_bytes(image: torch.Tensor) -> bytes:

@@ -16,7 +16,7 @@ _PACKAGES = ("torch", "torchvision", "numpy", "clean-fid", "lpips", "pandas", "s
 
 def git_sha(repo: Path | None = None) -> str:
     """The project's git commit (with '-dirty' when the tree has changes), or 'unknown'."""
-    repo = repo or Path(__file__).resolve().parent.parent
+    repo = repo or Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10

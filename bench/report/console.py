@@ -1,31 +1,16 @@
-"""Sweep orchestration: the plan (a suite's cells with their states) and local execution."""
+"""Terminal tables: the plan (cells with run ids, budgets and states) and the best-FID summary."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench.errors import BenchError
-from bench.io import DISK_FULL, DiskFullError, disk_full_error
-from bench.lock import is_locked
-from bench.results import RunPaths, collect, read_state
-from bench.suites import Cell, Suite
-from bench.train import LoopOptions, run_cell
-
-
-def cell_state(out: Path, cell: Cell) -> dict[str, Any]:
-    """The cell's state; 'running' only while a live process holds its lock."""
-    paths = RunPaths.of(out, cell.spec)
-    state = read_state(paths)
-    if state["status"] == "running" and not is_locked(paths.root):
-        state = state | {"status": "todo", "interrupted": True}  # a crashed run: resumable
-    elif state["status"] == "todo" and is_locked(paths.root):
-        state = state | {"status": "running"}
-    return state
+from bench.plan.suites import Cell, Suite
+from bench.results.collect import collect
+from bench.results.runs import cell_state
 
 
 def _fmt_budget(cell: Cell) -> str:
@@ -48,39 +33,6 @@ def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
         rows.append(row + [_fmt_budget(c), st["status"], progress])
     head = ["run_id", "model", "dataset", "res", "seed", "budget", "state", "progress"]
     return f"suite {suite.name} ({suite.path}): {len(cells)} cells\n" + tabulate(rows, head, tablefmt="github")
-
-
-def run_local(cells: list[Cell], opts: LoopOptions) -> dict[str, str]:
-    """Run cells one after another in this process; a failing cell does not stop the others.
-
-    A full disk stops the sweep at once. Cells that failed on bad input (a :class:`BenchError`
-    or :class:`models.ModelConfigError`, e.g. a checkpoint of another model) raise one
-    BenchError after the other cells ran.
-    """
-    from models import ModelConfigError
-
-    outcome = {}
-    user_errors: list[str] = []
-    for c in cells:
-        before = cell_state(opts.out, c)["status"]
-        if before in ("done", "diverged", "running"):
-            outcome[c.spec.run_id] = before
-            continue
-        try:
-            outcome[c.spec.run_id] = run_cell(c.spec, opts)
-        except DiskFullError:
-            raise
-        except Exception as exc:  # recorded in the run's state by run_cell
-            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
-                raise disk_full_error(exc.filename) from exc
-            print(f"cell {c.spec.run_id} failed: {type(exc).__name__}: {exc}")
-            outcome[c.spec.run_id] = "failed"
-            if isinstance(exc, BenchError | ModelConfigError):
-                user_errors.append(f"cell {c.spec.run_id}: {exc}")
-    if user_errors:
-        more = f" (and {len(user_errors) - 1} more failed cells)" if len(user_errors) > 1 else ""
-        raise BenchError(user_errors[0] + more)
-    return outcome
 
 
 def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:

@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
-from bench.results import RunPaths, append_eval_row, eval_rows, load_spec
-from bench.train import cache_dirs, load_snapshot_model, resolve_device
+from bench.results.runs import RunPaths, append_eval_row, cache_dirs, eval_rows, load_spec
+from bench.training.checkpoints import load_snapshot_model
+from bench.training.device import resolve_device
 
 
 def _snapshots(paths: RunPaths, which: str | None) -> list[Path]:
@@ -42,7 +43,7 @@ def rescore(
     snapshot's step, kimg and budget position copied from the training-time evaluation.
     """
     from bench import metrics
-    from bench.data import load_dataset
+    from bench.data.catalog import load_dataset
 
     paths = RunPaths(Path(run_dir))
     if not paths.spec.exists():

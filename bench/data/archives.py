@@ -1,0 +1,174 @@
+"""Safe extraction (zip, tar, tar.gz, tar.bz2, tar.xz) and download of dataset archives."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import stat
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from bench.data.paper import DatasetOfflineError, get_dataset_info
+from bench.errors import DataError
+
+MAX_TOTAL_BYTES = 256 * 2**30  # uncompressed size of an archive
+
+
+MAX_RATIO = 100  # uncompressed / compressed, checked for members (and archives) above RATIO_MIN_BYTES
+
+
+RATIO_MIN_BYTES = 16 * 2**20
+
+
+DIRECT_DOWNLOAD_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+
+
+def _unsafe(archive: Path, member: str, why: str) -> DataError:
+    return DataError(
+        f"refusing archive {archive}: member {member!r} {why}; use a trusted copy, or a folder of its images as --src"
+    )
+
+
+def _member_path(name: str, archive: Path) -> PurePosixPath | None:
+    """Relative path of a member inside the extraction folder (None for the root itself)."""
+    clean = name.replace("\\", "/")
+    if clean.startswith("/") or re.match(r"[A-Za-z]:", clean):
+        raise _unsafe(archive, name, "has an absolute path")
+    parts = [p for p in clean.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _unsafe(archive, name, "points outside the extraction folder (..)")
+    return PurePosixPath(*parts) if parts else None
+
+
+def _check_sizes(archive: Path, sizes: list[tuple[str, int, int]]) -> None:
+    """Refuse archives whose uncompressed size or compression ratio is beyond reason (bombs)."""
+    packed_total = max(archive.stat().st_size, 1)
+    total = 0
+    for name, size, packed in sizes:
+        total += size
+        if total > MAX_TOTAL_BYTES:
+            raise _unsafe(archive, name, f"takes it past {MAX_TOTAL_BYTES // 2**30} GiB uncompressed")
+        if size > RATIO_MIN_BYTES and size > MAX_RATIO * max(packed, 1):
+            raise _unsafe(archive, name, f"expands {size // max(packed, 1)}x (a decompression bomb?)")
+        if total > RATIO_MIN_BYTES and total > MAX_RATIO * packed_total:
+            raise _unsafe(archive, name, f"takes it past {MAX_RATIO}x its size (a decompression bomb?)")
+
+
+def _copy_member(src: IO[bytes], target: Path, size: int, archive: Path, name: str) -> None:
+    """Copy at most ``size`` bytes (the declared size) of a member to ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(target, "wb") as out:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > size:
+                raise _unsafe(archive, name, "is larger than its header says")
+            out.write(chunk)
+
+
+def _extract_zip(archive: Path, dest: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        plan = []
+        for info in zf.infolist():
+            rel = _member_path(info.filename, archive)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise _unsafe(archive, info.filename, "is a symbolic link")
+            if rel is None or info.is_dir():
+                continue
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # type bits are often absent
+                raise _unsafe(archive, info.filename, "is a device or special file")
+            plan.append((info, rel))
+        _check_sizes(archive, [(i.filename, i.file_size, i.compress_size) for i, _ in plan])
+        for info, rel in plan:
+            with zf.open(info) as src:
+                _copy_member(src, dest / rel, info.file_size, archive, info.filename)
+
+
+def _extract_tar(archive: Path, dest: Path) -> None:
+    with tarfile.open(archive) as tf:
+        plan = []
+        for member in tf.getmembers():
+            rel = _member_path(member.name, archive)
+            if member.issym() or member.islnk():
+                raise _unsafe(archive, member.name, f"is a link (to {member.linkname!r})")
+            if rel is None or member.isdir():
+                continue
+            if not member.isfile():
+                raise _unsafe(archive, member.name, "is a device or special file")
+            plan.append((member, rel))
+        archive_size = archive.stat().st_size
+        _check_sizes(archive, [(m.name, m.size, archive_size) for m, _ in plan])
+        for member, rel in plan:
+            src = tf.extractfile(member)
+            assert src is not None  # regular files always have data
+            with src:
+                _copy_member(src, dest / rel, member.size, archive, member.name)
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a zip or tar archive into ``dest``, refusing unsafe members before writing anything.
+
+    Refused: absolute paths, ``..`` components, symbolic and hard links, devices and other special
+    files, and decompression bombs (see :data:`MAX_TOTAL_BYTES`, :data:`MAX_RATIO`).
+    """
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, dest)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, dest)
+        else:
+            raise DataError(f"{archive} is not a folder, zip or tar archive; pass the downloaded archive or a folder")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, RuntimeError, OSError) as exc:
+        raise DataError(f"cannot extract {archive}: {exc}; download it again (it may be truncated)") from exc
+
+
+def _fetch(url: str, out: IO[bytes]) -> str:
+    """Stream ``url`` into ``out``; its sha256."""
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    except urllib.error.HTTPError as exc:
+        raise DataError(
+            f"cannot download {url}: HTTP {exc.code} {exc.reason}; download it by hand and pass --src"
+        ) from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DatasetOfflineError(
+            f"cannot reach {url}: no network ({reason}); download it by hand and pass --src"
+        ) from exc
+    return digest.hexdigest()
+
+
+def download_dataset(name: str, dest: Path) -> Path:
+    """Download ``name``'s archive from its registry URL into folder ``dest`` (sha256 checked if known)."""
+    info = get_dataset_info(name)
+    if not info.url:
+        raise DataError(f"dataset {name!r} has no published download ({info.notes}); get the images, pass --src")
+    if not info.url.endswith(DIRECT_DOWNLOAD_SUFFIXES):
+        raise DataError(f"{info.url} is a web page, not a file ({info.notes}); download it by hand, pass --src")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / info.url.rsplit("/", 1)[-1]
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(info.url, out)
+        if info.sha256 and digest != info.sha256:
+            raise DataError(f"{info.url} has sha256 {digest}, the registry says {info.sha256}; refusing it")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

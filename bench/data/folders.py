@@ -1,0 +1,40 @@
+"""``folder:PATH`` datasets: any image folder, searched recursively."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from bench.data.images import bad_files_error, images_from_files, list_image_files
+from bench.data.store import Dataset, cache_path, read_cache, write_cache
+from bench.errors import DataError
+
+FOLDER_PREFIX = "folder:"
+
+
+def _folder_slug(root: Path, files: list[Path]) -> tuple[str, str]:
+    """Cache slug and fingerprint of a folder's image files (names, sizes, mtimes)."""
+    listing = hashlib.sha256(str(root).encode())
+    for path in files:
+        stat = path.stat()
+        listing.update(f"\n{path.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
+    fingerprint = listing.hexdigest()
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.name) or "root"
+    return f"folder-{base}-{fingerprint[:16]}", fingerprint
+
+
+def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool) -> Dataset:
+    root = Path(name[len(FOLDER_PREFIX) :]).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"dataset {name!r}: {root} is not a folder; fix the path after {FOLDER_PREFIX}")
+    files = list_image_files(root)
+    slug, fingerprint = _folder_slug(root, files)
+    found = read_cache(cache_path(cache_dir, slug, resolution), name, resolution)
+    if found is not None:
+        if found.manifest.get("skipped") and not skip_bad:
+            raise bad_files_error(str(root), found.manifest["skipped"])
+        return found
+    images, skipped = images_from_files(files, root, resolution, skip_bad=skip_bad)
+    manifest = {"source": f"folder:{root}", "fingerprint": fingerprint, "skipped": skipped}
+    return write_cache(cache_dir, slug, name, images, manifest)

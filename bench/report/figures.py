@@ -1,0 +1,143 @@
+"""The report's figures: metric over training time, side-by-side samples and per-run sample grids
+with latent interpolation strips (data and titles here; drawing in :mod:`bench.report.draw`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.report import draw
+from bench.report.render import legend
+from bench.report.tables import (
+    CellLike,
+    ReportTable,
+    SuiteLike,
+    fmt_number,
+    metric_name,
+    nonstandard_detectors,
+    row_cells,
+    row_keys,
+    select_runs,
+    suite_rows,
+)
+from bench.results.runs import RunPaths
+
+log = logging.getLogger(__name__)
+
+
+def load_generator(run_dir: Path, snapshot: str) -> draw.Generator:
+    """The run's model with the weights of ``snapshot``, on the CPU (imported lazily: heavy)."""
+    from bench.training.checkpoints import load_snapshot_model
+
+    return load_snapshot_model(run_dir, snapshot, device="cpu")
+
+
+def _row_name(key: tuple[str, str]) -> str:
+    return f"{key[1]} ({key[0]})" if key[0] else key[1]
+
+
+def _nonstandard_note(rows: pd.DataFrame) -> str:
+    bad = nonstandard_detectors(rows)
+    return f"\n[{legend(bad)}]" if bad else ""
+
+
+def _budget_lines(suite: SuiteLike, dataset: str) -> list[tuple[float, str]]:
+    specs = [c.spec for c in suite.cells if c.spec.dataset == dataset and c.spec.budget_hours is not None]
+    budgets = sorted({(s.budget_hours, s.budget_scale) for s in specs})
+    return [(h * k, f"budget {h:g} ref. GPU-h" + (f" × scale {k:g}" if k != 1 else "")) for h, k in budgets]
+
+
+def _plot_over_time(
+    suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset: str, out_dir: Path
+) -> list[Path]:
+    curves, used = [], []
+    for key in row_keys(suite):
+        ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
+        sub = rows[rows["run_id"].isin(ids)]
+        if sub.empty:
+            continue
+        mean = sub.groupby("eval_point")[["ref_gpu_hours", "value"]].mean().sort_index()
+        scale = 1e3 if table.kind == "kid" else 1.0
+        curves.append(draw.Curve(_row_name(key), mean["ref_gpu_hours"].tolist(), (mean["value"] * scale).tolist()))
+        used.append(sub)
+    if not curves:
+        return []
+    name = metric_name(table.metric, table.kind) + (" ×10³" if table.kind == "kid" else "")
+    title = f"{suite.name}: {name} ({table.metric}) over training time on {dataset}, mean over seeds"
+    fig = draw.curves_figure(
+        curves,
+        _budget_lines(suite, dataset),
+        title=title + _nonstandard_note(pd.concat(used)),
+        xlabel="training time (reference GPU-hours)",
+        ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
+    )
+    return draw.save(fig, out_dir / f"{table.metric}_over_time_{dataset}")
+
+
+def _panel(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) -> tuple[str, Path | None]:
+    """(title, grid path or None) of one run's selected evaluation."""
+    grid = row.get("grid")
+    path = RunPaths.of(runs_root, cell.spec).root / grid if isinstance(grid, str) else None
+    value = fmt_number(float(row["value"]), table.kind)
+    where = f"{float(row['eval_point']):.0%} of budget" if pd.notna(row.get("eval_point")) else "eval"
+    title = f"{_row_name((cell.group, cell.label))}\nseed {cell.spec.seed}: {table.metric} {value} at {where}"
+    return title, path if path is not None and path.is_file() else None
+
+
+def _plot_samples(
+    suite: SuiteLike, selected: pd.DataFrame, table: ReportTable, dataset: str, out_dir: Path, runs_root: Path
+) -> list[Path]:
+    panels = []
+    for key in row_keys(suite):
+        cell = next((c for c in row_cells(suite, key, dataset) if c.spec.run_id in selected.index), None)
+        if cell is not None:
+            panels.append(_panel(cell, selected.loc[cell.spec.run_id], table, runs_root))
+    if not any(path for _, path in panels):
+        log.warning("%s: no sample grids for %s yet; side-by-side figure skipped", suite.name, dataset)
+        return []
+    title = f"{suite.name}: samples on {dataset}, each model's {table.selection} evaluation (lowest seed)"
+    return draw.save(draw.panels_figure(panels, title=title), out_dir / f"samples_{dataset}")
+
+
+def _plot_run(cell: CellLike, row: pd.Series, table: ReportTable, out_dir: Path, runs_root: Path) -> list[Path]:
+    """The run's sample grid and latent interpolation strip at its selected evaluation."""
+    spec, paths, name = cell.spec, [], _row_name((cell.group, cell.label))
+    panel = _panel(cell, row, table, runs_root)
+    if panel[1] is not None:
+        title = f"{name} on {spec.dataset}, seed {spec.seed}: samples ({spec.run_id})"
+        paths += draw.save(draw.panels_figure([panel], title=title), out_dir / f"samples_{spec.run_id}")
+    run_dir = RunPaths.of(runs_root, spec).root
+    snapshot = row.get("snapshot")
+    if not isinstance(snapshot, str) or not (run_dir / snapshot).is_file():
+        log.warning("%s: no snapshot at its %s evaluation; interpolation strip skipped", spec.run_id, table.selection)
+        return paths
+    try:
+        model = load_generator(run_dir, snapshot)
+    except BenchError as exc:
+        log.warning("%s: interpolation strip skipped: %s", spec.run_id, exc)
+        return paths
+    title = (
+        "Latent interpolation (slerp between two z of seed 0, EMA generator): "
+        f"{name} on {spec.dataset}, seed {spec.seed}, {snapshot}"
+    )
+    strip = draw.strip_figure(draw.interpolation_images(model), title=title)
+    return paths + draw.save(strip, out_dir / f"interp_{spec.run_id}")
+
+
+def write_plots(suite: SuiteLike, df: pd.DataFrame, table: ReportTable, out_dir: Path, runs_root: Path) -> list[Path]:
+    """Metric over time per dataset, side-by-side samples per dataset, and per run grid + strip."""
+    rows = suite_rows(suite, df)
+    rows = rows[rows["metric"] == table.metric]
+    selected = select_runs(rows, table.metric, table.kind, table.selection)
+    paths = []
+    for dataset in table.datasets:
+        paths += _plot_over_time(suite, rows, table, dataset, out_dir)
+        paths += _plot_samples(suite, selected, table, dataset, out_dir, runs_root)
+    for cell in suite.cells:
+        if cell.spec.run_id in selected.index:
+            paths += _plot_run(cell, selected.loc[cell.spec.run_id], table, out_dir, runs_root)
+    return paths

@@ -1,0 +1,131 @@
+"""Evaluation throughput of ``perf``: generation + resize + detector along the metrics' own path,
+against the detector alone, and the reference-feature cache.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import models
+from bench.data.store import Dataset
+from bench.results.runs import cache_dirs
+from bench.tools.perf.settings import PerfSettings
+from bench.tools.perf.timing import count_flops, sync, time_calls
+
+_DETECTORS: dict[tuple[str, str, str], tuple[Any, str | None]] = {}
+
+
+def load_detector(name: str, device: torch.device, mode: str) -> tuple[Any, str | None]:
+    """(detector, note): ``name``, or inception-random (same network, random weights) when it cannot
+    load offline, with a note saying so; loaded once per process."""
+    from bench.errors import OfflineError
+    from bench.metrics import get_detector
+
+    key = (name, str(device), mode)
+    if key not in _DETECTORS:
+        try:
+            _DETECTORS[key] = get_detector(name, device, mode), None
+        except OfflineError as exc:
+            note = f"{name} unavailable ({exc}); timed inception-random"
+            _DETECTORS[key] = get_detector("inception-random", device, mode), note
+    return _DETECTORS[key]
+
+
+def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.device, n: int) -> dict[str, Any]:
+    """Images/s of generation + resize + detector (bench.metrics' path) vs the detector alone.
+
+    The detector alone runs on ready (B, 3, 299, 299) float batches already on the device;
+    the full path is ``featurize(generated_batches(...))``, exactly what ``evaluate`` runs.
+    Generation alone and resize alone are timed too, to name the bottleneck, with the FLOPs per
+    image of generator and detector: where both share one device, the path cannot beat
+    generation and detection one after the other (``serial_bound_ips``).
+    """
+    from bench.metrics import features
+    from bench.metrics.protocols import PROTOCOLS, sampling_for
+
+    p = PROTOCOLS[settings.eval_protocol]
+    det, note = load_detector(settings.detector, device, p.mode)
+    transform = features.image_transform(p.mode, p.pre_resize)
+    batch = features.DETECTOR_BATCH
+    gen_kw = dict(
+        seed=settings.seed, device=device, ema=True, truncation=p.truncation, bn=p.bn_mode,
+        batch=sampling_for(p, model.sampling)[1],
+    )  # fmt: skip
+
+    def gen() -> list[Tensor]:
+        return list(features.generated_batches(model, n, **gen_kw))
+
+    sync(device)
+    t0 = time.perf_counter()
+    quantized = gen()
+    sync(device)
+    gen_s = time.perf_counter() - t0
+    side = transform(quantized[0][0].permute(1, 2, 0).numpy()).shape[-1]
+    ready = torch.rand(min(batch, n), 3, side, side, device=device) * 255
+    det(ready)  # warm-up (cudnn autotuning, lazy init)
+    z = torch.randn(2, model.z_dim, device=device)
+    gen_flops = count_flops(lambda: model.generate(z, ema=True, truncation=p.truncation)) / 2
+    det_flops = count_flops(lambda: det(ready[:2])) / 2
+    reps = max(3, math.ceil(n / len(ready)))
+    det_times, _ = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
+    det_ips = len(ready) / statistics.median(det_times)
+    t0 = time.perf_counter()
+    features.featurize(iter(quantized), _NoDetector(), transform)
+    resize_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    feats = features.featurize(features.generated_batches(model, n, **gen_kw), det, transform)
+    full_s = time.perf_counter() - t0
+    return {
+        "images": n,
+        "detector": det.name,
+        "detector_note": note,
+        "protocol": settings.eval_protocol,
+        "mode": p.mode,
+        "feature_dim": int(feats.shape[1]),
+        "detector_ips": det_ips,
+        "pipeline_ips": n / full_s,
+        "generation_ips": n / gen_s,
+        "resize_ips": n / resize_s,
+        "pipeline_over_detector": (n / full_s) / det_ips,
+        # one device does both: generating and detecting each image, one after the other, bounds the path
+        "serial_bound_ips": 1.0 / (gen_s / n + 1.0 / det_ips),
+        "pipeline_over_serial_bound": (n / full_s) * (gen_s / n + 1.0 / det_ips),
+        "generator_flops_per_image": gen_flops,
+        "detector_flops_per_image": det_flops,
+        # the path's time beyond generating and detecting (quantize, resize, copies), as a share
+        "pipeline_overhead_share": 1.0 - (gen_s + n / det_ips) / full_s,
+    }
+
+
+def measure_reference_cache(dataset: Dataset, settings: PerfSettings, device: torch.device) -> dict[str, Any]:
+    """Seconds of two successive reference-feature requests: the second must be a cache hit."""
+    from bench.metrics import features
+    from bench.metrics.protocols import PROTOCOLS
+
+    p = PROTOCOLS[settings.eval_protocol]
+    det, _ = load_detector(settings.detector, device, p.mode)
+    _, cache = cache_dirs(settings.out)
+    path = features.reference_cache_path(dataset, det, p.mode, p.pre_resize, cache)
+    cached_before = path.is_file()
+    seconds = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        features.reference_features(dataset, det, p.mode, p.pre_resize, cache)
+        seconds.append(time.perf_counter() - t0)
+    return {"images": len(dataset.images), "cache_file": str(path), "cached_before": cached_before,
+            "first_s": seconds[0], "second_s": seconds[1]}  # fmt: skip
+
+
+class _NoDetector:
+    """Stands in for a detector to time the resize path alone: returns one zero feature per image."""
+
+    def __call__(self, images: Tensor) -> Any:
+        import numpy as np
+
+        return np.zeros((images.shape[0], 1), dtype=np.float32)

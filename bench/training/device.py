@@ -1,0 +1,55 @@
+"""Device helpers: resolving ``--device``, the backend settings training runs with, one ``sync``,
+one autocast and an RNG fork for work that must not move the training RNG."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from bench.errors import BenchError
+from bench.plan.specs import PRECISIONS
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → cuda if available else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return dev
+
+
+def training_device(name: str) -> torch.device:
+    """:func:`resolve_device` plus the backend settings training runs with (cuDNN autotuning on
+    CUDA), so that training, ``calibrate`` and ``perf`` time the same configuration."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast a run's ``precision`` asks for: bf16 autocast, or nothing for fp32."""
+    if precision not in PRECISIONS:
+        raise BenchError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@contextlib.contextmanager
+def isolated_rng(device: torch.device) -> Iterator[None]:
+    """Run the block under a forked RNG (CPU, and ``device`` if CUDA): the caller's RNG never moves."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield

@@ -1,0 +1,92 @@
+"""Evaluations during training: snapshot, sample grid and metric rows at each evaluation point
+(a fraction of the budget), under a forked RNG so they never move the training RNG.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import torch
+
+import models
+from bench.results.io import atomic_write_bytes, read_jsonl
+from bench.results.runs import (
+    append_eval_row,
+    cache_dirs,
+    eval_key,
+    eval_rows,
+    record_event,
+)
+from bench.training.checkpoints import save_checkpoint, save_snapshot
+from bench.training.device import isolated_rng, sync
+from bench.training.state import Run, progress_row
+
+
+def sample_grid(model: models.GANModel, n: int, seed: int) -> bytes:
+    """PNG bytes of a grid of ``n`` EMA samples from fixed latents."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    z = torch.randn(n, model.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
+    imgs = model.generate(z, ema=True).float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    grid = make_grid(imgs.cpu(), nrow=max(1, int(n**0.5)), padding=2)
+    buf = io.BytesIO()
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def evaluate_point(run: Run, point: float) -> None:
+    """Snapshot + grid + metrics at eval point ``point`` (a budget fraction); rows appended."""
+    from bench import metrics
+
+    step = run.budget.iters
+    save_checkpoint(run.paths, run.spec, run.model, run.budget, run.sampler)
+    snap = save_snapshot(run.paths, run.spec, run.model, step)
+    grid = run.paths.samples / f"grid-{step:08d}.png"
+    _, metric_cache = cache_dirs(run.opts.out)
+    t0 = time.perf_counter()
+    with isolated_rng(run.model.device):
+        atomic_write_bytes(grid, sample_grid(run.model, run.spec.grid_size, seed=run.spec.seed + 1))
+        if run.detectors is None:
+            run.detectors = metrics.DetectorCache()
+        rows = metrics.evaluate(
+            run.model, run.dataset, run.spec.protocols, detector=run.spec.detector,
+            device=run.model.device, cache_dir=metric_cache, seed=run.spec.seed, detectors=run.detectors,
+        )  # fmt: skip
+    base = progress_row(run) | {
+        "eval_point": point,
+        "snapshot": str(snap.relative_to(run.paths.root)),
+        "grid": str(grid.relative_to(run.paths.root)),
+        "time": time.time(),
+    }
+    have = {eval_key(r) for r in eval_rows(run.paths)}  # rows written before a crash are not repeated
+    for row in rows:
+        row = base | {("eval_seed" if k == "seed" else k): v for k, v in row.items()}
+        if eval_key(row) not in have:
+            append_eval_row(run.paths, row)
+    record_event(run.paths, "evaluated", step=step, point=point, seconds=time.perf_counter() - t0)
+
+
+def pending_points(run: Run) -> list[float]:
+    """The evaluation points (budget fractions) not yet evaluated, per the run's events."""
+    done = {e.get("point") for e in read_jsonl(run.paths.events) if e.get("event") == "evaluated"}
+    return [p for p in sorted(run.spec.eval_fractions) if p not in done]
+
+
+def reached(run: Run, pending: list[float], force_final: bool = False) -> list[float]:
+    """The pending evaluation points the budget has reached."""
+    frac = 1.0 if force_final else run.budget.fraction()
+    return [p for p in pending if p <= frac + 1e-12]
+
+
+def maybe_evaluate(run: Run, pending: list[float], force_final: bool = False) -> list[float]:
+    """Evaluate at the largest pending point already reached; returns the points still pending."""
+    due = reached(run, pending, force_final)
+    if not due:
+        return pending
+    run.budget.pause()
+    sync(run.model.device)
+    evaluate_point(run, max(due))
+    run.budget.resume()
+    return [p for p in pending if p not in due]

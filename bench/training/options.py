@@ -1,0 +1,19 @@
+"""Runtime options of a training run: they do not change what it computes (not part of the run id)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class LoopOptions:
+    """Runtime options that do not change what a run computes (not part of the run id)."""
+
+    out: Path  # results folder (runs/, cache/)
+    device: str = "auto"  # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
+    progress: bool = True  # show a tqdm bar
+    log_every: int = 10  # read losses to the host every N steps (the only sync in the loop)
+    checkpoint_every_s: float = 900.0  # training seconds between periodic checkpoints
+    should_stop: Callable[[], bool] | None = None  # polled every step; True = checkpoint and return

@@ -1,0 +1,66 @@
+"""Opening a run: its dataset, model (speed modes applied), spec file, budget clock and sampler,
+resumed from the newest valid checkpoint."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import models
+from bench.data.catalog import load_dataset
+from bench.data.sampler import Sampler, place_dataset
+from bench.data.store import Dataset
+from bench.plan.budget import Budget
+from bench.plan.specs import RunSpec
+from bench.results.envinfo import environment
+from bench.results.io import atomic_write_json, remove_stale_temps
+from bench.results.runs import RunPaths, cache_dirs
+from bench.training.checkpoints import apply_speed_modes, build_model, load_latest_checkpoint
+from bench.training.device import training_device
+from bench.training.options import LoopOptions
+from bench.training.state import Run
+
+
+def write_spec(
+    paths: RunPaths, spec: RunSpec, model: models.GANModel, dataset: Dataset, extra: dict[str, Any] | None = None
+) -> None:
+    """spec.json: the resolved spec, the model's resolved hyperparameters, data and environment
+    (``extra`` joins the resolved part, e.g. where imported weights came from)."""
+    resolved = {
+        "model_hparams": model.hparams,
+        "params": {
+            "generator": sum(p.numel() for p in model.generator.parameters()),
+            "discriminator": sum(p.numel() for p in model.discriminator.parameters()),
+        },
+        "budget_seconds": spec.budget_seconds,
+        "batch_size": model.batch_size,
+        "dataset": {k: dataset.manifest.get(k) for k in ("source", "count", "resize_filter", "sha256")},
+        **(extra or {}),
+    }
+    doc = {"run_id": spec.run_id, "spec": spec.to_dict(), "resolved": resolved}
+    atomic_write_json(paths.spec, doc | {"environment": environment(model.device), "created": time.time()})
+
+
+def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
+    """The run of ``spec``, resumed from its newest valid checkpoint when there is one."""
+    device = training_device(opts.device)
+    data_cache, _ = cache_dirs(opts.out)
+    dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
+    model = build_model(spec, device)
+    if not paths.spec.exists():
+        write_spec(paths, spec, model, dataset)
+    apply_speed_modes(model, spec)
+    _remove_stale_temps(paths)
+    for shared in cache_dirs(opts.out):  # caches other runs share: old temporaries only
+        remove_stale_temps(shared)
+    budget = Budget(spec.budget_seconds, spec.max_iters)
+    sampler = Sampler(place_dataset(dataset.images, device), model.batch_size, seed=spec.seed, device=device)
+    load_latest_checkpoint(paths, spec, model, budget, sampler)
+    return Run(spec, paths, opts, model, dataset, budget, sampler)
+
+
+def _remove_stale_temps(paths: RunPaths) -> None:
+    """Delete temporary files of writes cut short by a crash (only the lock holder writes here)."""
+    for folder in (paths.root, paths.checkpoints, paths.snapshots, paths.samples):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
