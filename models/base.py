@@ -206,6 +206,12 @@ class GANModel(nn.Module):
             for group, flags in zip(opt.param_groups, impl, strict=True):
                 group.update(flags)
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters (not buffers) of the generator and the discriminator."""
+        return {
+            name: sum(p.numel() for p in getattr(self, name).parameters()) for name in ("generator", "discriminator")
+        }
+
     @property
     def device(self) -> torch.device:
         """Device of the generator's parameters."""

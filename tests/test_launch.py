@@ -17,7 +17,8 @@ import bench.launchers.submit as launchers_submit
 from bench.cli import main
 from bench.errors import BenchError
 from bench.launchers.jobs import CellJob, JobRecord
-from bench.launchers.settings import LaunchSettings, parse_sbatch_option, sbatch_parameters
+from bench.launchers.settings import sbatch_parameters
+from bench.plan.launching import SIGNAL_DELAY_S, LaunchSettings, parse_sbatch_option
 from bench.plan.specs import RunSpec
 from bench.plan.suites import load_suite
 from bench.results.lock import RunLock
@@ -126,7 +127,7 @@ def test_sbatch_parameters_render_without_injection(tmp_path) -> None:
     assert "#SBATCH --comment='a b; echo pwned $(id)'" in lines
     assert "#SBATCH --exclusive" in lines and "#SBATCH --array=0-9%4" in lines
     assert "#SBATCH --partition=gpu" in lines and "#SBATCH --account=lab" in lines
-    assert f"#SBATCH --signal=USR2@{launchers_settings.SIGNAL_DELAY_S}" in lines
+    assert f"#SBATCH --signal=USR2@{SIGNAL_DELAY_S}" in lines
     assert not any("pwned" in x for x in lines if not x.startswith("#SBATCH"))
     assert "gpus" not in script
     assert "#SBATCH --gpus-per-node=2" in _make_sbatch_string(
@@ -249,25 +250,38 @@ def test_finished_cell_is_not_requeued(tmp_path, monkeypatch, handlers) -> None:
 # submitit-local end to end (subprocesses; no cluster).
 
 BAD_KWARG = 'kwargs = { recon = "mse", ngf = 4, ndf = 4, batch_size = 4, no_such_kwarg = 1 }'
+# Builds (so the pre-run checks pass) but fails in the worker: LPIPS needs VGG16 weights, offline here.
+RUNTIME_FAILURE = 'kwargs = { recon = "lpips-vgg", ngf = 4, ndf = 4, batch_size = 4 }'
+
+
+@pytest.mark.parametrize("launcher", ["submitit-local", "slurm", "local"])
+def test_every_launcher_checks_model_kwargs_before_anything_runs(tiny_suite, tmp_path, capsys, launcher) -> None:
+    text = tiny_suite("good", iters=3).read_text().replace('name = "good"', 'name = "badkw"')
+    path = tiny_suite("badkw", text=text + "\n[models.fastgan]\n" + BAD_KWARG + "\n")
+    out = tmp_path / "results"
+    assert main(["run", "--suite", str(path), "--out", str(out), "--launcher", launcher]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "models.fastgan.kwargs" in err[0] and "no_such_kwarg" in err[0]
+    assert not (out / "runs").exists()  # nothing submitted, nothing written
 
 
 @pytest.mark.slow
 def test_submitit_local_runs_cells_and_records_errors(tiny_suite, tmp_path, capsys) -> None:
     good = tiny_suite("good", iters=3)
     text = good.read_text().replace('name = "good"', 'name = "mixed"')
-    text += "\n[models.fastgan]\n" + BAD_KWARG + "\n"
+    text += "\n[models.fastgan]\n" + RUNTIME_FAILURE + "\n"
     path = tiny_suite("mixed", text=text)
     argv = ["run", "--suite", str(path), "--out", str(tmp_path), "--launcher", "submitit-local"]
     assert main([*argv, "--array-parallelism", "2", "--cpus-per-task", "1"]) == 1  # a cell failed
     cells = load_suite(str(path)).cells
     states = {c.spec.model: read_state(RunPaths.of(tmp_path, c.spec)) for c in cells}
     assert states["baseline"]["status"] == "done" and states["baseline"]["step"] == 3
-    assert states["fastgan"]["status"] == "failed" and "no_such_kwarg" in states["fastgan"]["error"]
+    assert states["fastgan"]["status"] == "failed" and "lpips-vgg" in states["fastgan"]["error"]
     logs = RunPaths.of(tmp_path, cells[0].spec).root / "jobs" / "logs"
     assert any(p.suffix == ".err" and p.exists() for p in logs.iterdir())  # symlinks into submitit's folder
     capsys.readouterr()
     assert main(["status", "--suite", str(path), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "submitit-local" in out and "ModelConfigError" in out and "no_such_kwarg" in out
+    assert "submitit-local" in out and "PerceptualWeightsMissing" in out and "lpips-vgg" in out
     assert main([*argv, "--models", "baseline"]) == 0
     assert "skipped (done)" in capsys.readouterr().out

@@ -48,6 +48,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "max_iters": st.none() | st.integers(1, 10**7),
     "protocols": st.lists(names, max_size=3).map(tuple),
     "detector": names,
+    "pr_detector": names,
     "eval_fractions": fractions.map(tuple),
     "grid_size": st.integers(1, 64),
     "precision": st.sampled_from(["fp32", "bf16"]),

@@ -176,15 +176,24 @@ def test_interrupted_task_requeues_and_matches_uninterrupted_run(tmp_path, capsy
 
 
 def test_failing_task_error_reaches_status(tmp_path, capsys) -> None:
-    suite, out = _suite(tmp_path, "bad", extra=", no_such_kwarg = 1"), tmp_path / "out"
+    suite, out = _suite(tmp_path, "bad"), tmp_path / "out"
+    # builds on the meta device (the pre-run checks pass) but fails in the task: LPIPS needs VGG16 weights, offline
+    text = suite.read_text().replace("[models.baseline]", "[models.fastgan]")
+    suite.write_text(text.replace('recon = "mse"', 'recon = "lpips-vgg"'))
     assert _run(suite, out) == 0
     _wait(_all(suite, out, "failed", "FAILED"), "the task to fail")
     capsys.readouterr()
     assert main(["status", "--suite", str(suite), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "FAILED" in printed and "ModelConfigError" in printed and "no_such_kwarg" in printed
+    assert "FAILED" in printed and "PerceptualWeightsMissing" in printed and "lpips-vgg" in printed
     state = read_state(RunPaths.of(out, load_suite(str(suite)).cells[0].spec))
-    assert "no_such_kwarg" in state["error"] and state["error_job"] in printed
+    assert "lpips-vgg" in state["error"] and state["error_job"] in printed
+
+
+def test_bad_model_kwargs_are_refused_before_submission(tmp_path, capsys) -> None:
+    suite, out = _suite(tmp_path, "badkw", extra=", no_such_kwarg = 1"), tmp_path / "out"
+    assert _run(suite, out) == 2
+    assert "no_such_kwarg" in capsys.readouterr().err and not (out / "runs").exists()
 
 
 def test_cancel_stops_the_suite_and_leaves_it_resumable(tmp_path, capsys) -> None:

@@ -20,14 +20,8 @@ from bench.data.paper import DatasetOfflineError, get_dataset_info
 from bench.errors import DataError
 
 MAX_TOTAL_BYTES = 256 * 2**30  # uncompressed size of an archive
-
-
 MAX_RATIO = 100  # uncompressed / compressed, checked for members (and archives) above RATIO_MIN_BYTES
-
-
 RATIO_MIN_BYTES = 16 * 2**20
-
-
 DIRECT_DOWNLOAD_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 

@@ -19,20 +19,10 @@ from bench.data.images import BACKGROUND, _resized_array
 from bench.errors import DataError
 
 SHAPES_COUNT = 256
-
-
 SHAPES_SEED = 0
-
-
 EMOJI_FONT_ENV = "NOTO_EMOJI_FONT"
-
-
 DEBIAN_EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-
-
 EMOJI_FONT_SIZE = 109  # the font's only bitmap strike (glyphs about 136×128 px)
-
-
 _FONT_HINT = (
     "Noto Color Emoji font not found; install it with `apt-get install fonts-noto-color-emoji` "
     f"or set {EMOJI_FONT_ENV}=/path/NotoColorEmoji.ttf"
@@ -69,8 +59,6 @@ EMOJI_ANIMALS = _codepoints(
     (0x1FABF, 0x1FABF),
     (0x1FACE, 0x1FACF),
 )
-
-
 _EMOJI_SETS = {"emoji-faces": EMOJI_FACES, "emoji-animals": EMOJI_ANIMALS}
 
 

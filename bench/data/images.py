@@ -20,17 +20,9 @@ from PIL import Image
 from bench.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
-
-
 BACKGROUND = (255, 255, 255)  # white; alpha is composited on it
-
-
 RESIZE_FILTER = "lanczos"
-
-
 MAX_PIXELS = 100_000_000  # larger source images are refused (decompression bombs)
-
-
 IN_RAM_BYTES = 8 * 2**30  # larger sets are built in a file-backed buffer (prepare)
 
 

@@ -36,20 +36,10 @@ class DatasetInfo:
 
 
 _DIFFAUGMENT = "https://data-efficient-gans.mit.edu/datasets/"
-
-
 _FEW_SHOT_BUNDLE = "https://drive.google.com/file/d/1aAJCZbXNHyraJ6Mi13dSbe7pTyfPXha0/view"
-
-
 _BUNDLE_NOTE = "in the FastGAN authors' few-shot-images bundle (Google Drive): use its {} folder"
-
-
 _FFHQ = "https://github.com/NVlabs/ffhq-dataset"
-
-
 _FFHQ_NOTE = "{} images of FFHQ at 1024 px; the paper does not publish which ones"
-
-
 _UNPUBLISHED = "source not published with the paper"
 
 

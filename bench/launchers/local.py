@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from bench.errors import BenchError
+from bench.plan.launching import LaunchSettings
 from bench.plan.suites import Cell
 from bench.results.io import DISK_FULL, DiskFullError, disk_full_error
 from bench.results.runs import cell_state
 from bench.training.cell import run_cell
 from bench.training.options import LoopOptions
+
+
+class LocalLauncher:
+    """``local``: the cells one after another in this process."""
+
+    name = "local"
+
+    def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
+        """Run the cells here; returns ``run_id -> status``."""
+        return run_local(cells, opts)
 
 
 def run_local(cells: list[Cell], opts: LoopOptions) -> dict[str, str]:

@@ -1,6 +1,5 @@
-"""Launch settings (the suite's ``[slurm]`` block overridden by flags) and the sbatch parameters
-they turn into; names and paths are sanitised before they reach a submission script.
-"""
+"""Launch settings turned into job parameters: time limits and the sbatch parameters, with names
+and paths sanitised before they reach a submission script."""
 
 from __future__ import annotations
 
@@ -9,101 +8,16 @@ import os
 import re
 import shlex
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.plan.launching import MIN_TIME_LIMIT_MIN, SIGNAL_DELAY_S, LaunchSettings, parse_sbatch_option
 from bench.plan.specs import RunSpec
 
-LAUNCHERS = ("local", "submitit-local", "slurm")
-
-
-SIGNAL_DELAY_S = 120  # SLURM signals a task this long before its time limit (time to checkpoint)
-
-
-MIN_TIME_LIMIT_MIN = 3  # a task must outlive the signal delay
-
-
 EVAL_MINUTES_PER_POINT = 3.0  # default evaluation allowance per eval point
-
-
 ITERS_ONLY_TRAIN_MINUTES = 60.0  # training allowance for cells with an iteration cap but no time budget
-
-
-# sbatch options the launcher sets itself (through flags or submitit); not accepted as extra lines.
-_RESERVED = {"array", "output", "error", "open-mode", "signal", "wrap", "job-name", "time", "partition",
-             "account", "qos", "gpus-per-node", "cpus-per-task", "mem", "chdir", "parsable"}  # fmt: skip
-
-
 _PLAN_HIDDEN = ("time", "job_name", "signal_delay_s", "array_parallelism", "additional_parameters")
-
-
-_NAME_RE = re.compile(r"[A-Za-z0-9_.,:+-]+")  # partition, account, QoS
-
-
-_OPTION_RE = re.compile(r"(?:--)?(?P<key>[a-z][a-z0-9-]*)(?:[= ](?P<value>.+))?")
-
-
-@dataclass(frozen=True)
-class LaunchSettings:
-    """How cells are launched: the suite's ``[slurm]`` block, overridden by command-line flags."""
-
-    launcher: str = "local"  # one of LAUNCHERS
-    partition: str | None = None  # SLURM partition; None = the cluster's default
-    gpus_per_node: int | None = None  # None = ask for no GPUs
-    cpus_per_task: int | None = None  # None = the partition's default
-    mem_gb: float | None = None  # memory per task in GB; None = the partition's default
-    time_limit_min: int | None = None  # per task; None = derived from each cell (see time_limit_min())
-    time_margin_min: float = 10.0  # minutes added to training + evaluation
-    eval_minutes: float | None = None  # evaluation minutes per cell; None = EVAL_MINUTES_PER_POINT x points
-    account: str | None = None  # SLURM account
-    qos: str | None = None  # SLURM quality of service
-    array_parallelism: int | None = None  # tasks running at once; None = 256 on SLURM, 1 locally
-    extra_sbatch: tuple[str, ...] = ()  # extra options: '--key=value', '--flag' (an '#SBATCH ' prefix is ok)
-    max_num_timeout: int = 3  # requeues after time-outs (preemptions requeue without limit)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "extra_sbatch", tuple(self.extra_sbatch))
-        if self.launcher not in LAUNCHERS:
-            raise BenchError(f"--launcher {self.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
-        for key in ("partition", "account", "qos"):
-            value = getattr(self, key)
-            if value is not None and not _NAME_RE.fullmatch(value):
-                raise BenchError(f"{key} {value!r}: only letters, digits and _.,:+- are allowed")
-        for key in ("gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism", "time_limit_min"):
-            value = getattr(self, key)
-            if value is not None and not value > 0:
-                raise BenchError(f"{key} must be > 0, got {value}")
-        if self.time_limit_min is not None and self.time_limit_min < MIN_TIME_LIMIT_MIN:
-            msg = f"time limit {self.time_limit_min} min: must be >= {MIN_TIME_LIMIT_MIN}"
-            raise BenchError(f"{msg} (tasks are signalled {SIGNAL_DELAY_S} s before it to checkpoint)")
-        for line in self.extra_sbatch:
-            parse_sbatch_option(line)
-
-    @classmethod
-    def merged(cls, block: dict[str, Any], **flags: Any) -> LaunchSettings:
-        """The suite's ``[slurm]`` block, then every flag that is not None; extra sbatch lines add up."""
-        values = {k: v for k, v in block.items() if k != "extra_sbatch"}
-        values |= {k: v for k, v in flags.items() if v is not None and k != "extra_sbatch"}
-        extra = (*block.get("extra_sbatch", ()), *(flags.get("extra_sbatch") or ()))
-        return cls(**values, extra_sbatch=tuple(str(x) for x in extra))
-
-
-def parse_sbatch_option(line: str) -> tuple[str, str | bool]:
-    """``'--constraint=a100'`` → ``('constraint', 'a100')``; ``'--exclusive'`` → ``('exclusive', True)``.
-
-    Raises BenchError for anything that is not one long option on one printable line.
-    """
-    text = line.strip()
-    text = text[len("#SBATCH") :].strip() if text.startswith("#SBATCH") else text
-    match = _OPTION_RE.fullmatch(text)
-    if not line.isprintable() or match is None:
-        raise BenchError(f"extra sbatch line {line!r}: expected one '--key=value' or '--flag' on one line")
-    key, value = match["key"], match["value"]
-    if key in _RESERVED:
-        raise BenchError(f"extra sbatch line {line!r}: --{key} is set by the launcher; use its own flag")
-    return key, value.strip() if value else True
 
 
 def sanitize_job_name(name: str) -> str:

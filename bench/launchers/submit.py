@@ -29,15 +29,8 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.launchers.jobs import CellJob, JobRecord, is_active, job_error, reconcile, record_job, store_job_error
-from bench.launchers.settings import (
-    _PLAN_HIDDEN,
-    SIGNAL_DELAY_S,
-    LaunchSettings,
-    _checked_path,
-    _python_command,
-    sbatch_parameters,
-    time_limit_min,
-)
+from bench.launchers.settings import _PLAN_HIDDEN, _checked_path, _python_command, sbatch_parameters, time_limit_min
+from bench.plan.launching import SIGNAL_DELAY_S, LaunchSettings
 from bench.plan.suites import Cell
 from bench.results.runs import RunPaths, cell_state
 from bench.training.options import LoopOptions
@@ -153,3 +146,23 @@ def _local_outcome(out: Path, plan: PlannedCell, record: JobRecord, job: submiti
         return str(job.result())
     store_job_error(paths, record, error or f"job {record.job_id} ended without a result; see {job.paths.stderr}")
     return "failed"
+
+
+class SubmititLocalLauncher:
+    """``submitit-local``: submitit subprocesses on this machine, ``array_parallelism`` at a time; waits."""
+
+    name = "submitit-local"
+
+    def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
+        """Run the cells that need it; returns ``run_id -> outcome``."""
+        return launch(cells, opts, settings)
+
+
+class SlurmLauncher:
+    """``slurm``: one job array per distinct time limit; returns once submitted."""
+
+    name = "slurm"
+
+    def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
+        """Submit the cells that need it; returns ``run_id -> submitted job or skip reason``."""
+        return launch(cells, opts, settings)

@@ -87,7 +87,6 @@ PYTORCH_FID_OFFLINE_MESSAGE = (
     "pytorch-fid InceptionV3 weights (mode legacy_pytorch) not found and cannot be downloaded (no network): "
     "put {file} at {dest}; for an offline smoke run use --detector inception-random (non-standard)"
 )
-
 Net = Callable[[Tensor], Tensor]
 
 

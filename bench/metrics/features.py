@@ -33,7 +33,6 @@ from models.base import Sampling
 DETECTOR_BATCH = 50  # images per detector call
 RESIZE_THREADS = min(8, os.cpu_count() or 1)  # per-image resizes run in threads (PIL and torch drop the GIL)
 CACHE_VERSION = 1  # bump when the featurization path changes
-
 Transform = Callable[[np.ndarray], Tensor]
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+RESOLUTIONS = (32, 64, 128, 256, 512, 1024)  # RunSpec.resolution: px, powers of two
 PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32 master weights)
 # Fields that name where a run lives but not what it computes.
 _UNHASHED = ("suite",)
@@ -22,7 +23,7 @@ _UNHASHED = ("suite",)
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
 # so the runs made before a field existed keep their ids (and resume).
-_HASHED_WHEN_SET = {"fused_adam": False}
+_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class RunSpec:
     num_gpus: int = 1  # GPUs the run uses; the budget is in GPU-hours
     max_iters: int | None = None  # iteration cap; None = time budget only
     protocols: tuple[str, ...] = ("fid5k_full",)  # metric names (bench.metrics)
-    detector: str = "inception-v3"  # feature detector for every protocol
+    detector: str = "inception-v3"  # feature detector of FID and KID
+    pr_detector: str = "vgg16-fc2"  # feature detector of precision/recall (its standard one)
     eval_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # of the budget, when to evaluate
     grid_size: int = 16  # images in each sample grid
     precision: str = "fp32"  # 'fp32' or 'bf16' (autocast); changes numerics

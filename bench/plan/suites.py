@@ -10,18 +10,44 @@ once, each with file and key.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, SuiteError
-from bench.plan.specs import PRECISIONS, RunSpec
+from bench.plan.launching import LaunchSettings
+from bench.plan.specs import PRECISIONS, RESOLUTIONS, RunSpec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def settings_schema(cls: type, skip: tuple[str, ...] = ()) -> dict[str, type | tuple[type, ...]]:
+    """TOML value types of a settings dataclass's fields (its flags and its suite keys are one list)."""
+    hints = typing.get_type_hints(cls)
+    toml = {int: int, float: (int, float), str: str, bool: bool}
+    schema: dict[str, type | tuple[type, ...]] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        if typing.get_origin(hint) is tuple:
+            schema[f.name] = list
+            continue
+        base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        schema[f.name] = toml[base[0]]
+    return schema
+
+
+def spec_default(name: str) -> Any:
+    """The default of RunSpec field ``name``: a suite that leaves a key out gets it (one owner)."""
+    f = RunSpec.__dataclass_fields__[name]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -30,19 +56,13 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "resolution": int, "datasets": list, "seeds": list,
     },
     "budget": {"hours": (int, float), "max_iters": int, "speed_ratio": (int, float), "num_gpus": int},
-    "eval": {"protocols": list, "detector": str, "fractions": list, "grid_size": int},
+    "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "kwargs": dict,
         "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
     },
-    "slurm": {
-        "partition": str, "gpus_per_node": int, "cpus_per_task": int, "mem_gb": (int, float),
-        "time_margin_min": (int, float), "eval_minutes": (int, float), "account": str, "qos": str,
-        "array_parallelism": int, "extra_sbatch": list, "max_num_timeout": int,
-    },
+    "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
-
-
 _TOP = ("suite", "budget", "eval", "models", "slurm")
 
 
@@ -168,9 +188,10 @@ def _check_names(data: dict[str, Any], where: str) -> list[str]:
     problems = []
     checks = [(f"models.{m}", models.registry.check_model_name, m) for m in data.get("models", {})]
     checks += [(f"suite.datasets[{i}]", check_dataset_name, d) for i, d in enumerate(_ds(data))]
-    protos = data.get("eval", {}).get("protocols", ["fid5k_full"])
+    protos = data.get("eval", {}).get("protocols", spec_default("protocols"))
     checks += [(f"eval.protocols[{i}]", check_protocol, p) for i, p in enumerate(protos)]
-    checks += [("eval.detector", check_detector, data.get("eval", {}).get("detector", "inception-v3"))]
+    for key in ("detector", "pr_detector"):
+        checks += [(f"eval.{key}", check_detector, data.get("eval", {}).get(key, spec_default(key)))]
     for key, check, value in checks:
         try:
             check(str(value))
@@ -200,7 +221,7 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
             problems.append(f"{where}: suite.{key}: {', '.join(twice)} listed twice; list each once")
     if not data.get("models"):
         problems.append(f"{where}: models: no [models.<name>] table; add at least one model")
-    if s.get("resolution", 64) not in (32, 64, 128, 256, 512, 1024):
+    if s.get("resolution", 64) not in RESOLUTIONS:
         problems.append(f"{where}: suite.resolution: {s['resolution']} not one of 32..1024 (powers of two)")
     if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
         problems.append(f"{where}: suite.seeds: expected a list of non-negative integers")
@@ -219,7 +240,7 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
     for key, value in positives:
         if isinstance(value, int | float) and not isinstance(value, bool) and not 0 < value < math.inf:
             problems.append(f"{where}: {key}: must be a finite number > 0, got {value}")
-    fr = e.get("fractions", [1.0])
+    fr = e.get("fractions", spec_default("eval_fractions"))
     if not fr or not all(isinstance(f, int | float) and 0 < f <= 1 for f in fr):
         problems.append(f"{where}: eval.fractions: expected numbers in (0, 1], got {fr!r}")
     return problems
@@ -240,14 +261,14 @@ def _ratio(speed_ratio: SpeedRatio, data: dict[str, Any], model: str, path: Path
             raise BenchError(f"{path}: models.{model}: the calibration has no speed ratio for {model} at {key[1]} px; "
                              "calibrate this model on both devices")  # fmt: skip
         return float(speed_ratio[key])
-    return float(speed_ratio or data.get("budget", {}).get("speed_ratio", 1.0))
+    return float(speed_ratio or data.get("budget", {}).get("speed_ratio", spec_default("speed_ratio")))
 
 
 def _expand(
     data: dict[str, Any], path: Path, budget_scale: float, speed_ratio: SpeedRatio, init_from: str | None
 ) -> list[Cell]:
     s, b, e = data["suite"], data.get("budget", {}), data.get("eval", {})
-    fractions = sorted({float(f) for f in e.get("fractions", [1.0])} | {1.0})
+    fractions = tuple(sorted({float(f) for f in e.get("fractions", spec_default("eval_fractions"))} | {1.0}))
     cells = []
     for model, mt in data["models"].items():
         kwargs = dict(mt.get("kwargs", {}))
@@ -259,16 +280,19 @@ def _expand(
         if hours is None and iters is None:
             raise SuiteError(f"{path}: models.{model}: no budget; set budget.hours or max_iters")
         hours = None if hours is None else float(hours)  # `hours = 1` and `hours = 1.0`: one run id
+        given = {  # keys the suite sets; RunSpec owns the defaults of the others
+            "num_gpus": b.get("num_gpus"), "protocols": e.get("protocols"), "detector": e.get("detector"),
+            "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"), "precision": mt.get("precision"),
+            "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
+        }  # fmt: skip
+        given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:
-            for seed in s.get("seeds", [0]):
+            for seed in s.get("seeds", [spec_default("seed")]):
                 spec = RunSpec(
                     suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
                     model_kwargs=kwargs, budget_hours=hours, max_iters=iters,
                     speed_ratio=_ratio(speed_ratio, data, model, path), budget_scale=budget_scale,
-                    num_gpus=b.get("num_gpus", 1), protocols=tuple(e.get("protocols", ["fid5k_full"])),
-                    detector=e.get("detector", "inception-v3"), eval_fractions=tuple(fractions),
-                    grid_size=e.get("grid_size", 16), precision=mt.get("precision", "fp32"),
-                    compile=mt.get("compile", False), fused_adam=mt.get("fused_adam", False),
+                    eval_fractions=fractions, **given,
                 )  # fmt: skip
                 cells.append(Cell(spec, mt.get("label", model), mt.get("group", "")))
     return cells

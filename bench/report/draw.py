@@ -22,8 +22,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 STRIP_STEPS = 8  # images in a latent interpolation strip
-
-
 _PANEL_SIDE = 768  # px: sample grids are downscaled to at most this before drawing
 
 

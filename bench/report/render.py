@@ -124,8 +124,6 @@ _LATEX = {
     ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$",
     "†": r"\dag{}", "×": r"$\times$", "³": r"$^3$",
 }  # fmt: skip
-
-
 _STANDALONE_HEAD = (
     r"\documentclass{article}",
     r"\usepackage[a4paper,landscape,margin=1.5cm]{geometry}",

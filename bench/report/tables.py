@@ -21,8 +21,6 @@ SELECTION_RULES = {
     "best": "best {name} within the training budget over evaluations (the paper's rule)",
     "last": "{name} at the last evaluation within the training budget",
 }
-
-
 _NOT_DONE = ("diverged", "failed", "running", "pending", "missing")  # a cell shows the first present
 
 

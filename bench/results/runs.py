@@ -104,6 +104,12 @@ def eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
     return rows
 
 
+def eval_row(base: dict[str, Any], metric_row: dict[str, Any]) -> dict[str, Any]:
+    """A stored evaluation row: the run's position (``base``) plus a metric row, whose latent seed is
+    stored as ``eval_seed`` (``seed`` is the run's)."""
+    return base | {("eval_seed" if k == "seed" else k): v for k, v in metric_row.items()}
+
+
 def append_eval_row(paths: RunPaths, row: dict[str, Any]) -> None:
     """Append one evaluation row (atomic single-line append)."""
     append_jsonl(paths.evals, row)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
-from bench.results.runs import RunPaths, append_eval_row, cache_dirs, eval_rows, load_spec
+from bench.results.runs import RunPaths, append_eval_row, cache_dirs, eval_row, eval_rows, load_spec
 from bench.training.checkpoints import load_snapshot_model
 from bench.training.device import resolve_device
 
@@ -35,11 +35,12 @@ def rescore(
     snapshot: str | None = None,
     protocols: list[str] | None = None,
     detector: str | None = None,
+    pr_detector: str | None = None,
     device: str = "auto",
 ) -> list[dict]:
     """Evaluate ``snapshot`` (a file name, 'latest' or 'all') of a run and append the rows.
 
-    Protocols and detector default to the run's own; rows carry ``rescored=True`` and the
+    Protocols and detectors default to the run's own; rows carry ``rescored=True`` and the
     snapshot's step, kimg and budget position copied from the training-time evaluation.
     """
     from bench import metrics
@@ -51,9 +52,11 @@ def rescore(
     spec = load_spec(paths.root)
     protocols = protocols or list(spec.protocols)
     detector = detector or spec.detector
+    pr_detector = pr_detector or spec.pr_detector
     for p in protocols:
         metrics.check_protocol(p)
     metrics.check_detector(detector)
+    metrics.check_detector(pr_detector)
     dev = resolve_device(device)
     data_cache, metric_cache = cache_dirs(out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
@@ -64,14 +67,15 @@ def rescore(
         model = load_snapshot_model(paths.root, rel, dev)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             rows = metrics.evaluate(
-                model, dataset, protocols, detector=detector, device=dev, cache_dir=metric_cache, seed=spec.seed
-            )
+                model, dataset, protocols, detector=detector, pr_detector=pr_detector, device=dev,
+                cache_dir=metric_cache, seed=spec.seed,
+            )  # fmt: skip
         keep = ("step", "kimg", "train_seconds", "gpu_hours", "ref_gpu_hours", "eval_point", "grid")
         base = {k: v for k, v in by_snap.get(rel, {}).items() if k in keep}
         base |= {"snapshot": rel, "rescored": True, "time": time.time()}
         base.setdefault("step", int(torch.load(snap, weights_only=True, map_location="cpu")["step"]))
         for row in rows:
-            row = base | {("eval_seed" if k == "seed" else k): v for k, v in row.items()}
+            row = eval_row(base, row)
             append_eval_row(paths, row)
             written.append(row)
     return written

@@ -20,8 +20,6 @@ from bench.results.runs import (
 )
 
 CKPT_FORMAT = 1
-
-
 KEEP_CHECKPOINTS = 2  # newest training checkpoints kept (the older one is the fallback)
 
 

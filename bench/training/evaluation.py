@@ -15,6 +15,7 @@ from bench.results.runs import (
     append_eval_row,
     cache_dirs,
     eval_key,
+    eval_row,
     eval_rows,
     record_event,
 )
@@ -51,7 +52,7 @@ def evaluate_point(run: Run, point: float) -> None:
         if run.detectors is None:
             run.detectors = metrics.DetectorCache()
         rows = metrics.evaluate(
-            run.model, run.dataset, run.spec.protocols, detector=run.spec.detector,
+            run.model, run.dataset, run.spec.protocols, detector=run.spec.detector, pr_detector=run.spec.pr_detector,
             device=run.model.device, cache_dir=metric_cache, seed=run.spec.seed, detectors=run.detectors,
         )  # fmt: skip
     base = progress_row(run) | {
@@ -62,7 +63,7 @@ def evaluate_point(run: Run, point: float) -> None:
     }
     have = {eval_key(r) for r in eval_rows(run.paths)}  # rows written before a crash are not repeated
     for row in rows:
-        row = base | {("eval_seed" if k == "seed" else k): v for k, v in row.items()}
+        row = eval_row(base, row)
         if eval_key(row) not in have:
             append_eval_row(run.paths, row)
     record_event(run.paths, "evaluated", step=step, point=point, seconds=time.perf_counter() - t0)

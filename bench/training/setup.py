@@ -28,10 +28,7 @@ def write_spec(
     (``extra`` joins the resolved part, e.g. where imported weights came from)."""
     resolved = {
         "model_hparams": model.hparams,
-        "params": {
-            "generator": sum(p.numel() for p in model.generator.parameters()),
-            "discriminator": sum(p.numel() for p in model.discriminator.parameters()),
-        },
+        "params": model.parameter_counts(),
         "budget_seconds": spec.budget_seconds,
         "batch_size": model.batch_size,
         "dataset": {k: dataset.manifest.get(k) for k in ("source", "count", "resize_filter", "sha256")},

@@ -23,7 +23,7 @@ from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, cache_dirs
 from bench.tools.perf.datapath import time_data_paths
 from bench.tools.perf.evalpath import measure_eval, measure_reference_cache
-from bench.tools.perf.settings import PerfSettings
+from bench.tools.perf.settings import PerfSettings, PrecisionCheck
 from bench.tools.perf.steps import (
     perf_spec,
     time_harness,
@@ -64,8 +64,7 @@ def measure_model(
     model = build_perf_model(name, kwargs, settings, device)
     real = Sampler(images, model.batch_size, seed=settings.seed + 1).next()
     row: dict[str, Any] = {"model": entry, "name": name, "kwargs": kwargs, "batch": model.batch_size}
-    row["params"] = {"generator": sum(p.numel() for p in model.generator.parameters()),
-                     "discriminator": sum(p.numel() for p in model.discriminator.parameters())}  # fmt: skip
+    row["params"] = model.parameter_counts()
     _reset_peak_memory(device)
     losses: dict[str, Tensor] = {}
 
@@ -185,12 +184,7 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
 
 
 def precision_fid_check(
-    suite: str = "smoke",
-    model: str = "fastgan",
-    seeds: tuple[int, ...] = (0, 1, 2),
-    iters: int = 40,
-    out: Path = Path("results"),
-    device: str = "auto",
+    check: PrecisionCheck, out: Path = Path("results"), device: str = "auto"
 ) -> tuple[dict[str, Any], Path]:
     """Final FID of ``suite``'s ``model`` cell trained ``iters`` steps in fp32 and in bf16, per seed.
 
@@ -204,6 +198,7 @@ def precision_fid_check(
     from bench.results.runs import eval_rows
     from bench.training.cell import run_cell
 
+    suite, model, seeds, iters = check.fid_suite, check.fid_model, check.fid_seeds, check.fid_iters
     loaded = load_suite(suite)
     cell = filter_cells(loaded, [model], None)[0]
     metric = next(p for p in cell.spec.protocols if p.startswith("fid"))

@@ -1,37 +1,70 @@
-"""What one ``perf`` invocation measures (recorded in its JSON; the CLI flags are generated from it)."""
+"""What one ``perf`` invocation measures (recorded in its JSON). The ``perf`` flags are generated
+from these fields (``metadata["help"]``; ``metadata["parse"]`` names a value parser of
+:mod:`bench.cli.args`), so each setting is spelled once."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.plan.specs import PRECISIONS
 
 
 @dataclass(frozen=True)
 class PerfSettings:
     """What one ``perf`` invocation measures (recorded in the JSON)."""
 
-    models: tuple[str, ...] = ("fastgan:recon=mse", "stylegan2-lite", "biggan")  # name[:key=value[:...]]
-    resolution: int = 256  # px
-    batch: int | None = None  # images per step; None = each model's default
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    steps: int = 3  # timed training steps (median)
-    warmup: int = 1  # untimed steps before them (after the FLOP-counting step)
-    harness_steps: int = 100  # steps of the no-work model that time the harness alone
+    models: tuple[str, ...] = field(
+        default=("fastgan:recon=mse", "stylegan2-lite", "biggan"),
+        metadata={"help": "comma-separated models, each NAME[:KEY=VALUE...] (model kwargs)", "parse": "csv"},
+    )
+    resolution: int = field(default=256, metadata={"help": "px (default 256)", "parse": "resolution"})
+    batch: int | None = field(default=None, metadata={"help": "images per step (default: each model's own)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N"})
+    steps: int = field(default=3, metadata={"help": "timed training steps; the median is reported"})
+    warmup: int = field(default=1, metadata={"help": "untimed steps before them", "parse": "nonnegative"})
+    harness_steps: int = field(default=100, metadata={"help": "steps of the no-work model timing the harness"})
     log_every: int = 10  # the loop's loss read-out interval, as in training
-    precision: str = "fp32"  # 'fp32' or 'bf16' (autocast), as RunSpec.precision
-    compile: bool = False  # torch.compile G and D, as RunSpec.compile
-    fused_adam: bool = False  # Adam's fused kernel, as RunSpec.fused_adam
-    channels_last: bool = False  # models and data in channels_last memory format
-    dataset: str = "shapes"  # images the Sampler (and the naive path) draw from
-    eval_images: int | None = None  # generated images through the detector; None = 5000 on GPU, 64 on CPU
-    detector: str = "inception-v3"  # falls back to inception-random (same network) when offline
+    precision: str = field(
+        default="fp32", metadata={"help": "bf16 = autocast (opt-in), as RunSpec.precision", "choices": PRECISIONS}
+    )
+    compile: bool = field(default=False, metadata={"help": "torch.compile G and D (opt-in), as RunSpec.compile"})
+    fused_adam: bool = field(default=False, metadata={"help": "Adam's fused kernel (opt-in), as RunSpec.fused_adam"})
+    channels_last: bool = field(default=False, metadata={"help": "models and data in channels_last"})
+    dataset: str = field(default="shapes", metadata={"help": "images the data paths draw from (default shapes)"})
+    eval_images: int | None = field(
+        default=None,
+        metadata={"help": "images through the detector (5000 GPU, 64 CPU; 0 skips)", "parse": "nonnegative"},
+    )
+    detector: str = field(
+        default="inception-v3", metadata={"help": "detector of the evaluation path; offline, falls back"}
+    )
     eval_protocol: str = "fid5k_full"  # protocol whose resize mode / BN mode the eval path uses
-    naive_data: bool = False  # also time the naive DataLoader + PIL data path
-    naive_workers: int = 0  # DataLoader workers of the naive path
+    naive_data: bool = field(default=False, metadata={"help": "also time the naive DataLoader + PIL data path"})
+    naive_workers: int = field(
+        default=0, metadata={"help": "DataLoader workers of the naive path", "parse": "nonnegative"}
+    )
     seed: int = 0
-    out: Path = Path("results")
+    out: Path = field(default=Path("results"), metadata={"help": "JSON goes to OUT/perf/"})
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (paths as text)."""
         return json.loads(json.dumps(asdict(self), default=str))
+
+
+@dataclass(frozen=True)
+class PrecisionCheck:
+    """``perf --precision-fid``: FID of a suite's model trained in fp32 and bf16 per seed."""
+
+    precision_fid: bool = field(
+        default=False,
+        metadata={"help": "instead: FID of a suite's model trained in fp32 and bf16 per seed, vs the seed spread"},
+    )
+    fid_suite: str = field(default="smoke", metadata={"help": "suite of --precision-fid (default smoke)"})
+    fid_model: str = field(default="fastgan", metadata={"help": "model of --precision-fid (default fastgan)"})
+    fid_seeds: tuple[int, ...] = field(
+        default=(0, 1, 2), metadata={"help": "seeds of --precision-fid (default 0,1,2)", "parse": "int_list"}
+    )
+    fid_iters: int = field(default=40, metadata={"help": "training steps per --precision-fid run", "parse": "count"})

@@ -1,0 +1,135 @@
+"""Argument types and flags generated from settings dataclasses (one spelling per setting).
+
+A dataclass field becomes a flag when its ``metadata`` has ``help``: the flag is ``--<name>`` with
+dashes (or ``metadata["flag"]``), its type follows the annotation (or ``metadata["parse"]``, a
+name in :data:`PARSERS`), and ``metadata["choices"]`` restricts it. :func:`flag_values` reads the
+values back for the dataclass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.plan.specs import RESOLUTIONS
+
+
+def csv_list(text: str | None) -> list[str] | None:
+    """``'a,b'`` -> ``['a', 'b']`` (empty parts dropped); None stays None."""
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def positive(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    if value == math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def nonnegative(text: str) -> int:
+    """An integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def resolution(text: str) -> int:
+    """A power of two from 32 to 1024."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value not in RESOLUTIONS:
+        raise argparse.ArgumentTypeError(f"expected a power of two from 32 to 1024, got {text!r}")
+    return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``'0,1,2'`` -> ``(0, 1, 2)``: non-negative integers."""
+    try:
+        values = tuple(int(t) for t in csv_list(text) or ())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 0,1,2, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return values
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int | None`` -> ``int``; other annotations unchanged."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def csv_tuple(text: str) -> tuple[str, ...]:
+    """``'a,b'`` -> ``('a', 'b')``."""
+    return tuple(csv_list(text) or ())
+
+
+_PARSERS: dict[Any, Callable[[str], Any]] = {int: count, float: positive, str: str, Path: Path}
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "count": count, "positive": positive, "nonnegative": nonnegative, "resolution": resolution,
+    "int_list": int_list, "csv": csv_tuple,
+}  # fmt: skip
+
+
+def add_dataclass_flags(group: Any, cls: type, *, keep_defaults: bool, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of ``cls`` whose metadata has ``help``.
+
+    ``keep_defaults``: the flag's default is the field's (else None: "not given", so a merge with
+    other sources can tell the flags the user passed).
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if "help" not in meta or f.name in skip:
+            continue
+        base = _base_type(hints[f.name])
+        kw: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+        if base is bool:
+            kw["action"] = "store_true"
+        elif typing.get_origin(base) is tuple and "parse" not in meta:
+            kw["action"] = "append"
+        else:
+            kw["type"] = PARSERS[meta["parse"]] if "parse" in meta else _PARSERS.get(base, str)
+        if "choices" in meta:
+            kw["choices"] = meta["choices"]
+        if keep_defaults and f.default is not dataclasses.MISSING:
+            kw["default"] = f.default
+        elif base is not bool:
+            kw["default"] = None
+        group.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kw)
+
+
+def flag_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The values of ``cls``'s flags in ``args`` (fields without a flag are left out)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if "help" in f.metadata}

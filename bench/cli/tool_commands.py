@@ -1,0 +1,160 @@
+"""Subcommands on runs, data and the machine: ``list``, ``eval``, ``generate``, ``import-official``,
+``prepare`` and ``perf``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.cli.args import add_dataclass_flags, count, resolution
+from bench.cli.registry import command
+from bench.errors import BenchError
+from bench.tools.perf.settings import PerfSettings, PrecisionCheck
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The tool subcommands' parsers."""
+    sub.add_parser("list", help="registered models, datasets, protocols, detectors and suites")
+    p = sub.add_parser("eval", help="re-score a run's saved snapshots and append the rows")
+    p.add_argument("--run", type=Path, required=True, help="run folder (results/runs/<suite>/<run_id>)")
+    p.add_argument("--checkpoint", default="all", help="snapshot file name, 'latest' or 'all' (default)")
+    p.add_argument("--protocol", action="append", help="metric name (repeatable; default: the run's own)")
+    p.add_argument("--detector", help="FID/KID detector name or torchscript:PATH (default: the run's own)")
+    p.add_argument("--pr-detector", help="precision/recall detector (default: the run's own, vgg16-fc2)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p = sub.add_parser("generate", help="a run's generated images as PNGs: exactly those a protocol scores")
+    p.add_argument("--run", type=Path, required=True, help="run folder (results/runs/<suite>/<run_id>)")
+    p.add_argument("--outdir", type=Path, required=True, help="new folder for the PNGs and generated.json")
+    p.add_argument("--protocol", default="fid5k_full", help="whose images: count, truncation, BN mode")
+    p.add_argument("--checkpoint", help="snapshot file name (default: the newest)")
+    p.add_argument("--num", type=count, help="only the first N of the protocol's images")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p = sub.add_parser("import-official", help="an official FastGAN checkpoint as a run folder, to score with eval")
+    p.add_argument("checkpoint", type=Path, help="the official .pth ({'g','d'} or all_N.pth)")
+    p.add_argument("--dataset", required=True, help="the set it was trained on (prepared; see `list`)")
+    p.add_argument("--resolution", type=resolution, required=True, help="px of its generator")
+    p.add_argument(
+        "--model", default="fastgan",
+        help="FastGAN-family variant, NAME[:KEY=VALUE...] for other widths (default fastgan; e.g. fastgan:ngf=32)",
+    )  # fmt: skip
+    p.add_argument("--step", type=count, help="its iteration (default: from the file name)")
+    p.add_argument("--suite", default="official", help="folder under results/runs/ (default official)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    p = sub.add_parser("prepare", help="turn a downloaded paper dataset (zip/tar/folder) into the cache")
+    p.add_argument("--dataset", required=True, help="paper dataset name (see `list`)")
+    p.add_argument("--src", type=Path, help="the downloaded archive or folder")
+    p.add_argument("--download", action="store_true", help="download from the registry URL first")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the manifest)")
+    p.add_argument("--resolution", type=resolution, help="prepare at this resolution (default: the dataset's)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
+    p = sub.add_parser("perf", help="benchmark: step time, FLOP/s, harness overhead, eval throughput per model")
+    add_dataclass_flags(p, PerfSettings, keep_defaults=True)
+    p.add_argument("--threads", type=count, help="torch CPU threads (default: torch's)")
+    add_dataclass_flags(p.add_argument_group("precision check", "instead of timing"), PrecisionCheck,
+                        keep_defaults=True)  # fmt: skip
+
+
+@command("list")
+def cmd_list(args: argparse.Namespace) -> int:
+    """Everything registered."""
+    import models
+    from bench.data.catalog import list_datasets
+    from bench.metrics import list_detectors, list_protocols
+    from bench.plan.suites import list_suites
+
+    for title, names in (
+        ("models", models.list_models()),
+        ("datasets", list_datasets()),
+        ("protocols", list_protocols()),
+        ("detectors", list_detectors()),
+        ("suites", list_suites()),
+    ):
+        print(f"{title}: {', '.join(names)}")
+    return 0
+
+
+@command("eval")
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Re-score snapshots offline; print the new rows."""
+    from bench.tools.rescore import rescore
+
+    rows = rescore(
+        args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
+        detector=args.detector, pr_detector=args.pr_detector, device=args.device,
+    )  # fmt: skip
+    for r in rows:
+        std = f" ± {r['std']:.4g}" if r.get("std") is not None else ""
+        print(f"{r['snapshot']}  {r['metric']} = {r['value']:.4g}{std}  [{r['detector']}, {r['mode']}]")
+    return 0
+
+
+@command("generate")
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write the PNG folder; print where and what."""
+    from bench.tools.generate import generate_folder
+
+    rec = generate_folder(
+        args.run, args.outdir, protocol=args.protocol, snapshot=args.checkpoint, num=args.num, device=args.device
+    )  # fmt: skip
+    print(f"{rec['images']} images of {rec['run_id']} ({rec['snapshot']}, {rec['protocol']}) in {args.outdir}")
+    return 0
+
+
+@command("import-official")
+def cmd_import_official(args: argparse.Namespace) -> int:
+    """Import an official checkpoint; print the run folder and how to score it."""
+    import models
+    from bench.tools.official import import_official
+
+    name, kwargs = models.parse_entry(args.model)
+    paths = import_official(
+        args.checkpoint, dataset=args.dataset, resolution=args.resolution, out=args.out,
+        model=name, model_kwargs=kwargs, suite=args.suite, step=args.step,
+    )  # fmt: skip
+    print(f"imported {args.checkpoint} as {paths.root}")
+    print(f"score it: python run_bench.py eval --run {paths.root} --protocol fid2k_fastgan --protocol fid5k_full")
+    return 0
+
+
+@command("prepare")
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Prepare a paper dataset into the tensor cache."""
+    from bench.data.prepare import prepare_dataset
+    from bench.results.runs import cache_dirs
+
+    if args.src is None and not args.download:
+        raise BenchError("prepare: give --src PATH (the downloaded zip/tar/folder) or --download")
+    data_cache, _ = cache_dirs(args.out)
+    ds = prepare_dataset(
+        args.dataset, args.src, cache_dir=data_cache, skip_bad=args.skip_bad,
+        download=args.download, resolution=args.resolution,
+    )  # fmt: skip
+    print(f"prepared {ds.name}: {ds.images.shape[0]} images at {ds.resolution} px, sha256 {ds.sha256[:16]}…")
+    if ds.manifest.get("count_warning"):
+        print(f"warning: {ds.manifest['count_warning']}")
+    return 0
+
+
+@command("perf")
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Measure every model, write the JSON, print the table; 1 when no model could be measured."""
+    import torch
+
+    from bench.cli.args import flag_values
+    from bench.tools.perf.run import format_precision_check, precision_fid_check, run_perf
+    from bench.tools.perf.table import format_table
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check = PrecisionCheck(**flag_values(args, PrecisionCheck))
+    if check.precision_fid:
+        doc, path = precision_fid_check(check, out=args.out, device=args.device)
+        print(format_precision_check(doc))
+        print(f"\nwritten: {path}")
+        return 0
+    doc, path = run_perf(PerfSettings(**flag_values(args, PerfSettings)))
+    print()
+    print(format_table(doc))
+    print(f"\nwritten: {path}")
+    return 0 if any("error" not in r for r in doc["models"]) else 1

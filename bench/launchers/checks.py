@@ -1,0 +1,87 @@
+"""The pre-run checks every launch path runs, before anything is trained or submitted: the results
+folder is writable, the device exists, each cell's model builds (on the meta device), each
+dataset is there with enough images, and each detector loads."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench.errors import BenchError, DataError
+from bench.plan.suites import Cell, Suite
+
+MIN_IMAGES = 2  # training images a run needs (one image has no distribution to learn or to score against)
+
+
+def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None) -> None:
+    """Raise a one-line :class:`BenchError` at the first problem; ``device`` None: cells run elsewhere."""
+    check_writable(out)
+    if device is not None:
+        from bench.training.device import resolve_device
+
+        resolve_device(device)
+    check_models(suite, cells)
+    check_data(cells, out)
+    check_detectors(cells)
+
+
+def check_writable(out: Path) -> None:
+    """Fail early, before any training, when the results folder cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out}: is a file, not a folder; pass a folder for --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise BenchError(f"--out {out}: folder is not writable ({exc.strerror}); pass a writable --out") from None
+
+
+def check_models(suite: Suite, cells: list[Cell]) -> None:
+    """Fail before anything is written when a cell's model kwargs are bad (built on the meta device)."""
+    import torch
+
+    import models
+
+    seen = set()
+    for spec in (c.spec for c in cells):
+        key = (spec.model, spec.resolution, repr(spec.model_kwargs))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            with torch.device("meta"):  # no memory, no compute
+                models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
+        except (models.ModelConfigError, TypeError, ValueError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"
+            raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; {fix}") from None
+
+
+def check_data(cells: list[Cell], out: Path) -> None:
+    """Fail before any training when a cell's dataset is missing (with the prepare command)."""
+    from bench.data.catalog import load_dataset
+    from bench.data.paper import PAPER_DATASETS, check_prepared
+    from bench.results.runs import cache_dirs
+
+    data_cache, _ = cache_dirs(out)
+    for name, res in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
+        if name in PAPER_DATASETS:
+            check_prepared(name, res, data_cache)
+            continue
+        count = len(load_dataset(name, res, cache_dir=data_cache).images)  # builds the cache once, before training
+        if count < MIN_IMAGES:
+            raise DataError(f"dataset {name!r} has {count} image; a GAN needs at least {MIN_IMAGES}: add images")
+
+
+def check_detectors(cells: list[Cell]) -> None:
+    """Load each detector the cells will need once, so a missing weights file stops the run before training."""
+    from bench.metrics import PROTOCOLS, detector_for, get_detector
+
+    needed = {
+        (detector_for(p, c.spec.detector, c.spec.pr_detector), PROTOCOLS[p].mode)
+        for c in cells
+        for p in c.spec.protocols
+    }
+    for name, mode in sorted(needed):
+        get_detector(name, "cpu", mode=mode)

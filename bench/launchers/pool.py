@@ -1,0 +1,52 @@
+"""A device pool (``run --devices 0,1,2``): one worker process per CUDA device on the same suite;
+run locks spread the cells among them, so each cell runs once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.plan.launching import LaunchSettings
+from bench.plan.suites import Cell
+from bench.training.options import LoopOptions
+
+RUN_BENCH = Path(__file__).resolve().parents[2] / "run_bench.py"
+
+
+def parse_devices(text: str) -> tuple[str, ...]:
+    """``'0,1,2'`` -> ``('0', '1', '2')``: CUDA indices."""
+    devices = tuple(d.strip() for d in text.split(",") if d.strip())
+    if not devices or not all(d.isdigit() for d in devices):
+        raise BenchError(f"--devices {text}: expected CUDA indices like 0,1,2")
+    return devices
+
+
+def worker_argv(argv: list[str]) -> list[str]:
+    """The same command without ``--devices``/``--device`` (each worker gets its own device)."""
+    base, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--devices", "--device"):
+            skip = True
+        elif not a.startswith(("--devices=", "--device=")):
+            base.append(a)
+    return base
+
+
+@dataclass(frozen=True)
+class DevicePool:
+    """One worker per device, each running ``argv`` (the user's command) on ``cuda:<index>``."""
+
+    devices: tuple[str, ...]
+    argv: tuple[str, ...]
+    name: str = "device-pool"
+
+    def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
+        """Start every worker, wait for all; returns ``worker -> 'exit N'``."""
+        cmd = [sys.executable, str(RUN_BENCH), *worker_argv(list(self.argv)), "--no-progress"]
+        procs = {f"cuda:{d}": subprocess.Popen([*cmd, "--device", f"cuda:{d}"]) for d in self.devices}
+        return {name: f"exit {p.wait()}" for name, p in procs.items()}

@@ -1,0 +1,91 @@
+"""How cells are launched, as a suite's ``[slurm]`` block and ``run``'s flags state it
+(:class:`LaunchSettings`: one field per setting; the flags and the suite keys are generated from
+it), validated before anything is submitted."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import BenchError
+
+LAUNCHERS = ("local", "submitit-local", "slurm")
+SIGNAL_DELAY_S = 120  # SLURM signals a task this long before its time limit (time to checkpoint)
+MIN_TIME_LIMIT_MIN = 3  # a task must outlive the signal delay
+
+# sbatch options the launcher sets itself (through flags or submitit); not accepted as extra lines.
+_RESERVED = {"array", "output", "error", "open-mode", "signal", "wrap", "job-name", "time", "partition",
+             "account", "qos", "gpus-per-node", "cpus-per-task", "mem", "chdir", "parsable"}  # fmt: skip
+_NAME_RE = re.compile(r"[A-Za-z0-9_.,:+-]+")  # partition, account, QoS
+_OPTION_RE = re.compile(r"(?:--)?(?P<key>[a-z][a-z0-9-]*)(?:[= ](?P<value>.+))?")
+
+
+def _opt(default: Any, help: str, **meta: Any) -> Any:
+    """A settings field with its flag's help (``run``'s flags and the suite's ``[slurm]`` keys come from these)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """How cells are launched: the suite's ``[slurm]`` block, overridden by command-line flags."""
+
+    launcher: str = _opt("local", "local: this process (default); submitit-local: subprocesses; slurm: a job array",
+                         choices=LAUNCHERS, suite=False)  # fmt: skip
+    partition: str | None = _opt(None, "SLURM partition (default: the cluster's)")
+    gpus_per_node: int | None = _opt(None, "GPUs per task (default: none requested)")
+    cpus_per_task: int | None = _opt(None, "CPUs per task (default: the partition's)")
+    mem_gb: float | None = _opt(None, "memory per task in GB (default: the partition's)")
+    time_limit_min: int | None = _opt(None, "time limit per task in minutes (default: budget + eval + margin)")
+    time_margin_min: float = _opt(10.0, "minutes added to training + evaluation in the derived time limit")
+    eval_minutes: float | None = _opt(None, "evaluation minutes per cell (default: 3 per evaluation point)")
+    account: str | None = _opt(None, "SLURM account")
+    qos: str | None = _opt(None, "SLURM quality of service")
+    array_parallelism: int | None = _opt(None, "tasks running at once (slurm default 256, local 1)")
+    extra_sbatch: tuple[str, ...] = _opt(
+        (), "extra sbatch option, e.g. --sbatch-extra=--constraint=a100 (repeatable; '#SBATCH ' prefix ok)",
+        flag="--sbatch-extra",
+    )  # fmt: skip
+    max_num_timeout: int = _opt(3, "requeues after time-outs (preemptions requeue without limit)", parse="nonnegative")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_sbatch", tuple(self.extra_sbatch))
+        if self.launcher not in LAUNCHERS:
+            raise BenchError(f"--launcher {self.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+        for key in ("partition", "account", "qos"):
+            value = getattr(self, key)
+            if value is not None and not _NAME_RE.fullmatch(value):
+                raise BenchError(f"{key} {value!r}: only letters, digits and _.,:+- are allowed")
+        for key in ("gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism", "time_limit_min"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise BenchError(f"{key} must be > 0, got {value}")
+        if self.time_limit_min is not None and self.time_limit_min < MIN_TIME_LIMIT_MIN:
+            msg = f"time limit {self.time_limit_min} min: must be >= {MIN_TIME_LIMIT_MIN}"
+            raise BenchError(f"{msg} (tasks are signalled {SIGNAL_DELAY_S} s before it to checkpoint)")
+        for line in self.extra_sbatch:
+            parse_sbatch_option(line)
+
+    @classmethod
+    def merged(cls, block: dict[str, Any], **flags: Any) -> LaunchSettings:
+        """The suite's ``[slurm]`` block, then every flag that is not None; extra sbatch lines add up."""
+        values = {k: v for k, v in block.items() if k != "extra_sbatch"}
+        values |= {k: v for k, v in flags.items() if v is not None and k != "extra_sbatch"}
+        extra = (*block.get("extra_sbatch", ()), *(flags.get("extra_sbatch") or ()))
+        return cls(**values, extra_sbatch=tuple(str(x) for x in extra))
+
+
+def parse_sbatch_option(line: str) -> tuple[str, str | bool]:
+    """``'--constraint=a100'`` → ``('constraint', 'a100')``; ``'--exclusive'`` → ``('exclusive', True)``.
+
+    Raises BenchError for anything that is not one long option on one printable line.
+    """
+    text = line.strip()
+    text = text[len("#SBATCH") :].strip() if text.startswith("#SBATCH") else text
+    match = _OPTION_RE.fullmatch(text)
+    if not line.isprintable() or match is None:
+        raise BenchError(f"extra sbatch line {line!r}: expected one '--key=value' or '--flag' on one line")
+    key, value = match["key"], match["value"]
+    if key in _RESERVED:
+        raise BenchError(f"extra sbatch line {line!r}: --{key} is set by the launcher; use its own flag")
+    return key, value.strip() if value else True
