@@ -11,15 +11,8 @@ import torch
 from torch.nn.utils import parametrize
 
 from models import get_model
-from models.biggan import (
-    Z_CHUNK,
-    BigGAN,
-    Generator,
-    SelfAttention,
-    ortho_grad,
-    ortho_penalty,
-    truncate_z,
-)
+from models.biggan import BigGAN, ortho_grad, ortho_penalty, truncate_z
+from models.biggan_layers import Z_CHUNK, Generator, SelfAttention
 from models.common import count_params
 
 
@@ -91,7 +84,7 @@ def test_train_step_adds_beta_times_ortho_grad_to_g_weights_only():
     torch.manual_seed(0)
     on = small(ortho_reg=1e-2)
     off = copy.deepcopy(on)
-    off.ortho_reg = 0.0
+    off.cfg = on.cfg.replace(ortho_reg=0.0)
     grads = {}
 
     def capture(model, key):
@@ -267,7 +260,7 @@ def test_hparams_roundtrip_and_optimizer_state():
 def test_attention_in_query_chunks_equals_one_call(monkeypatch) -> None:
     """Large attention maps (G's 128 px layer: 268 MB per image) run in query chunks; each row's
     softmax is its own, so the output equals one call on all queries."""
-    import models.biggan as bg
+    import models.biggan_layers as bg
 
     torch.manual_seed(0)
     attn = bg.SelfAttention(16)

@@ -51,7 +51,7 @@ def test_aux_loss_is_finite_and_learnable_alone(name: str, key: str) -> None:
     history = []
     for _ in range(12):
         torch.manual_seed(1)  # the same views / stretches every iteration
-        aug = diff_augment(real, m.policy)
+        aug = diff_augment(real, m.cfg.policy)
         losses = m.ss(D.features, real, aug, D.features(aug))
         assert set(losses) == {key} and torch.isfinite(losses[key])
         opt.zero_grad(set_to_none=True)

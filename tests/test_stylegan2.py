@@ -10,18 +10,8 @@ import torch
 
 from models import ModelConfigError, get_model, list_models
 from models.common import count_params
-from models.stylegan2 import (
-    Conv2dLayer,
-    Discriminator,
-    Generator,
-    ModulatedConv2d,
-    blur,
-    fir_kernel,
-    mix_styles,
-    path_lengths,
-    r1_penalty,
-    upsample2d,
-)
+from models.stylegan2 import mix_styles, path_lengths, r1_penalty
+from models.stylegan2_layers import Conv2dLayer, Discriminator, Generator, ModulatedConv2d, blur, fir_kernel, upsample2d
 
 TINY = dict(channel_base=256, channel_max=16, z_dim=16, w_dim=16, batch_size=4)
 TINY_NET = dict(channel_base=256, channel_max=16, clamp=256.0)
