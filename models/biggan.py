@@ -1,17 +1,34 @@
-"""BigGAN (Brock et al. 2019) in its unconditional form, for the few-shot comparison.
+"""BigGAN (Brock et al. 2019), unconditional, for the few-shot comparison: an extra row (the FastGAN
+paper has no BigGAN row).
 
-Layers and networks: ``models.biggan_layers``. Training (one ``train_step``): ``d_steps`` D
-updates, then one G update, then EMA. Each D update draws fresh z and a fresh augmentation but
-*reuses the loop's real batch* (the released code draws a new real batch per D step; with ~100
-training images this makes little difference). Fakes and reals go through D in one concatenated
-pass, as in the released code. Hinge loss, DiffAugment on reals and fakes in both steps, Adam
-betas (0, 0.999) and eps 1e-6 (the released scripts' values). Orthogonal regularization (paper
-form, see :func:`ortho_penalty`) is added to G's gradients after the backward pass. EMA decay
-0.9999 from step ``ema_start``; before it, the EMA generator is a copy.
+Recipe: **one source for the defaults**, the DiffAugment authors' BigGAN for limited data
+(DA = mit-han-lab/data-efficient-gans @0b63395, ``DiffAugment-biggan-cifar/``, script
+``scripts/DiffAugment-biggan-cifar10.sh``, itself BigGAN-PyTorch's ``launch_cifar_ema.sh`` plus
+DiffAugment): batch 50, 4 D steps per G step, Adam lr 2e-4 for G and D with betas (0, 0.999) and
+eps 1e-8, no orthogonal regularisation (``G_ortho`` 0), EMA decay 0.9999 from iteration 1000
+averaging every state entry (weights and BatchNorm/spectral-norm buffers), DiffAugment
+'translation,cutout' on reals and fakes in both steps, x-flips (the loop's). DA's BigGAN is a
+32 px CIFAR network; the architecture here is BigGAN-PyTorch @9845943's 128 / 256 px tables
+(``models.biggan_layers``; ch 64, the parser default), the only reference at those sizes.
 
-Sampling: eval-mode BatchNorm with the EMA generator's running statistics, which the EMA
-averages like the weights (BigGAN-PyTorch ``utils.ema`` blends every state entry);
-``bn="standing"`` re-estimates them (``--accumulate_stats``). Truncation: see :func:`truncate_z`.
+Other sources as keyword overrides (or the ``biggan-paper`` name):
+
+- BigGAN paper / BigGAN-PyTorch parser defaults: ``lr_g=5e-5, lr_d=2e-4, d_steps=2``, and the
+  paper's ``ortho_reg=1e-4`` (``biggan-paper``).
+- BigGAN-PyTorch released ImageNet script (``launch_BigGAN_bs256x8.sh``): ``lr_g=1e-4,
+  lr_d=4e-4, d_steps=1, adam_eps=1e-6, ema_start=20000``.
+
+Training (one ``train_step``): ``d_steps`` D updates, then one G update, then EMA. Each D update
+draws fresh z and a fresh augmentation but *reuses the loop's real batch* (the released code
+draws a new real batch per D step; with ~100 training images this makes little difference).
+Fakes and reals go through D in one concatenated pass, as in the released code. Hinge loss.
+Orthogonal regularization (paper form, see :func:`ortho_penalty`), when on, is added to G's
+gradients after the backward pass.
+
+Sampling: eval-mode BatchNorm with the EMA generator's running statistics (BigGAN-PyTorch's
+convention); ``bn="standing"`` re-estimates them (``--accumulate_stats``). DA's own evaluation
+samples G_ema in train-mode BatchNorm at batch 50 (no ``--G_eval_mode``): ``bn="batch"`` with a
+generation batch of 50. Truncation: see :func:`truncate_z`.
 """
 
 from __future__ import annotations
@@ -32,29 +49,32 @@ from models.config import ModelConfig
 from models.registry import ModelConfigError, register_model
 
 TRUNC_BOUND = 2.0  # truncated-normal bound used by the truncation trick
+DA = "DiffAugment-biggan-cifar (mit-han-lab/data-efficient-gans @0b63395) scripts/DiffAugment-biggan-cifar10.sh"
+ARCH = "BigGAN-PyTorch @9845943 128/256 px architecture"
 
 
 @dataclasses.dataclass(frozen=True)
 class BigGANConfig(ModelConfig):
-    """BigGAN's hyperparameters (defaults: the released scripts' setting)."""
+    """BigGAN's hyperparameters; defaults from DA's BigGAN-CIFAR script (module docstring)."""
 
     family: ClassVar[str] = "biggan"
 
     ch: int = 64  # width multiplier of G and D (BigGAN-PyTorch --G_ch/--D_ch default)
-    batch_size: int = 8  # images per step; 8 matches FastGAN's few-shot setting
-    lr_g: float = 1e-4  # G Adam lr (released scripts; the paper: 5e-5)
-    lr_d: float = 4e-4  # D Adam lr (released scripts; the paper: 2e-4)
-    d_steps: int = 1  # D updates per G update (released scripts 1; the paper 2)
-    ortho_reg: float = 1e-4  # beta of the orthogonal regularization on G; 0 turns it off
-    ema_decay: float = 0.9999  # EMA decay of g_ema once ema_start is reached
-    ema_start: int = 1000  # step from which the EMA averages; before it g_ema copies G
-    policy: str = "translation,cutout"  # DiffAugment policy ('' = none)
+    batch_size: int = 50  # images per step (DA --batch_size 50)
+    lr_g: float = 2e-4  # G Adam lr (DA --G_lr; paper 5e-5; ImageNet script 1e-4)
+    lr_d: float = 2e-4  # D Adam lr (DA --D_lr; paper 2e-4; ImageNet script 4e-4)
+    d_steps: int = 4  # D updates per G update (DA --num_D_steps; paper 2; ImageNet script 1)
+    adam_eps: float = 1e-8  # Adam epsilon of G and D (DA / parser default; ImageNet script 1e-6)
+    ortho_reg: float = 0.0  # beta of G's orthogonal regularisation (DA --G_ortho 0; paper text 1e-4)
+    ema_decay: float = 0.9999  # decay of g_ema once ema_start is reached (DA --ema_decay)
+    ema_start: int = 1000  # step from which the EMA averages; before it g_ema copies G (DA --ema_start)
+    policy: str = "translation,cutout"  # DiffAugment ops on reals and fakes, D and G steps (DA --DiffAugment)
     g_attn: int | None = None  # side of G's attention block; None: the tables' (64; 128 from 256 px); 0: none
     d_attn: int | None = None  # side of D's attention block; None: the tables' (64); 0: none
 
     def __post_init__(self) -> None:
         self._positive_int("ch", "batch_size", "d_steps")
-        self._positive("lr_g", "lr_d")
+        self._positive("lr_g", "lr_d", "adam_eps")
         self._non_negative("ortho_reg", "ema_start")
         self._unit_interval("ema_decay")
         self._policy("policy")
@@ -110,8 +130,8 @@ def ortho_grad(w: Tensor) -> Tensor:
 
 
 class BigGAN(GANModel):
-    """Unconditional BigGAN: hinge loss, DiffAugment, ortho reg, EMA, truncation at sampling
-    (module docstring)."""
+    """Unconditional BigGAN: hinge loss, DiffAugment, optional ortho reg, EMA, truncation at sampling
+    (recipe and sampling: module docstring)."""
 
     sampling = Sampling(
         "running",
@@ -136,7 +156,7 @@ class BigGAN(GANModel):
         self._ortho_params = [
             p for name, p in self.generator.named_parameters() if p.ndim >= 2 and not name.startswith("shared.")
         ]
-        adam = dict(betas=(0.0, 0.999), eps=1e-6)
+        adam = dict(betas=(0.0, 0.999), eps=cfg.adam_eps)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, **adam)
 
@@ -189,22 +209,26 @@ class BigGAN(GANModel):
 # ----------------------------------------------------------------------------- registered names
 
 TINY = dict(ch=4, batch_size=2)
-BG = "BigGAN-PyTorch @9845943"
 
 
-@register_model("biggan", recipe=f"{BG} released scripts (lr 1e-4 / 4e-4, 1 D step), DiffAugment", tiny=TINY)
+@register_model("biggan", recipe=f"{DA} (training) on {ARCH}", tiny=TINY)
 def biggan(resolution: int, **kw: Any) -> BigGAN:
-    """BigGAN with the released scripts' setting: lr G 1e-4 / D 4e-4, one D step per G step.
+    """BigGAN with the DiffAugment authors' limited-data recipe (module docstring): batch 50, lr 2e-4 /
+    2e-4, 4 D steps, eps 1e-8, no ortho reg, EMA 0.9999 from step 1000, DiffAugment
+    'translation,cutout'. An extra row: the FastGAN paper has no BigGAN.
 
-    Params (ch 64, one class) at 128 / 256 px: G 31,850,756 / 37,136,132; D 38,425,282 / 43,422,914.
+    Params (ch 64, one class) at 128 / 256 px: G 31,850,756 / 37,136,132; D 38,425,282 / 43,422,914
+    (BigGAN-PyTorch instantiated, comparison_models.md). 512 and 1024 px are an extension.
     """
     return BigGAN(resolution, BigGANConfig.build(kw))
 
 
-@register_model("biggan-paper", recipe=f"BigGAN paper: lr 5e-5 / 2e-4, 2 D steps ({BG} parser defaults)", tiny=TINY)
+@register_model("biggan-paper", recipe=f"BigGAN paper / BigGAN-PyTorch @9845943 parser defaults on {ARCH}", tiny=TINY)
 def biggan_paper(resolution: int, **kw: Any) -> BigGAN:
-    """BigGAN with the paper's setting: lr G 5e-5 / D 2e-4, two D steps per G step.
+    """biggan with the BigGAN paper's optimisation: lr G 5e-5 / D 2e-4, two D steps per G step
+    (BigGAN-PyTorch's parser defaults) and orthogonal regularisation 1e-4 (the paper text; the
+    released scripts use 0); the rest as biggan.
 
     Params: as biggan.
     """
-    return BigGAN(resolution, BigGANConfig.build({"lr_g": 5e-5, "lr_d": 2e-4, "d_steps": 2} | kw))
+    return BigGAN(resolution, BigGANConfig.build({"lr_g": 5e-5, "lr_d": 2e-4, "d_steps": 2, "ortho_reg": 1e-4} | kw))

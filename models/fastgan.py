@@ -1,17 +1,20 @@
 """FastGAN (Liu et al., ICLR 2021) and its ablations, written from the facts of the official code.
 
 One implementation (:class:`FastGAN`, hyperparameters in :class:`FastGANConfig`), four
-registered names for Table A of the paper:
+registered names for the ladder of Table A of the paper:
 
-  ``baseline``         no skip-layer excitation (SLE), no decoders
-  ``baseline-skip``    SLE in G and D
-  ``baseline-decode``  self-supervised D: three decoders and a reconstruction loss
-  ``fastgan``          both (the paper's model)
+  ``baseline``         no generator SLE, no decoders
+  ``baseline-skip``    + skip-layer excitation (SLE) in the generator
+  ``baseline-decode``  + self-supervised D: three decoders and a reconstruction loss
+  ``fastgan``          both (the paper's model, the official code)
 
 and five for Table D, FastGAN with other self-supervision tasks for D (``models.selfsup``):
 ``fastgan-ss-contrastive`` (a), ``fastgan-ss-aspect`` (b), ``fastgan-ss-ae`` (c, = ``fastgan``),
-``fastgan-ss-contrastive-aspect`` (d) and ``fastgan-ss-all`` (e). Layers and networks live in
-``models.fastgan_blocks``, the official checkpoint loader in ``models.fastgan_official``.
+``fastgan-ss-contrastive-aspect`` (d) and ``fastgan-ss-all`` (e).
+
+Every ladder row keeps the official discriminator's own SLE blocks (``d_sle``, a keyword of its
+own): see :func:`baseline`. Layers and networks live in ``models.fastgan_blocks``, the official
+checkpoint loader in ``models.fastgan_official``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from models.config import ModelConfig
 from models.fastgan_blocks import D_MULT, G_MULT, RESOLUTIONS, Discriminator, Generator, crop_part, resize
 from models.fastgan_official import load_official_state
 from models.registry import ModelConfigError, register_model
-from models.selfsup import ASPECT_RATIOS, SelfSupervision
+from models.selfsup import ASPECT_RATIOS, CROP_AREA, SelfSupervision
 
 __all__ = ["FastGAN", "FastGANConfig", "Generator", "Discriminator", "PerceptualWeightsMissing", "load_official_state"]
 
@@ -60,7 +63,8 @@ class FastGANConfig(ModelConfig):
     policy: str = "color,translation"  # DiffAugment ops on reals and on each fake output ('' = none; official)
     recon: str = "lpips-vgg"  # reconstruction distance: lpips-vgg (official), lpips-alex, mse, l1 (paper text: MSE)
     recon_weight: float = 1.0  # weight of the reconstruction loss in D's step; 0 builds no decoders
-    sle: bool = True  # skip-layer excitation in G and D (set by the name)
+    g_sle: bool = True  # skip-layer excitation in G: 4->64, 8->128, 16->256, 32->512 (set by the name)
+    d_sle: bool = True  # the official D's SLE blocks se_2_16, se_4_32, se_8_64 (every ladder row keeps them)
     decoders: bool = True  # D's three decoders + reconstruction loss (set by the name; off when recon_weight = 0)
     ss_contrastive: float = 0.0  # weight of the contrastive task (Table D a); 0: off, no head built
     ss_aspect: float = 0.0  # weight of the aspect-ratio task (Table D b); 0: off, no head built
@@ -84,6 +88,8 @@ class FastGANConfig(ModelConfig):
             ratios = ()
         if len(ratios) < 2 or len(set(ratios)) != len(ratios) or min(ratios, default=0) <= 0:
             self._fail("ss_aspect_ratios", "must be two or more distinct positive numbers")
+        if not CROP_AREA <= min(ratios) <= max(ratios) <= 1 / CROP_AREA:
+            self._fail("ss_aspect_ratios", f"must lie in [{CROP_AREA}, {1 / CROP_AREA:.3g}] (crops inside the image)")
         object.__setattr__(self, "ss_aspect_ratios", ratios)
         object.__setattr__(self, "decoders", bool(self.decoders and self.recon_weight > 0))
 
@@ -161,8 +167,8 @@ class FastGAN(GANModel):
         self.resolution, self.z_dim, self.batch_size = resolution, cfg.nz, cfg.batch_size
         self.hparams = cfg.hparams()
 
-        self.generator = Generator(resolution, cfg.ngf, cfg.nz, cfg.sle)
-        self.discriminator = Discriminator(resolution, cfg.ndf, cfg.sle, cfg.decoders)
+        self.generator = Generator(resolution, cfg.ngf, cfg.nz, cfg.g_sle)
+        self.discriminator = Discriminator(resolution, cfg.ndf, cfg.d_sle, cfg.decoders)
         self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.ss = SelfSupervision(
             self.discriminator.feat_channels,
@@ -172,6 +178,7 @@ class FastGAN(GANModel):
             proj_dim=cfg.ss_proj_dim,
             aspect_ratios=cfg.ss_aspect_ratios,
             view_policy=cfg.ss_view_policy,
+            policy=cfg.policy,
         )
         adam = dict(lr=cfg.lr, betas=cfg.betas)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), **adam)
@@ -266,46 +273,59 @@ def build(resolution: int, kw: Mapping[str, Any], **fixed: Any) -> FastGAN:
 
 
 # ----------------------------------------------------------------------------- Table A: the ladder
+# The four rows differ only in what the paper adds (its Sec. 3.1 "Skip" and Sec. 3.2 "decode");
+# G's SLE and the decoders are fixed by the name, D's SLE blocks (``d_sle``) stay in every row.
 
 
-@register_model("baseline", recipe=RECIPE + "; without SLE and decoders", tiny=TINY)
+@register_model("baseline", recipe=RECIPE + "; without G's SLE and decoders", tiny=TINY)
 def baseline(resolution: int, **kw: Any) -> FastGAN:
-    """FastGAN without SLE and decoders (Table A 'Baseline').
+    """Table A 'Baseline': FastGAN without G's SLE and without the self-supervised decoders.
+
+    Paper: Baseline is the model without skip-layer excitation and without self-supervision;
+    "Skip" and "decode" are the two modules the paper adds to it (Sec. 3.1, 3.2), so
+    Baseline+Skip+decode must be FastGAN exactly. The paper presents SLE as a generator module;
+    the official discriminator's own SLE blocks (``d_sle``) are not part of either addition, so
+    they stay (interpretation: the paper text is not stored here). ``d_sle=False`` removes them
+    (1,032,192 D parameters at 256 px).
 
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G 26,353,830 / 26,367,352 / 26,369,472;
-    D 7,354,480 / 7,354,816 / 7,356,512.
+    D 8,386,672 / 8,387,008 / 8,388,704.
     """
-    return build(resolution, kw, sle=False, decoders=False)
+    return build(resolution, kw, g_sle=False, decoders=False)
 
 
 @register_model("baseline-skip", recipe=RECIPE + "; without decoders", tiny=TINY)
 def baseline_skip(resolution: int, **kw: Any) -> FastGAN:
-    """Baseline + skip-layer excitation (Table A 'Baseline+Skip').
+    """Table A 'Baseline+Skip': Baseline + skip-layer excitation in the generator.
+
+    Paper: "Skip" is the SLE module of the generator (Sec. 3.1); D as in Baseline.
 
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G 29,127,846 / 29,174,392 / 29,176,512;
     D 8,386,672 / 8,387,008 / 8,388,704.
     """
-    return build(resolution, kw, sle=True, decoders=False)
+    return build(resolution, kw, g_sle=True, decoders=False)
 
 
-@register_model("baseline-decode", recipe=RECIPE + "; without SLE", tiny=TINY)
+@register_model("baseline-decode", recipe=RECIPE + "; without G's SLE", tiny=TINY)
 def baseline_decode(resolution: int, **kw: Any) -> FastGAN:
-    """Baseline + self-supervised D with decoders and reconstruction loss (Table A 'Baseline+decode').
+    """Table A 'Baseline+decode': Baseline + the self-supervised D (three decoders, reconstruction).
+
+    Paper: "decode" is the self-supervised discriminator of Sec. 3.2; G as in Baseline.
 
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G 26,353,830 / 26,367,352 / 26,369,472;
-    D 10,493,968 / 10,494,304 / 10,496,000.
+    D 11,526,160 / 11,526,496 / 11,528,192 (the official D).
     """
-    return build(resolution, kw, sle=False, decoders=True)
+    return build(resolution, kw, g_sle=False, decoders=True)
 
 
 @register_model("fastgan", "fastgan-ss-ae", recipe=RECIPE, tiny=TINY)
 def fastgan(resolution: int, **kw: Any) -> FastGAN:
-    """FastGAN: SLE + self-supervised D (the paper's model).
+    """FastGAN (Table A 'Ours' = Baseline+Skip+decode; Table D c 'auto-encoding'): the official model.
 
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G 29,127,846 / 29,174,392 / 29,176,512;
-    D 11,526,160 / 11,526,496 / 11,528,192 (official).
+    D 11,526,160 / 11,526,496 / 11,528,192 (official counts).
     """
-    return build(resolution, kw, sle=True, decoders=True)
+    return build(resolution, kw, g_sle=True, decoders=True)
 
 
 # ----------------------------------------------------------------------------- Table D
@@ -322,7 +342,7 @@ def fastgan_ss_contrastive(resolution: int, **kw: Any) -> FastGAN:
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 8,714,992 / 8,715,328 /
     8,717,024 (the D of baseline-skip plus the projection head's 328,320).
     """
-    return build(resolution, {"ss_contrastive": 1.0} | kw, sle=True, decoders=False)
+    return build(resolution, {"ss_contrastive": 1.0} | kw, g_sle=True, decoders=False)
 
 
 @register_model("fastgan-ss-aspect", recipe=SS_RECIPE, tiny=TINY)
@@ -332,7 +352,7 @@ def fastgan_ss_aspect(resolution: int, **kw: Any) -> FastGAN:
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 8,651,893 / 8,652,229 /
     8,653,925 (the D of baseline-skip plus the aspect head's 265,221).
     """
-    return build(resolution, {"ss_aspect": 1.0} | kw, sle=True, decoders=False)
+    return build(resolution, {"ss_aspect": 1.0} | kw, g_sle=True, decoders=False)
 
 
 @register_model("fastgan-ss-contrastive-aspect", recipe=SS_RECIPE, tiny=TINY)
@@ -342,7 +362,7 @@ def fastgan_ss_contrastive_aspect(resolution: int, **kw: Any) -> FastGAN:
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 8,980,213 / 8,980,549 /
     8,982,245 (the D of baseline-skip plus heads 593,541).
     """
-    return build(resolution, {"ss_contrastive": 1.0, "ss_aspect": 1.0} | kw, sle=True, decoders=False)
+    return build(resolution, {"ss_contrastive": 1.0, "ss_aspect": 1.0} | kw, g_sle=True, decoders=False)
 
 
 @register_model("fastgan-ss-all", recipe=SS_RECIPE, tiny=TINY)
@@ -352,4 +372,4 @@ def fastgan_ss_all(resolution: int, **kw: Any) -> FastGAN:
     Params (ngf = ndf = 64) at 256 / 512 / 1024: G as fastgan; D 12,119,701 / 12,120,037 /
     12,121,733 (the official D plus heads 593,541).
     """
-    return build(resolution, {"ss_contrastive": 1.0, "ss_aspect": 1.0} | kw, sle=True, decoders=True)
+    return build(resolution, {"ss_contrastive": 1.0, "ss_aspect": 1.0} | kw, g_sle=True, decoders=True)

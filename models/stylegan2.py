@@ -1,10 +1,32 @@
-"""StyleGAN2 (Karras et al. 2020) with the DiffAugment few-shot recipe.
+"""StyleGAN2 (Karras et al. 2020) with DiffAugment: the training recipes of the comparison rows.
 
 One implementation (:class:`StyleGAN2`, hyperparameters in :class:`StyleGAN2Config`; layers in
-``models.stylegan2_layers``), registered as ``stylegan2`` (config-f widths),
-``stylegan2-lite`` (every width halved) and ``stylegan2-lite-finetune``. Training step:
-non-saturating logistic loss, R1 and path-length regularisation (both lazy, with Adam's lr and
-betas scaled by k/(k+1)), style mixing, DiffAugment on reals and fakes, EMA by half-life.
+``models.stylegan2_layers``), registered under names that each follow one recipe, written from
+``shared/reference/comparison_recipes.md`` (sources: DA = mit-han-lab/data-efficient-gans
+@0b63395, TF ``DiffAugment-stylegan2/``; ADA = NVlabs/stylegan2-ada-pytorch @d72cc7d):
+
+  ``stylegan2-diffaug``           DA's low-shot recipe (``run_low_shot.py``): Table A's StyleGAN2 row
+  ``stylegan2-diffaug-ffhq``      DA's FFHQ recipe (``run_ffhq.py``): the source model of the finetune row
+  ``stylegan2-diffaug-finetune``  DA's low-shot finetune from that FFHQ model: Table A's finetune row
+  ``stylegan2-half``              DA's low-shot recipe with every width / sqrt(2): Tables B and C
+  ``stylegan2-half-finetune``     stylegan2-half from a checkpoint: Table B's finetune row
+  ``stylegan2``                   config-f with this project's earlier defaults (no paper row)
+  ``stylegan2-lite``              the same with every width halved (no paper row)
+  ``stylegan2-lite-finetune``     stylegan2-lite from a checkpoint (no paper row)
+
+Training step: non-saturating logistic loss; R1 (every step inside the D loss, or lazily every
+``r1_interval`` steps with Adam's lr and betas scaled by k/(k+1)); optional path-length
+regularisation (lazy likewise); style mixing; DiffAugment on reals and fakes in both steps, the
+R1 gradient taken w.r.t. the un-augmented reals through DiffAugment; EMA of G by half-life, a
+copy of G until ``ema_start_kimg``. The loop x-flips the reals (DA's ``--mirror-augment``).
+
+Fine-tuning (``init_from``): a checkpoint written by this harness, i.e. a run's
+``checkpoints/*.pt`` or ``snapshots/*.pt`` (a ``torch.save`` dict whose ``"model"`` is the
+state_dict of the same configuration); G, D and g_ema start from it, the optimizers fresh (as
+DA's ``resume_with_new_nets``). Published TF pickles (DA's ``DiffAugment-stylegan2-ffhq.pkl``,
+NVIDIA's ``stylegan2-ffhq-config-f.pkl``) are not read: no converter is provided; train the
+source model with the harness (``stylegan2-diffaug-ffhq`` on ``ffhq-70k``) or convert them
+yourself to this state_dict layout (the parameter names are ADA's).
 """
 
 from __future__ import annotations
@@ -27,10 +49,14 @@ from models.config import ModelConfig
 from models.registry import ModelConfigError, register_model
 from models.stylegan2_layers import Discriminator, Generator
 
+DA = "DiffAugment-stylegan2 (TF, mit-han-lab/data-efficient-gans @0b63395)"
+ADA = "NVlabs/stylegan2-ada-pytorch @d72cc7d"
+
 
 @dataclasses.dataclass(frozen=True)
 class StyleGAN2Config(ModelConfig):
-    """StyleGAN2's hyperparameters (defaults: ``stylegan2``; other names override some)."""
+    """StyleGAN2's hyperparameters. The defaults are this project's earlier ones (``stylegan2``);
+    each registered name overrides them with its recipe (module docstring)."""
 
     family: ClassVar[str] = "stylegan2"
 
@@ -55,6 +81,7 @@ class StyleGAN2Config(ModelConfig):
     style_mixing: float = 0.9  # probability of mixing two latents at one random cutoff (DA, ADA)
     ema_kimg: float = 10.0  # EMA half-life of g_ema in kimg: beta = 0.5 ** (B / (1000 ema_kimg)) (DA)
     ema_rampup: float | None = None  # half-life at most ema_rampup x images seen (ADA 'auto' 0.05); None: off
+    ema_start_kimg: float | None = None  # g_ema copies G until this many kimg (DA: = ema_kimg); None: from step 0
     init_from: str | None = None  # harness checkpoint to start G, D and g_ema from (fine-tuning)
 
     def __post_init__(self) -> None:
@@ -64,6 +91,8 @@ class StyleGAN2Config(ModelConfig):
         self._non_negative("r1_gamma", "pl_weight", "pl_decay")
         self._unit_interval("style_mixing")
         self._optional_positive("conv_clamp", "ema_rampup")
+        if self.ema_start_kimg is not None:
+            self._non_negative("ema_start_kimg")
         self._betas("betas")
         self._policy("policy")
         if self.init_from is not None:
@@ -112,7 +141,7 @@ def lazy_adam_factor(interval: int, active: bool) -> float:
 
 
 class StyleGAN2(GANModel):
-    """StyleGAN2 with DiffAugment behind the GANModel interface (training: module docstring).
+    """StyleGAN2 with DiffAugment behind the GANModel interface (recipes: module docstring).
 
     Sampling: no BatchNorm; random noise inputs; truncation ``w_avg.lerp(w, psi)``.
     """
@@ -187,8 +216,11 @@ class StyleGAN2(GANModel):
         return self.discriminator(img)
 
     def ema_beta(self, step: int) -> float:
-        """EMA decay for this step: 0.5 ** (batch / half-life in images)."""
+        """EMA decay for this step: 0.5 ** (batch / half-life in images); 0 (a copy of G) while
+        fewer than ``ema_start_kimg`` thousand images were seen before this step."""
         cfg = self.cfg
+        if cfg.ema_start_kimg is not None and step * self.batch_size < cfg.ema_start_kimg * 1000:
+            return 0.0
         half_life = cfg.ema_kimg * 1000.0
         if cfg.ema_rampup is not None:
             half_life = min(half_life, (step + 1) * self.batch_size * cfg.ema_rampup)
@@ -287,13 +319,98 @@ def build_finetune(name: str, source: str, resolution: int, kw: dict[str, Any], 
 # ----------------------------------------------------------------------------- registered names
 
 TINY = dict(channel_base=256, channel_max=16, z_dim=16, w_dim=16, mapping_layers=2, batch_size=2)
+# DA's low-shot recipe (run_low_shot.py defaults; comparison_recipes.md section 1); config-f widths
+DIFFAUG = dict(batch_size=16, conv_clamp=None, r1_interval=1, pl_weight=0.0, ema_start_kimg=10.0)
+CONFIG_E = dict(channel_base=16384)  # DA --fmap-base 8192 (TF) = ADA channel_base 16384; channel_max 512
+HALF = dict(channel_base=23170, channel_max=362, z_dim=362, w_dim=362)  # every config-f width / sqrt(2)
 LITE = dict(channel_base=16384, channel_max=256, z_dim=256, w_dim=256)  # every config-f width halved
-ADA = "NVlabs/stylegan2-ada-pytorch @d72cc7d"
 
 
-@register_model("stylegan2", recipe=f"{ADA} config-f networks + lazy R1 (16), DiffAugment, batch 8", tiny=TINY)
+@register_model("stylegan2-diffaug", recipe=f"{DA} run_low_shot.py defaults, config-f widths", tiny=TINY)
+def stylegan2_diffaug(resolution: int, **kw: Any) -> StyleGAN2:
+    """StyleGAN2 as the DiffAugment authors ran it for few-shot data: Table A's StyleGAN2 row
+    (their fid5k-train 46.87 / 27.08 / 12.06 / 42.44 / 58.85 on Obama / Grumpy / Panda / cat / dog).
+
+    Config-f widths (z = w = 512, mapping depth 8), batch 16, Adam 0.002 with betas (0, 0.99),
+    R1 gamma 10 every step (no lazy regularisation), no path-length term, DiffAugment
+    'color,translation,cutout' on reals and fakes in both steps, x-flips, style mixing 0.9, EMA
+    half-life 10 kimg and a copy of G before 10 kimg, no conv clamp. Length: 300 kimg (500 for
+    AnimalFace in DA's README) is the suite's budget, not a model setting.
+
+    Params at 256 px: G 30,034,338 / D 28,864,129 (comparison_recipes.md: computed there, equal to
+    ADA's instantiated config-f).
+    """
+    return build(resolution, kw, DIFFAUG)
+
+
+@register_model("stylegan2-diffaug-ffhq", recipe=f"{DA} run_ffhq.py defaults (fmap_base 8192)", tiny=TINY)
+def stylegan2_diffaug_ffhq(resolution: int, **kw: Any) -> StyleGAN2:
+    """DA's FFHQ recipe, the source model of Table A's finetune row (DA's ``DiffAugment-stylegan2-ffhq.pkl``:
+    full FFHQ 70k at 256 px, 25,000 kimg, fid50k 4.24): config-e widths (``--fmap-base 8192``),
+    R1 gamma 1, batch 32; otherwise the low-shot settings (the same training loop and loss).
+
+    Params at 256 px: G 24,767,458 / D 24,001,089 (ADA config-e, instantiated; comparison_models.md).
+    """
+    return build(resolution, kw, DIFFAUG | CONFIG_E | dict(r1_gamma=1.0, batch_size=32))
+
+
+@register_model(
+    "stylegan2-diffaug-finetune",
+    recipe=f"{DA} README low-shot fine-tuning: --resume DiffAugment-stylegan2-ffhq.pkl --fmap-base=8192",
+    tiny=TINY,
+    init_from="stylegan2-diffaug-ffhq",
+)
+def stylegan2_diffaug_finetune(resolution: int, **kw: Any) -> StyleGAN2:
+    """Table A's 'StyleGAN2 finetune' row: DA's low-shot recipe at config-e widths, started from an
+    FFHQ model (``init_from`` required).
+
+    ``init_from``: a harness checkpoint of ``stylegan2-diffaug-ffhq`` at 256 px (e.g. that model
+    trained on ``ffhq-70k``). The published source is DA's TF pickle
+    ``mit-han-lab:DiffAugment-stylegan2-ffhq.pkl``, which the harness does not read (module
+    docstring). That FastGAN's finetune numbers (61.03 / 46.07 / 35.75 / 14.5 / 29.34) come from
+    this setup (DiffAugment paper's FFHQ-pretrained rows) is not verified.
+
+    Params at 256 px: G 24,767,458 / D 24,001,089 (ADA config-e, instantiated).
+    """
+    return build_finetune("stylegan2-diffaug-finetune", "stylegan2-diffaug-ffhq", resolution, kw, DIFFAUG | CONFIG_E)
+
+
+@register_model("stylegan2-half", recipe=f"{DA} run_low_shot.py defaults, every config-f width / sqrt(2)", tiny=TINY)
+def stylegan2_half(resolution: int, **kw: Any) -> StyleGAN2:
+    """The 1024 px StyleGAN2 row of Tables B and C: DA's low-shot recipe with about half of
+    config-f's parameters, as the FastGAN paper states it cut StyleGAN2 at 1024 px (the talk
+    summary; not verified against the paper text). Every width divided by sqrt(2)
+    (channel_base 23170, channel_max 362, z = w = 362) halves every layer's weight count.
+
+    Params (computed here): at 1024 px G 15,185,210 / D 14,502,639 (0.500 x config-f's
+    30,370,060 / 29,012,513); at 256 px G 15,019,277 / D 14,429,728.
+    """
+    return build(resolution, kw, DIFFAUG | HALF)
+
+
+@register_model(
+    "stylegan2-half-finetune",
+    recipe=f"{DA} run_low_shot.py defaults, widths / sqrt(2), from a checkpoint (source model not stated)",
+    tiny=TINY,
+    init_from="stylegan2-half",
+)
+def stylegan2_half_finetune(resolution: int, **kw: Any) -> StyleGAN2:
+    """Table B's 'StyleGAN2 finetune' row: stylegan2-half started from ``init_from`` (required).
+
+    ``init_from``: a harness checkpoint of ``stylegan2-half`` at 1024 px. The paper's source model
+    and setup at 1024 px are not verified; no published checkpoint has these widths, so train one
+    with the harness (e.g. ``stylegan2-half`` on ``ffhq-70k``).
+
+    Params: as stylegan2-half (1024 px: G 15,185,210 / D 14,502,639, computed).
+    """
+    return build_finetune("stylegan2-half-finetune", "stylegan2-half", resolution, kw, DIFFAUG | HALF)
+
+
+@register_model("stylegan2", recipe=f"{ADA} config-f networks + lazy R1 (16), DA augmentation, batch 8", tiny=TINY)
 def stylegan2(resolution: int, **kw: Any) -> StyleGAN2:
-    """Config-f widths (channel_base 32768, channel_max 512, z = w = 512, mapping depth 8).
+    """Config-f StyleGAN2 with this project's earlier defaults (no paper row uses it): ADA's
+    networks (conv_clamp 256) and lazy R1 (gamma 10 every 16 steps), DiffAugment
+    'color,translation,cutout', batch 8, no path-length term, EMA half-life 10 kimg from step 0.
 
     Params at 256 / 1024 px: G 30,034,338 / 30,370,060; D 28,864,129 / 29,012,513 (ADA config-f).
     """
@@ -302,8 +419,8 @@ def stylegan2(resolution: int, **kw: Any) -> StyleGAN2:
 
 @register_model("stylegan2-lite", recipe=f"{ADA} config-f with every width halved; else as stylegan2", tiny=TINY)
 def stylegan2_lite(resolution: int, **kw: Any) -> StyleGAN2:
-    """Config-f with every width halved (channel_base 16384, channel_max 256, z = w = 256):
-    exactly a quarter of the parameters, the paper's cut-down StyleGAN2.
+    """stylegan2 with every width halved (channel_base 16384, channel_max 256, z = w = 256):
+    exactly a quarter of config-f's parameters (no paper row uses it).
 
     Params at 256 / 1024 px: G 7,517,410 / 7,601,564; D 7,219,009 / 7,256,081 (instantiated).
     """
@@ -317,7 +434,8 @@ def stylegan2_lite(resolution: int, **kw: Any) -> StyleGAN2:
     init_from="stylegan2-lite",
 )
 def stylegan2_lite_finetune(resolution: int, **kw: Any) -> StyleGAN2:
-    """stylegan2-lite started from ``init_from`` (required): the paper's 'StyleGAN2 finetune'.
+    """stylegan2-lite started from ``init_from`` (required): a harness checkpoint of
+    stylegan2-lite at the same resolution. No published checkpoint has these widths.
 
     Params: as stylegan2-lite.
     """

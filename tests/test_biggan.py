@@ -182,7 +182,7 @@ def test_spectral_norm_everywhere_but_shared_and_top_singular_value_is_one():
         assert torch.equal(G.linear.parametrizations.weight[0].u, u)  # no iteration in eval mode
 
 
-@pytest.mark.parametrize("name, res, d_steps", [("biggan", 64, 1), ("biggan-paper", 32, 2)])
+@pytest.mark.parametrize("name, res, d_steps", [("biggan", 64, 4), ("biggan-paper", 32, 2)])
 def test_training_is_finite(name, res, d_steps):
     torch.manual_seed(0)
     m = small(res, name, ema_start=1)
@@ -271,3 +271,21 @@ def test_attention_in_query_chunks_equals_one_call(monkeypatch) -> None:
     monkeypatch.setattr(bg, "ATTN_CHUNK_BYTES", 3 * 16 * 4 * 5)  # 5 query rows per chunk: 13 chunks
     chunked = attn(x)
     assert torch.allclose(chunked, whole, atol=1e-6) and not torch.equal(whole, x)
+
+
+def test_defaults_are_one_source_the_diffaugment_biggan_recipe():
+    """biggan: DA's DiffAugment-biggan-cifar10.sh throughout; biggan-paper: the paper's optimisation."""
+    with torch.device("meta"):
+        m = get_model("biggan", resolution=256)
+    hp = m.hparams
+    assert (hp["batch_size"], hp["lr_g"], hp["lr_d"], hp["d_steps"], hp["adam_eps"]) == (50, 2e-4, 2e-4, 4, 1e-8)
+    assert (hp["ortho_reg"], hp["ema_decay"], hp["ema_start"]) == (0.0, 0.9999, 1000)
+    assert hp["policy"] == "translation,cutout"
+    assert (hp["g_attn"], hp["d_attn"]) == (128, 64)  # the 256 px reference tables
+    for opt in (m.opt_g, m.opt_d):
+        group = opt.param_groups[0]
+        assert (group["lr"], group["betas"], group["eps"]) == (2e-4, (0.0, 0.999), 1e-8)
+    paper = small(name="biggan-paper").hparams
+    assert (paper["lr_g"], paper["lr_d"], paper["d_steps"], paper["ortho_reg"]) == (5e-5, 2e-4, 2, 1e-4)
+    released = small(lr_g=1e-4, lr_d=4e-4, d_steps=1, adam_eps=1e-6, ema_start=20000)  # the ImageNet script
+    assert released.opt_d.param_groups[0]["eps"] == 1e-6 and released.hparams["d_steps"] == 1
