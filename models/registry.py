@@ -1,32 +1,68 @@
-"""Model registry: ``@register_model("name")`` on builder functions (timm-style).
+"""Model registry: ``@register_model("name", recipe=..., tiny=...)`` on builder functions (timm-style).
 
 A builder takes ``resolution`` plus documented keyword arguments and returns a
 :class:`models.base.GANModel`. ``get_model`` drops ``None`` overrides so that CLI or suite
-defaults never mask a model's own defaults.
+defaults never mask a model's own defaults. Each name also carries a :class:`ModelInfo`: its
+family, the recipe its defaults follow, a tiny configuration for tests, and the builder's
+docstring (:func:`model_info`); :func:`param_counts` sizes a configuration without memory.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
+
+import torch
 
 from models.base import GANModel, ModelConfigError
 
 Builder = Callable[..., GANModel]
+TINY_RESOLUTION = 32  # side in px at which every ``tiny`` configuration builds and trains quickly
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a registered name, besides how to build it."""
+
+    name: str  # the registered name
+    family: str  # the family module, e.g. "fastgan", "stylegan2", "biggan"
+    recipe: str  # one line: which code, paper or config the defaults follow (with its commit)
+    tiny: Mapping[str, Any] = field(default_factory=dict)  # kwargs of a tiny CPU build at TINY_RESOLUTION
+    doc: str = ""  # the builder's docstring (what the name is, its G/D parameter counts)
+    init_from: str | None = None  # finetune names: the registered model whose checkpoint init_from must hold
+
+
 _BUILDERS: dict[str, Builder] = {}
+_INFO: dict[str, ModelInfo] = {}
 
 
-def register_model(*names: str) -> Callable[[Builder], Builder]:
-    """Register ``fn`` under each of ``names``; registering a name twice is an error."""
+def register_model(
+    *names: str, recipe: str = "", tiny: Mapping[str, Any] | None = None, init_from: str | None = None
+) -> Callable[[Builder], Builder]:
+    """Register ``fn`` under each of ``names``; registering a name twice is an error.
+
+    Args:
+        recipe: one line naming the source of the defaults (code and commit, paper, config).
+        tiny: keyword arguments that make a tiny model (a few thousand parameters) for tests.
+        init_from: for names that fine-tune (``init_from`` required), the registered model whose
+            harness checkpoint they start from (the same architecture under the same kwargs).
+    """
 
     def deco(fn: Builder) -> Builder:
         for name in names:
             if name in _BUILDERS:
                 raise ModelConfigError(f"model name {name!r} is already registered")
+        family = fn.__module__.rsplit(".", 1)[-1]
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        for name in names:
             _BUILDERS[name] = fn
+            _INFO[name] = ModelInfo(name, family, recipe, MappingProxyType(dict(tiny or {})), doc, init_from)
         return fn
 
     return deco
@@ -63,6 +99,12 @@ def check_model_name(name: str) -> None:
     raise ModelConfigError(f"unknown model {name!r}; {hint}")
 
 
+def model_info(name: str) -> ModelInfo:
+    """Family, recipe source, tiny test kwargs, docstring and finetune source of ``name``."""
+    check_model_name(name)
+    return _INFO[name]
+
+
 def get_model(name: str, *, resolution: int, **overrides: Any) -> GANModel:
     """Build the registered model ``name`` at ``resolution`` with keyword ``overrides``.
 
@@ -76,3 +118,21 @@ def get_model(name: str, *, resolution: int, **overrides: Any) -> GANModel:
         raise ModelConfigError(f"model {name!r}: {exc}") from exc
     model.name = name
     return model
+
+
+def param_counts(name: str, resolution: int, **overrides: Any) -> tuple[int, int]:
+    """(G, D) parameter counts of ``name`` at ``resolution`` with ``overrides``, built on the meta
+    device (shapes only: no memory, no initialisation cost).
+
+    G counts the generator (not its EMA copy); D counts every other trained parameter: the
+    discriminator and any heads its optimizer updates (FastGAN's self-supervision heads). A
+    finetune name without ``init_from`` counts the model it starts from (the same architecture).
+    Invalid kwargs raise :class:`ModelConfigError`, so this also validates a configuration.
+    """
+    info = model_info(name)
+    if info.init_from is not None and overrides.get("init_from") is None:
+        name = info.init_from
+    with torch.device("meta"):
+        model = get_model(name, resolution=resolution, **overrides)
+    total, g, ema = (sum(p.numel() for p in m.parameters()) for m in (model, model.generator, model.g_ema))
+    return g, total - g - ema

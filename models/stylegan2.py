@@ -1,453 +1,102 @@
-"""StyleGAN2 (Karras et al. 2020) with the DiffAugment few-shot recipe.
+"""StyleGAN2 (Karras et al. 2020) with DiffAugment: the training recipes of the comparison rows.
 
-Written from the facts in ``shared/reference/comparison_models.md``; the layer inventory matches
-stylegan2-ada-pytorch's networks parameter for parameter (config-f: G 30,034,338 / D 28,864,129
-at 256 px). Pieces:
+One implementation (:class:`StyleGAN2`, hyperparameters in :class:`StyleGAN2Config`; layers in
+``models.stylegan2_layers``), registered under names that each follow one recipe, written from
+``shared/reference/comparison_recipes.md`` (sources: DA = mit-han-lab/data-efficient-gans
+@0b63395, TF ``DiffAugment-stylegan2/``; ADA = NVlabs/stylegan2-ada-pytorch @d72cc7d):
 
-- mapping network: 2nd-moment-normalised z -> ``mapping_layers`` equalised-lr FC layers (lr
-  multiplier 0.01) -> w, broadcast to ``num_ws = 2 log2(R) - 2`` styles; ``w_avg`` tracked for
-  truncation ``w_avg.lerp(w, psi)``.
-- skip generator: const 4x4 input; per resolution an up-sampling modulated 3x3 conv (transposed
-  stride-2 conv then FIR [1,3,3,1] blur), a modulated 3x3 conv and a modulated 1x1 toRGB without
-  demodulation; per-layer noise inputs; RGB outputs FIR-up-sampled and summed.
-- ResNet discriminator: fromRGB at the top resolution; blocks conv3x3 -> FIR-blur + stride-2
-  conv3x3, plus a 1x1 down-sampling skip without bias (both gain sqrt(0.5)); epilogue
-  minibatch-stddev -> conv3x3 -> FC -> FC(1).
-- training: non-saturating logistic loss, R1 and path-length regularisation (both lazy, with
-  Adam's lr and betas scaled by k/(k+1)), style mixing, DiffAugment on reals and fakes, EMA by
-  half-life.
+  ``stylegan2-diffaug``           DA's low-shot recipe (``run_low_shot.py``): Table A's StyleGAN2 row
+  ``stylegan2-diffaug-ffhq``      DA's FFHQ recipe (``run_ffhq.py``): the source model of the finetune row
+  ``stylegan2-diffaug-finetune``  DA's low-shot finetune from that FFHQ model: Table A's finetune row
+  ``stylegan2-half``              DA's low-shot recipe with every width / sqrt(2): Tables B and C
+  ``stylegan2-half-finetune``     stylegan2-half from a checkpoint: Table B's finetune row
+  ``stylegan2``                   config-f with this project's earlier defaults (no paper row)
+  ``stylegan2-lite``              the same with every width halved (no paper row)
+  ``stylegan2-lite-finetune``     stylegan2-lite from a checkpoint (no paper row)
 
-Channels at resolution r are ``min(channel_base // r, channel_max)``; every resolution that is a
-power of two >= 8 builds.
+Training step: non-saturating logistic loss; R1 (every step inside the D loss, or lazily every
+``r1_interval`` steps with Adam's lr and betas scaled by k/(k+1)); optional path-length
+regularisation (lazy likewise); style mixing; DiffAugment on reals and fakes in both steps, the
+R1 gradient taken w.r.t. the un-augmented reals through DiffAugment; EMA of G by half-life, a
+copy of G until ``ema_start_kimg``. The loop x-flips the reals (DA's ``--mirror-augment``).
 
-FLOP-relevant choices: modulated convs run as NVlabs do, un-fused while training (scale the
-input activations by the styles, one ordinary conv with the shared weight, scale the outputs by
-the demodulation coefficients; batch-efficient) and fused at inference (one grouped conv with
-groups = batch over per-sample weights). Both paths do the same multiply-adds as a plain conv of
-the same shape (plus O(B*C_in*C_out*k^2) for the modulation); the tests check they agree. The
-up-sampling conv is a stride-2 transposed conv followed by a 4x4 depthwise blur; the down-
-sampling conv blurs at full resolution, then convolves with stride 2.
+Fine-tuning (``init_from``): a checkpoint written by this harness, i.e. a run's
+``checkpoints/*.pt`` or ``snapshots/*.pt`` (a ``torch.save`` dict whose ``"model"`` is the
+state_dict of the same configuration); G, D and g_ema start from it, the optimizers fresh (as
+DA's ``resume_with_new_nets``). Published TF pickles (DA's ``DiffAugment-stylegan2-ffhq.pkl``,
+NVIDIA's ``stylegan2-ffhq-config-f.pkl``) are not read: no converter is provided; train the
+source model with the harness (``stylegan2-diffaug-ffhq`` on ``ffhq-70k``) or convert them
+yourself to this state_dict layout (the parameter names are ADA's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import GANModel
-from models.common import check_policy, diff_augment, ema_update
+from models.common import diff_augment, ema_update
+from models.config import ModelConfig
 from models.registry import ModelConfigError, register_model
-
-SQRT2 = math.sqrt(2.0)
-
-# ----------------------------------------------------------------------------- FIR resampling
-
-
-def fir_kernel(taps: Sequence[float] = (1, 3, 3, 1)) -> Tensor:
-    """2-D separable FIR filter (K, K) from 1-D ``taps``, normalised to sum 1."""
-    f = torch.as_tensor(taps, dtype=torch.float32)
-    f = f[:, None] * f[None, :]
-    return f / f.sum()
-
-
-def blur(x: Tensor, f: Tensor, pad: tuple[int, int], gain: float = 1.0) -> Tensor:
-    """Depthwise FIR filter of ``x`` (B, C, H, W), zero-padded by ``pad`` = (before, after)."""
-    c = x.shape[1]
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    weight = (f * gain).to(x.dtype).expand(c, 1, *f.shape)  # (C, 1, K, K)
-    return F.conv2d(x, weight, groups=c)
-
-
-def upsample2d(x: Tensor, f: Tensor) -> Tensor:
-    """(B, C, H, W) -> (B, C, 2H, 2W): zero-insertion up-sampling then ``f`` with gain 4.
-
-    Same as padding the zero-inserted image by (2, 1) and filtering, done as one transposed conv.
-    """
-    c = x.shape[1]
-    weight = (f * 4).to(x.dtype).expand(c, 1, *f.shape)  # (C, 1, 4, 4)
-    return F.conv_transpose2d(x, weight, stride=2, padding=1, groups=c)
-
-
-def bias_act(x: Tensor, bias: Tensor | None, lrelu: bool, gain: float = 1.0, clamp: float | None = None) -> Tensor:
-    """``clamp(act(x + bias) * gain)``; lrelu has slope 0.2 and an extra gain of sqrt(2)."""
-    if bias is not None:
-        x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
-    if lrelu:
-        x = F.leaky_relu(x, 0.2) * (gain * SQRT2)
-    elif gain != 1.0:
-        x = x * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return x
-
-
-# ----------------------------------------------------------------------------- equalised-lr layers
-
-
-class EqualLinear(nn.Module):
-    """Fully connected layer with equalised learning rate.
-
-    Weights are stored N(0, 1) / lr_mul and scaled by lr_mul / sqrt(fan_in) at run time, so Adam
-    sees every layer at the same scale and the effective lr is ``lr * lr_mul``.
-
-    Args:
-        bias_init: initial value of the effective bias (1 for the style affines).
-        lr_mul: learning-rate multiplier (0.01 in the mapping network).
-        lrelu: apply leaky ReLU (0.2) times sqrt(2).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        bias_init: float = 0.0,
-        lr_mul: float = 1.0,
-        lrelu: bool = False,
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
-        self.bias = nn.Parameter(torch.full((out_features,), bias_init / lr_mul))
-        self.weight_gain = lr_mul / math.sqrt(in_features)
-        self.bias_gain = lr_mul
-        self.lrelu = lrelu
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, in) -> (B, out)
-        x = F.linear(x, self.weight * self.weight_gain, self.bias * self.bias_gain)
-        return F.leaky_relu(x, 0.2) * SQRT2 if self.lrelu else x
-
-
-class Conv2dLayer(nn.Module):
-    """Equalised-lr conv of the discriminator, optionally down-sampling by 2 (blur, then stride 2).
-
-    Args:
-        bias: learn a per-channel bias.
-        lrelu: leaky-ReLU activation (else linear).
-        down: halve the resolution.
-        gain: output gain (sqrt(0.5) on the two branches of a residual block).
-        clamp: clamp activations to +-clamp*gain (None: no clamp).
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        kernel_size: int,
-        *,
-        bias: bool = True,
-        lrelu: bool = True,
-        down: bool = False,
-        gain: float = 1.0,
-        clamp: float | None = None,
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
-        self.weight_gain = 1.0 / math.sqrt(in_ch * kernel_size**2)
-        self.lrelu, self.down, self.gain = lrelu, down, gain
-        self.clamp = None if clamp is None else clamp * gain
-        p = 2 + kernel_size - 1  # total blur padding that makes blur + stride-2 conv exactly halve
-        self.pad = ((p + 1) // 2, p // 2)
-        self.register_buffer("fir", fir_kernel(), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, in, H, W) -> (B, out, H', W')
-        w = self.weight * self.weight_gain
-        if self.down:
-            x = F.conv2d(blur(x, self.fir, self.pad), w, stride=2)
-        else:
-            x = F.conv2d(x, w, padding=w.shape[-1] // 2)
-        return bias_act(x, self.bias, self.lrelu, self.gain, self.clamp)
-
-
-class ModulatedConv2d(nn.Module):
-    """Style-modulated conv: w' = W * s (s = affine(w), bias init 1), optionally demodulated by
-    (sum w'^2 + 1e-8)^-1/2 per output channel, optionally up-sampling by 2.
-
-    Args:
-        demodulate: normalise each output channel's weights (off for toRGB).
-        up: transposed stride-2 conv followed by the FIR blur (gain 4).
-
-    ``fused`` (forward): grouped conv over per-sample weights; default ``not self.training``.
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        w_dim: int,
-        kernel_size: int,
-        *,
-        demodulate: bool = True,
-        up: bool = False,
-    ) -> None:
-        super().__init__()
-        self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)
-        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
-        self.weight_gain = 1.0 / math.sqrt(in_ch * kernel_size**2)
-        self.demodulate, self.up = demodulate, up
-        p = 5 - kernel_size  # blur padding taking the transposed conv's 2H + k - 2 rows to 2H
-        self.up_pad = ((p + 1) // 2, p // 2)
-        self.register_buffer("fir", fir_kernel(), persistent=False)
-
-    def forward(self, x: Tensor, w: Tensor, fused: bool | None = None) -> Tensor:
-        # x (B, I, H, W), w (B, w_dim) -> (B, O, H', W') with H' = 2H if up else H
-        b, i, h, wd = x.shape
-        o, _, k, _ = self.weight.shape
-        styles = self.affine(w) * self.weight_gain  # (B, I)
-        dcoefs = None
-        if self.demodulate:  # (B, O): 1 / ||W * s|| over (I, k, k), without forming per-sample W
-            w2 = self.weight.square().sum(dim=[2, 3])  # (O, I)
-            dcoefs = (styles.square() @ w2.t() + 1e-8).rsqrt()
-        if fused if fused is not None else not self.training:
-            weight = self.weight[None] * styles[:, None, :, None, None]  # (B, O, I, k, k)
-            if dcoefs is not None:
-                weight = weight * dcoefs[:, :, None, None, None]
-            x = x.reshape(1, b * i, h, wd)
-            if self.up:
-                weight = weight.transpose(1, 2).reshape(b * i, o, k, k)
-                x = F.conv_transpose2d(x, weight, stride=2, groups=b)  # (1, B*O, 2H+k-2, 2W+k-2)
-            else:
-                x = F.conv2d(x, weight.reshape(b * o, i, k, k), padding=k // 2, groups=b)
-            x = x.reshape(b, o, *x.shape[2:])
-        else:
-            x = x * styles[:, :, None, None]
-            if self.up:
-                x = F.conv_transpose2d(x, self.weight.transpose(0, 1), stride=2)  # (B, O, 2H+k-2, 2W+k-2)
-            else:
-                x = F.conv2d(x, self.weight, padding=k // 2)
-            if dcoefs is not None:
-                x = x * dcoefs[:, :, None, None]
-        if self.up:  # (2H + k - 2) -> 2H; gain 4 makes up for the inserted zeros
-            x = blur(x, self.fir, self.up_pad, gain=4.0)
-        return x
-
-
-# ----------------------------------------------------------------------------- generator
-
-
-class MappingNetwork(nn.Module):
-    """z (B, z_dim) -> w broadcast to (B, num_ws, w_dim); tracks ``w_avg`` for truncation.
-
-    Args:
-        num_layers: FC layers (z_dim -> w_dim, then w_dim -> w_dim).
-        lr_mul: learning-rate multiplier of every layer.
-        w_avg_beta: decay of the running average of w.
-    """
-
-    def __init__(
-        self,
-        z_dim: int,
-        w_dim: int,
-        num_ws: int,
-        *,
-        num_layers: int = 8,
-        lr_mul: float = 0.01,
-        w_avg_beta: float = 0.995,
-    ) -> None:
-        super().__init__()
-        dims = [z_dim] + [w_dim] * num_layers
-        self.layers = nn.Sequential(
-            *[EqualLinear(a, b, lr_mul=lr_mul, lrelu=True) for a, b in zip(dims[:-1], dims[1:], strict=True)]
-        )
-        self.num_ws, self.w_avg_beta = num_ws, w_avg_beta
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-
-    def forward(self, z: Tensor, truncation: float = 1.0, update_w_avg: bool = False) -> Tensor:
-        x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # (B, z_dim), unit 2nd moment
-        x = self.layers(x)  # (B, w_dim)
-        if update_w_avg:
-            self.w_avg.copy_(x.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        x = self.w_avg.to(x.dtype).lerp(x, truncation)  # psi = 1: x itself
-        return x[:, None].expand(-1, self.num_ws, -1)  # (B, num_ws, w_dim)
-
-
-class SynthesisLayer(nn.Module):
-    """Modulated 3x3 conv (optionally up) + noise (learned scalar strength, init 0) + bias + lrelu."""
-
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int, *, up: bool = False, clamp: float | None = None) -> None:
-        super().__init__()
-        self.conv = ModulatedConv2d(in_ch, out_ch, w_dim, 3, up=up)
-        self.noise_strength = nn.Parameter(torch.zeros([]))
-        self.bias = nn.Parameter(torch.zeros(out_ch))
-        self.clamp = clamp
-
-    def forward(self, x: Tensor, w: Tensor, noise: bool = True) -> Tensor:
-        x = self.conv(x, w)  # (B, O, H, W)
-        if noise:
-            b, _, h, wd = x.shape
-            x = x + torch.randn(b, 1, h, wd, device=x.device, dtype=x.dtype) * self.noise_strength
-        return bias_act(x, self.bias, lrelu=True, clamp=self.clamp)
-
-
-class ToRGB(nn.Module):
-    """Modulated 1x1 conv to 3 channels, no demodulation, bias, linear."""
-
-    def __init__(self, in_ch: int, w_dim: int, clamp: float | None = None) -> None:
-        super().__init__()
-        self.conv = ModulatedConv2d(in_ch, 3, w_dim, 1, demodulate=False)
-        self.bias = nn.Parameter(torch.zeros(3))
-        self.clamp = clamp
-
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:  # (B, C, H, W) -> (B, 3, H, W)
-        return bias_act(self.conv(x, w), self.bias, lrelu=False, clamp=self.clamp)
-
-
-class SynthesisBlock(nn.Module):
-    """One resolution of the skip generator: [up-conv] -> conv -> toRGB, added to the up-sampled
-    image. The first (4x4) block has no up-conv: it starts from the const input."""
-
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int, *, first: bool, clamp: float | None = None) -> None:
-        super().__init__()
-        self.conv0 = None if first else SynthesisLayer(in_ch, out_ch, w_dim, up=True, clamp=clamp)
-        self.conv1 = SynthesisLayer(out_ch, out_ch, w_dim, clamp=clamp)
-        self.torgb = ToRGB(out_ch, w_dim, clamp=clamp)
-        self.num_conv = 1 if first else 2
-        self.register_buffer("fir", fir_kernel(), persistent=False)
-
-    def forward(self, x: Tensor, img: Tensor | None, ws: Tensor, noise: bool = True) -> tuple[Tensor, Tensor]:
-        # x (B, C_in, H/2, W/2) or const (B, C, 4, 4); ws (B, num_conv + 1, w_dim)
-        if self.conv0 is not None:
-            x = self.conv0(x, ws[:, 0], noise)  # (B, C, H, W)
-        x = self.conv1(x, ws[:, self.num_conv - 1], noise)
-        y = self.torgb(x, ws[:, self.num_conv])  # (B, 3, H, W)
-        img = y if img is None else upsample2d(img, self.fir) + y
-        return x, img
-
-
-class SynthesisNetwork(nn.Module):
-    """ws (B, num_ws, w_dim) -> images (B, 3, R, R). Block r reads ws[i : i + num_conv + 1]
-    (its toRGB shares the w of the next block's first conv); num_ws = 2 log2(R) - 2."""
-
-    def __init__(
-        self,
-        resolution: int,
-        w_dim: int,
-        *,
-        channel_base: int,
-        channel_max: int,
-        clamp: float | None = None,
-    ) -> None:
-        super().__init__()
-        resolutions = [2**i for i in range(2, int(math.log2(resolution)) + 1)]  # 4, 8, ..., R
-        ch = {r: min(channel_base // r, channel_max) for r in resolutions}
-        self.const = nn.Parameter(torch.randn(ch[4], 4, 4))
-        self.blocks = nn.ModuleList(
-            SynthesisBlock(ch[max(r // 2, 4)], ch[r], w_dim, first=r == 4, clamp=clamp) for r in resolutions
-        )
-        self.num_ws = sum(b.num_conv for b in self.blocks) + 1
-
-    def forward(self, ws: Tensor, noise: bool = True) -> Tensor:
-        x = self.const[None].expand(ws.shape[0], -1, -1, -1)  # (B, C4, 4, 4)
-        img = None
-        i = 0
-        for block in self.blocks:
-            x, img = block(x, img, ws[:, i : i + block.num_conv + 1], noise)
-            i += block.num_conv
-        return img
-
-
-class Generator(nn.Module):
-    """Mapping network + skip synthesis network; ``mapping`` and ``synthesis`` are also used
-    separately by the training losses (style mixing, path length)."""
-
-    def __init__(
-        self,
-        resolution: int,
-        *,
-        z_dim: int,
-        w_dim: int,
-        channel_base: int,
-        channel_max: int,
-        mapping_layers: int,
-        mapping_lr_mul: float,
-        clamp: float | None,
-    ) -> None:
-        super().__init__()
-        self.synthesis = SynthesisNetwork(
-            resolution, w_dim, channel_base=channel_base, channel_max=channel_max, clamp=clamp
-        )
-        self.mapping = MappingNetwork(
-            z_dim, w_dim, self.synthesis.num_ws, num_layers=mapping_layers, lr_mul=mapping_lr_mul
-        )
-
-    def forward(self, z: Tensor, truncation: float = 1.0, noise: bool = True) -> Tensor:
-        return self.synthesis(self.mapping(z, truncation), noise)  # (B, 3, R, R)
-
-
-# ----------------------------------------------------------------------------- discriminator
-
-
-class DiscriminatorBlock(nn.Module):
-    """Residual block: conv3x3 -> down-conv3x3 (gain sqrt .5) plus 1x1 down skip (no bias)."""
-
-    def __init__(self, in_ch: int, out_ch: int, clamp: float | None = None) -> None:
-        super().__init__()
-        g = math.sqrt(0.5)
-        self.conv0 = Conv2dLayer(in_ch, in_ch, 3, clamp=clamp)
-        self.conv1 = Conv2dLayer(in_ch, out_ch, 3, down=True, gain=g, clamp=clamp)
-        self.skip = Conv2dLayer(in_ch, out_ch, 1, bias=False, lrelu=False, down=True, gain=g)
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, C_in, H, W) -> (B, C_out, H/2, W/2)
-        return self.skip(x) + self.conv1(self.conv0(x))
-
-
-class MinibatchStd(nn.Module):
-    """Append one channel: the std over groups of ``group_size`` samples (sample i in group
-    i mod B/G), averaged over channels and pixels."""
-
-    def __init__(self, group_size: int = 4) -> None:
-        super().__init__()
-        self.group_size = group_size
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C + 1, H, W)
-        b, c, h, w = x.shape
-        g = min(self.group_size, b)
-        while b % g:  # largest group size <= group_size dividing the batch
-            g -= 1
-        y = x.reshape(g, -1, c, h, w)  # (G, B/G, C, H, W)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (B/G, C, H, W)
-        y = y.mean(dim=[1, 2, 3])[:, None, None, None]  # (B/G, 1, 1, 1)
-        return torch.cat([x, y.repeat(g, 1, h, w)], dim=1)
-
-
-class Discriminator(nn.Module):
-    """ResNet discriminator: fromRGB (1x1) at R, blocks R -> 4, epilogue mbstd -> conv -> FC -> out."""
-
-    def __init__(
-        self,
-        resolution: int,
-        *,
-        channel_base: int,
-        channel_max: int,
-        mbstd_group: int = 4,
-        clamp: float | None = None,
-    ) -> None:
-        super().__init__()
-        resolutions = [2**i for i in range(int(math.log2(resolution)), 1, -1)]  # R, ..., 8, 4
-
-        def ch(r: int) -> int:
-            return min(channel_base // r, channel_max)
-
-        self.fromrgb = Conv2dLayer(3, ch(resolution), 1, clamp=clamp)
-        self.blocks = nn.Sequential(*[DiscriminatorBlock(ch(r), ch(r // 2), clamp) for r in resolutions[:-1]])
-        c = ch(4)
-        self.mbstd = MinibatchStd(mbstd_group)
-        self.conv = Conv2dLayer(c + 1, c, 3, clamp=clamp)
-        self.fc = EqualLinear(c * 4 * 4, c, lrelu=True)
-        self.out = EqualLinear(c, 1)
-
-    def forward(self, img: Tensor) -> Tensor:  # (B, 3, R, R) -> logits (B,)
-        x = self.blocks(self.fromrgb(img))  # (B, C4, 4, 4)
-        x = self.conv(self.mbstd(x))  # (B, C4, 4, 4)
-        return self.out(self.fc(x.flatten(1))).squeeze(1)
+from models.stylegan2_layers import Discriminator, Generator
+
+DA = "DiffAugment-stylegan2 (TF, mit-han-lab/data-efficient-gans @0b63395)"
+ADA = "NVlabs/stylegan2-ada-pytorch @d72cc7d"
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleGAN2Config(ModelConfig):
+    """StyleGAN2's hyperparameters. The defaults are this project's earlier ones (``stylegan2``);
+    each registered name overrides them with its recipe (module docstring)."""
+
+    family: ClassVar[str] = "stylegan2"
+
+    channel_base: int = 32768  # channels at side r: min(channel_base // r, channel_max) (ADA config-f)
+    channel_max: int = 512  # see channel_base (ADA config-f; TF fmap_max)
+    z_dim: int = 512  # latent size (config-f)
+    w_dim: int = 512  # style size (config-f)
+    mapping_layers: int = 8  # FC layers of the mapping network (config-f, DA)
+    mapping_lr_mul: float = 0.01  # learning-rate multiplier of the mapping network (StyleGAN2)
+    mbstd_group: int = 4  # minibatch-stddev group size (config-f, DA)
+    conv_clamp: float | None = 256.0  # clamp conv activations to +-conv_clamp (ADA); None: off (DA)
+    batch_size: int = 8  # images per training step
+    policy: str = "color,translation,cutout"  # DiffAugment ops on reals and fakes, D and G steps (DA)
+    lr: float = 0.002  # Adam learning rate of G and D before lazy-regularisation scaling (DA, ADA)
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam betas before lazy scaling; eps 1e-8 (DA, ADA)
+    r1_gamma: float = 10.0  # R1 weight: penalty gamma / 2 * |grad D(real)|^2; 0 = off (DA)
+    r1_interval: int = 16  # R1 every k steps, lazily (ADA); 1 = every step in the main D loss (DA)
+    pl_weight: float = 0.0  # path-length regularisation weight; 0 = off (DA), 2 = ADA
+    pl_interval: int = 4  # path-length reg every k steps, lazily (ADA; only when pl_weight > 0)
+    pl_decay: float = 0.01  # decay of the running mean path length (ADA)
+    pl_batch_shrink: int = 2  # path-length batch = batch_size // pl_batch_shrink (ADA)
+    style_mixing: float = 0.9  # probability of mixing two latents at one random cutoff (DA, ADA)
+    ema_kimg: float = 10.0  # EMA half-life of g_ema in kimg: beta = 0.5 ** (B / (1000 ema_kimg)) (DA)
+    ema_rampup: float | None = None  # half-life at most ema_rampup x images seen (ADA 'auto' 0.05); None: off
+    ema_start_kimg: float | None = None  # g_ema copies G until this many kimg (DA: = ema_kimg); None: from step 0
+    init_from: str | None = None  # harness checkpoint to start G, D and g_ema from (fine-tuning)
+
+    def __post_init__(self) -> None:
+        self._positive_int("channel_base", "channel_max", "z_dim", "w_dim", "mapping_layers", "mbstd_group")
+        self._positive_int("batch_size", "r1_interval", "pl_interval", "pl_batch_shrink")
+        self._positive("lr", "mapping_lr_mul", "ema_kimg")
+        self._non_negative("r1_gamma", "pl_weight", "pl_decay")
+        self._unit_interval("style_mixing")
+        self._optional_positive("conv_clamp", "ema_rampup")
+        if self.ema_start_kimg is not None:
+            self._non_negative("ema_start_kimg")
+        self._betas("betas")
+        self._policy("policy")
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", os.fspath(self.init_from))
 
 
 # ----------------------------------------------------------------------------- losses
@@ -492,135 +141,39 @@ def lazy_adam_factor(interval: int, active: bool) -> float:
 
 
 class StyleGAN2(GANModel):
-    """StyleGAN2 with DiffAugment, trained with the DiffAugment authors' few-shot recipe.
+    """StyleGAN2 with DiffAugment behind the GANModel interface (recipes: module docstring).
 
-    Args:
-        resolution: output side in px (a power of two >= 8).
-        channel_base: channels at resolution r are min(channel_base // r, channel_max).
-        channel_max: see channel_base (config-f: 32768 / 512; lite: 16384 / 256).
-        z_dim: latent size.
-        w_dim: style size.
-        mapping_layers: FC layers in the mapping network.
-        mapping_lr_mul: learning-rate multiplier of the mapping network.
-        mbstd_group: minibatch-stddev group size.
-        conv_clamp: clamp conv activations to +-conv_clamp (stylegan2-ada's 256; None: off).
-        batch_size: images per training step.
-        policy: DiffAugment policy applied to reals and fakes in the D and G steps ('' = none).
-        lr: Adam learning rate of G and D (before the lazy-regularisation scaling).
-        betas: Adam betas (before the lazy-regularisation scaling); eps is 1e-8.
-        r1_gamma: R1 weight gamma; the penalty is gamma / 2 * ||grad D(real)||^2 (0 = off).
-        r1_interval: apply R1 every this many steps, lazily as NVlabs (separate D step, loss
-            times the interval, D's Adam lr * c and betas ** c with c = k / (k + 1)). Default 16;
-            1 applies R1 every step inside the main D loss with no Adam scaling, as the
-            DiffAugment authors' few-shot runs did.
-        pl_weight: path-length regularisation weight (0 = off, the few-shot recipe; 2 = NVlabs).
-        pl_interval: path-length reg every this many steps (lazy like R1; G's Adam scaled by
-            4/5 at the default 4, only when pl_weight > 0).
-        pl_decay: decay of the running mean path length.
-        pl_batch_shrink: the path-length batch is batch_size // pl_batch_shrink.
-        style_mixing: probability of mixing two latents at one random cutoff.
-        ema_kimg: EMA half-life of g_ema in thousands of images (beta = 0.5 ** (B / (1000 kimg))).
-        ema_rampup: if set, the half-life is at most ema_rampup * images seen so far (None = off).
-        init_from: path of a checkpoint of this harness (torch.save of a dict whose "model" is
-            this model's state_dict()) to start G, D and g_ema from (fine-tuning).
+    Sampling: no BatchNorm; random noise inputs; truncation ``w_avg.lerp(w, psi)``.
     """
 
-    def __init__(
-        self,
-        resolution: int,
-        *,
-        channel_base: int = 32768,
-        channel_max: int = 512,
-        z_dim: int = 512,
-        w_dim: int = 512,
-        mapping_layers: int = 8,
-        mapping_lr_mul: float = 0.01,
-        mbstd_group: int = 4,
-        conv_clamp: float | None = 256.0,
-        batch_size: int = 8,
-        policy: str = "color,translation,cutout",
-        lr: float = 0.002,
-        betas: Sequence[float] = (0.0, 0.99),
-        r1_gamma: float = 10.0,
-        r1_interval: int = 16,
-        pl_weight: float = 0.0,
-        pl_interval: int = 4,
-        pl_decay: float = 0.01,
-        pl_batch_shrink: int = 2,
-        style_mixing: float = 0.9,
-        ema_kimg: float = 10.0,
-        ema_rampup: float | None = None,
-        init_from: str | os.PathLike[str] | None = None,
-    ) -> None:
+    def __init__(self, resolution: int, cfg: StyleGAN2Config) -> None:
         super().__init__()
         if resolution < 8 or resolution & (resolution - 1):
-            raise ModelConfigError(f"stylegan2: resolution must be a power of two >= 8, got {resolution}")
-        if r1_interval < 1 or pl_interval < 1 or pl_batch_shrink < 1:
-            raise ModelConfigError("stylegan2: r1_interval, pl_interval and pl_batch_shrink must be >= 1")
-        if not 0.0 <= style_mixing <= 1.0:
-            raise ModelConfigError(f"stylegan2: style_mixing must be in [0, 1], got {style_mixing}")
-        try:
-            check_policy(policy)
-        except ValueError as exc:
-            raise ModelConfigError(f"stylegan2: {exc}") from exc
-        betas = (float(betas[0]), float(betas[1]))
-        self.resolution, self.z_dim, self.batch_size = resolution, z_dim, batch_size
-        self.policy, self.r1_gamma, self.r1_interval = policy, r1_gamma, r1_interval
-        self.pl_weight, self.pl_interval, self.pl_decay = pl_weight, pl_interval, pl_decay
-        self.pl_batch_shrink, self.style_mixing = pl_batch_shrink, style_mixing
-        self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
-        self.hparams = dict(
-            channel_base=channel_base,
-            channel_max=channel_max,
-            z_dim=z_dim,
-            w_dim=w_dim,
-            mapping_layers=mapping_layers,
-            mapping_lr_mul=mapping_lr_mul,
-            mbstd_group=mbstd_group,
-            conv_clamp=conv_clamp,
-            batch_size=batch_size,
-            policy=policy,
-            lr=lr,
-            betas=list(betas),
-            r1_gamma=r1_gamma,
-            r1_interval=r1_interval,
-            pl_weight=pl_weight,
-            pl_interval=pl_interval,
-            pl_decay=pl_decay,
-            pl_batch_shrink=pl_batch_shrink,
-            style_mixing=style_mixing,
-            ema_kimg=ema_kimg,
-            ema_rampup=ema_rampup,
-            init_from=None if init_from is None else os.fspath(init_from),
-        )
-
+            raise ModelConfigError(f"resolution must be a power of two >= 8 for stylegan2, got {resolution}")
+        self.cfg = cfg
+        self.resolution, self.z_dim, self.batch_size = resolution, cfg.z_dim, cfg.batch_size
+        self.hparams = cfg.hparams()
+        widths = dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max, clamp=cfg.conv_clamp)
         self.generator = Generator(
             resolution,
-            z_dim=z_dim,
-            w_dim=w_dim,
-            channel_base=channel_base,
-            channel_max=channel_max,
-            mapping_layers=mapping_layers,
-            mapping_lr_mul=mapping_lr_mul,
-            clamp=conv_clamp,
+            z_dim=cfg.z_dim,
+            w_dim=cfg.w_dim,
+            mapping_layers=cfg.mapping_layers,
+            mapping_lr_mul=cfg.mapping_lr_mul,
+            **widths,
         )
-        self.discriminator = Discriminator(
-            resolution,
-            channel_base=channel_base,
-            channel_max=channel_max,
-            mbstd_group=mbstd_group,
-            clamp=conv_clamp,
-        )
+        self.discriminator = Discriminator(resolution, mbstd_group=cfg.mbstd_group, **widths)
         self.g_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
-        if init_from is not None:
-            self._load_init(os.fspath(init_from))
+        if cfg.init_from is not None:
+            self._load_init(cfg.init_from)
 
         def adam(params: Any, c: float) -> torch.optim.Adam:
-            return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=1e-8)
+            b1, b2 = cfg.betas
+            return torch.optim.Adam(params, lr=cfg.lr * c, betas=(b1**c, b2**c), eps=1e-8)
 
-        self.g_opt = adam(self.generator.parameters(), lazy_adam_factor(pl_interval, pl_weight > 0))
-        self.d_opt = adam(self.discriminator.parameters(), lazy_adam_factor(r1_interval, r1_gamma > 0))
+        self.g_opt = adam(self.generator.parameters(), lazy_adam_factor(cfg.pl_interval, cfg.pl_weight > 0))
+        self.d_opt = adam(self.discriminator.parameters(), lazy_adam_factor(cfg.r1_interval, cfg.r1_gamma > 0))
 
     def _load_init(self, path: str) -> None:
         """Load G, D, g_ema (and pl_mean) from a harness checkpoint; one-line errors."""
@@ -653,20 +206,24 @@ class StyleGAN2(GANModel):
         """Mapped (and style-mixed) ws (B, num_ws, w_dim) of the trained G; updates w_avg."""
         mapping = self.generator.mapping
         ws = mapping(z, update_w_avg=True)
-        if self.style_mixing > 0:
-            ws = mix_styles(ws, mapping(torch.randn_like(z)), self.style_mixing)
+        if self.cfg.style_mixing > 0:
+            ws = mix_styles(ws, mapping(torch.randn_like(z)), self.cfg.style_mixing)
         return ws
 
     def _d_logits(self, img: Tensor) -> Tensor:
         with self.region("diff_augment"):
-            img = diff_augment(img, self.policy)
+            img = diff_augment(img, self.cfg.policy)
         return self.discriminator(img)
 
     def ema_beta(self, step: int) -> float:
-        """EMA decay for this step: 0.5 ** (batch / half-life in images)."""
-        half_life = self.ema_kimg * 1000.0
-        if self.ema_rampup is not None:
-            half_life = min(half_life, (step + 1) * self.batch_size * self.ema_rampup)
+        """EMA decay for this step: 0.5 ** (batch / half-life in images); 0 (a copy of G) while
+        fewer than ``ema_start_kimg`` thousand images were seen before this step."""
+        cfg = self.cfg
+        if cfg.ema_start_kimg is not None and step * self.batch_size < cfg.ema_start_kimg * 1000:
+            return 0.0
+        half_life = cfg.ema_kimg * 1000.0
+        if cfg.ema_rampup is not None:
+            half_life = min(half_life, (step + 1) * self.batch_size * cfg.ema_rampup)
         return 0.5 ** (self.batch_size / max(half_life, 1e-8))
 
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
@@ -677,8 +234,8 @@ class StyleGAN2(GANModel):
 
         # D: softplus(D(G(z))) + softplus(-D(x)) [+ gamma/2 |grad|^2 when R1 is not lazy]
         d.requires_grad_(True)
-        do_r1 = self.r1_gamma > 0 and step % self.r1_interval == 0
-        r1_in_main = do_r1 and self.r1_interval == 1
+        do_r1 = self.cfg.r1_gamma > 0 and step % self.cfg.r1_interval == 0
+        r1_in_main = do_r1 and self.cfg.r1_interval == 1
         with torch.no_grad():
             fake = g.synthesis(self._styles(torch.randn(b, self.z_dim, device=dev)))
         with eager_if(r1_in_main):
@@ -688,7 +245,7 @@ class StyleGAN2(GANModel):
             loss = loss_d
             if r1_in_main:
                 r1 = r1_penalty(real_logits, real_in).mean()
-                loss = loss + r1 * (self.r1_gamma / 2)
+                loss = loss + r1 * (self.cfg.r1_gamma / 2)
             self.d_opt.zero_grad(set_to_none=True)
             loss.backward()
         self.d_opt.step()
@@ -697,7 +254,7 @@ class StyleGAN2(GANModel):
                 real_in = real.detach().requires_grad_(True)
                 r1 = r1_penalty(self._d_logits(real_in), real_in).mean()
                 self.d_opt.zero_grad(set_to_none=True)
-                (r1 * (self.r1_gamma / 2 * self.r1_interval)).backward()
+                (r1 * (self.cfg.r1_gamma / 2 * self.cfg.r1_interval)).backward()
             self.d_opt.step()
         out["loss_d"] = loss_d.detach()
         if do_r1:
@@ -705,8 +262,8 @@ class StyleGAN2(GANModel):
 
         # G: softplus(-D(G(z))) [+ path-length penalty]
         d.requires_grad_(False)
-        do_pl = self.pl_weight > 0 and step % self.pl_interval == 0
-        pl_in_main = do_pl and self.pl_interval == 1
+        do_pl = self.cfg.pl_weight > 0 and step % self.cfg.pl_interval == 0
+        pl_in_main = do_pl and self.cfg.pl_interval == 1
         with eager_if(pl_in_main):
             fake = g.synthesis(self._styles(torch.randn(b, self.z_dim, device=dev)))
             loss_g = F.softplus(-self._d_logits(fake)).mean()
@@ -717,7 +274,7 @@ class StyleGAN2(GANModel):
         if do_pl and not pl_in_main:  # lazy path length: its own G step, loss times the interval
             with eager_if(True):
                 self.g_opt.zero_grad(set_to_none=True)
-                (self._pl_loss(b, dev, out) * self.pl_interval).backward()
+                (self._pl_loss(b, dev, out) * self.cfg.pl_interval).backward()
             self.g_opt.step()
         d.requires_grad_(True)
         out["loss_g"] = loss_g.detach()
@@ -728,18 +285,18 @@ class StyleGAN2(GANModel):
 
     def _pl_loss(self, batch: int, dev: torch.device, out: dict[str, Tensor]) -> Tensor:
         """pl_weight * (|J^T y| - running mean)^2 on batch // pl_batch_shrink fresh samples."""
-        z = torch.randn(max(batch // self.pl_batch_shrink, 1), self.z_dim, device=dev)
+        z = torch.randn(max(batch // self.cfg.pl_batch_shrink, 1), self.z_dim, device=dev)
         ws = self._styles(z)
         img = self.generator.synthesis(ws)  # (b, 3, R, R)
         pl_noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         lengths = path_lengths(img, ws, pl_noise)  # (b,)
-        pl_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
+        pl_mean = self.pl_mean.lerp(lengths.mean(), self.cfg.pl_decay)
         self.pl_mean.copy_(pl_mean.detach())
         penalty = (lengths - pl_mean).square().mean()
         out["pl_penalty"] = penalty.detach()
-        return penalty * self.pl_weight
+        return penalty * self.cfg.pl_weight
 
-    # -- sampling and checkpoints
+    # -- sampling
 
     def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
         """Images (B, 3, R, R) from z (B, z_dim), random noise inputs, truncation
@@ -747,29 +304,139 @@ class StyleGAN2(GANModel):
         return g(z, truncation=truncation)
 
 
+def build(resolution: int, kw: Mapping[str, Any], recipe: Mapping[str, Any] | None = None) -> StyleGAN2:
+    """A StyleGAN2 with the user's ``kw`` on top of a name's ``recipe`` on top of the config defaults."""
+    return StyleGAN2(resolution, StyleGAN2Config.build({**(recipe or {}), **kw}))
+
+
+def build_finetune(name: str, source: str, resolution: int, kw: dict[str, Any], recipe: Mapping[str, Any]) -> StyleGAN2:
+    """``build`` with ``init_from`` required (a harness checkpoint of ``source``'s configuration)."""
+    if kw.get("init_from") is None:
+        raise ModelConfigError(f"{name} needs init_from=PATH (a harness checkpoint of {source})")
+    return build(resolution, kw, recipe)
+
+
 # ----------------------------------------------------------------------------- registered names
 
-LITE = dict(channel_base=16384, channel_max=256, z_dim=256, w_dim=256)  # every width halved
+TINY = dict(channel_base=256, channel_max=16, z_dim=16, w_dim=16, mapping_layers=2, batch_size=2)
+# DA's low-shot recipe (run_low_shot.py defaults; comparison_recipes.md section 1); config-f widths
+DIFFAUG = dict(batch_size=16, conv_clamp=None, r1_interval=1, pl_weight=0.0, ema_start_kimg=10.0)
+CONFIG_E = dict(channel_base=16384)  # DA --fmap-base 8192 (TF) = ADA channel_base 16384; channel_max 512
+HALF = dict(channel_base=23170, channel_max=362, z_dim=362, w_dim=362)  # every config-f width / sqrt(2)
+LITE = dict(channel_base=16384, channel_max=256, z_dim=256, w_dim=256)  # every config-f width halved
 
 
-@register_model("stylegan2")
-def stylegan2(resolution: int, **kwargs: Any) -> StyleGAN2:
-    """Config-f widths (channel_base 32768, channel_max 512, z = w = 512, mapping depth 8)."""
-    return StyleGAN2(resolution, **kwargs)
+@register_model("stylegan2-diffaug", recipe=f"{DA} run_low_shot.py defaults, config-f widths", tiny=TINY)
+def stylegan2_diffaug(resolution: int, **kw: Any) -> StyleGAN2:
+    """StyleGAN2 as the DiffAugment authors ran it for few-shot data: Table A's StyleGAN2 row
+    (their fid5k-train 46.87 / 27.08 / 12.06 / 42.44 / 58.85 on Obama / Grumpy / Panda / cat / dog).
+
+    Config-f widths (z = w = 512, mapping depth 8), batch 16, Adam 0.002 with betas (0, 0.99),
+    R1 gamma 10 every step (no lazy regularisation), no path-length term, DiffAugment
+    'color,translation,cutout' on reals and fakes in both steps, x-flips, style mixing 0.9, EMA
+    half-life 10 kimg and a copy of G before 10 kimg, no conv clamp. Length: 300 kimg (500 for
+    AnimalFace in DA's README) is the suite's budget, not a model setting.
+
+    Params at 256 px: G 30,034,338 / D 28,864,129 (comparison_recipes.md: computed there, equal to
+    ADA's instantiated config-f).
+    """
+    return build(resolution, kw, DIFFAUG)
 
 
-@register_model("stylegan2-lite")
-def stylegan2_lite(resolution: int, **kwargs: Any) -> StyleGAN2:
-    """Config-f with every width halved (channel_base 16384, channel_max 256, z = w = 256):
-    exactly a quarter of the parameters, the paper's cut-down StyleGAN2."""
-    return StyleGAN2(resolution, **{**LITE, **kwargs})
+@register_model("stylegan2-diffaug-ffhq", recipe=f"{DA} run_ffhq.py defaults (fmap_base 8192)", tiny=TINY)
+def stylegan2_diffaug_ffhq(resolution: int, **kw: Any) -> StyleGAN2:
+    """DA's FFHQ recipe, the source model of Table A's finetune row (DA's ``DiffAugment-stylegan2-ffhq.pkl``:
+    full FFHQ 70k at 256 px, 25,000 kimg, fid50k 4.24): config-e widths (``--fmap-base 8192``),
+    R1 gamma 1, batch 32; otherwise the low-shot settings (the same training loop and loss).
+
+    Params at 256 px: G 24,767,458 / D 24,001,089 (ADA config-e, instantiated; comparison_models.md).
+    """
+    return build(resolution, kw, DIFFAUG | CONFIG_E | dict(r1_gamma=1.0, batch_size=32))
 
 
-@register_model("stylegan2-lite-finetune")
-def stylegan2_lite_finetune(
-    resolution: int, *, init_from: str | os.PathLike[str] | None = None, **kwargs: Any
-) -> StyleGAN2:
-    """stylegan2-lite started from ``init_from`` (required): the paper's 'StyleGAN2 finetune'."""
-    if init_from is None:
-        raise ModelConfigError("stylegan2-lite-finetune needs init_from=PATH (a stylegan2-lite checkpoint)")
-    return StyleGAN2(resolution, **{**LITE, **kwargs}, init_from=init_from)
+@register_model(
+    "stylegan2-diffaug-finetune",
+    recipe=f"{DA} README low-shot fine-tuning: --resume DiffAugment-stylegan2-ffhq.pkl --fmap-base=8192",
+    tiny=TINY,
+    init_from="stylegan2-diffaug-ffhq",
+)
+def stylegan2_diffaug_finetune(resolution: int, **kw: Any) -> StyleGAN2:
+    """Table A's 'StyleGAN2 finetune' row: DA's low-shot recipe at config-e widths, started from an
+    FFHQ model (``init_from`` required).
+
+    ``init_from``: a harness checkpoint of ``stylegan2-diffaug-ffhq`` at 256 px (e.g. that model
+    trained on ``ffhq-70k``). The published source is DA's TF pickle
+    ``mit-han-lab:DiffAugment-stylegan2-ffhq.pkl``, which the harness does not read (module
+    docstring). That FastGAN's finetune numbers (61.03 / 46.07 / 35.75 / 14.5 / 29.34) come from
+    this setup (DiffAugment paper's FFHQ-pretrained rows) is not verified.
+
+    Params at 256 px: G 24,767,458 / D 24,001,089 (ADA config-e, instantiated).
+    """
+    return build_finetune("stylegan2-diffaug-finetune", "stylegan2-diffaug-ffhq", resolution, kw, DIFFAUG | CONFIG_E)
+
+
+@register_model("stylegan2-half", recipe=f"{DA} run_low_shot.py defaults, every config-f width / sqrt(2)", tiny=TINY)
+def stylegan2_half(resolution: int, **kw: Any) -> StyleGAN2:
+    """The 1024 px StyleGAN2 row of Tables B and C: DA's low-shot recipe with about half of
+    config-f's parameters, as the FastGAN paper states it cut StyleGAN2 at 1024 px (the talk
+    summary; not verified against the paper text). Every width divided by sqrt(2)
+    (channel_base 23170, channel_max 362, z = w = 362) halves every layer's weight count.
+
+    Params (computed here): at 1024 px G 15,185,210 / D 14,502,639 (0.500 x config-f's
+    30,370,060 / 29,012,513); at 256 px G 15,019,277 / D 14,429,728.
+    """
+    return build(resolution, kw, DIFFAUG | HALF)
+
+
+@register_model(
+    "stylegan2-half-finetune",
+    recipe=f"{DA} run_low_shot.py defaults, widths / sqrt(2), from a checkpoint (source model not stated)",
+    tiny=TINY,
+    init_from="stylegan2-half",
+)
+def stylegan2_half_finetune(resolution: int, **kw: Any) -> StyleGAN2:
+    """Table B's 'StyleGAN2 finetune' row: stylegan2-half started from ``init_from`` (required).
+
+    ``init_from``: a harness checkpoint of ``stylegan2-half`` at 1024 px. The paper's source model
+    and setup at 1024 px are not verified; no published checkpoint has these widths, so train one
+    with the harness (e.g. ``stylegan2-half`` on ``ffhq-70k``).
+
+    Params: as stylegan2-half (1024 px: G 15,185,210 / D 14,502,639, computed).
+    """
+    return build_finetune("stylegan2-half-finetune", "stylegan2-half", resolution, kw, DIFFAUG | HALF)
+
+
+@register_model("stylegan2", recipe=f"{ADA} config-f networks + lazy R1 (16), DA augmentation, batch 8", tiny=TINY)
+def stylegan2(resolution: int, **kw: Any) -> StyleGAN2:
+    """Config-f StyleGAN2 with this project's earlier defaults (no paper row uses it): ADA's
+    networks (conv_clamp 256) and lazy R1 (gamma 10 every 16 steps), DiffAugment
+    'color,translation,cutout', batch 8, no path-length term, EMA half-life 10 kimg from step 0.
+
+    Params at 256 / 1024 px: G 30,034,338 / 30,370,060; D 28,864,129 / 29,012,513 (ADA config-f).
+    """
+    return build(resolution, kw)
+
+
+@register_model("stylegan2-lite", recipe=f"{ADA} config-f with every width halved; else as stylegan2", tiny=TINY)
+def stylegan2_lite(resolution: int, **kw: Any) -> StyleGAN2:
+    """stylegan2 with every width halved (channel_base 16384, channel_max 256, z = w = 256):
+    exactly a quarter of config-f's parameters (no paper row uses it).
+
+    Params at 256 / 1024 px: G 7,517,410 / 7,601,564; D 7,219,009 / 7,256,081 (instantiated).
+    """
+    return build(resolution, kw, LITE)
+
+
+@register_model(
+    "stylegan2-lite-finetune",
+    recipe=f"{ADA} config-f with every width halved, from a checkpoint",
+    tiny=TINY,
+    init_from="stylegan2-lite",
+)
+def stylegan2_lite_finetune(resolution: int, **kw: Any) -> StyleGAN2:
+    """stylegan2-lite started from ``init_from`` (required): a harness checkpoint of
+    stylegan2-lite at the same resolution. No published checkpoint has these widths.
+
+    Params: as stylegan2-lite.
+    """
+    return build_finetune("stylegan2-lite-finetune", "stylegan2-lite", resolution, kw, LITE)

@@ -11,15 +11,8 @@ import torch
 from torch.nn.utils import parametrize
 
 from models import get_model
-from models.biggan import (
-    Z_CHUNK,
-    BigGAN,
-    Generator,
-    SelfAttention,
-    ortho_grad,
-    ortho_penalty,
-    truncate_z,
-)
+from models.biggan import BigGAN, ortho_grad, ortho_penalty, truncate_z
+from models.biggan_layers import Z_CHUNK, Generator, SelfAttention
 from models.common import count_params
 
 
@@ -91,7 +84,7 @@ def test_train_step_adds_beta_times_ortho_grad_to_g_weights_only():
     torch.manual_seed(0)
     on = small(ortho_reg=1e-2)
     off = copy.deepcopy(on)
-    off.ortho_reg = 0.0
+    off.cfg = on.cfg.replace(ortho_reg=0.0)
     grads = {}
 
     def capture(model, key):
@@ -189,7 +182,7 @@ def test_spectral_norm_everywhere_but_shared_and_top_singular_value_is_one():
         assert torch.equal(G.linear.parametrizations.weight[0].u, u)  # no iteration in eval mode
 
 
-@pytest.mark.parametrize("name, res, d_steps", [("biggan", 64, 1), ("biggan-paper", 32, 2)])
+@pytest.mark.parametrize("name, res, d_steps", [("biggan", 64, 4), ("biggan-paper", 32, 2)])
 def test_training_is_finite(name, res, d_steps):
     torch.manual_seed(0)
     m = small(res, name, ema_start=1)
@@ -267,7 +260,7 @@ def test_hparams_roundtrip_and_optimizer_state():
 def test_attention_in_query_chunks_equals_one_call(monkeypatch) -> None:
     """Large attention maps (G's 128 px layer: 268 MB per image) run in query chunks; each row's
     softmax is its own, so the output equals one call on all queries."""
-    import models.biggan as bg
+    import models.biggan_layers as bg
 
     torch.manual_seed(0)
     attn = bg.SelfAttention(16)
@@ -278,3 +271,21 @@ def test_attention_in_query_chunks_equals_one_call(monkeypatch) -> None:
     monkeypatch.setattr(bg, "ATTN_CHUNK_BYTES", 3 * 16 * 4 * 5)  # 5 query rows per chunk: 13 chunks
     chunked = attn(x)
     assert torch.allclose(chunked, whole, atol=1e-6) and not torch.equal(whole, x)
+
+
+def test_defaults_are_one_source_the_diffaugment_biggan_recipe():
+    """biggan: DA's DiffAugment-biggan-cifar10.sh throughout; biggan-paper: the paper's optimisation."""
+    with torch.device("meta"):
+        m = get_model("biggan", resolution=256)
+    hp = m.hparams
+    assert (hp["batch_size"], hp["lr_g"], hp["lr_d"], hp["d_steps"], hp["adam_eps"]) == (50, 2e-4, 2e-4, 4, 1e-8)
+    assert (hp["ortho_reg"], hp["ema_decay"], hp["ema_start"]) == (0.0, 0.9999, 1000)
+    assert hp["policy"] == "translation,cutout"
+    assert (hp["g_attn"], hp["d_attn"]) == (128, 64)  # the 256 px reference tables
+    for opt in (m.opt_g, m.opt_d):
+        group = opt.param_groups[0]
+        assert (group["lr"], group["betas"], group["eps"]) == (2e-4, (0.0, 0.999), 1e-8)
+    paper = small(name="biggan-paper").hparams
+    assert (paper["lr_g"], paper["lr_d"], paper["d_steps"], paper["ortho_reg"]) == (5e-5, 2e-4, 2, 1e-4)
+    released = small(lr_g=1e-4, lr_d=4e-4, d_steps=1, adam_eps=1e-6, ema_start=20000)  # the ImageNet script
+    assert released.opt_d.param_groups[0]["eps"] == 1e-6 and released.hparams["d_steps"] == 1

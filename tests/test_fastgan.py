@@ -18,13 +18,15 @@ FIXTURE = Path(os.environ.get("FASTGAN_PARITY_FIXTURE", ROOT / "../shared/fixtur
 VARIANTS = ["baseline", "baseline-skip", "baseline-decode", "fastgan"]
 TINY = {"ngf": 8, "ndf": 8, "recon": "mse", "batch_size": 2}
 
-# (G, D) parameters at ngf = ndf = 64 for 256, 512, 1024; fastgan's are the official counts
+# (G, D) parameters at ngf = ndf = 64 for 256, 512, 1024; fastgan's are the official counts. Every
+# ladder row keeps the official D's SLE blocks, so baseline-decode's D is the official D (computed).
 COUNTS = {
     "fastgan": [(29_127_846, 11_526_160), (29_174_392, 11_526_496), (29_176_512, 11_528_192)],
-    "baseline": [(26_353_830, 7_354_480), (26_367_352, 7_354_816), (26_369_472, 7_356_512)],
+    "baseline": [(26_353_830, 8_386_672), (26_367_352, 8_387_008), (26_369_472, 8_388_704)],
     "baseline-skip": [(29_127_846, 8_386_672), (29_174_392, 8_387_008), (29_176_512, 8_388_704)],
-    "baseline-decode": [(26_353_830, 10_493_968), (26_367_352, 10_494_304), (26_369_472, 10_496_000)],
+    "baseline-decode": [(26_353_830, 11_526_160), (26_367_352, 11_526_496), (26_369_472, 11_528_192)],
 }
+D_SLE_PARAMS = 1_032_192  # se_2_16, se_4_32, se_8_64 at ndf = 64
 
 
 def tiny(name: str, resolution: int = 32, **kw) -> FastGAN:
@@ -92,7 +94,8 @@ def test_one_train_step(name: str) -> None:
     m = tiny(name)
     with_dec = name in ("baseline-decode", "fastgan")
     assert hasattr(m.discriminator, "decoder_part") == with_dec == m.hparams["decoders"]
-    assert hasattr(m.generator, "se_32") == (name in ("baseline-skip", "fastgan")) == m.hparams["sle"]
+    assert hasattr(m.generator, "se_32") == (name in ("baseline-skip", "fastgan")) == m.hparams["g_sle"]
+    assert m.hparams["d_sle"]
     nets = ("generator", "discriminator", "g_ema")
     before = {n: [p.detach().clone() for p in getattr(m, n).parameters()] for n in nets}
     losses = m.train_step(torch.rand(2, 3, 32, 32) * 2 - 1, 0)
@@ -151,6 +154,28 @@ def test_lpips_offline_error_names_the_file(monkeypatch, tmp_path) -> None:
         m.train_step(torch.rand(2, 3, 32, 32) * 2 - 1, 0)
     msg = str(err.value)
     assert "vgg16-397923af.pth" in msg and f"{tmp_path}/checkpoints/" in msg and "recon='mse'" in msg
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_generator_and_discriminator_sle_are_separate_switches(name: str) -> None:
+    """G's SLE and the decoders are fixed by the name; D's SLE blocks are in every ladder row unless
+    ``d_sle=False``, which removes exactly them."""
+    m = tiny(name, 64)
+    assert hasattr(m.discriminator, "se_8_64") and m.hparams["d_sle"]
+    assert not hasattr(tiny(name, 64, d_sle=False).discriminator, "se_8_64")
+    g, d = models.param_counts(name, 256)
+    assert models.param_counts(name, 256, d_sle=False) == (g, d - D_SLE_PARAMS)
+    for key in ("g_sle", "decoders"):
+        with pytest.raises(models.ModelConfigError, match=f"{key} is set by the registered model name"):
+            tiny(name, **{key: True})
+
+
+def test_ladder_adds_up_to_fastgan() -> None:
+    """Baseline+Skip+decode is FastGAN: each addition's parameters sum to the official model's."""
+    base, skip, decode, full = (models.param_counts(n, 256) for n in VARIANTS)
+    assert (skip[0] - base[0]) + (decode[0] - base[0]) + base[0] == full[0]
+    assert (skip[1] - base[1]) + (decode[1] - base[1]) + base[1] == full[1]
+    assert skip[1] == base[1] and decode[0] == base[0]
 
 
 def test_bad_arguments() -> None:

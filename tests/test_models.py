@@ -10,24 +10,13 @@ import torch
 import models
 from models.registry import ModelConfigError
 
-# Narrow widths per family so a step takes well under a second on 2 CPU cores.
-SMALL = {
-    "baseline": {"ngf": 4, "ndf": 4, "recon": "mse"},
-    "fastgan": {"ngf": 4, "ndf": 4, "recon": "mse"},
-    "stylegan2": {"channel_base": 256, "channel_max": 16, "z_dim": 16, "w_dim": 16, "mapping_layers": 2},
-    "biggan": {"ch": 4},
-}
-
-
-def small_kwargs(name: str) -> dict:
-    """The narrow-width overrides of the family ``name`` belongs to (by name prefix)."""
-    return next((kw for prefix, kw in SMALL.items() if name.startswith(prefix)), {}) | {"batch_size": 2}
-
 
 def build(name: str, tmp_path, resolution: int = 32) -> models.GANModel:
-    kwargs = small_kwargs(name)
-    if name.endswith("-finetune"):
-        base = models.get_model(name.removesuffix("-finetune"), resolution=resolution, **kwargs)
+    """The model's own tiny configuration; a finetune name starts from a checkpoint of its source."""
+    info = models.model_info(name)
+    kwargs = dict(info.tiny)
+    if info.init_from is not None:
+        base = models.get_model(info.init_from, resolution=resolution, **kwargs)
         torch.save({"model": base.state_dict()}, tmp_path / "init.pt")
         kwargs["init_from"] = str(tmp_path / "init.pt")
     return models.get_model(name, resolution=resolution, **kwargs)
@@ -87,3 +76,98 @@ def test_unknown_name_suggests_and_duplicates_rejected() -> None:
 def test_none_overrides_are_dropped() -> None:
     m = models.get_model("baseline", resolution=32, ngf=4, ndf=4, recon="mse", lr=None)
     assert m.hparams["lr"] == 2e-4
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_model_info_is_complete(name: str) -> None:
+    info = models.model_info(name)
+    assert info.name == name and info.family in models.family_modules()
+    assert info.recipe and "\n" not in info.recipe, "one line naming the recipe's source"
+    assert info.tiny and "batch_size" in info.tiny, "a tiny configuration of its own"
+    assert info.doc and "Params" in info.doc, "the builder's docstring with its parameter counts"
+    assert info.init_from is None or info.init_from in models.list_models()
+
+
+def test_model_info_unknown_name_suggests() -> None:
+    with pytest.raises(ModelConfigError, match="did you mean fastgan"):
+        models.model_info("fastgn")
+
+
+def test_family_parts_register_nothing() -> None:
+    """Helper modules (``<family>_<part>``) are not families; every builder lives in a family module."""
+    import pkgutil
+
+    assert set(models.family_modules()) == {"biggan", "fastgan", "stylegan2"}
+    parts = [m.name for m in pkgutil.iter_modules(models.__path__) if "_" in m.name]
+    assert {"fastgan_blocks", "stylegan2_layers", "biggan_layers"} <= set(parts)
+    assert {models.model_info(n).family for n in models.list_models()} == set(models.family_modules())
+
+
+def test_param_counts_on_meta_device() -> None:
+    assert models.param_counts("fastgan", 256) == (29_127_846, 11_526_160)  # the official counts
+    assert models.param_counts("stylegan2", 256) == (30_034_338, 28_864_129)
+    assert models.param_counts("biggan", 128) == (31_850_756, 38_425_282)
+    # the discriminator side includes the heads D's optimizer trains
+    assert models.param_counts("fastgan-ss-contrastive", 256) == (29_127_846, 8_386_672 + 328_320)
+    # a finetune name without init_from counts the model it starts from
+    assert models.param_counts("stylegan2-lite-finetune", 256) == models.param_counts("stylegan2-lite", 256)
+    assert models.param_counts("fastgan", 64, ngf=8, ndf=8) == models.param_counts("fastgan", 64, ngf=8, ndf=8)
+    with pytest.raises(ModelConfigError, match="ngf"):
+        models.param_counts("fastgan", 256, ngf=0)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, key",
+    [
+        ("fastgan", {"ngf": 0}, "ngf"),
+        ("fastgan", {"batch_size": 0}, "batch_size"),
+        ("baseline", {"batch_size": -2}, "batch_size"),
+        ("fastgan", {"lr": -1.0}, "lr"),
+        ("fastgan", {"betas": [0.5]}, "betas"),
+        ("fastgan", {"policy": "colour"}, "policy"),
+        ("fastgan", {"ngf": 4}, "ngf"),  # 0 channels at 1024 px
+        ("stylegan2", {"channel_max": 0}, "channel_max"),
+        ("stylegan2-lite", {"batch_size": 0}, "batch_size"),
+        ("stylegan2", {"r1_interval": 0}, "r1_interval"),
+        ("stylegan2", {"style_mixing": 1.5}, "style_mixing"),
+        ("biggan", {"ch": 0}, "ch"),
+        ("biggan", {"batch_size": -2}, "batch_size"),
+        ("biggan", {"d_steps": 0}, "d_steps"),
+        ("biggan", {"policy": "colour"}, "policy"),
+        ("biggan", {"ch": "wide"}, "ch"),
+    ],
+)
+def test_every_family_raises_the_same_config_error(name: str, kwargs: dict, key: str) -> None:
+    with pytest.raises(ModelConfigError) as info:
+        models.param_counts(name, 1024 if kwargs == {"ngf": 4} else 256, **kwargs)
+    msg = str(info.value)
+    assert key in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("name", ["fastgan", "stylegan2", "biggan"])
+def test_unknown_keyword_names_close_matches(name: str) -> None:
+    key = {"fastgan": "ngff", "stylegan2": "channel_maxx", "biggan": "lr_gg"}[name]
+    with pytest.raises(ModelConfigError, match=f"unknown keyword {key!r} for .*; did you mean {key[:-1]}"):
+        models.get_model(name, resolution=32, **{key: 1})
+
+
+@pytest.mark.parametrize("name", ["fastgan", "stylegan2-lite", "biggan"])
+def test_hparams_are_the_config_as_json(name: str) -> None:
+    import dataclasses
+
+    model = build(name, None)
+    fields = {f.name for f in dataclasses.fields(model.cfg)}
+    assert set(model.hparams) == fields
+    assert json.loads(json.dumps(model.hparams)) == model.hparams
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.cfg.batch_size = 3
+
+
+def test_no_model_module_over_500_lines() -> None:
+    from pathlib import Path
+
+    for path in Path(models.__file__).parent.glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 500, path.name

@@ -54,12 +54,18 @@ def test_fastgan_evaluation_samples_as_the_official_code() -> None:
     model = _trained_fastgan()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     assert model.sampling.bn == "batch" and model.sampling.batch == 16
-    new = torch.cat(list(features.generated_batches(model, 48, seed=SEED, device=torch.device("cpu"), ema=True,
-                                                    truncation=1.0)))  # fmt: skip
+    new = torch.cat(
+        list(features.generated_batches(model, 48, seed=SEED, device=torch.device("cpu"), ema=True, truncation=1.0))
+    )
     assert torch.equal(new, _official_sampling(model, 48, SEED))
     # the old path: eval-mode BatchNorm on the running statistics the EMA copied from the raw G
-    old = torch.cat(list(features.generated_batches(model, 48, seed=SEED, device=torch.device("cpu"), ema=True,
-                                                    truncation=1.0, bn="running", batch=50)))  # fmt: skip
+    old = torch.cat(
+        list(
+            features.generated_batches(
+                model, 48, seed=SEED, device=torch.device("cpu"), ema=True, truncation=1.0, bn="running", batch=50
+            )
+        )
+    )
     assert (new.float() - old.float()).abs().mean() > 5.0  # uint8 levels: clearly other images
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # sampling changed nothing
 
@@ -90,7 +96,8 @@ def test_biggan_standing_statistics_are_recomputed_and_never_stored() -> None:
 
 @pytest.mark.parametrize("name", ["stylegan2-lite"])
 def test_families_without_batchnorm_declare_it(name: str) -> None:
-    model = models.get_model(name, resolution=32, channel_base=256, channel_max=16, z_dim=16, w_dim=16,
-                             mapping_layers=2)  # fmt: skip
+    model = models.get_model(
+        name, resolution=32, channel_base=256, channel_max=16, z_dim=16, w_dim=16, mapping_layers=2
+    )
     assert model.sampling.bn == "none"
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in copy.deepcopy(model).modules())

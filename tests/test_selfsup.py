@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import models
 from models.common import diff_augment
 from models.fastgan import FastGAN
-from models.selfsup import stretch
+from models.selfsup import ASPECT_RATIOS, CROP_AREA, stretch
 
 TINY = {"ngf": 4, "ndf": 4, "recon": "mse", "batch_size": 4}
 SS_VARIANTS = {  # name -> (decoders, enabled SS losses)
@@ -34,7 +34,7 @@ def smooth_batch(n: int = 4, res: int = 32) -> torch.Tensor:
 def test_variant_configuration() -> None:
     for name, (decoders, ss) in SS_VARIANTS.items():
         m = tiny(name)
-        assert m.hparams["sle"] and m.hparams["decoders"] == decoders, name
+        assert m.hparams["g_sle"] and m.hparams["d_sle"] and m.hparams["decoders"] == decoders, name
         assert set(m.ss.weights) == ss and all(m.ss.weights[k] == 1.0 for k in ss), name
         assert hasattr(m.ss, "contrastive") == ("ss_contrastive" in ss), name
         assert {id(p) for p in m.ss.parameters()} <= {id(p) for g in m.opt_d.param_groups for p in g["params"]}
@@ -51,7 +51,7 @@ def test_aux_loss_is_finite_and_learnable_alone(name: str, key: str) -> None:
     history = []
     for _ in range(12):
         torch.manual_seed(1)  # the same views / stretches every iteration
-        aug = diff_augment(real, m.policy)
+        aug = diff_augment(real, m.cfg.policy)
         losses = m.ss(D.features, real, aug, D.features(aug))
         assert set(losses) == {key} and torch.isfinite(losses[key])
         opt.zero_grad(set_to_none=True)
@@ -103,9 +103,67 @@ def test_zero_weights_equal_the_baseline_step_exactly(variant: str, zero: dict, 
 
 
 def test_stretch_geometry() -> None:
+    """Ratio a: a centred crop of width sqrt(CROP_AREA a) and height sqrt(CROP_AREA / a), resized to the square."""
     ramp = torch.linspace(-1, 1, 32).expand(1, 1, 32, 32)  # varies along the width
-    assert torch.allclose(stretch(ramp, torch.tensor([1.0])), ramp, atol=1e-6)
-    wide = stretch(ramp, torch.tensor([0.5]))[0, 0]  # centred half of the columns, widened
-    assert wide.shape == (32, 32) and 0.45 < wide[0, -1] < 0.55 and -0.55 < wide[0, 0] < -0.45
-    tall = stretch(ramp, torch.tensor([2.0]))[0, 0]  # rows stretched, the width untouched
-    assert torch.allclose(tall, ramp[0, 0], atol=1e-6)
+    for a in ASPECT_RATIOS:
+        out = stretch(ramp, torch.tensor([a]))[0, 0]
+        half_width = (CROP_AREA * a) ** 0.5  # the crop's half-extent in [-1, 1] units
+        assert out.shape == (32, 32) and torch.allclose(out, out[:1].expand(32, 32), atol=1e-6)  # rows equal
+        assert abs(out[0, -1] - half_width) < 0.05 and abs(out[0, 0] + half_width) < 0.05, a
+
+
+def test_every_aspect_class_is_resampled_alike() -> None:
+    """No class is answerable from resampling alone: ratio 1 is resampled too, and white noise comes
+    out with the same total gradient energy for every class (only its split between x and y, the
+    stretch itself, differs)."""
+    torch.manual_seed(0)
+    noise = torch.randn(64, 1, 64, 64)
+    energies = []
+    for a in ASPECT_RATIOS:
+        y = stretch(noise, torch.full((64,), a))
+        gx, gy = (y.diff(dim=3).square().mean().item(), y.diff(dim=2).square().mean().item())
+        energies.append(gx + gy)
+    assert max(energies) / min(energies) < 1.05, energies
+    assert not torch.allclose(stretch(noise[:1], torch.tensor([1.0])), noise[:1], atol=0.1)
+
+
+def test_aspect_views_pad_alike_for_every_class() -> None:
+    """The adversarial augmentation (translation pads with zeros) comes after stretching, so its
+    borders do not depend on the class: a constant image gives the same view for every class."""
+    m = tiny("fastgan-ss-aspect", policy="translation")
+    ones = torch.ones(4, 3, 32, 32)
+    views = []
+    for k in range(len(ASPECT_RATIOS)):
+        torch.manual_seed(0)
+        views.append(m.ss.aspect_views(ones, torch.full((4,), k)))
+    assert all(torch.allclose(v, views[0], atol=1e-5) for v in views) and (views[0] == 0).any()
+
+
+def test_self_supervision_losses_are_balanced_at_initialisation() -> None:
+    """Variant e: the reconstruction, contrastive and aspect terms are of one size at initialisation
+    (each a batch sum of per-image terms of order one); none outweighs another by construction."""
+    for seed in range(2):
+        torch.manual_seed(seed)
+        m = tiny("fastgan-ss-all", batch_size=8)
+        losses = m.train_step(smooth_batch(8), 0)
+        terms = [losses[k].item() * w for k, w in (("recon", 1.0), *m.ss.weights.items())]
+        assert len(terms) == 3 and max(terms) / min(terms) < 2.5, losses
+
+
+def test_aspect_ratios_must_keep_crops_inside() -> None:
+    with pytest.raises(models.ModelConfigError, match="ss_aspect_ratios"):
+        tiny("fastgan-ss-aspect", ss_aspect_ratios=[1.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "name, d_params",
+    [  # at 256 px, ngf = ndf = 64 (computed): D plus the heads D's optimizer trains; G is fastgan's
+        ("fastgan-ss-contrastive", 8_386_672 + 328_320),
+        ("fastgan-ss-aspect", 8_386_672 + 265_221),
+        ("fastgan-ss-ae", 11_526_160),
+        ("fastgan-ss-contrastive-aspect", 8_386_672 + 593_541),
+        ("fastgan-ss-all", 11_526_160 + 593_541),
+    ],
+)
+def test_parameter_counts(name: str, d_params: int) -> None:
+    assert models.param_counts(name, 256) == (29_127_846, d_params)

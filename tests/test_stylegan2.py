@@ -8,20 +8,10 @@ import math
 import pytest
 import torch
 
-from models import ModelConfigError, get_model, list_models
+from models import ModelConfigError, get_model, list_models, model_info, param_counts
 from models.common import count_params
-from models.stylegan2 import (
-    Conv2dLayer,
-    Discriminator,
-    Generator,
-    ModulatedConv2d,
-    blur,
-    fir_kernel,
-    mix_styles,
-    path_lengths,
-    r1_penalty,
-    upsample2d,
-)
+from models.stylegan2 import StyleGAN2Config, mix_styles, path_lengths, r1_penalty
+from models.stylegan2_layers import Conv2dLayer, Discriminator, Generator, ModulatedConv2d, blur, fir_kernel, upsample2d
 
 TINY = dict(channel_base=256, channel_max=16, z_dim=16, w_dim=16, batch_size=4)
 TINY_NET = dict(channel_base=256, channel_max=16, clamp=256.0)
@@ -34,6 +24,10 @@ TINY_NET = dict(channel_base=256, channel_max=16, clamp=256.0)
         ("stylegan2", 1024, 30_370_060, 29_012_513),
         ("stylegan2-lite", 256, 7_517_410, 7_219_009),
         ("stylegan2-lite", 1024, 7_601_564, 7_256_081),
+        ("stylegan2-diffaug", 256, 30_034_338, 28_864_129),  # DA's low-shot: config-f widths
+        ("stylegan2-diffaug-ffhq", 256, 24_767_458, 24_001_089),  # config-e (ADA instantiated)
+        ("stylegan2-half", 1024, 15_185_210, 14_502_639),  # computed here: 0.500 x config-f
+        ("stylegan2-half", 256, 15_019_277, 14_429_728),  # computed here
     ],
 )
 def test_exact_param_counts(name: str, res: int, g_params: int, d_params: int) -> None:
@@ -243,3 +237,72 @@ def test_non_lazy_step_and_checkpoints(tmp_path) -> None:
     with pytest.raises(ModelConfigError, match="does not fit") as wrong:
         get_model("stylegan2-lite", resolution=32, init_from=str(path), **dict(TINY, channel_max=8))
     assert str(path) in str(wrong.value) and "\n" not in str(wrong.value)
+
+
+# ---------------------------------------------------------------------------------------------- recipes
+
+
+def test_diffaug_is_the_low_shot_recipe() -> None:
+    """DA's run_low_shot.py: config-f widths, batch 16, Adam 0.002 (0, 0.99) unscaled, R1 10 every
+    step, no path length, color,translation,cutout, style mixing 0.9, EMA 10 kimg from 10 kimg, no clamp."""
+    model = get_model("stylegan2-diffaug", resolution=32, channel_base=256, channel_max=16, z_dim=16, w_dim=16)
+    hp = model.hparams
+    assert (hp["channel_max"], hp["mapping_layers"], hp["mbstd_group"], hp["batch_size"]) == (16, 8, 4, 16)
+    assert (hp["r1_gamma"], hp["r1_interval"], hp["pl_weight"], hp["conv_clamp"]) == (10.0, 1, 0.0, None)
+    assert (hp["policy"], hp["style_mixing"], hp["ema_kimg"], hp["ema_start_kimg"]) == (
+        "color,translation,cutout",
+        0.9,
+        10.0,
+        10.0,
+    )
+    for opt in (model.g_opt, model.d_opt):
+        group = opt.param_groups[0]
+        assert (group["lr"], group["betas"], group["eps"]) == (0.002, (0.0, 0.99), 1e-8)
+    assert all(layer.clamp is None for layer in model.generator.modules() if hasattr(layer, "clamp"))
+    full = get_model("stylegan2-diffaug", resolution=32, z_dim=16, w_dim=16, channel_base=256)
+    assert full.hparams["channel_base"] == 256 and StyleGAN2Config().channel_base == 32768
+
+
+def test_ema_is_a_copy_until_the_start_then_the_half_life() -> None:
+    model = get_model("stylegan2-diffaug", resolution=16, **TINY)  # batch 4: 10 kimg = 2,500 steps
+    assert model.ema_beta(0) == 0.0 and model.ema_beta(2499) == 0.0
+    assert model.ema_beta(2500) == pytest.approx(0.5 ** (4 / 10_000))
+    torch.manual_seed(0)
+    model.train_step(torch.rand(4, 3, 16, 16) * 2 - 1, 0)
+    for e, p in zip(model.g_ema.parameters(), model.generator.parameters(), strict=True):
+        assert torch.equal(e, p)
+    assert get_model("stylegan2", resolution=16, **TINY).ema_beta(0) > 0  # no start: averages at once
+
+
+def test_r1_every_step_in_the_low_shot_recipe() -> None:
+    torch.manual_seed(0)
+    model = get_model("stylegan2-diffaug", resolution=16, **TINY)
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    logs = [model.train_step(real, step) for step in range(2)]
+    assert all(set(log) == {"loss_d", "loss_g", "r1_penalty"} for log in logs)
+
+
+def test_half_size_is_half_of_config_f_at_1024() -> None:
+    g, d = param_counts("stylegan2-half", 1024)
+    g_f, d_f = param_counts("stylegan2-diffaug", 1024)
+    assert abs(g / g_f - 0.5) < 0.001 and abs(d / d_f - 0.5) < 0.001
+    assert get_model("stylegan2-half", resolution=32, **TINY).hparams["r1_interval"] == 1  # DA's recipe
+
+
+def test_finetune_rows_start_from_their_source_model(tmp_path) -> None:
+    """stylegan2-diffaug-finetune: DA's low-shot recipe at config-e widths from a stylegan2-diffaug-ffhq
+    checkpoint (same architecture, FFHQ training settings not carried over)."""
+    assert model_info("stylegan2-diffaug-finetune").init_from == "stylegan2-diffaug-ffhq"
+    assert param_counts("stylegan2-diffaug-finetune", 256) == (24_767_458, 24_001_089)
+    tiny = dict(channel_max=16, z_dim=16, w_dim=16, mapping_layers=2)
+    source = get_model("stylegan2-diffaug-ffhq", resolution=32, **tiny)
+    assert (source.hparams["r1_gamma"], source.batch_size, source.hparams["channel_base"]) == (1.0, 32, 16384)
+    torch.save({"model": source.state_dict()}, tmp_path / "ffhq.pt")
+    tuned = get_model("stylegan2-diffaug-finetune", resolution=32, init_from=str(tmp_path / "ffhq.pt"), **tiny)
+    assert (tuned.hparams["r1_gamma"], tuned.batch_size, tuned.hparams["channel_base"]) == (10.0, 16, 16384)
+    pairs = zip(tuned.state_dict().values(), source.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    assert param_counts("stylegan2-half-finetune", 1024) == (15_185_210, 14_502_639)
+    for name in ("stylegan2-diffaug-finetune", "stylegan2-half-finetune"):
+        with pytest.raises(ModelConfigError, match="needs init_from"):
+            get_model(name, resolution=32, **tiny)

@@ -40,7 +40,7 @@ def test_fewshot256_is_table_a() -> None:
     header, numbers, rows = table[0], table[1], table[2:]
     suite = load_suite("fewshot256", init_from="/tmp/some.pkl")
     paper_to_ours = {
-        "StyleGAN2": "stylegan2-lite", "StyleGAN2 finetune": "stylegan2-lite-finetune",
+        "StyleGAN2": "stylegan2-diffaug", "StyleGAN2 finetune": "stylegan2-diffaug-finetune",
         "Baseline": "baseline", "Baseline+Skip": "baseline-skip", "Baseline+decode": "baseline-decode",
         "Ours (Baseline+Skip+decode = FastGAN)": "fastgan",
     }  # fmt: skip
@@ -59,9 +59,9 @@ def test_fewshot256_is_table_a() -> None:
 
 
 def test_finetune_row_only_with_init_from() -> None:
-    assert "stylegan2-lite-finetune" not in {c.spec.model for c in load_suite("fewshot256").cells}
+    assert "stylegan2-diffaug-finetune" not in {c.spec.model for c in load_suite("fewshot256").cells}
     cells = load_suite("fewshot256", init_from="ckpt.pt").cells
-    ft = [c for c in cells if c.spec.model == "stylegan2-lite-finetune"]
+    ft = [c for c in cells if c.spec.model == "stylegan2-diffaug-finetune"]
     assert len(ft) == 5 and all(c.spec.model_kwargs["init_from"].endswith("ckpt.pt") for c in ft)
 
 
@@ -71,7 +71,7 @@ def test_fewshot1024_is_table_b() -> None:
         "art-paintings", "ffhq-1k", "flower", "pokemon", "anime-face", "skull", "shell",
     ]  # fmt: skip
     budgets = {c.spec.model: c.spec.budget_hours for c in suite.cells}
-    assert budgets == {"stylegan2": 24, "baseline": 8, "fastgan": 8}
+    assert budgets == {"stylegan2-half": 24, "baseline": 8, "fastgan": 8}
     assert len(suite.cells) == 3 * 7 and {c.spec.resolution for c in suite.cells} == {1024}
 
 
@@ -80,7 +80,7 @@ def test_large_is_table_c() -> None:
     suite = load_suite("large")
     want = [re.sub(r"\s+", "-", h.lower()) for h in header[1:]]
     assert suite.datasets == want
-    assert {c.spec.model for c in suite.cells} == {"stylegan2", "baseline", "fastgan"}
+    assert {c.spec.model for c in suite.cells} == {"stylegan2-half", "baseline", "fastgan"}
     assert len(suite.cells) == 3 * 10
 
 
