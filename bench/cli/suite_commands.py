@@ -21,7 +21,11 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--budget-scale", type=positive, default=1.0, help="multiply every budget by F")
     p.add_argument("--speed-ratio", type=positive, help="this device's speed / the reference GPU's")
     p.add_argument("--calibration", type=Path, help="per-model speed ratios from `calibrate --reference`")
-    p.add_argument("--init-from", help="checkpoint for finetune rows (e.g. stylegan2-lite-finetune)")
+    p.add_argument(
+        "--init-from",
+        help="harness checkpoint for finetune rows: stylegan2-diffaug-finetune starts from a stylegan2-diffaug-ffhq "
+        "run, stylegan2-half-finetune from a stylegan2-half run (published TF pickles cannot be read)",
+    )
 
 
 def suite_and_cells(args: argparse.Namespace) -> tuple[Any, list[Any]]:

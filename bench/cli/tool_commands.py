@@ -57,14 +57,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
-    """Everything registered."""
-    import models
+    """Everything registered; per model its recipe source and G/D parameters at its suites' resolutions."""
     from bench.data.catalog import list_datasets
     from bench.metrics import list_detectors, list_protocols
     from bench.plan.suites import list_suites
 
+    print(_models_table(list_suites()))
+    print()
     for title, names in (
-        ("models", models.list_models()),
         ("datasets", list_datasets()),
         ("protocols", list_protocols()),
         ("detectors", list_detectors()),
@@ -72,6 +72,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     ):
         print(f"{title}: {', '.join(names)}")
     return 0
+
+
+def _models_table(suites: list[str]) -> str:
+    """One row per model and (resolution, keyword arguments) it runs with in a shipped suite
+    (defaults at 256 px when in none)."""
+    import json
+
+    from tabulate import tabulate
+
+    import models
+    from bench.plan.suites import load_suite
+
+    used: dict[str, dict[tuple[int, str], list[str]]] = {}
+    for name in suites:
+        for cell in load_suite(name).cells:
+            key = (cell.spec.resolution, json.dumps(cell.spec.model_kwargs, sort_keys=True))
+            where = used.setdefault(cell.spec.model, {}).setdefault(key, [])
+            if name not in where:
+                where.append(name)
+    rows = []
+    for name in models.list_models():
+        for (res, kw), where in sorted(used.get(name, {(256, "{}"): []}).items()):
+            g, d = models.param_counts(name, res, **json.loads(kw))
+            kwargs = ", ".join(f"{k}={v}" for k, v in json.loads(kw).items() if k != "init_from")
+            rows.append(
+                [name, res, f"{g:,}", f"{d:,}", ", ".join(where) or "--", kwargs, models.model_info(name).recipe]
+            )
+    head = ["model", "px", "G params", "D params", "suites", "suite kwargs", "recipe (source)"]
+    return "models:\n" + tabulate(rows, head, tablefmt="github", disable_numparse=True)
 
 
 @command("eval")
