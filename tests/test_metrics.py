@@ -180,8 +180,8 @@ def test_unknown_names_suggest() -> None:
 def test_eval_spec_fields_are_the_contract() -> None:
     assert [f.name for f in dataclasses.fields(EvalSpec)] == [
         "metric", "kind", "detector", "detector_sha256", "detector_standard", "mode", "num_gen", "reference",
-        "ref_count", "ref_resolution", "ref_filter", "pre_resize", "weights", "bn_mode", "bn_stats", "gen_batch",
-        "truncation", "seed", "kid_subset_size", "kid_subsets", "pr_k",
+        "ref_count", "ref_resolution", "ref_filter", "pre_resize", "resize_chain", "weights", "bn_mode", "bn_stats",
+        "gen_batch", "truncation", "seed", "kid_subset_size", "kid_subsets", "pr_k",
     ]  # fmt: skip
 
 

@@ -189,11 +189,11 @@ def test_interrupted_preparation_leaves_nothing(tmp_path: Path, monkeypatch: pyt
     archive = _zip(tmp_path / "obama.zip", _members(5))
     real, calls = data_images._read_image, []
 
-    def flaky(path: Path, resolution: int) -> object:
+    def flaky(path: Path, resolution: int, resize_filter: str) -> object:
         calls.append(path)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(path, resolution)
+        return real(path, resolution, resize_filter)
 
     monkeypatch.setattr(data_images, "_read_image", flaky)
     with pytest.raises(KeyboardInterrupt):

@@ -9,7 +9,13 @@ from pathlib import Path
 from bench.cli.args import add_dataclass_flags, count, resolution
 from bench.cli.registry import command
 from bench.errors import BenchError
+from bench.plan.specs import RESIZE_FILTERS
 from bench.tools.perf.settings import PerfSettings, PrecisionCheck
+
+RESIZE_FILTER_HELP = (
+    "resize filter of the images (default lanczos); bilinear is the official FastGAN code's "
+    "(torchvision Resize on PIL images), so fid2k_fastgan's reference set matches its evaluation"
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--step", type=count, help="its iteration (default: from the file name)")
     p.add_argument("--suite", default="official", help="folder under results/runs/ (default official)")
+    p.add_argument("--resize-filter", choices=RESIZE_FILTERS, default=RESIZE_FILTERS[0], help=RESIZE_FILTER_HELP)
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     p = sub.add_parser("prepare", help="turn a downloaded paper dataset (zip/tar/folder) into the cache")
     p.add_argument("--dataset", required=True, help="paper dataset name (see `list`)")
@@ -47,6 +54,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--download", action="store_true", help="download from the registry URL first")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in the manifest)")
     p.add_argument("--resolution", type=resolution, help="prepare at this resolution (default: the dataset's)")
+    p.add_argument("--resize-filter", choices=RESIZE_FILTERS, default=RESIZE_FILTERS[0], help=RESIZE_FILTER_HELP)
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
     p = sub.add_parser("perf", help="benchmark: step time, FLOP/s, harness overhead, eval throughput per model")
     add_dataclass_flags(p, PerfSettings, keep_defaults=True)
@@ -139,7 +147,7 @@ def cmd_import_official(args: argparse.Namespace) -> int:
     name, kwargs = models.parse_entry(args.model)
     paths = import_official(
         args.checkpoint, dataset=args.dataset, resolution=args.resolution, out=args.out,
-        model=name, model_kwargs=kwargs, suite=args.suite, step=args.step,
+        model=name, model_kwargs=kwargs, suite=args.suite, step=args.step, resize_filter=args.resize_filter,
     )  # fmt: skip
     print(f"imported {args.checkpoint} as {paths.root}")
     print(f"score it: python run_bench.py eval --run {paths.root} --protocol fid2k_fastgan --protocol fid5k_full")
@@ -157,9 +165,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     data_cache, _ = cache_dirs(args.out)
     ds = prepare_dataset(
         args.dataset, args.src, cache_dir=data_cache, skip_bad=args.skip_bad,
-        download=args.download, resolution=args.resolution,
+        download=args.download, resolution=args.resolution, resize_filter=args.resize_filter,
     )  # fmt: skip
-    print(f"prepared {ds.name}: {ds.images.shape[0]} images at {ds.resolution} px, sha256 {ds.sha256[:16]}…")
+    print(
+        f"prepared {ds.name}: {ds.images.shape[0]} images at {ds.resolution} px ({args.resize_filter}), "
+        f"sha256 {ds.sha256[:16]}…"
+    )
     if ds.manifest.get("count_warning"):
         print(f"warning: {ds.manifest['count_warning']}")
     return 0

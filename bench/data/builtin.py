@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.data.images import BACKGROUND, _resized_array
+from bench.data.images import BACKGROUND, RESIZE_FILTER, _resized_array
 from bench.errors import DataError
 
 SHAPES_COUNT = 256
@@ -87,13 +87,17 @@ def _draw_shapes(rng: np.random.Generator, size: int) -> Image.Image:
     return img
 
 
-def build_shapes(resolution: int, count: int = SHAPES_COUNT, seed: int = SHAPES_SEED) -> tuple[torch.Tensor, dict]:
-    """Seeded coloured shapes, drawn supersampled and LANCZOS-resized; same images for the same R."""
+def build_shapes(
+    resolution: int, count: int = SHAPES_COUNT, seed: int = SHAPES_SEED, resize_filter: str = RESIZE_FILTER
+) -> tuple[torch.Tensor, dict]:
+    """Seeded coloured shapes, drawn supersampled and resized (LANCZOS by default); same images for the same R."""
     rng = np.random.default_rng(seed)
     supersample = max(1, min(4, 512 // resolution))
     out = torch.empty((count, 3, resolution, resolution), dtype=torch.uint8)
     for i in range(count):
-        out[i] = torch.from_numpy(_resized_array(_draw_shapes(rng, resolution * supersample), resolution))
+        out[i] = torch.from_numpy(
+            _resized_array(_draw_shapes(rng, resolution * supersample), resolution, resize_filter)
+        )
     return out, {"source": "procedural:shapes", "seed": seed, "supersample": supersample}
 
 
@@ -140,8 +144,8 @@ def _square_on_background(glyph: Image.Image) -> Image.Image:
     return canvas.convert("RGB")
 
 
-def build_emoji(name: str, resolution: int) -> tuple[torch.Tensor, dict]:
-    """Render the glyphs of ``name`` (skipping missing ones), centred, on white, LANCZOS-resized."""
+def build_emoji(name: str, resolution: int, resize_filter: str = RESIZE_FILTER) -> tuple[torch.Tensor, dict]:
+    """Render the glyphs of ``name`` (skipping missing ones), centred, on white, resized (LANCZOS by default)."""
     path = find_emoji_font()
     try:
         font = ImageFont.truetype(str(path), EMOJI_FONT_SIZE)
@@ -153,7 +157,7 @@ def build_emoji(name: str, resolution: int) -> tuple[torch.Tensor, dict]:
         glyph = _render_glyph(font, cp)
         if glyph is None or (notdef is not None and glyph.tobytes() == notdef.tobytes()):
             continue
-        arrays.append(_resized_array(_square_on_background(glyph), resolution))
+        arrays.append(_resized_array(_square_on_background(glyph), resolution, resize_filter))
         used.append(f"U+{cp:04X}")
     if len(arrays) < 16:
         raise DataError(f"emoji font {path} renders only {len(arrays)} glyphs of {name}; {_FONT_HINT}")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from bench.data.images import bad_files_error, images_from_files, list_image_files
-from bench.data.store import Dataset, cache_path, read_cache, write_cache
+from bench.data.store import Dataset, cache_path, filtered_slug, read_cache, write_cache
 from bench.errors import DataError
 
 FOLDER_PREFIX = "folder:"
@@ -24,17 +24,23 @@ def _folder_slug(root: Path, files: list[Path]) -> tuple[str, str]:
     return f"folder-{base}-{fingerprint[:16]}", fingerprint
 
 
-def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool) -> Dataset:
+def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool, resize_filter: str) -> Dataset:
     root = Path(name[len(FOLDER_PREFIX) :]).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"dataset {name!r}: {root} is not a folder; fix the path after {FOLDER_PREFIX}")
     files = list_image_files(root)
     slug, fingerprint = _folder_slug(root, files)
+    slug = filtered_slug(slug, resize_filter)
     found = read_cache(cache_path(cache_dir, slug, resolution), name, resolution)
     if found is not None:
         if found.manifest.get("skipped") and not skip_bad:
             raise bad_files_error(str(root), found.manifest["skipped"])
         return found
-    images, skipped = images_from_files(files, root, resolution, skip_bad=skip_bad)
-    manifest = {"source": f"folder:{root}", "fingerprint": fingerprint, "skipped": skipped}
+    images, skipped = images_from_files(files, root, resolution, skip_bad=skip_bad, resize_filter=resize_filter)
+    manifest = {
+        "source": f"folder:{root}",
+        "fingerprint": fingerprint,
+        "skipped": skipped,
+        "resize_filter": resize_filter,
+    }
     return write_cache(cache_dir, slug, name, images, manifest)

@@ -1,7 +1,8 @@
 """Image files -> uint8 arrays: RGB conversion (alpha composited on :data:`BACKGROUND`, 16-bit
-scaled to 8 bits), LANCZOS resize to R x R without keeping the aspect ratio (as the official
-FastGAN code does), recursive folder listing, parallel decoding into one tensor. EXIF orientation
-is ignored, as by torchvision's image loader.
+scaled to 8 bits), resize to R x R without keeping the aspect ratio (as the official FastGAN code
+does) with a named filter (:data:`bench.plan.specs.RESIZE_FILTERS`: LANCZOS by default, or PIL
+bilinear, the official code's ``transforms.Resize``), recursive folder listing, parallel decoding
+into one tensor. EXIF orientation is ignored, as by torchvision's image loader.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import torch
 from PIL import Image
 
 from bench.errors import DataError
+from bench.plan.specs import RESIZE_FILTERS
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 BACKGROUND = (255, 255, 255)  # white; alpha is composited on it
-RESIZE_FILTER = "lanczos"
+RESIZE_FILTER = RESIZE_FILTERS[0]  # the default: lanczos
+_PIL_FILTERS = {name: getattr(Image.Resampling, name.upper()) for name in RESIZE_FILTERS}
 MAX_PIXELS = 100_000_000  # larger source images are refused (decompression bombs)
 IN_RAM_BYTES = 8 * 2**30  # larger sets are built in a file-backed buffer (prepare)
 
@@ -39,14 +42,20 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> I
     return img.convert("RGB")
 
 
-def _resized_array(img: Image.Image, resolution: int) -> np.ndarray:
-    """RGB image → uint8 [3, R, R] (LANCZOS, aspect not kept)."""
+def check_resize_filter(name: str) -> None:
+    """Raise :class:`DataError` unless ``name`` is one of :data:`RESIZE_FILTERS`."""
+    if name not in _PIL_FILTERS:
+        raise DataError(f"resize filter {name!r} unknown; choose one of {', '.join(RESIZE_FILTERS)}")
+
+
+def _resized_array(img: Image.Image, resolution: int, resize_filter: str = RESIZE_FILTER) -> np.ndarray:
+    """RGB image → uint8 [3, R, R] (``resize_filter``, aspect not kept; an image already R x R is kept)."""
     if img.size != (resolution, resolution):
-        img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
+        img = img.resize((resolution, resolution), _PIL_FILTERS[resize_filter])
     return np.array(img, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def _read_image(path: Path, resolution: int) -> np.ndarray | str:
+def _read_image(path: Path, resolution: int, resize_filter: str) -> np.ndarray | str:
     """uint8 [3, R, R] for a readable image file, else the reason it cannot be used."""
     try:
         with Image.open(path) as img:
@@ -54,7 +63,7 @@ def _read_image(path: Path, resolution: int) -> np.ndarray | str:
             if width * height > MAX_PIXELS:
                 return f"{width}x{height} exceeds the {MAX_PIXELS // 10**6} megapixel limit"
             img.load()
-            return _resized_array(to_rgb(img), resolution)
+            return _resized_array(to_rgb(img), resolution, resize_filter)
     except Image.DecompressionBombError:
         return f"exceeds the {MAX_PIXELS // 10**6} megapixel limit"
     except (OSError, SyntaxError, ValueError, TypeError) as exc:
@@ -101,6 +110,7 @@ def images_from_files(
     skip_bad: bool,
     where: str | None = None,
     spill_dir: Path | None = None,  # a folder for a file-backed buffer when the set is large (see image_buffer)
+    resize_filter: str = RESIZE_FILTER,
 ) -> tuple[torch.Tensor, list[dict]]:
     """Decode, convert and resize ``files`` into uint8 [N, 3, R, R]; also the skipped files' list.
 
@@ -117,7 +127,9 @@ def images_from_files(
     count = 0
     with warnings.catch_warnings(), ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is checked instead
-        for path, result in zip(files, pool.map(lambda p: _read_image(p, resolution), files), strict=True):
+        for path, result in zip(
+            files, pool.map(lambda p: _read_image(p, resolution, resize_filter), files), strict=True
+        ):
             if isinstance(result, str):
                 skipped.append({"file": path.relative_to(root).as_posix(), "reason": result})
             else:
@@ -133,7 +145,7 @@ def images_from_files(
 
 
 def resize_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Resize uint8 [N, 3, r, r] images to [N, 3, R, R] with LANCZOS."""
+    """Resize uint8 [N, 3, r, r] images to [N, 3, R, R] with LANCZOS (the default filter)."""
     out = torch.empty((images.shape[0], 3, resolution, resolution), dtype=torch.uint8)
     for i, img in enumerate(images):
         pil = Image.fromarray(img.permute(1, 2, 0).numpy())

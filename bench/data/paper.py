@@ -4,7 +4,9 @@ No images are shipped or downloaded implicitly: names, counts, source URLs and a
 only. A checksum is filled in only where it is known; "" means unknown. Loading a prepared
 dataset at a lower resolution resizes the prepared tensor (LANCZOS) and caches the result
 (recorded as ``derived_from`` in its manifest; redone when the source is re-prepared); a higher
-one needs ``prepare --resolution R``.
+one needs ``prepare --resolution R``. A set prepared with ``--resize-filter bilinear`` (the
+official FastGAN code's resize) is never derived: the official code resizes each original image
+once, so another resolution is prepared from the originals.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data.images import resize_images
-from bench.data.store import Dataset, cache_path, read_cache, suggest, write_cache
+from bench.data.images import RESIZE_FILTER, resize_images
+from bench.data.store import Dataset, cache_path, filtered_slug, read_cache, suggest, write_cache
 from bench.errors import DataError, OfflineError
 
 
@@ -91,9 +93,10 @@ def get_dataset_info(name: str) -> DatasetInfo:
     return PAPER_DATASETS[name]
 
 
-def prepare_command(name: str, resolution: int | None = None) -> str:
+def prepare_command(name: str, resolution: int | None = None, resize_filter: str = RESIZE_FILTER) -> str:
     """The CLI command that prepares ``name``."""
     extra = f" --resolution {resolution}" if resolution else ""
+    extra += f" --resize-filter {resize_filter}" if resize_filter != RESIZE_FILTER else ""
     return f"python run_bench.py prepare --dataset {name} --src PATH_TO_DOWNLOAD{extra}"
 
 
@@ -101,11 +104,11 @@ def _where(info: DatasetInfo) -> str:
     return f"download it from {info.url} ({info.notes})" if info.url else f"get the images ({info.notes})"
 
 
-def _prepared_resolutions(name: str, cache_dir: Path) -> list[int]:
-    """Resolutions at which ``name`` was prepared (not derived), by manifest file name."""
-    pattern = re.compile(rf"{re.escape(name)}-(\d+)\.json")
+def _prepared_resolutions(slug: str, cache_dir: Path) -> list[int]:
+    """Resolutions at which the set cached as ``slug`` was prepared (not derived), by manifest file name."""
+    pattern = re.compile(rf"{re.escape(slug)}-(\d+)\.json")
     found = []
-    for path in Path(cache_dir).glob(f"{name}-*.json"):
+    for path in Path(cache_dir).glob(f"{slug}-*.json"):
         match = pattern.fullmatch(path.name)
         manifest = _read_json(path) if match else {}
         if manifest and "derived_from" not in manifest:
@@ -137,29 +140,35 @@ def _derive(source: Dataset, resolution: int, cache_dir: Path) -> Dataset:
     return write_cache(cache_dir, source.name, source.name, resize_images(source.images, resolution), kept)
 
 
-def check_prepared(name: str, resolution: int, cache_dir: Path) -> None:
+def check_prepared(name: str, resolution: int, cache_dir: Path, resize_filter: str = RESIZE_FILTER) -> None:
     """Raise the same DataError as :func:`load_prepared` when ``name`` cannot be loaded, without loading it."""
-    if cache_path(cache_dir, name, resolution).with_suffix(".json").exists():
+    slug = filtered_slug(name, resize_filter)
+    if cache_path(cache_dir, slug, resolution).with_suffix(".json").exists():
         return
-    if any(r > resolution for r in _prepared_resolutions(name, cache_dir)):
+    if resize_filter == RESIZE_FILTER and any(r > resolution for r in _prepared_resolutions(slug, cache_dir)):
         return
-    load_prepared(name, resolution, cache_dir)  # raises the explanatory error
+    load_prepared(name, resolution, cache_dir, resize_filter)  # raises the explanatory error
 
 
-def load_prepared(name: str, resolution: int, cache_dir: Path) -> Dataset:
-    """A prepared paper dataset at ``resolution`` (derived from a larger prepared one if needed)."""
+def load_prepared(name: str, resolution: int, cache_dir: Path, resize_filter: str = RESIZE_FILTER) -> Dataset:
+    """A prepared paper dataset at ``resolution`` (with the default filter, derived from a larger
+    prepared one if needed)."""
     info = get_dataset_info(name)
-    found = read_cache(cache_path(cache_dir, name, resolution), name, resolution)
+    slug = filtered_slug(name, resize_filter)
+    found = read_cache(cache_path(cache_dir, slug, resolution), name, resolution)
     if found is not None and _derivation_current(found, cache_dir):
         return found
-    prepared = _prepared_resolutions(name, cache_dir)
-    for res in (r for r in prepared if r > resolution):
+    prepared = _prepared_resolutions(slug, cache_dir)
+    derivable = resize_filter == RESIZE_FILTER  # other filters: one resize from the originals, never two
+    for res in (r for r in prepared if r > resolution and derivable):
         source = read_cache(cache_path(cache_dir, name, res), name, res)
         if source is not None:
             return _derive(source, resolution, cache_dir)
+    how = "" if derivable else f" with resize filter {resize_filter}"
     if prepared:
         raise DataError(
-            f"dataset {name!r} is prepared at {', '.join(map(str, prepared))} px only, not {resolution}; "
-            f"run: {prepare_command(name, resolution)}"
+            f"dataset {name!r} is prepared{how} at {', '.join(map(str, prepared))} px only, not {resolution}; "
+            f"run: {prepare_command(name, resolution, resize_filter)}"
         )
-    raise DataError(f"dataset {name!r} is not prepared in {cache_dir}; {_where(info)} and run: {prepare_command(name)}")
+    command = prepare_command(name, None if derivable else resolution, resize_filter)
+    raise DataError(f"dataset {name!r} is not prepared{how} in {cache_dir}; {_where(info)} and run: {command}")

@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 
 from bench.data.archives import download_dataset, safe_extract
-from bench.data.images import images_from_files, list_image_files
+from bench.data.images import RESIZE_FILTER, check_resize_filter, images_from_files, list_image_files
 from bench.data.paper import DatasetInfo, _where, get_dataset_info, prepare_command
-from bench.data.store import Dataset, write_cache
+from bench.data.store import Dataset, filtered_slug, write_cache
 from bench.errors import DataError
 from bench.results.io import file_sha256
 
@@ -51,14 +51,18 @@ def prepare_dataset(
     skip_bad: bool = False,
     download: bool = False,
     resolution: int | None = None,
+    resize_filter: str = RESIZE_FILTER,
 ) -> Dataset:
     """Build the cached tensor of paper dataset ``name`` from a downloaded archive or folder.
 
-    ``resolution`` defaults to the registry's. Archives are extracted into a temporary folder
+    ``resolution`` defaults to the registry's. ``resize_filter`` ``bilinear`` resizes as the official
+    FastGAN code (torchvision ``Resize`` on PIL images, in training and in its FID script), into a
+    cache of its own (the manifest records the filter). Archives are extracted into a temporary folder
     inside ``cache_dir`` that is removed afterwards, also on failure; the cache is written
     atomically, so an interrupted preparation leaves nothing behind.
     """
     info = get_dataset_info(name)
+    check_resize_filter(resize_filter)
     resolution = resolution or info.resolution
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -71,11 +75,12 @@ def prepare_dataset(
             safe_extract(source, work)
         files = list_image_files(root)
         images, skipped = images_from_files(
-            files, root, resolution, skip_bad=skip_bad, where=str(source), spill_dir=work
+            files, root, resolution, skip_bad=skip_bad, where=str(source), spill_dir=work, resize_filter=resize_filter
         )  # fmt: skip
-        manifest = {"source": f"prepare:{source}", "skipped": skipped, **_count_check(info, images.shape[0])}
+        manifest = {"source": f"prepare:{source}", "skipped": skipped, "resize_filter": resize_filter}
+        manifest |= _count_check(info, images.shape[0])
         if source.is_file():
             manifest["archive_sha256"] = file_sha256(source)
-        return write_cache(cache_dir, name, name, images, manifest)
+        return write_cache(cache_dir, filtered_slug(name, resize_filter), name, images, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)

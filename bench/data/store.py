@@ -1,7 +1,9 @@
 """The dataset cache: a name -> ``cache_dir/{slug}-{R}.pt`` (uint8 [N, 3, R, R], ``torch.save``)
 plus a same-stem ``.json`` manifest (source, count, resize filter, background, sha256 of the
-content...). The tensor is written first and the manifest last, both atomically; a cache without
-a valid manifest, or whose content hash does not match, is rebuilt.
+content...). A set resized with another filter than the default has its own slug
+(``{name}.{filter}``, :func:`filtered_slug`), so the two never share a file. The tensor is written
+first and the manifest last, both atomically; a cache without a valid manifest, or whose content
+hash does not match, is rebuilt.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def tensor_sha256(images: torch.Tensor) -> str:
     digest = hashlib.sha256(f"uint8{tuple(arr.shape)}\n".encode())
     digest.update(memoryview(arr).cast("B"))
     return digest.hexdigest()
+
+
+def filtered_slug(slug: str, resize_filter: str) -> str:
+    """``slug`` for the default resize filter, ``slug.<filter>`` for another: one cache file per filter."""
+    return slug if resize_filter == RESIZE_FILTER else f"{slug}.{resize_filter}"
 
 
 def cache_path(cache_dir: Path, slug: str, resolution: int) -> Path:
@@ -126,10 +133,16 @@ def write_cache(cache_dir: Path, slug: str, name: str, images: torch.Tensor, man
 
 
 def _cached(
-    name: str, slug: str, resolution: int, cache_dir: Path, build: Callable[[], tuple[torch.Tensor, dict]]
+    name: str,
+    slug: str,
+    resolution: int,
+    cache_dir: Path,
+    build: Callable[[], tuple[torch.Tensor, dict]],
+    resize_filter: str = RESIZE_FILTER,
 ) -> Dataset:
+    slug = filtered_slug(slug, resize_filter)
     found = read_cache(cache_path(cache_dir, slug, resolution), name, resolution)
     if found is not None:
         return found
     images, manifest = build()
-    return write_cache(cache_dir, slug, name, images, manifest)
+    return write_cache(cache_dir, slug, name, images, manifest | {"resize_filter": resize_filter})

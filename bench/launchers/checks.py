@@ -65,11 +65,13 @@ def check_data(cells: list[Cell], out: Path) -> None:
     from bench.results.runs import cache_dirs
 
     data_cache, _ = cache_dirs(out)
-    for name, res in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
+    for name, res, how in sorted({(c.spec.dataset, c.spec.resolution, c.spec.resize_filter) for c in cells}):
         if name in PAPER_DATASETS:
-            check_prepared(name, res, data_cache)
+            check_prepared(name, res, data_cache, how)
             continue
-        count = len(load_dataset(name, res, cache_dir=data_cache).images)  # builds the cache once, before training
+        count = len(
+            load_dataset(name, res, cache_dir=data_cache, resize_filter=how).images
+        )  # cached once, before training
         if count < MIN_IMAGES:
             raise DataError(f"dataset {name!r} has {count} image; a GAN needs at least {MIN_IMAGES}: add images")
 

@@ -180,6 +180,23 @@ def reference_cache_path(
     return Path(cache_dir) / f"ref-{slug}-{dataset.resolution}-{digest}.npz"
 
 
+_DETECTOR_RESIZE = {  # clean-fid's resize to the detector's input, per mode (build_resizer)
+    "clean": "PIL bicubic 299 (float)",
+    "legacy_pytorch": "torch bilinear 299 (float, align_corners=False)",
+    "legacy_tensorflow": "299 inside the detector",
+}
+
+
+def resize_chain(mode: str, pre_resize: int | None, resolution: int, ref_filter: str) -> str:
+    """How both image sets reach the detector, in one line (a column of every result row): the
+    reference set's preparation, then the path generated (quantized to uint8) and reference images share."""
+    steps = [f"uint8 {resolution} px"]
+    if pre_resize is not None:
+        steps.append(f"PIL bilinear {pre_resize} (uint8)")
+    steps.append(_DETECTOR_RESIZE[mode])
+    return f"reference {ref_filter} to {resolution} px; both sets: " + " → ".join(steps)
+
+
 def reference_filter(dataset: EvalDataset) -> str:
     """The resize filter the dataset was prepared with (``bench.data`` manifest), or "unknown"."""
     return str(getattr(dataset, "manifest", {}).get("resize_filter", "unknown"))

@@ -5,9 +5,12 @@
 FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN with the EMA of its running
 statistics, StyleGAN2 without BatchNorm) unless they fix the BatchNorm mode themselves.
 ``fid2k_fastgan`` is the FastGAN code's own: 2,000 images in batch-statistics BatchNorm, 16 per
-generator call, both sets resized to 256 then bilinear to 299 (``legacy_pytorch``). Each result row
-carries every :class:`EvalSpec` field. Precision/recall gives two rows, ``<name>_precision`` and
-``<name>_recall`` (as stylegan2-ada's ``pr50k3_full``); their other columns are the protocol's.
+generator call, both sets resized to 256 then bilinear to 299 (``legacy_pytorch``); its reference set
+is the official one exactly when the dataset is prepared with ``--resize-filter bilinear`` (the
+official code's ``transforms.Resize``; suite key ``resize_filter``). Each result row carries every
+:class:`EvalSpec` field, the whole resize chain of both sets included (``resize_chain``).
+Precision/recall gives two rows, ``<name>_precision`` and ``<name>_recall`` (as stylegan2-ada's
+``pr50k3_full``); their other columns are the protocol's.
 
 Each protocol names its standard detector: ``inception-v3`` for FID and KID, ``vgg16-fc2`` (VGG16
 fc2 features, as Kynkäänniemi et al. and stylegan2-ada) for precision/recall. :func:`evaluate` scores
@@ -106,6 +109,7 @@ class EvalSpec:
     ref_resolution: int  # px of the prepared reference images
     ref_filter: str  # filter the dataset was prepared with
     pre_resize: int | None  # px both sets are resized to before the detector's resize
+    resize_chain: str  # the whole path of both sets to the detector (features.resize_chain)
     weights: str  # "ema" | "raw"
     bn_mode: str  # BatchNorm statistics at sampling: "batch" | "running" | "standing" | "none"
     bn_stats: str  # where they came from (e.g. "batch", "ema-of-running", "standing", "none")
@@ -148,13 +152,14 @@ def make_spec(
     p = PROTOCOLS[name]
     standard = det.standard and det.name == p.standard_detector
     resolved, gen_batch = sampling_for(p, sampling)
-    n_ref = len(dataset.images)
+    n_ref, ref_filter = len(dataset.images), features.reference_filter(dataset)
+    chain = features.resize_chain(p.mode, p.pre_resize, dataset.resolution, ref_filter)
     kid_size = subset_size_for(p.kid_subset_size, n_ref, p.num_gen) if p.kind == "kid" else None
     return EvalSpec(
         metric=name, kind=p.kind, detector=det.name, detector_sha256=det.sha256,
         detector_standard=standard, mode=p.mode, num_gen=p.num_gen, reference=p.reference,
-        ref_count=n_ref, ref_resolution=dataset.resolution, ref_filter=features.reference_filter(dataset),
-        pre_resize=p.pre_resize, weights=weights, bn_mode=resolved.bn, bn_stats=resolved.stats,
+        ref_count=n_ref, ref_resolution=dataset.resolution, ref_filter=ref_filter, pre_resize=p.pre_resize,
+        resize_chain=chain, weights=weights, bn_mode=resolved.bn, bn_stats=resolved.stats,
         gen_batch=gen_batch, truncation=p.truncation, seed=seed,
         kid_subset_size=kid_size, kid_subsets=p.kid_subsets, pr_k=p.pr_k,
     )  # fmt: skip

@@ -17,13 +17,17 @@ from typing import Any
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)  # RunSpec.resolution: px, powers of two
 PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32 master weights)
+# RunSpec.resize_filter: how images are resized to the run's resolution (PIL filters). lanczos is the
+# default; bilinear is the official FastGAN code's (torchvision Resize on PIL images, in training and in
+# its FID script), so fid2k_fastgan's reference set matches the official evaluation's.
+RESIZE_FILTERS = ("lanczos", "bilinear")
 # Fields that name where a run lives but not what it computes.
 _UNHASHED = ("suite",)
 
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
 # so the runs made before a field existed keep their ids (and resume).
-_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2"}
+_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2", "resize_filter": RESIZE_FILTERS[0]}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class RunSpec:
     precision: str = "fp32"  # 'fp32' or 'bf16' (autocast); changes numerics
     compile: bool = False  # torch.compile the step; changes numerics slightly
     fused_adam: bool = False  # Adam's fused kernel (~7x faster optimizer step on CPU); rounding differs
+    resize_filter: str = RESIZE_FILTERS[0]  # of the dataset's images to ``resolution`` (RESIZE_FILTERS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))

@@ -1,7 +1,7 @@
 """Suites as data: ``experiments/*.toml`` → validated → an expanded grid of cells.
 
 A suite file has the tables ``[suite]`` (name, description, include, paper_table, resolution,
-datasets, seeds), ``[budget]`` (hours, max_iters, speed_ratio, num_gpus), ``[eval]`` (protocols,
+resize_filter, datasets, seeds), ``[budget]`` (hours, max_iters, speed_ratio, num_gpus), ``[eval]`` (protocols,
 detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours, max_iters,
 kwargs, needs) and an optional ``[slurm]`` block. ``include`` names other TOML files (relative
 to the including file) merged first, this file winning. Every problem in a file is reported at
@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.errors import BenchError, SuiteError
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import PRECISIONS, RESOLUTIONS, RunSpec
+from bench.plan.specs import PRECISIONS, RESIZE_FILTERS, RESOLUTIONS, RunSpec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -53,7 +53,7 @@ def spec_default(name: str) -> Any:
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "suite": {
         "name": str, "description": str, "include": list, "paper_table": str, "reference_gpu": str,
-        "resolution": int, "datasets": list, "seeds": list,
+        "resolution": int, "resize_filter": str, "datasets": list, "seeds": list,
     },
     "budget": {"hours": (int, float), "max_iters": int, "speed_ratio": (int, float), "num_gpus": int},
     "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
@@ -223,6 +223,9 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
         problems.append(f"{where}: models: no [models.<name>] table; add at least one model")
     if s.get("resolution", 64) not in RESOLUTIONS:
         problems.append(f"{where}: suite.resolution: {s['resolution']} not one of 32..1024 (powers of two)")
+    if s.get("resize_filter", RESIZE_FILTERS[0]) not in RESIZE_FILTERS:
+        allowed = ", ".join(RESIZE_FILTERS)
+        problems.append(f"{where}: suite.resize_filter: {s['resize_filter']!r} not one of {allowed}")
     if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
         problems.append(f"{where}: suite.seeds: expected a list of non-negative integers")
     positives = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
@@ -283,7 +286,7 @@ def _expand(
         given = {  # keys the suite sets; RunSpec owns the defaults of the others
             "num_gpus": b.get("num_gpus"), "protocols": e.get("protocols"), "detector": e.get("detector"),
             "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"), "precision": mt.get("precision"),
-            "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
+            "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"), "resize_filter": s.get("resize_filter"),
         }  # fmt: skip
         given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:

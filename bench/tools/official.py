@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.plan.specs import RunSpec
+from bench.plan.specs import RESIZE_FILTERS, RunSpec
 from bench.results.io import file_sha256
 from bench.results.runs import RunPaths, cache_dirs, read_state, write_state
 from bench.training.checkpoints import build_model, save_snapshot
@@ -66,6 +66,7 @@ def import_official(
     model_kwargs: dict[str, Any] | None = None,  # e.g. ngf/ndf when the checkpoint used other widths
     suite: str = "official",  # folder under results/runs/
     step: int | None = None,  # iteration; default: from the file name
+    resize_filter: str = RESIZE_FILTERS[0],  # of the training set; bilinear: the official code's own
 ) -> RunPaths:
     """Write the run folder of an official checkpoint (idempotent); returns its paths."""
     from bench.data.catalog import load_dataset
@@ -74,7 +75,7 @@ def import_official(
     ckpt, it = read_checkpoint(checkpoint), checkpoint_step(checkpoint, step)
     spec = RunSpec(
         suite=suite, model=model, dataset=dataset, resolution=resolution, model_kwargs=dict(model_kwargs or {}),
-        max_iters=max(it, 1), protocols=PROTOCOLS, eval_fractions=(1.0,),
+        max_iters=max(it, 1), protocols=PROTOCOLS, eval_fractions=(1.0,), resize_filter=resize_filter,
     )  # fmt: skip
     paths, sha = RunPaths.of(out, spec), file_sha256(checkpoint)
     if paths.spec.exists():
@@ -84,7 +85,7 @@ def import_official(
         net.load_official(ckpt)
     except ModelConfigError as exc:
         raise BenchError(f"{checkpoint}: {str(exc).splitlines()[0]}") from None
-    data = load_dataset(dataset, resolution, cache_dir=cache_dirs(out)[0])
+    data = load_dataset(dataset, resolution, cache_dir=cache_dirs(out)[0], resize_filter=resize_filter)
     save_snapshot(paths, spec, net, it)
     write_state(paths, status="done", step=it, kimg=None, imported=True)
     write_spec(paths, spec, net, data, extra={"imported_from": {"path": str(checkpoint), "sha256": sha}})

@@ -59,7 +59,7 @@ def rescore(
     metrics.check_detector(pr_detector)
     dev = resolve_device(device)
     data_cache, metric_cache = cache_dirs(out)
-    dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
+    dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
     by_snap = {r.get("snapshot"): r for r in eval_rows(paths)}
     written = []
     for snap in _snapshots(paths, snapshot):

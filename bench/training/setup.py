@@ -42,7 +42,7 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     """The run of ``spec``, resumed from its newest valid checkpoint when there is one."""
     device = training_device(opts.device)
     data_cache, _ = cache_dirs(opts.out)
-    dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
+    dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
     model = build_model(spec, device)
     if not paths.spec.exists():
         write_spec(paths, spec, model, dataset)
