@@ -341,7 +341,7 @@ def assert_same_run(run: Path, ref: Path, iters: int, fractions: list[float]) ->
     assert read_state(RunPaths(run))["step"] == iters
     events = jsonl_strict(run / "events.jsonl")
     evaluated = sorted(e["point"] for e in events if e["event"] == "evaluated")
-    assert evaluated == sorted(fractions), "each evaluation point exactly once"
+    assert evaluated == [0.0, *sorted(fractions)], "each evaluation point exactly once, step 0 first"
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")], "temporary files left behind"
     for sub in ("snapshots", "samples"):
         assert sorted(os.listdir(run / sub)) == sorted(os.listdir(ref / sub)), sub

@@ -60,10 +60,12 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
         assert (run / "samples" / "grid-00000004.png").exists()
         rows = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
         assert [(r["metric"], r["eval_point"], r["step"]) for r in rows] == [
+            ("fid200_full", 0.0, 0),  # the untrained generator: the step-0 check's baseline
+            ("kid200_full", 0.0, 0),
             ("fid200_full", 1.0, 4),
             ("kid200_full", 1.0, 4),
         ]
-        fid, kid = rows
+        fid, kid = rows[2:]
         assert fid["detector"] == "inception-random" and fid["detector_standard"] is False
         assert fid["value"] > 0 and kid["std"] is not None and fid["ref_count"] == 24
         for key in ("mode", "num_gen", "weights", "bn_mode", "detector_sha256", "snapshot", "grid", "kimg"):

@@ -133,7 +133,7 @@ def test_sigkill_during_evaluation_keeps_rows_whole_and_unique(zygote, tmp_path)
     ref = camp.attempt(tmp_path / "ref", None)
     assert ref.rc == 0, ref.log
     ref_run = Probe(tmp_path / "ref").run_dir()
-    assert ref_run is not None and len(eval_rows(RunPaths(ref_run))) == 2
+    assert ref_run is not None and len(eval_rows(RunPaths(ref_run))) == 3  # step 0, 0.5 and 1.0
     points = [
         cache_temp(),  # the reference features being written
         evaluating(0.5),
@@ -148,7 +148,7 @@ def test_sigkill_during_evaluation_keeps_rows_whole_and_unique(zygote, tmp_path)
         run = Probe(out).run_dir()
         assert run is not None
         assert_same_run(run, ref_run, iters, fractions)
-        assert len(collect(out)) == 2
+        assert len(collect(out)) == 3
 
 
 def _start(suite: Path, out: Path, *extra: str) -> subprocess.Popen:
@@ -174,7 +174,9 @@ def test_two_processes_on_overlapping_suites_train_each_cell_once(tmp_path) -> N
         paths = RunPaths.of(out, cell.spec)
         assert read_state(paths)["status"] == "done", run_id
         events = jsonl_strict(paths.events)
-        assert [e["event"] for e in events] == ["evaluated"], f"{run_id} trained more than once: {events}"
+        evaluated = [e["point"] for e in events if e["event"] == "evaluated"]
+        assert [e["event"] for e in events] == ["evaluated"] * 2, f"{run_id} trained more than once: {events}"
+        assert evaluated == [0.0, 1.0]  # step 0, then the end
         assert holder(paths.root / "lock").split(":")[-1] in pids
         assert cell_state(out, cell)["status"] == "done"
     assert len(collect(out, "conc")) == 0  # parses (no metrics in this suite)
@@ -188,7 +190,7 @@ def test_lock_of_a_killed_process_does_not_block(tmp_path) -> None:
     paths = RunPaths.of(out, cell.spec)
     proc = _start(suite, out, "--checkpoint-every", "0.05")
     deadline = time.monotonic() + 300
-    while not (paths.checkpoints.exists() and list(paths.checkpoints.glob("ckpt-*.pt"))):
+    while not (paths.checkpoints.exists() and list(paths.checkpoints.glob("ckpt-*.pt"))[1:]):  # past step 0
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.002)
     assert is_locked(paths.root) and holder(paths.root / "lock").endswith(f":{proc.pid}")
@@ -201,7 +203,8 @@ def test_lock_of_a_killed_process_does_not_block(tmp_path) -> None:
     log = done.communicate(timeout=300)[0]
     assert done.returncode == 0, log
     assert read_state(paths)["status"] == "done"
-    assert [e["event"] for e in jsonl_strict(paths.events)][0] == "resume"
+    events = [e for e in jsonl_strict(paths.events) if not (e["event"] == "evaluated" and e["point"] == 0.0)]
+    assert events[0]["event"] == "resume" and events[0]["step"] > 0
 
 
 def test_diverging_cell_stops_keeps_last_good_and_suite_goes_on(zygote, tmp_path) -> None:
@@ -218,14 +221,14 @@ def test_diverging_cell_stops_keeps_last_good_and_suite_goes_on(zygote, tmp_path
     bad, good = RunPaths(runs[POISONED]), RunPaths(runs["baseline"])
     assert read_state(bad)["status"] == "diverged" and read_state(good)["status"] == "done"
     assert read_state(bad)["step"] == 16  # the 0.5 evaluation found it, before saving anything
-    assert sorted(os.listdir(bad.snapshots)) == ["snap-00000008.pt"]  # the evaluation before it is kept
+    assert sorted(os.listdir(bad.snapshots)) == ["snap-00000000.pt", "snap-00000008.pt"]  # evaluations before it kept
     for ckpt in bad.checkpoints.glob("*.pt"):  # only good checkpoints; the newest loads
         state = torch.load(ckpt, weights_only=True)
         assert state["step"] <= 12 and all(
             torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()
         )
     events = [e["event"] for e in jsonl_strict(bad.events)]
-    assert events == ["evaluated", "diverged"]
+    assert events == ["evaluated", "evaluated", "diverged"]  # step 0, 0.25, then the divergence
     again = camp.attempt(out, None)  # a second run does not retry it
     assert again.rc == 0 and [e["event"] for e in jsonl_strict(bad.events)] == events
 

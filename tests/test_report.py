@@ -31,10 +31,17 @@ from bench.results.runs import RunPaths, append_eval_row, write_state
 GOLDEN = Path(__file__).parent / "golden"
 # (group, label, model, budget_hours, seeds)
 ROWS_A = [
-    ("20 hour", "StyleGAN2", "stylegan2-lite", 20.0, (0,)),
+    ("20 hour", "StyleGAN2", "stylegan2-diffaug", 20.0, (0,)),
     ("5 hour", "FastGAN", "fastgan", 5.0, (0, 1)),
     ("5 hour", "BigGAN (extra, not in paper)", "biggan", 5.0, (0,)),
 ]
+
+
+# (BatchNorm mode, its statistics, generation batch) per model, as models.Sampling gives them
+SAMPLING = {
+    "stylegan2-diffaug": ("none", "none", 32), "fastgan": ("batch", "batch", 16), "baseline": ("batch", "batch", 16),
+    "biggan": ("running", "ema-of-running", 50),
+}  # fmt: skip
 
 
 def make_suite(
@@ -77,6 +84,7 @@ def evals(
             "metric": metric, "value": v, "std": math.nan, "kind": kind,
             "detector": "inception-v3" if standard else "inception-random", "detector_standard": standard,
             "mode": "clean", "num_gen": 5000, "reference": "full", "ref_count": 99, "weights": "ema",
+            **dict(zip(("bn_mode", "bn_stats", "gen_batch"), SAMPLING[spec.model], strict=True)),
         }
         for k, (p, v) in enumerate(zip(points, values, strict=True))
     ]  # fmt: skip
@@ -85,7 +93,7 @@ def evals(
 def golden_case() -> tuple[Suite, pd.DataFrame, dict[str, str]]:
     """Done, mean ± std, beyond-budget, pending, diverged, running and failed cells."""
     s = make_suite()
-    rows = evals(spec_of(s, "stylegan2-lite", "obama"), [60.0, 55.5, 57.25, 40.0], points=[0.25, 0.5, 1.0, 1.5])
+    rows = evals(spec_of(s, "stylegan2-diffaug", "obama"), [60.0, 55.5, 57.25, 40.0], points=[0.25, 0.5, 1.0, 1.5])
     rows += evals(spec_of(s, "fastgan", "obama", 0), [52.0, 48.0])
     rows += evals(spec_of(s, "fastgan", "obama", 1), [50.0, 47.0])
     rows += evals(spec_of(s, "fastgan", "panda", 0), [11.0, 9.5])
@@ -116,7 +124,8 @@ def test_cells_mean_std_pending_diverged_and_paper() -> None:
     assert "| 55.50 " in md  # best within budget: the 40.0 at 1.5x the budget is ignored
     assert "diverged (1/2 seeds done)" in md and "9.50" not in md
     assert "pending" in md and "running" in md and "failed" in md
-    assert "| 46.87 " in md and "+8.63" in md and "+6.45" in md  # paper sub-row and Δ
+    assert "| 46.87 " in md and "+8.63" in md  # paper sub-row and Δ of StyleGAN2 (DiffAugment's fid5k-train)
+    assert "41.05" not in md and "+6.45" not in md  # FastGAN's published numbers are fid2k_fastgan's
     assert "mini: 4/8 cells done (1 running, 1 pending, 1 failed, 1 diverged)" in md
 
 
@@ -164,7 +173,7 @@ def test_nonstandard_detector_marked_in_every_format(tmp_path: Path) -> None:
 def test_table_b_unaligned_block_printed_as_given() -> None:
     rows = [("8 hour", "FastGAN", "fastgan", 8.0, (0,))]
     suite = make_suite(rows, datasets=("art-paintings", "ffhq-1k"), paper_table="B")
-    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "art-paintings"), [44.0]))
+    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "art-paintings"), [44.0], metric="fid2k_fastgan"))
     table = report_tables.build_table(suite, df, states={})
     tex, md, csv = (
         report_render.render_latex(table),
@@ -190,7 +199,7 @@ def test_paper_tables_data() -> None:
     assert tables["A"].value("biggan", "obama", 5.0) is None
     assert all(not r.aligned and len(r.values) == 6 for r in tables["B"].rows)
     assert tables["B"].value("fastgan", "flower", 8.0) is None
-    assert tables["C"].value("stylegan2", "ffhq-70k", 24.0) == 4.4
+    assert tables["C"].value("stylegan2-half", "ffhq-70k", 24.0) == 4.4
     assert tables["D"].value("fastgan-ss-ae", "nature-10k", 8.0) == 43.65
     assert tables["B"].image_count("shell") == 60
 
@@ -260,11 +269,11 @@ def test_plots_from_collected_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = [
-        ("20 hour", "StyleGAN2", "stylegan2-lite", 20.0, (0,)),
+        ("20 hour", "StyleGAN2", "stylegan2-diffaug", 20.0, (0,)),
         ("5 hour", "FastGAN", "fastgan", 5.0, (0,)),
     ]
     suite = make_suite(rows, datasets=("obama",))
-    stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-lite", "fastgan"))
+    stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-diffaug", "fastgan"))
     write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0], standard=False), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
     monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())

@@ -156,7 +156,7 @@ def test_interrupted_task_requeues_and_matches_uninterrupted_run(tmp_path, capsy
     spec = load_suite(str(suite)).cells[0].spec
     pa, pb = RunPaths.of(out_a, spec), RunPaths.of(out_b, spec)
     job_id = launchers_jobs.latest_job(pb).job_id
-    _wait(lambda: _eval_points(pb) == [0.25], "the first evaluation")
+    _wait(lambda: _eval_points(pb) == [0.0, 0.25], "the first evaluation after step 0")
     assert read_state(pb)["status"] == "running"
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # what SLURM sends before preemption
     t0 = time.monotonic()
@@ -167,7 +167,7 @@ def test_interrupted_task_requeues_and_matches_uninterrupted_run(tmp_path, capsy
     resumed = [e for e in read_jsonl(pb.events) if e["event"] == "resume"]
     assert len(resumed) == 1 and iters // 4 <= resumed[0]["step"] < iters
     assert read_state(pa)["step"] == read_state(pb)["step"] == iters
-    assert _eval_points(pa) == _eval_points(pb) == [0.25, 1.0]  # each evaluation exactly once
+    assert _eval_points(pa) == _eval_points(pb) == [0.0, 0.25, 1.0]  # each evaluation exactly once
     final_a, final_b = (torch.load(sorted(p.checkpoints.glob("ckpt-*.pt"))[-1], weights_only=True) for p in (pa, pb))
     assert final_a["step"] == final_b["step"] == iters
     for k, v in final_a["model"].items():

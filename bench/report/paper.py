@@ -1,4 +1,5 @@
-"""The published numbers (``paper_tables.toml``, with their source) as typed tables."""
+"""The published numbers (``paper_tables.toml``, with their source) as typed tables; each row names
+the evaluation its numbers came from (:class:`PaperSource`: our protocol and its detector)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,31 @@ PAPER_TABLES = "paper_tables.toml"  # package data of ``bench``
 
 
 @dataclass(frozen=True)
+class PaperSource:
+    """How published numbers were evaluated, as our protocol: comparable only with our numbers of
+    ``protocol`` scored with ``detector``."""
+
+    key: str
+    protocol: str  # our metric name that reproduces the source's evaluation
+    detector: str  # the detector it used (the protocol's standard one)
+    text: str  # what the source ran
+    verified: bool  # a stored source confirms these numbers came from this evaluation
+    basis: str  # the evidence, or why it is an inference
+
+    def describe(self) -> str:
+        """E.g. 'fid2k_fastgan with inception-v3 (the FastGAN code's evaluation: ...; inferred: ...)'."""
+        return f"{self.protocol} with {self.detector} ({self.text}; {self.basis})"
+
+
+@dataclass(frozen=True)
 class PaperRow:
     """A published row: values in the table's column order, or (unaligned) in the source's order."""
 
     label: str
     model: str  # our registered model name
+    recipe: str  # the training recipe its source used: part of models.model_info(model).recipe
+    source: PaperSource  # how its numbers were evaluated
+    note: str  # what about this row is not verified ("" when nothing beyond its source)
     group: str
     budget_hours: float | None  # reference GPU-hours when the paper states them
     values: tuple[float | str, ...]  # a number, "N/A" (no number) or "?" (unreadable)
@@ -38,15 +59,19 @@ class PaperTable:
     cite: str
     source: str
 
-    def value(self, model: str, dataset: str, budget_hours: float | None) -> float | str | None:
-        """The published value for our (model, dataset) at this budget; None when the paper has none."""
-        if dataset not in self.datasets:
-            return None
-        j = self.columns.index(self.datasets[dataset])
+    def row_for(self, model: str, budget_hours: float | None) -> PaperRow | None:
+        """The aligned published row our ``model`` at this budget is printed beside, if any."""
         for row in self.rows:
             if row.aligned and row.model == model and row.budget_hours in (None, budget_hours):
-                return row.values[j]
+                return row
         return None
+
+    def value(self, model: str, dataset: str, budget_hours: float | None) -> float | str | None:
+        """The published value for our (model, dataset) at this budget; None when the paper has none."""
+        row = self.row_for(model, budget_hours)
+        if dataset not in self.datasets or row is None:
+            return None
+        return row.values[self.columns.index(self.datasets[dataset])]
 
     def image_count(self, dataset: str) -> int | None:
         """The paper's image number for our dataset, if it gives one."""
@@ -68,12 +93,16 @@ def load_paper_tables() -> dict[str, PaperTable]:
     """The published tables by key ('A'..'D'), from the package data file ``paper_tables.toml``."""
     text = resources.files("bench.report").joinpath(PAPER_TABLES).read_text(encoding="utf-8")
     data = tomllib.loads(text)
-    return {key: _paper_table(key, t, data) for key, t in sorted(data["tables"].items())}
+    sources = {key: PaperSource(key, **fields) for key, fields in data["sources"].items()}
+    return {key: _paper_table(key, t, data, sources) for key, t in sorted(data["tables"].items())}
 
 
-def _paper_table(key: str, t: dict[str, Any], data: dict[str, Any]) -> PaperTable:
+def _paper_table(key: str, t: dict[str, Any], data: dict[str, Any], sources: dict[str, PaperSource]) -> PaperTable:
     columns = tuple(t["columns"])
-    rows = tuple(_paper_row(r) for r in t["rows"])
+    unknown = [f"{r['label']} (source {r.get('source')!r})" for r in t["rows"] if r.get("source") not in sources]
+    if unknown:
+        raise BenchError(f"{PAPER_TABLES}: tables.{key}: {', '.join(unknown)}: name a [sources] key")
+    rows = tuple(_paper_row(r, sources[r["source"]]) for r in t["rows"])
     bad = [r.label for r in rows if r.aligned and len(r.values) != len(columns)]
     bad += [c for c in t["datasets"].values() if c not in columns]
     bad += ["image_number"] if len(t.get("image_number", columns)) != len(columns) else []
@@ -83,7 +112,14 @@ def _paper_table(key: str, t: dict[str, Any], data: dict[str, Any]) -> PaperTabl
     return PaperTable(key, t["title"], columns, images, datasets, rows, data["cite"], data["source"])
 
 
-def _paper_row(r: dict[str, Any]) -> PaperRow:
+def _paper_row(r: dict[str, Any], source: PaperSource) -> PaperRow:
     """One row of the data file; ``column = "?"`` marks a row whose columns are unknown."""
-    values, budget = tuple(r["values"]), r.get("budget_hours")
-    return PaperRow(r["label"], r["model"], r.get("group", ""), budget, values, r.get("column") != "?")
+    values, budget, aligned = tuple(r["values"]), r.get("budget_hours"), r.get("column") != "?"
+    return PaperRow(r["label"], r["model"], r["recipe"], source, r.get("note", ""), r.get("group", ""), budget,
+                    values, aligned)  # fmt: skip
+
+
+def printed_beside(row: PaperRow | None, metric: str, detectors: set[str]) -> bool:
+    """Whether a published row's numbers are printed beside ours: only under the protocol its source
+    used (``metric``) and scored with its detector (``detectors``: those our cells use)."""
+    return row is not None and row.source.protocol == metric and detectors == {row.source.detector}

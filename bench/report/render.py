@@ -1,6 +1,8 @@
 """A :class:`~bench.report.tables.ReportTable` as LaTeX (booktabs), Markdown and CSV. Every
-number carries its selection rule and protocol in the caption; numbers from a non-standard
-detector carry a dagger in every format.
+number carries its selection rule and protocol (detector, BatchNorm mode and statistics, generation
+batch) in the caption, which also says which evaluation each published number came from; numbers
+from a non-standard detector carry a dagger, and numbers not clearly better than their run's
+untrained generator (:mod:`bench.report.gain`) a double dagger, in every format.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.report.paper import PaperRow, PaperTable
+from bench.report import gain
+from bench.report.paper import PaperRow, PaperSource, PaperTable
 from bench.report.tables import SELECTION_RULES, CellResult, ReportTable, fmt_delta, fmt_number, metric_name
 from bench.results.io import atomic_write_text
 
@@ -29,6 +32,7 @@ class Shown:
     number: bool = False
     bold: bool = False
     dagger: bool = False
+    flat: bool = False  # not clearly better than step 0 (‡)
 
 
 @dataclass(frozen=True)
@@ -48,22 +52,46 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
     unit = " ×10³" if table.kind == "kid" else ""
     rule = SELECTION_RULES[table.selection].format(name=name)
     better = "lower" if table.lower_is_better else "higher"
+    bold = f"Bold: best per column ({better} is better)"
+    bold += " among the values that pass the step-0 check" if table.any_flat else ""
+    if table.nonstandard_detectors:
+        bold += f"; a ranking under the non-standard detector {', '.join(table.nonstandard_detectors)}"
     parts = [
         (f"{table.suite}: {name}{unit}, mean ± std over seeds (one seed: its value); {rule}.", False),
         (f"Protocol: {table.protocol}.", False),
-        (f"Bold: best per column ({better} is better).", False),
+        (f"{bold}.", False),
+        *_paper_parts(table),
     ]
-    cite = f"{table.paper.cite}, Table {table.paper.key}" if table.paper is not None else ""
-    if table.paper is not None and not table.compare:
-        parts.append(("The paper reports FID only: no published numbers for this metric.", False))
-    if table.aligned_paper:
-        parts.append((f"Sub-rows: paper = published ({cite}); Δ = ours − paper; -- = not published.", False))
-    if table.unaligned_paper:
-        unaligned = f"Published numbers ({cite}) are unaligned in the source (six values for seven columns)"
-        parts.append((f"{unaligned}: printed as given below the table, never placed into columns.", False))
+    if table.any_flat:
+        parts.append((f"{gain.LEGEND}.", False))
     if table.nonstandard_detectors:
         parts.append(("Non-standard detector: not comparable to published numbers.", True))
         parts.append((legend(table.nonstandard_detectors) + ".", False))
+    return parts
+
+
+def _paper_parts(table: ReportTable) -> list[tuple[str, bool]]:
+    """Which evaluation each published number came from, and where they are printed (or why not)."""
+    if table.paper is None:
+        return []
+    if table.kind != "fid":
+        return [("The paper reports FID only: no published numbers for this metric.", False)]
+    cite = f"{table.paper.cite}, Table {table.paper.key}"
+    by_source: dict[PaperSource, list[str]] = {}
+    for row in table.paper_rows:
+        by_source.setdefault(row.source, []).append(row.label)
+    sources = "; ".join(f"{', '.join(labels)}: {source.describe()}" for source, labels in by_source.items())
+    notes = "".join(f" {r.label}: {r.note}." for r in table.paper_rows if r.note)
+    parts = [(f"Published numbers ({cite}) by the evaluation they came from: {sources}.{notes}", False)]
+    if table.aligned_paper:
+        sub = "Sub-rows: paper = published; Δ = ours − paper; only beside rows whose numbers share the source's"
+        parts.append((f"{sub} protocol and detector; -- = not published or not comparable.", False))
+    elif not table.unaligned_paper:
+        ours = f"{table.metric} with {' / '.join(table.detectors)}"
+        parts.append((f"No published number is printed: none came from this table's protocol ({ours}).", False))
+    if table.unaligned_paper:
+        unaligned = f"Published numbers ({cite}) are unaligned in the source (six values for seven columns)"
+        parts.append((f"{unaligned}: printed as given below the table, never placed into columns.", False))
     return parts
 
 
@@ -83,7 +111,7 @@ def display_lines(table: ReportTable) -> list[Line]:
         ours = tuple(_shown(c, table.kind, i in best[j]) for j, c in enumerate(row.cells))
         lines.append(Line("ours", row.group if new_group else "", row.label, ours, _rule(table, i, new_group)))
         previous = row.group
-        if table.aligned_paper:
+        if row.compared:
             lines.append(Line("paper", "", "paper", tuple(_paper_shown(v) for v in row.paper)))
             deltas = tuple(_delta_shown(c, v) for c, v in zip(row.cells, row.paper, strict=True))
             lines.append(Line("delta", "", "Δ (ours − paper)", deltas))
@@ -103,7 +131,8 @@ def _shown(cell: CellResult, kind: str, bold: bool) -> Shown:
     if cell.status != "done":
         return Shown(cell.status + (f" ({cell.done}/{cell.runs} seeds done)" if cell.runs > 1 else ""))
     std = fmt_number(cell.std, kind) if cell.std is not None else None
-    return Shown(fmt_number(cell.mean, kind), std, number=True, bold=bold, dagger=bool(cell.nonstandard))
+    text = fmt_number(cell.mean, kind)
+    return Shown(text, std, number=True, bold=bold, dagger=bool(cell.nonstandard), flat=cell.flat)
 
 
 def _paper_shown(value: float | str | None) -> Shown:
@@ -122,7 +151,7 @@ _LATEX = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
     "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
     ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$",
-    "†": r"\dag{}", "×": r"$\times$", "³": r"$^3$",
+    "†": r"\dag{}", "‡": r"\ddag{}", "×": r"$\times$", "³": r"$^3$", "→": r"$\rightarrow$",
 }  # fmt: skip
 _STANDALONE_HEAD = (
     r"\documentclass{article}",
@@ -143,7 +172,7 @@ def _tex_cell(s: Shown) -> str:
         return latex_escape(s.text)
     body = s.text if s.std is None else f"{s.text} \\pm {s.std}"
     body = rf"\mathbf{{{body}}}" if s.bold else body
-    return f"${body}$" + (r"\dag" if s.dagger else "")
+    return f"${body}$" + (r"\dag" if s.dagger else "") + (r"\ddag" if s.flat else "")
 
 
 def _tex_label(line: Line) -> str:
@@ -203,7 +232,8 @@ def _tex_unaligned(table: ReportTable, lead: int) -> list[str]:
 def _md_cell(s: Shown) -> str:
     text = s.text if s.std is None else f"{s.text} ± {s.std}"
     text = f"**{text}**" if s.bold else text
-    return (text + " †" if s.dagger else text).replace("|", "\\|")
+    text += " †" if s.dagger else ""
+    return (text + f" {gain.MARK}" if s.flat else text).replace("|", "\\|")
 
 
 def _md_unaligned_note(paper: PaperTable) -> str:
@@ -245,8 +275,8 @@ def render_markdown(table: ReportTable) -> str:
 
 _CSV_COLUMNS = (
     "suite", "metric", "selection", "source", "group", "label", "model", "dataset", "position",
-    "image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper", "delta", "best",
-    "detector", "detector_standard",
+    "image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper", "paper_protocol", "delta",
+    "best", "detector", "detector_standard", "step0", "clearly_better",
 )  # fmt: skip
 
 
@@ -281,10 +311,13 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
         "value": cell.mean if done else None, "std": cell.std if done else None,
         "text": _md_cell(_shown(cell, table.kind, False)),
         "paper": "" if paper is None else _paper_shown(paper).text,
+        "paper_protocol": row.published.source.describe() if row.published is not None else None,
         "delta": cell.mean - paper if done and isinstance(paper, int | float) else None,
         "best": i in table.best_rows(j) if done else None,
         "detector": ", ".join(cell.detectors) if done else None,
         "detector_standard": not cell.nonstandard if done else None,
+        "step0": cell.step0 if done else None,
+        "clearly_better": not cell.flat if done and cell.step0 is not None else None,
     }  # fmt: skip
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 from bench.data.paper import get_dataset_info
 from bench.errors import BenchError
 from bench.plan.specs import RunSpec
-from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables
+from bench.report import gain
+from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
 
 SELECTION_RULES = {
     "best": "best {name} within the training budget over evaluations (the paper's rule)",
@@ -71,9 +72,10 @@ def fmt_delta(value: float) -> str:
 
 
 def select_runs(df: pd.DataFrame, metric: str, kind: str, selection: str) -> pd.DataFrame:
-    """One row per run (index ``run_id``): its best, or last, evaluation of ``metric`` within budget."""
+    """One row per run (index ``run_id``): its best, or last, evaluation of ``metric`` within budget,
+    after training began (the step-0 evaluation is the baseline of :mod:`bench.report.gain`, never picked)."""
     rows = df[(df["metric"] == metric) & df["value"].notna()]
-    rows = rows[~(rows["eval_point"] > 1 + 1e-9)]
+    rows = rows[~(rows["eval_point"] > 1 + 1e-9) & ~gain.is_step0(rows["eval_point"])]
     if selection == "best":
         keys, ascending = ["run_id", "value", "eval_point"], [True, kind != "pr", True]
     else:
@@ -111,6 +113,8 @@ class CellResult:
     values: tuple[float, ...] = ()  # one per seed, when done
     detectors: tuple[str, ...] = ()  # detectors of the selected evaluations
     nonstandard: tuple[str, ...] = ()  # those of them not flagged standard
+    step0: float | None = None  # mean step-0 value over the seeds that have one (bench.report.gain)
+    flat: bool = False  # some seed's value is not clearly better than its step-0 value
 
     @property
     def mean(self) -> float:
@@ -122,7 +126,13 @@ class CellResult:
         return statistics.stdev(self.values) if len(self.values) > 1 else None
 
 
-def cell_result(run_ids: Sequence[str], statuses: dict[str, str], selected: pd.DataFrame) -> CellResult:
+def cell_result(
+    run_ids: Sequence[str],
+    statuses: dict[str, str],
+    selected: pd.DataFrame,
+    starts: dict[str, float] | None = None,  # run_id -> step-0 value (bench.report.gain.step0_of)
+    flat: set[str] | frozenset[str] = frozenset(),  # runs not clearly better than their step 0
+) -> CellResult:
     """Combine the runs (seeds) of one cell: a number only when every run is done and scored."""
     if not run_ids:
         return CellResult("absent")
@@ -133,7 +143,10 @@ def cell_result(run_ids: Sequence[str], statuses: dict[str, str], selected: pd.D
     rows = selected.loc[list(run_ids)]
     detectors = tuple(sorted({str(d) for d in rows.get("detector", ["unknown"] * len(rows))}))
     n, values = len(words), tuple(float(v) for v in rows["value"])
-    return CellResult("done", n, n, values, detectors, nonstandard_detectors(rows))
+    begun = [starts[r] for r in run_ids if starts and r in starts]
+    step0 = statistics.fmean(begun) if begun else None
+    judged = bool(flat.intersection(run_ids))
+    return CellResult("done", n, n, values, detectors, nonstandard_detectors(rows), step0, judged)
 
 
 def nonstandard_detectors(rows: pd.DataFrame) -> tuple[str, ...]:
@@ -158,7 +171,9 @@ class ReportRow:
     label: str
     model: str | None  # None when the row mixes models
     cells: tuple[CellResult, ...]  # in the suite's dataset order
-    paper: tuple[float | str | None, ...]  # published value per column; None: the paper has none
+    paper: tuple[float | str | None, ...]  # published value per column; None: none, or not comparable
+    published: PaperRow | None = None  # the paper's row for this model and budget, comparable or not
+    compared: bool = False  # its source's protocol and detector are this table's: values and Δ printed
 
 
 @dataclass(frozen=True)
@@ -174,7 +189,8 @@ class ReportTable:
     image_numbers: tuple[int | None, ...]
     rows: tuple[ReportRow, ...]
     paper: PaperTable | None  # the suite's published table
-    compare: bool  # published values are comparable (same metric kind: FID)
+    detectors: tuple[str, ...]  # the detectors the suite's cells score this metric with
+    unaligned: tuple[PaperRow, ...]  # unaligned published rows of this protocol and detector (printed)
     protocol: str
     summary: str
 
@@ -188,20 +204,35 @@ class ReportTable:
 
     @property
     def aligned_paper(self) -> bool:
-        return self.compare and self.paper is not None and self.paper.aligned
+        """Some row prints published values and differences beside ours."""
+        return any(r.compared for r in self.rows)
 
     @property
     def unaligned_paper(self) -> tuple[PaperRow, ...]:
-        return self.paper.unaligned if self.compare and self.paper is not None else ()
+        return self.unaligned
+
+    @property
+    def paper_rows(self) -> tuple[PaperRow, ...]:
+        """The published rows this table concerns (beside our rows, or unaligned), compared or not."""
+        beside = [r.published for r in self.rows if r.published is not None]
+        return tuple(dict.fromkeys([*beside, *(self.paper.unaligned if self.paper else ())]))
 
     @property
     def nonstandard_detectors(self) -> tuple[str, ...]:
         return tuple(sorted({d for r in self.rows for c in r.cells for d in c.nonstandard}))
 
+    @property
+    def any_flat(self) -> bool:
+        """Some cell is not clearly better than its untrained generator (:mod:`bench.report.gain`)."""
+        return any(c.flat for r in self.rows for c in r.cells)
+
     def best_rows(self, j: int) -> set[int]:
-        """Rows holding the best value of column ``j`` (ties by printed value)."""
+        """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the
+        step-0 check is never the best."""
         shown = {
-            i: fmt_number(r.cells[j].mean, self.kind) for i, r in enumerate(self.rows) if r.cells[j].status == "done"
+            i: fmt_number(r.cells[j].mean, self.kind)
+            for i, r in enumerate(self.rows)
+            if r.cells[j].status == "done" and not r.cells[j].flat
         }
         if not shown:
             return set()
@@ -236,16 +267,34 @@ def image_number(dataset: str, paper: PaperTable | None, rows: pd.DataFrame) -> 
 
 
 def protocol_text(rows: pd.DataFrame, metric: str) -> str:
-    """Metric name plus detector, mode, generated images, reference and weights (all values seen)."""
+    """Metric name plus detector, mode, generated images, reference (and its resize filter), weights
+    and how each model was sampled (all values seen)."""
     parts = [metric]
     for column, template in (
         ("detector", "detector {}"), ("mode", "mode {}"), ("num_gen", "{} generated images"),
-        ("reference", "reference {}"), ("weights", "{} weights"),
+        ("reference", "reference {}"), ("ref_filter", "reference resized with {}"), ("weights", "{} weights"),
     ):  # fmt: skip
         values = sorted({_plain(v) for v in rows[column].dropna()}) if column in rows.columns else []
         if values:
             parts.append(template.format(" / ".join(values)))
-    return ", ".join(parts)
+    return ", ".join(parts + ([sampling_text(rows)] if "bn_mode" in rows.columns else []))
+
+
+def sampling_text(rows: pd.DataFrame) -> str:
+    """How the rows' generators were sampled, per model, e.g. 'sampling: BatchNorm batch (statistics:
+    batch), generation batch 16 (fastgan); no BatchNorm, generation batch 32 (stylegan2-lite)'."""
+    rows = rows.dropna(subset=["bn_mode"])
+    models = rows["model"] if "model" in rows.columns else pd.Series("?", index=rows.index)
+    stats = rows["bn_stats"] if "bn_stats" in rows.columns else rows["bn_mode"]
+    batches = rows["gen_batch"] if "gen_batch" in rows.columns else pd.Series("?", index=rows.index)
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for model, bn, stat, batch in zip(models, rows["bn_mode"], stats, batches, strict=True):
+        groups.setdefault((str(bn), str(stat), _plain(batch)), []).append(str(model))
+    parts = []
+    for (bn, stat, batch), names in sorted(groups.items()):
+        how = "no BatchNorm" if bn == "none" else f"BatchNorm {bn} (statistics: {stat})"
+        parts.append(f"{how}, generation batch {batch} ({', '.join(sorted(set(names)))})")
+    return "sampling: " + "; ".join(parts)
 
 
 def _plain(value: Any) -> str:
@@ -297,7 +346,8 @@ def build_table(
     metric: str | None = None,
     states: dict[str, str] | None = None,
 ) -> ReportTable:
-    """Select, aggregate over seeds and pair with the published numbers; nothing is formatted yet."""
+    """Select, aggregate over seeds, check against step 0 and pair with the published numbers of the
+    same protocol and detector; nothing is formatted yet."""
     if selection not in SELECTION_RULES:
         raise BenchError(f"selection {selection!r}: choose one of {', '.join(SELECTION_RULES)}")
     rows = suite_rows(suite, df)
@@ -307,10 +357,13 @@ def build_table(
         raise BenchError(f"--metric {metric}: not in the results of suite {suite.name!r} (have: {have})")
     kind = metric_kind(rows, metric)
     selected = select_runs(rows, metric, kind, selection)
-    statuses = run_statuses(suite, df, states)
-    paper = _paper_of(suite)
-    compare = paper is not None and kind == "fid"
-    report_rows = tuple(_report_row(suite, k, statuses, selected, paper if compare else None) for k in row_keys(suite))
+    starts = gain.step0_of(selected, rows, metric)
+    ctx = _RowContext(
+        run_statuses(suite, df, states), selected, starts, gain.flat_runs(selected, starts, kind), _paper_of(suite),
+        metric, set(_suite_detectors(suite, kind)),
+    )  # fmt: skip
+    paper = ctx.paper
+    unaligned = tuple(r for r in paper.unaligned if printed_beside(r, metric, ctx.detectors)) if paper else ()
     return ReportTable(
         suite=suite.name,
         metric=metric,
@@ -319,28 +372,46 @@ def build_table(
         datasets=tuple(suite.datasets),
         headers=tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
         image_numbers=tuple(image_number(d, paper, rows) for d in suite.datasets),
-        rows=report_rows,
+        rows=tuple(_report_row(suite, k, ctx) for k in row_keys(suite)),
         paper=paper,
-        compare=compare,
+        detectors=_suite_detectors(suite, kind),
+        unaligned=unaligned,
         protocol=protocol_text(rows[rows["metric"] == metric], metric),
-        summary=_summary(suite.name, statuses),
+        summary=_summary(suite.name, ctx.statuses),
     )
 
 
-def _report_row(
-    suite: SuiteLike,
-    key: tuple[str, str],
-    statuses: dict[str, str],
-    selected: pd.DataFrame,
-    paper: PaperTable | None,
-) -> ReportRow:
+def _suite_detectors(suite: SuiteLike, kind: str) -> tuple[str, ...]:
+    """The detectors the suite's cells score a metric of ``kind`` with (their specs say so before any result)."""
+    return tuple(sorted({c.spec.pr_detector if kind == "pr" else c.spec.detector for c in suite.cells}))
+
+
+@dataclass(frozen=True)
+class _RowContext:
+    """What every row of one table is built from."""
+
+    statuses: dict[str, str]
+    selected: pd.DataFrame
+    starts: dict[str, float]  # run_id -> step-0 value
+    flat: set[str]  # runs not clearly better than their step 0
+    paper: PaperTable | None
+    metric: str
+    detectors: set[str]
+
+
+def _report_row(suite: SuiteLike, key: tuple[str, str], ctx: _RowContext) -> ReportRow:
     cells = [c for c in suite.cells if (c.group, c.label) == key]
     models = {c.spec.model for c in cells}
     budgets = {c.spec.budget_hours for c in cells}
     model = models.pop() if len(models) == 1 else None
     budget = budgets.pop() if len(budgets) == 1 else None
-    results, published = [], []
+    published = ctx.paper.row_for(model, budget) if ctx.paper and model else None
+    compared = printed_beside(published, ctx.metric, ctx.detectors)
+    results, values = [], []
     for dataset in suite.datasets:
-        results.append(cell_result([c.spec.run_id for c in row_cells(suite, key, dataset)], statuses, selected))
-        published.append(paper.value(model, dataset, budget) if paper and model else None)
-    return ReportRow(key[0], key[1], model, tuple(results), tuple(published))
+        run_ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
+        cell = cell_result(run_ids, ctx.statuses, ctx.selected, ctx.starts, ctx.flat)
+        results.append(cell)
+        shown = compared and not cell.nonstandard  # a non-standard number never gets a published one beside it
+        values.append(ctx.paper.value(model, dataset, budget) if shown and ctx.paper and model else None)
+    return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared)

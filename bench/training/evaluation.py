@@ -1,5 +1,10 @@
 """Evaluations during training: snapshot, sample grid and metric rows at each evaluation point
 (a fraction of the budget), under a forked RNG so they never move the training RNG.
+
+Every run is also evaluated before its first step, at point :data:`STEP0` (0.0): the untrained
+generator (or a finetune's starting weights), as normal rows with ``eval_point`` 0.0. A metric that
+measures something scores the trained generator clearly better (:mod:`bench.report.gain`); the
+report's selection never picks this point.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from bench.results.runs import (
 from bench.training.checkpoints import save_checkpoint, save_snapshot
 from bench.training.device import isolated_rng, sync
 from bench.training.state import Run, progress_row
+
+STEP0 = 0.0  # the evaluation point before the first training step
 
 
 def sample_grid(model: models.GANModel, n: int, seed: int) -> bytes:
@@ -70,9 +77,11 @@ def evaluate_point(run: Run, point: float) -> None:
 
 
 def pending_points(run: Run) -> list[float]:
-    """The evaluation points (budget fractions) not yet evaluated, per the run's events."""
+    """The evaluation points (budget fractions) not yet evaluated, per the run's events; :data:`STEP0`
+    only while the run is at step 0 (a run resumed from a later step cannot score its untrained generator)."""
     done = {e.get("point") for e in read_jsonl(run.paths.events) if e.get("event") == "evaluated"}
-    return [p for p in sorted(run.spec.eval_fractions) if p not in done]
+    points = {*run.spec.eval_fractions, *([STEP0] if run.budget.iters == 0 else [])}
+    return [p for p in sorted(points) if p not in done]
 
 
 def reached(run: Run, pending: list[float], force_final: bool = False) -> list[float]:
