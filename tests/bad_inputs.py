@@ -233,6 +233,11 @@ SUITE_CASES: dict[str, tuple[tuple[tuple[str, str], ...], str, list[str]]] = {
     "unknown detector": ((('"inception-random"', '"inceptoin"'),), "", ["eval.detector:", "inception"]),
     "fraction out of range": ((("[0.5, 1.0]", "[0.0, 1.5]"),), "", ["eval.fractions: expected numbers in (0, 1]"]),
     "resolution not allowed": ((("resolution = 32", "resolution = 48"),), "", ["suite.resolution: 48 not one of"]),
+    "unknown resize filter": (
+        (("resolution = 32", 'resolution = 32\nresize_filter = "bicubic"'),),
+        "",
+        ["suite.resize_filter: 'bicubic' not one of lanczos, bilinear"],
+    ),
     "negative seed": (
         (("seeds = [0]", "seeds = [-1]"),),
         "",
@@ -351,6 +356,9 @@ CASES: dict[str, Callable[..., Case]] = {name: _suite_case(*spec) for name, spec
     ),
     "prepare: bad --resolution": lambda ctx: Case(
         _prepare(ctx, ctx.tmp, "--resolution", "-5"), ["argument --resolution: expected a power of two", "--help"]
+    ),
+    "prepare: unknown --resize-filter": lambda ctx: Case(
+        _prepare(ctx, ctx.tmp, "--resize-filter", "bicubic"), ["argument --resize-filter: invalid choice", "--help"]
     ),
     "prepare: not an archive": lambda ctx: Case(
         _prepare(ctx, _write(ctx.tmp / "obama.bin", b"\0" * 64)),

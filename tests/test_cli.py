@@ -18,7 +18,7 @@ max_iters = 4
 
 [eval]
 protocols = ["fid200_full", "kid200_full"]
-detector = "inception-random"
+detector = "effnet-lite0"
 fractions = [1.0]
 grid_size = 4
 
@@ -66,7 +66,7 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
             ("kid200_full", 1.0, 4),
         ]
         fid, kid = rows[2:]
-        assert fid["detector"] == "inception-random" and fid["detector_standard"] is False
+        assert fid["detector"] == "effnet-lite0" and fid["detector_standard"] is False
         assert fid["value"] > 0 and kid["std"] is not None and fid["ref_count"] == 24
         for key in ("mode", "num_gen", "weights", "bn_mode", "detector_sha256", "snapshot", "grid", "kimg"):
             assert key in fid, key

