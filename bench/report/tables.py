@@ -190,7 +190,7 @@ class ReportTable:
     rows: tuple[ReportRow, ...]
     paper: PaperTable | None  # the suite's published table
     detectors: tuple[str, ...]  # the detectors the suite's cells score this metric with
-    unaligned: tuple[PaperRow, ...]  # unaligned published rows of this protocol and detector (printed)
+    unaligned_paper: tuple[PaperRow, ...]  # unaligned published rows of this protocol and detector (printed)
     protocol: str
     summary: str
 
@@ -206,10 +206,6 @@ class ReportTable:
     def aligned_paper(self) -> bool:
         """Some row prints published values and differences beside ours."""
         return any(r.compared for r in self.rows)
-
-    @property
-    def unaligned_paper(self) -> tuple[PaperRow, ...]:
-        return self.unaligned
 
     @property
     def paper_rows(self) -> tuple[PaperRow, ...]:
@@ -357,12 +353,11 @@ def build_table(
         raise BenchError(f"--metric {metric}: not in the results of suite {suite.name!r} (have: {have})")
     kind = metric_kind(rows, metric)
     selected = select_runs(rows, metric, kind, selection)
-    starts = gain.step0_of(selected, rows, metric)
+    starts, detectors, paper = gain.step0_of(selected, rows, metric), _suite_detectors(suite, kind), _paper_of(suite)
     ctx = _RowContext(
-        run_statuses(suite, df, states), selected, starts, gain.flat_runs(selected, starts, kind), _paper_of(suite),
-        metric, set(_suite_detectors(suite, kind)),
+        run_statuses(suite, df, states), selected, starts, gain.flat_runs(selected, starts, kind), paper, metric,
+        set(detectors),
     )  # fmt: skip
-    paper = ctx.paper
     unaligned = tuple(r for r in paper.unaligned if printed_beside(r, metric, ctx.detectors)) if paper else ()
     return ReportTable(
         suite=suite.name,
@@ -374,8 +369,8 @@ def build_table(
         image_numbers=tuple(image_number(d, paper, rows) for d in suite.datasets),
         rows=tuple(_report_row(suite, k, ctx) for k in row_keys(suite)),
         paper=paper,
-        detectors=_suite_detectors(suite, kind),
-        unaligned=unaligned,
+        detectors=detectors,
+        unaligned_paper=unaligned,
         protocol=protocol_text(rows[rows["metric"] == metric], metric),
         summary=_summary(suite.name, ctx.statuses),
     )
