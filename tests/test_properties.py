@@ -54,6 +54,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "precision": st.sampled_from(["fp32", "bf16"]),
     "compile": st.booleans(),
     "fused_adam": st.booleans(),
+    "resize_filter": st.sampled_from(["lanczos", "bilinear"]),
 }
 HASHED = sorted(FIELDS)
 specs = st.builds(RunSpec, suite=names, **FIELDS)

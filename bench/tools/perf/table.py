@@ -54,6 +54,8 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if on_cpu:
         lines.append("\n(harness % (diff) on the CPU uses process CPU time; wall-clock pairs are in the JSON)")
+    notes = sorted({r["eval"]["detector_note"] for r in doc["models"] if r.get("eval", {}).get("detector_note")})
+    lines += [f"\ndetector: {note}" for note in notes]  # the offline fallback timed another network
     ref = doc.get("reference_cache")
     if ref:
         lines += [
