@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train and evaluate every cell not yet done (here, on a device pool, or as jobs); print the tables."""
     from bench.launchers.base import get_launcher
     from bench.launchers.checks import preflight
-    from bench.launchers.pool import DevicePool, parse_devices
+    from bench.launchers.pool import DevicePool, check_devices, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
     from bench.report.console import plan_table
     from bench.results.runs import cell_state
@@ -94,6 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
             return _print_results(suite, cells, args.out, states)
+        check_devices(pool.devices)
     preflight(suite, cells, args.out, device=None if pool or not local else args.device)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
                        checkpoint_every_s=args.checkpoint_every)  # fmt: skip

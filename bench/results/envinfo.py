@@ -101,11 +101,11 @@ def device_type(env: dict[str, Any]) -> str:
 def cuda_absence() -> str:
     """What was found instead of a CUDA device, in a few words (for one-line refusals)."""
     if torch.version.cuda is None:
-        why = f"torch {torch.__version__} is built without CUDA"
+        why = f"torch {torch.__version__} has no CUDA"
     else:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
-        why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees {torch.cuda.device_count()} devices, "
-        why += f"CUDA_VISIBLE_DEVICES={visible}"
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        why = f"torch {torch.__version__} sees {torch.cuda.device_count()}; "
+        why += "CUDA_VISIBLE_DEVICES unset" if visible is None else f"CUDA_VISIBLE_DEVICES={visible!r}"
     return f"no CUDA device on {socket.gethostname()} ({why})"
 
 

@@ -36,7 +36,7 @@ def check_accelerator(spec: RunSpec, requested: str, device: torch.device) -> No
     want = f"{spec.num_gpus} GPU{'s' if spec.num_gpus > 1 else ''} per cell"
     raise BenchError(
         f"suite {spec.suite} assumes {want} (budget.accelerator = 'gpu'), found {cuda_absence()}; "
-        "run it on a GPU node (--launcher slurm requests one) or pass --device cpu to train on the CPU anyway"
+        "run it on a GPU node or pass --device cpu to train on the CPU anyway"
     )
 
 
