@@ -48,7 +48,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
     add_suite_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument(
+        "--device", default="auto",
+        help="auto (cuda if available; a suite with budget.accelerator = 'gpu' refuses to train without it), "
+        "cpu (trains such a suite anyway), cuda, cuda:N",
+    )  # fmt: skip
     p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=positive, default=900.0, help="training seconds between checkpoints")
