@@ -2,7 +2,8 @@
 number carries its selection rule and protocol (detector, BatchNorm mode and statistics, generation
 batch) in the caption, which also says which evaluation each published number came from; numbers
 from a non-standard detector carry a dagger, and numbers not clearly better than their run's
-untrained generator (:mod:`bench.report.gain`) a double dagger, in every format.
+untrained generator (:mod:`bench.report.gain`) a double dagger, in every format; a table whose
+cells trained on different device types says so, naming them.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
     if table.nonstandard_detectors:
         parts.append(("Non-standard detector: not comparable to published numbers.", True))
         parts.append((legend(table.nonstandard_detectors) + ".", False))
+    if table.device_mix:
+        parts.append(("Cells trained on different device types:", True))
+        parts.append((device_mix_text(table.device_mix) + ".", False))
     return parts
 
 
@@ -93,6 +97,13 @@ def _paper_parts(table: ReportTable) -> list[tuple[str, bool]]:
         unaligned = f"Published numbers ({cite}) are unaligned in the source (six values for seven columns)"
         parts.append((f"{unaligned}: printed as given below the table, never placed into columns.", False))
     return parts
+
+
+def device_mix_text(mix: dict[str, list[str]]) -> str:
+    """'NVIDIA H200 (9 cells); cpu: FastGAN / obama': the commonest type counted, the others' cells named."""
+    (common, cells), *others = mix.items()
+    counted = f"{common} ({len(cells)} cell{'s' if len(cells) > 1 else ''})"
+    return "; ".join([counted, *(f"{d}: {', '.join(c)}" for d, c in others)])
 
 
 def legend(detectors: Sequence[str]) -> str:
@@ -276,7 +287,7 @@ def render_markdown(table: ReportTable) -> str:
 _CSV_COLUMNS = (
     "suite", "metric", "selection", "source", "group", "label", "model", "dataset", "position",
     "image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper", "paper_protocol", "delta",
-    "best", "detector", "detector_standard", "step0", "clearly_better",
+    "best", "detector", "detector_standard", "device", "step0", "clearly_better",
 )  # fmt: skip
 
 
@@ -316,6 +327,7 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
         "best": i in table.best_rows(j) if done else None,
         "detector": ", ".join(cell.detectors) if done else None,
         "detector_standard": not cell.nonstandard if done else None,
+        "device": ", ".join(cell.devices) if done else None,
         "step0": cell.step0 if done else None,
         "clearly_better": not cell.flat if done and cell.step0 is not None else None,
     }  # fmt: skip

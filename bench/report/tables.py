@@ -113,6 +113,7 @@ class CellResult:
     values: tuple[float, ...] = ()  # one per seed, when done
     detectors: tuple[str, ...] = ()  # detectors of the selected evaluations
     nonstandard: tuple[str, ...] = ()  # those of them not flagged standard
+    devices: tuple[str, ...] = ()  # device types the runs trained on (collect's ``device`` column)
     step0: float | None = None  # mean step-0 value over the seeds that have one (bench.report.gain)
     flat: bool = False  # some seed's value is not clearly better than its step-0 value
 
@@ -143,10 +144,11 @@ def cell_result(
     rows = selected.loc[list(run_ids)]
     detectors = tuple(sorted({str(d) for d in rows.get("detector", ["unknown"] * len(rows))}))
     n, values = len(words), tuple(float(v) for v in rows["value"])
+    devices = tuple(sorted({str(d) for d in rows["device"].dropna()})) if "device" in rows.columns else ()
     begun = [starts[r] for r in run_ids if starts and r in starts]
     step0 = statistics.fmean(begun) if begun else None
     judged = bool(flat.intersection(run_ids))
-    return CellResult("done", n, n, values, detectors, nonstandard_detectors(rows), step0, judged)
+    return CellResult("done", n, n, values, detectors, nonstandard_detectors(rows), devices, step0, judged)
 
 
 def nonstandard_detectors(rows: pd.DataFrame) -> tuple[str, ...]:
@@ -221,6 +223,17 @@ class ReportTable:
     def any_flat(self) -> bool:
         """Some cell is not clearly better than its untrained generator (:mod:`bench.report.gain`)."""
         return any(c.flat for r in self.rows for c in r.cells)
+
+    @property
+    def device_mix(self) -> dict[str, list[str]]:
+        """Device type -> its cells ('label / dataset'), most cells first, when the table's numbers come
+        from more than one device type; else empty."""
+        cells: dict[str, list[str]] = {}
+        for row in self.rows:
+            for dataset, cell in zip(self.datasets, row.cells, strict=True):
+                for device in cell.devices:
+                    cells.setdefault(device, []).append(f"{row.label} / {dataset}")
+        return dict(sorted(cells.items(), key=lambda kv: -len(kv[1]))) if len(cells) > 1 else {}
 
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the
