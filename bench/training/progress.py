@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from bench.plan.specs import RunSpec
 
-BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar:20}| {postfix}"
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar:20}| {info}"
 REFRESH_S = 0.5  # at most two bar redraws a second
 
 
@@ -31,13 +31,23 @@ def metric_text(row: dict[str, Any]) -> str:
     return f"{row['metric']}{mark} {row['value']:.4g}{std}"
 
 
+class _Bar(tqdm):
+    """A tqdm bar with one free-text field, ``info``, after the bar."""
+
+    info = ""
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        return super().format_dict | {"info": self.info}
+
+
 class CellProgress:
     """The progress display of one training run: a tqdm bar (``bar=True``) plus printed lines."""
 
     def __init__(self, spec: RunSpec, *, bar: bool, fraction: float, step: int, elapsed: float) -> None:
         self.name = cell_name(spec)
         self.budget_iters = spec.max_iters
-        self.bar = tqdm(total=100, desc=self.name, bar_format=BAR_FORMAT, dynamic_ncols=True) if bar else None
+        self.bar = _Bar(total=100, desc=self.name, bar_format=BAR_FORMAT, dynamic_ncols=True) if bar else None
         self.losses: dict[str, float] = {}
         self._mark = (step, elapsed)  # (step, training seconds) of the last rate measurement
         self._rate: float | None = None
@@ -54,11 +64,11 @@ class CellProgress:
             self._rate = (step - last_step) / (elapsed - last_elapsed)
             self._mark = (step, elapsed)
         self.bar.n = round(100 * fraction, 1)
-        self.bar.set_postfix_str(self._postfix(step, left), refresh=False)
+        self.bar.info = self._info(step, left)
         self.bar.refresh()
         self._drawn = time.perf_counter()
 
-    def _postfix(self, step: int, left: float | None) -> str:
+    def _info(self, step: int, left: float | None) -> str:
         parts = [f"step {step}" + (f"/{self.budget_iters}" if self.budget_iters else "")]
         if self._rate is not None:
             parts.append(f"{self._rate:.3g} it/s")
@@ -85,7 +95,7 @@ class CellProgress:
         if self.bar is not None:
             if outcome == "done":
                 self.bar.n = 100
-            self.bar.set_postfix_str(self._postfix(step, None), refresh=False)
+            self.bar.info = self._info(step, None)
             self.bar.close()
         evals = f" + {self.eval_seconds:.0f} s evaluation" if self.eval_seconds else ""
         self.write(f"{self.name}: {outcome} at step {step} after {elapsed:.0f} s training{evals}")
