@@ -140,13 +140,18 @@ def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -
     )
     md = report_render.render_markdown(report_tables.build_table(suite, df, states={}))
     assert md.count("**") == 2 and best in md
-    assert "| Image number | 100 " in md  # the dataset registry's count wins over the reference size
+    assert "| Image number | 99 (paper 100) " in md  # the prepared set's count, the paper's beside it
 
 
-def test_image_number_falls_back_to_reference_size() -> None:
-    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("shapes",), paper_table=None)
-    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "shapes"), [30.0]))
-    assert report_tables.build_table(suite, df, states={}).image_numbers == (99,)
+def test_image_number_is_the_prepared_sets_count() -> None:
+    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("shapes", "obama"), paper_table=None)
+    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "shapes"), [30.0]) + evals(spec_of(suite, "fastgan", "obama"),
+                                                                                     [30.0]))  # fmt: skip
+    df.loc[df["dataset"] == "obama", "ref_count"] = 100
+    table = report_tables.build_table(suite, df, states={})
+    assert table.image_numbers == (99, 100) and table.paper_image_numbers == (None, 100)
+    md = report_render.render_markdown(table)
+    assert "| Image number | 99 | 100 |" in " ".join(md.split())  # the paper's only beside a different count
 
 
 def test_nonstandard_detector_marked_in_every_format(tmp_path: Path) -> None:
@@ -175,7 +180,7 @@ def test_table_b_unaligned_block_printed_as_given() -> None:
     assert r"\textit{paper (unaligned; column alignment unknown)" in tex
     assert r"\multicolumn{2}{l}{74.56, 25.66, 45.23, 190.23, 152.73, 127.98}" in tex
     assert "N/A, N/A, 36.72, 60.12, 61.23, 107.68" in tex
-    assert "| Image number | 1000 | 1000 |" in " ".join(md.split())
+    assert "| Image number | 99 (paper 1000) | -- (paper 1000) |" in " ".join(md.split())  # ffhq-1k: no run yet
     assert "| Ours (8 hour) | 45.08 | 24.45 | 25.66 | 57.19 | 59.38 | 130.05 |" in " ".join(md.split())
     frame = pd.read_csv(pd.io.common.StringIO(csv))
     unaligned = frame[frame["source"] == "paper (unaligned; column alignment unknown)"]
@@ -186,10 +191,11 @@ def test_paper_tables_data() -> None:
     tables = report_paper.load_paper_tables()
     assert sorted(tables) == ["A", "B", "C", "D"] and "arXiv 2101.04775" in tables["A"].source
     assert tables["A"].value("fastgan", "obama", 5.0) == 41.05
-    assert tables["A"].value("fastgan", "obama", 20.0) is None  # the paper ran FastGAN for 5 hours
-    assert tables["A"].value("biggan", "obama", 5.0) is None
+    assert tables["A"].value("fastgan", "obama", 20.0) == "paper: 5 h budget"  # the paper ran FastGAN for 5 hours
+    assert tables["A"].value("biggan", "obama", 5.0) == "model not in paper"
+    assert tables["A"].value("fastgan", "shapes", 5.0) == "dataset not in paper"
     assert all(not r.aligned and len(r.values) == 6 for r in tables["B"].rows)
-    assert tables["B"].value("fastgan", "flower", 8.0) is None
+    assert tables["B"].value("fastgan", "flower", 8.0) == "model not in paper"  # unaligned rows are never looked up
     assert tables["C"].value("stylegan2-half", "ffhq-70k", 24.0) == 4.4
     assert tables["D"].value("fastgan-ss-ae", "nature-10k", 8.0) == 43.65
     assert tables["B"].image_count("shell") == 60

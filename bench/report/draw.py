@@ -8,6 +8,7 @@ interactive backend is touched.
 
 from __future__ import annotations
 
+import io
 import itertools
 import textwrap
 from collections.abc import Sequence
@@ -67,6 +68,17 @@ def curves_figure(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def grid_png(images: torch.Tensor) -> bytes:
+    """uint8 images (N, 3, R, R) as the PNG bytes of one grid, laid out as the runs' sample grids
+    (rows of sqrt(N), 2 px black padding)."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images, nrow=max(1, int(len(images) ** 0.5)), padding=2)
+    buf = io.BytesIO()
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _load_image(path: Path) -> np.ndarray:

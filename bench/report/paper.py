@@ -38,15 +38,18 @@ class PaperTable:
     cite: str
     source: str
 
-    def value(self, model: str, dataset: str, budget_hours: float | None) -> float | str | None:
-        """The published value for our (model, dataset) at this budget; None when the paper has none."""
+    def value(self, model: str, dataset: str, budget_hours: float | None) -> float | str:
+        """The published value for our (model, dataset) at this budget, or why the paper has none
+        (e.g. ``"paper: 5 h budget"`` when it ran the model for another budget)."""
         if dataset not in self.datasets:
-            return None
-        j = self.columns.index(self.datasets[dataset])
-        for row in self.rows:
-            if row.aligned and row.model == model and row.budget_hours in (None, budget_hours):
-                return row.values[j]
-        return None
+            return "dataset not in paper"
+        rows = [r for r in self.rows if r.aligned and r.model == model]
+        for row in rows:
+            if row.budget_hours in (None, budget_hours):
+                return row.values[self.columns.index(self.datasets[dataset])]
+        if rows:
+            return "paper: " + " / ".join(f"{r.budget_hours:g} h budget" for r in rows)
+        return "model not in paper"
 
     def image_count(self, dataset: str) -> int | None:
         """The paper's image number for our dataset, if it gives one."""

@@ -57,7 +57,8 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
     if table.paper is not None and not table.compare:
         parts.append(("The paper reports FID only: no published numbers for this metric.", False))
     if table.aligned_paper:
-        parts.append((f"Sub-rows: paper = published ({cite}); Δ = ours − paper; -- = not published.", False))
+        sub = f"Sub-rows: paper = published ({cite}), or why it has no number here; Δ = ours − paper."
+        parts.append((sub, False))
     if table.unaligned_paper:
         unaligned = f"Published numbers ({cite}) are unaligned in the source (six values for seven columns)"
         parts.append((f"{unaligned}: printed as given below the table, never placed into columns.", False))
@@ -74,7 +75,9 @@ def legend(detectors: Sequence[str]) -> str:
 
 def display_lines(table: ReportTable) -> list[Line]:
     """The main table's rows: image numbers, then each of our rows with its paper and Δ sub-rows."""
-    images = tuple(Shown(str(n) if n is not None else "--") for n in table.image_numbers)
+    images = tuple(
+        Shown(_image_text(n, p)) for n, p in zip(table.image_numbers, table.paper_image_numbers, strict=True)
+    )
     lines = [Line("images", "", "Image number", images, "midrule")]
     best = [table.best_rows(j) for j in range(len(table.datasets))]
     previous: str | None = None
@@ -88,6 +91,12 @@ def display_lines(table: ReportTable) -> list[Line]:
             deltas = tuple(_delta_shown(c, v) for c, v in zip(row.cells, row.paper, strict=True))
             lines.append(Line("delta", "", "Δ (ours − paper)", deltas))
     return lines
+
+
+def _image_text(ours: int | None, paper: int | None) -> str:
+    """The prepared set's image count, with the paper's beside it when they differ."""
+    text = str(ours) if ours is not None else "--"
+    return text if paper is None or paper == ours else f"{text} (paper {paper})"
 
 
 def _rule(table: ReportTable, i: int, new_group: bool) -> str:
@@ -245,8 +254,8 @@ def render_markdown(table: ReportTable) -> str:
 
 _CSV_COLUMNS = (
     "suite", "metric", "selection", "source", "group", "label", "model", "dataset", "position",
-    "image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper", "delta", "best",
-    "detector", "detector_standard",
+    "image_number", "paper_image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper",
+    "delta", "best", "detector", "detector_standard",
 )  # fmt: skip
 
 
@@ -277,6 +286,7 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
     return {
         "source": "ours", "group": row.group, "label": row.label, "model": row.model,
         "dataset": table.datasets[j], "image_number": table.image_numbers[j],
+        "paper_image_number": table.paper_image_numbers[j],
         "status": cell.status, "seeds": cell.runs, "seeds_done": cell.done,
         "value": cell.mean if done else None, "std": cell.std if done else None,
         "text": _md_cell(_shown(cell, table.kind, False)),

@@ -158,7 +158,7 @@ class ReportRow:
     label: str
     model: str | None  # None when the row mixes models
     cells: tuple[CellResult, ...]  # in the suite's dataset order
-    paper: tuple[float | str | None, ...]  # published value per column; None: the paper has none
+    paper: tuple[float | str | None, ...]  # published value, or why there is none, per column; None: no paper table
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,8 @@ class ReportTable:
     selection: str
     datasets: tuple[str, ...]
     headers: tuple[str, ...]
-    image_numbers: tuple[int | None, ...]
+    image_numbers: tuple[int | None, ...]  # of the prepared sets the runs used
+    paper_image_numbers: tuple[int | None, ...]  # the paper's (registry's) counts; None: not a paper dataset
     rows: tuple[ReportRow, ...]
     paper: PaperTable | None  # the suite's published table
     compare: bool  # published values are comparable (same metric kind: FID)
@@ -221,18 +222,24 @@ def row_cells(suite: SuiteLike, key: tuple[str, str], dataset: str) -> list[Cell
     return sorted(cells, key=lambda c: c.spec.seed)
 
 
-def image_number(dataset: str, paper: PaperTable | None, rows: pd.DataFrame) -> int | None:
-    """Images in the dataset: the registry's count, else the size of the full reference set the
-    evaluations used (built-in datasets), else the paper's image-number row."""
-    try:
-        return get_dataset_info(dataset).count
-    except BenchError:
-        pass
+def image_number(dataset: str, rows: pd.DataFrame) -> int | None:
+    """Images in the prepared set the runs used: the size of the full reference set of their
+    evaluations (None before any evaluation)."""
     if {"dataset", "reference", "ref_count"} <= set(rows.columns):
         counts = rows.loc[(rows["dataset"] == dataset) & (rows["reference"] == "full"), "ref_count"].dropna()
         if len(counts):
             return int(counts.max())
-    return paper.image_count(dataset) if paper else None
+    return None
+
+
+def paper_image_number(dataset: str, paper: PaperTable | None) -> int | None:
+    """Images the paper used: its table's image-number row, else the dataset registry's count."""
+    if paper is not None and (count := paper.image_count(dataset)) is not None:
+        return count
+    try:
+        return get_dataset_info(dataset).count
+    except BenchError:
+        return None
 
 
 def protocol_text(rows: pd.DataFrame, metric: str) -> str:
@@ -318,7 +325,8 @@ def build_table(
         selection=selection,
         datasets=tuple(suite.datasets),
         headers=tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
-        image_numbers=tuple(image_number(d, paper, rows) for d in suite.datasets),
+        image_numbers=tuple(image_number(d, rows) for d in suite.datasets),
+        paper_image_numbers=tuple(paper_image_number(d, paper) for d in suite.datasets),
         rows=report_rows,
         paper=paper,
         compare=compare,
@@ -342,5 +350,8 @@ def _report_row(
     results, published = [], []
     for dataset in suite.datasets:
         results.append(cell_result([c.spec.run_id for c in row_cells(suite, key, dataset)], statuses, selected))
-        published.append(paper.value(model, dataset, budget) if paper and model else None)
+        if paper is None:
+            published.append(None)
+        else:
+            published.append(paper.value(model, dataset, budget) if model else "row mixes models")
     return ReportRow(key[0], key[1], model, tuple(results), tuple(published))
