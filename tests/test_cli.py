@@ -168,3 +168,22 @@ def test_every_command_caps_torch_threads_at_the_usable_cpus(tiny_suite) -> None
                              env=env | extra | {"PYTHONPATH": str(ROOT)}, timeout=300)  # fmt: skip
         assert res.returncode == 0, res.stderr
         assert res.stdout.splitlines()[-1] == f"THREADS 1 {policy}"  # a user's policy is kept
+
+
+def test_eval_and_report_show_progress_bars_that_end_at_100_percent(tiny_suite, tmp_path, monkeypatch, capsys) -> None:
+    import bench.report.figures as figures
+    import bench.tools.rescore as rescore
+    from bench.cli import main
+
+    monkeypatch.setattr(rescore, "PROGRESS_DELAY_S", 0.0)  # the bars appear after 3 s; these commands are quicker
+    monkeypatch.setattr(figures, "PROGRESS_DELAY_S", 0.0)
+    suite, out = tiny_suite(iters=2), tmp_path / "results"
+    assert main(["--suite", str(suite), "--out", str(out), "--no-progress"]) == 0
+    (run,) = (out / "runs" / "tiny").iterdir()
+    capsys.readouterr()
+    args = ["--run", str(run), "--checkpoint", "latest", "--protocol", "fid200_full", "--detector", "effnet-lite0"]
+    assert main(["eval", *args, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"eval baseline-shapes-32-s0-\w+: 100%\|.*\| 200/200 ", err), err
+    assert main(["report", "--suite", str(suite), "--out", str(out)]) == 0
+    assert re.search(r"report tiny: figures: 100%\|.*\| 3/3 ", capsys.readouterr().err)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.report import draw
@@ -30,6 +31,7 @@ from bench.results.io import atomic_write_bytes
 from bench.results.runs import RunPaths
 
 log = logging.getLogger(__name__)
+PROGRESS_DELAY_S = 3.0  # a bar only when the figures take longer
 
 
 def load_generator(run_dir: Path, snapshot: str) -> draw.Generator:
@@ -179,11 +181,15 @@ def write_plots(suite: SuiteLike, df: pd.DataFrame, table: ReportTable, out_dir:
     rows = suite_rows(suite, df)
     rows = rows[rows["metric"] == table.metric]
     selected = select_runs(rows, table.metric, table.kind, table.selection)
+    runs = [cell for cell in suite.cells if cell.spec.run_id in selected.index]
     paths = []
-    for dataset in table.datasets:
-        paths += _plot_over_time(suite, rows, table, dataset, out_dir)
-        paths += _plot_samples(suite, selected, table, dataset, out_dir, runs_root)
-    for cell in suite.cells:
-        if cell.spec.run_id in selected.index:
+    with tqdm(total=2 * len(table.datasets) + len(runs), desc=f"report {suite.name}: figures", unit="fig",
+              delay=PROGRESS_DELAY_S, dynamic_ncols=True) as bar:  # fmt: skip
+        for dataset in table.datasets:
+            paths += _plot_over_time(suite, rows, table, dataset, out_dir)
+            paths += _plot_samples(suite, selected, table, dataset, out_dir, runs_root)
+            bar.update(2)
+        for cell in runs:
             paths += _plot_run(cell, selected.loc[cell.spec.run_id], table, out_dir, runs_root)
+            bar.update(1)
     return paths
