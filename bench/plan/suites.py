@@ -3,7 +3,9 @@
 A suite file has the tables ``[suite]`` (name, description, include, paper_table, resolution,
 datasets, seeds), ``[budget]`` (hours, max_iters, speed_ratio, num_gpus), ``[eval]`` (protocols,
 detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours, max_iters,
-kwargs, needs) and an optional ``[slurm]`` block. ``include`` names other TOML files (relative
+kwargs, needs) and an optional ``[slurm]`` block. A budget is ``hours`` (reference-GPU-hours of
+training time), ``max_iters`` (an iteration cap: deterministic) or both, the first limit reached
+ending the run; a model's own keys win over ``[budget]``. ``include`` names other TOML files (relative
 to the including file) merged first, this file winning. Every problem in a file is reported at
 once, each with file and key.
 """
