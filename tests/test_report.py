@@ -290,6 +290,35 @@ def test_plots_from_collected_runs(
         assert img.width > 3 * img.height
 
 
+def test_curves_at_the_true_budget_fraction_and_real_images_first(tmp_path: Path, monkeypatch) -> None:
+    """Iteration-capped runs: each point where the evaluation really happened (the budget fraction
+    reached, not the nominal eval point); the samples figure opens with a grid of training images."""
+    cells = [
+        Cell(RunSpec(suite="it", model=m, dataset="shapes", resolution=32, max_iters=100, grid_size=4), label, "")
+        for m, label in (("baseline", "Baseline"), ("fastgan", "FastGAN"))
+    ]
+    suite = Suite("it", Path("it.toml"), "", None, ["shapes"], cells)
+    rows = evals(cells[0].spec, [60.0, 50.0]) + evals(cells[1].spec, [55.0, 45.0])
+    rows[0]["budget_fraction"], rows[2]["budget_fraction"] = 0.62, 0.5
+    write_runs(suite, rows, tmp_path)
+    drawn: dict[str, Any] = {}
+    curves_figure, panels_figure = report_draw.curves_figure, report_draw.panels_figure
+    monkeypatch.setattr(
+        report_draw, "curves_figure", lambda c, b, **kw: drawn.update(c=c, b=b) or curves_figure(c, b, **kw)
+    )
+    monkeypatch.setattr(
+        report_draw, "panels_figure", lambda p, **kw: drawn.setdefault("p", p) and panels_figure(p, **kw)
+    )
+    monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    bench_report.write_report(suite, collect(tmp_path, "it"), tmp_path)
+    assert [c.x for c in drawn["c"]] == [[0.62, 1.0], [0.5, 1.0]]  # no budget_fraction (older rows): eval_point
+    assert drawn["b"] == [(1.0, "end of budget")]
+    title, real = drawn["p"][0]
+    assert title.startswith("training images (shapes)\n4 of 256 at 32 px") and real.name == "real_shapes.png"
+    with Image.open(real) as img:
+        assert img.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # 2 x 2 grid, 2 px padding, as the sample grids
+
+
 def test_interpolation_is_a_slerp() -> None:
     z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
     z = report_draw.slerp(z0, z1, torch.linspace(0, 1, 3))

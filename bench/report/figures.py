@@ -57,9 +57,11 @@ def _budget_lines(suite: SuiteLike, dataset: str) -> list[tuple[float, str]]:
 
 
 def _time_axis(suite: SuiteLike, dataset: str) -> bool:
-    """Every cell on ``dataset`` has a time budget: plot over reference GPU-hours, else over the
-    fraction of each run's budget (iteration caps end at different times on different models)."""
-    return all(c.spec.budget_seconds is not None for c in suite.cells if c.spec.dataset == dataset)
+    """Every cell on ``dataset`` has a time budget and no iteration cap: plot over reference
+    GPU-hours; else over the fraction of each run's budget reached (an iteration cap ends runs of
+    different models at different times, and may end them before their time budget)."""
+    cells = [c for c in suite.cells if c.spec.dataset == dataset]
+    return all(c.spec.budget_seconds is not None and c.spec.max_iters is None for c in cells)
 
 
 def _positions(sub: pd.DataFrame, hours: bool) -> pd.Series:
