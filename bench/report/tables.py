@@ -271,7 +271,8 @@ def suite_rows(suite: SuiteLike, df: pd.DataFrame) -> pd.DataFrame:
     if mine.empty:
         raise BenchError(
             f"none of the {df['run_id'].nunique()} runs in the results belong to suite {suite.name!r} as "
-            "loaded; pass the options used with `run` (--budget-scale, --speed-ratio, --init-from)"
+            "loaded; pass the options used with `run` (--budget-scale, --speed-ratio, --calibration, --init-from, "
+            "--detector)"
         )
     return mine
 
