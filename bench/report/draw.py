@@ -90,7 +90,7 @@ def _load_image(path: Path) -> np.ndarray:
 
 def panels_figure(panels: Sequence[tuple[str, Path | None]], *, title: str) -> Figure:
     """Images side by side, each with its title; a panel without an image says so."""
-    cols = min(len(panels), 4)
+    cols = min(len(panels), 5)
     rows = -(-len(panels) // cols)
     width, height = max(3.4 * cols, 6.0), 3.8 * rows + 0.7
     fig = Figure(figsize=(width, height))
