@@ -12,6 +12,7 @@ from torch import Tensor
 
 import models
 from bench.plan.specs import RunSpec
+from bench.results.envinfo import device_info
 from bench.results.runs import RunPaths, record_event, write_state
 from bench.training.checkpoints import save_checkpoint
 from bench.training.device import autocast, sync
@@ -97,7 +98,7 @@ def _move(run: Run, progress: CellProgress) -> None:
 def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
     """Train (or resume) one run to the end of its budget. Returns the final status."""
     run = open_run(spec, opts, paths)
-    write_state(paths, status="running", **progress_row(run), error=None)
+    write_state(paths, status="running", **progress_row(run), error=None, device=device_info(run.model.device))
     budget = run.budget
     progress = CellProgress(spec, bar=opts.progress, fraction=budget.fraction(), step=budget.iters,
                             elapsed=budget.elapsed())  # fmt: skip
