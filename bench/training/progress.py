@@ -49,7 +49,7 @@ class CellProgress:
         self.budget_iters = spec.max_iters
         self.bar = _Bar(total=100, desc=self.name, bar_format=BAR_FORMAT, dynamic_ncols=True) if bar else None
         self.losses: dict[str, float] = {}
-        self._mark = (step, elapsed)  # (step, training seconds) of the last rate measurement
+        self._start = (step, elapsed)  # it/s averages over this process's training time (smooth, eval excluded)
         self._rate: float | None = None
         self._drawn = 0.0
         self.eval_seconds = 0.0
@@ -59,10 +59,9 @@ class CellProgress:
         """Move the bar to ``fraction`` of the budget at ``step`` (``elapsed``: training seconds so far)."""
         if self.bar is None or not (force or time.perf_counter() - self._drawn >= REFRESH_S):
             return
-        last_step, last_elapsed = self._mark
-        if step > last_step and elapsed > last_elapsed:
-            self._rate = (step - last_step) / (elapsed - last_elapsed)
-            self._mark = (step, elapsed)
+        first_step, first_elapsed = self._start
+        if step > first_step and elapsed > first_elapsed:
+            self._rate = (step - first_step) / (elapsed - first_elapsed)
         self.bar.n = round(100 * fraction, 1)
         self.bar.info = self._info(step, left)
         self.bar.refresh()
