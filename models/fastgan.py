@@ -55,6 +55,7 @@ class FastGANConfig(ModelConfig):
 
     ngf: int = 64  # G base width: channels = int(G_MULT[side] * ngf) (official ngf)
     ndf: int = 64  # D base width: channels = int(D_MULT[side] * ndf) (official ndf)
+    ndec: int = 32  # decoder base width: channels = int(DEC_MULT[side] * ndec) (official: 32, whatever ndf)
     nz: int = 256  # latent size (official train.py fixes nz = 256)
     batch_size: int = 8  # images per training step (official --batch_size)
     lr: float = 2e-4  # Adam learning rate of G and D (official nlr)
@@ -74,7 +75,7 @@ class FastGANConfig(ModelConfig):
     ss_view_policy: str = "color,translation,cutout"  # DiffAugment ops of the contrastive second view
 
     def __post_init__(self) -> None:
-        self._positive_int("ngf", "ndf", "nz", "batch_size", "ss_proj_dim")
+        self._positive_int("ngf", "ndf", "ndec", "nz", "batch_size", "ss_proj_dim")
         self._positive("lr", "ss_temperature")
         self._non_negative("recon_weight", "ss_contrastive", "ss_aspect")
         self._unit_interval("ema_beta")
@@ -168,7 +169,7 @@ class FastGAN(GANModel):
         self.hparams = cfg.hparams()
 
         self.generator = Generator(resolution, cfg.ngf, cfg.nz, cfg.g_sle)
-        self.discriminator = Discriminator(resolution, cfg.ndf, cfg.d_sle, cfg.decoders)
+        self.discriminator = Discriminator(resolution, cfg.ndf, cfg.d_sle, cfg.decoders, cfg.ndec)
         self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.ss = SelfSupervision(
             self.discriminator.feat_channels,

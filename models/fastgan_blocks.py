@@ -21,8 +21,8 @@ RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 # channel multipliers by feature-map side in px; channels = int(multiplier * ngf or ndf)
 G_MULT = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
 D_MULT = {4: 16, 8: 16, 16: 8, 32: 4, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
-# decoder up-block output channels by output side: a fixed base-32 table, independent of ndf
-DEC_CH = {16: 128, 32: 64, 64: 64, 128: 32}
+# decoder up-block output channels by output side: int(DEC_MULT[side] * ndec); officially ndec = 32, independent of ndf
+DEC_MULT = {16: 4, 32: 2, 64: 2, 128: 1}
 
 # ----------------------------------------------------------------------------- layers
 
@@ -147,12 +147,12 @@ class DownBlockComp(nn.Module):
 
 
 class SimpleDecoder(nn.Module):
-    """8x8 feature map -> image (B, 3, out, out) in [-1, 1]; ``out`` = 128 officially."""
+    """8x8 feature map -> image (B, 3, out, out) in [-1, 1]; ``out`` = 128 and ``ndec`` = 32 officially."""
 
-    def __init__(self, c_in: int, out: int = 128) -> None:
+    def __init__(self, c_in: int, out: int = 128, ndec: int = 32) -> None:
         super().__init__()
         sides = [16 << i for i in range(int(math.log2(out // 8)))]  # up-block output sides
-        chans = [c_in] + [DEC_CH[s] for s in sides]
+        chans = [c_in] + [int(DEC_MULT[s] * ndec) for s in sides]
         ups = [up_block(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True)]
         self.main = nn.Sequential(nn.AdaptiveAvgPool2d(8), *ups, conv(chans[-1], 3, 3, 1, 1), nn.Tanh())
 
@@ -263,9 +263,10 @@ class Discriminator(nn.Module):
         ndf: base width.
         sle: build the SLE connections of the big path.
         decoders: build the three decoders (self-supervised auto-encoding).
+        ndec: the decoders' base width (official 32, whatever ``ndf``).
     """
 
-    def __init__(self, resolution: int, ndf: int = 64, sle: bool = True, decoders: bool = True) -> None:
+    def __init__(self, resolution: int, ndf: int = 64, sle: bool = True, decoders: bool = True, ndec: int = 32) -> None:
         super().__init__()
         nfc = {s: int(m * ndf) for s, m in D_MULT.items()}
         self.resolution, self.small = resolution, min(128, resolution // 2)
@@ -300,9 +301,9 @@ class Discriminator(nn.Module):
         self.rf_small = conv(nfc[32], 1, 4)
         self.decoders = decoders
         if decoders:
-            self.decoder_big = SimpleDecoder(nfc[16], self.rec_side)
-            self.decoder_part = SimpleDecoder(nfc[32], self.rec_side)
-            self.decoder_small = SimpleDecoder(nfc[32], self.rec_side)
+            self.decoder_big = SimpleDecoder(nfc[16], self.rec_side, ndec)
+            self.decoder_part = SimpleDecoder(nfc[32], self.rec_side, ndec)
+            self.decoder_small = SimpleDecoder(nfc[32], self.rec_side, ndec)
         init_weights(self)
 
     def big_path(self, x: Tensor) -> tuple[Tensor, Tensor]:

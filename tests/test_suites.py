@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import TINY_SUITE, run_cli
 
 from bench.errors import BenchError, SuiteError
 from bench.plan.suites import filter_cells, list_suites, load_suite
@@ -98,36 +99,56 @@ def test_budget_scale_and_speed_ratio_apply() -> None:
     assert scaled.run_id != base.run_id
 
 
-def test_all_problems_listed_with_file_and_key(tiny_suite) -> None:
-    text = """
+def test_all_problems_listed_with_file_and_key(tiny_suite, tmp_path) -> None:
+    gone = tmp_path / "no-such-folder"
+    text = f"""
 [suite]
 name = "bad"
 resolution = 48
-datasets = ["shapez"]
+datasets = ["shapez", "folder:{gone}"]
 colour = "red"
+seeds = "0"
 
 [budget]
 hours = -1
 
 [eval]
 protocols = ["fid5k_fulll"]
+detector = "inception-v4"
 
 [models.fastgun]
-kwargs = {}
+kwargs = {{}}
+
+[models.baseline]
+label = 3
 """
     path = tiny_suite("bad", text=text)
     with pytest.raises(SuiteError) as info:
         load_suite(str(path))
     msg = str(info.value)
-    assert "suite.colour: unknown key" in msg and str(path) in msg
-    assert "\n" not in msg
-    path.write_text(text.replace('colour = "red"\n', ""))
-    with pytest.raises(SuiteError) as info:
-        load_suite(str(path))
-    msg = str(info.value)
-    for key in ("suite.resolution", "budget.hours", "eval.protocols[0]", "models.fastgun", "suite.datasets[0]"):
+    assert str(path) in msg and "\n" not in msg
+    for key in (
+        "suite.colour: unknown key", "suite.seeds: expected list", "models.baseline.label: expected str",
+        "suite.resolution", "budget.hours", "eval.protocols[0]", "eval.detector: unknown detector 'inception-v4'",
+        "models.fastgun", "suite.datasets[0]", "suite.datasets[1]: dataset 'folder:", "is not a folder",
+    ):  # fmt: skip
         assert key in msg, key
     assert "fastgan" in msg  # close-name suggestion
+    assert msg.startswith("10 problem(s)")
+
+
+def test_dry_run_reports_every_problem_at_once_and_writes_nothing(tiny_suite, tmp_path) -> None:
+    path = tiny_suite("bad", text=TINY_SUITE.format(name="bad", iters=4, protocols="[]")
+                      .replace('datasets = ["shapes"]', f'datasets = ["folder:{tmp_path / "gone"}"]\nshade = 1')
+                      .replace("[models.baseline]", "[models.fastgun]"))  # fmt: skip
+    out = tmp_path / "results"
+    proc = run_cli("--suite", str(path), "--dry-run", "--out", str(out), "--detector", "nope")
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: 4 problem(s) in suite: ")
+    for part in ("suite.shade: unknown key", "suite.datasets[0]", "models.fastgun", "--detector: unknown detector"):
+        assert part in line, part
+    assert not out.exists()
 
 
 def test_malformed_toml_and_missing_suite(tiny_suite) -> None:

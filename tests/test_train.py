@@ -150,24 +150,15 @@ def test_progress_averages_each_loss_over_the_steps_it_was_reported(tmp_path) ->
     from bench.plan.budget import Budget
     from bench.plan.specs import RunSpec
     from bench.training.loop import train_steps
+    from bench.training.progress import CellProgress
     from bench.training.state import Run
-
-    class Bar:
-        n, posts = 0, []
-
-        def set_postfix(self, post: dict, refresh: bool) -> None:
-            self.posts.append(post)
-
-        def refresh(self) -> None:
-            pass
 
     spec = RunSpec(suite="t", model="m", dataset="t", resolution=8, max_iters=8, protocols=(), eval_fractions=())
     images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     opts = LoopOptions(out=tmp_path, progress=False, log_every=8, checkpoint_every_s=1e9)
     run = Run(spec, RunPaths(tmp_path), opts, _LazyLossModel(), Dataset("t", 8, images, {}), Budget(None, 8),
                Sampler(images, 2, seed=0))  # fmt: skip
-    bar = Bar()
-    assert train_steps(run, bar) == "done"
-    (post,) = bar.posts
-    assert float(post["loss"]) == pytest.approx(3.5)  # mean of steps 0..7
-    assert float(post["r1"]) == pytest.approx(20.0)  # mean of 0 and 40 (steps 0 and 4), not their sum / 8
+    progress = CellProgress(spec, bar=False, fraction=0.0, step=0, elapsed=0.0)
+    assert train_steps(run, progress) == "done"
+    assert progress.losses["loss"] == pytest.approx(3.5)  # mean of steps 0..7
+    assert progress.losses["r1"] == pytest.approx(20.0)  # mean of 0 and 40 (steps 0 and 4), not their sum / 8

@@ -15,6 +15,7 @@ from typing import NoReturn
 from bench.cli import suite_commands, tool_commands
 from bench.cli.registry import COMMANDS
 from bench.errors import BenchError
+from bench.training.threads import limit_threads
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = _argv_with_default(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     args.argv = argv
+    limit_threads()  # before torch starts its thread pool; every command, every worker started through here
     from models import ModelConfigError
 
     try:

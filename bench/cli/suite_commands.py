@@ -22,6 +22,12 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--speed-ratio", type=positive, help="this device's speed / the reference GPU's")
     p.add_argument("--calibration", type=Path, help="per-model speed ratios from `calibrate --reference`")
     p.add_argument(
+        "--detector",
+        help="FID/KID detector of every cell instead of the suite's eval.detector (offline: effnet-lite0); "
+        "it changes the run ids, so pass it to status and report too",
+    )
+    p.add_argument("--pr-detector", help="precision/recall detector instead of the suite's eval.pr_detector")
+    p.add_argument(
         "--init-from",
         help="harness checkpoint for finetune rows: stylegan2-diffaug-finetune starts from a stylegan2-diffaug-ffhq "
         "run, stylegan2-half-finetune from a stylegan2-half run (published TF pickles cannot be read)",
@@ -39,7 +45,10 @@ def suite_and_cells(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         from bench.tools.calibrate import speed_ratios
 
         ratio = speed_ratios(args.calibration)
-    suite = load_suite(args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from)
+    suite = load_suite(
+        args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from,
+        detector=args.detector, pr_detector=args.pr_detector,
+    )  # fmt: skip
     return suite, filter_cells(suite, csv_list(args.models), csv_list(args.datasets))
 
 

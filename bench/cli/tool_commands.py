@@ -58,7 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
     p = sub.add_parser("perf", help="benchmark: step time, FLOP/s, harness overhead, eval throughput per model")
     add_dataclass_flags(p, PerfSettings, keep_defaults=True)
-    p.add_argument("--threads", type=count, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=count, help="torch CPU threads (default: every CPU this process may use)")
     add_dataclass_flags(p.add_argument_group("precision check", "instead of timing"), PrecisionCheck,
                         keep_defaults=True)  # fmt: skip
 
@@ -184,8 +184,11 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from bench.cli.args import flag_values
     from bench.tools.perf.run import format_precision_check, precision_fid_check, run_perf
     from bench.tools.perf.table import format_table
+    from bench.training.threads import usable_cpus
 
     if args.threads:
+        if args.threads > (usable := usable_cpus()):
+            raise BenchError(f"--threads {args.threads}: this process may use {usable} CPUs; pass at most {usable}")
         torch.set_num_threads(args.threads)
     check = PrecisionCheck(**flag_values(args, PrecisionCheck))
     if check.precision_fid:

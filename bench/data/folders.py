@@ -11,6 +11,7 @@ from bench.data.store import Dataset, cache_path, filtered_slug, read_cache, wri
 from bench.errors import DataError
 
 FOLDER_PREFIX = "folder:"
+FINGERPRINT_DIGITS = 16  # of a folder's listing hash in cache names and run specs
 
 
 def _folder_slug(root: Path, files: list[Path]) -> tuple[str, str]:
@@ -21,13 +22,26 @@ def _folder_slug(root: Path, files: list[Path]) -> tuple[str, str]:
         listing.update(f"\n{path.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
     fingerprint = listing.hexdigest()
     base = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.name) or "root"
-    return f"folder-{base}-{fingerprint[:16]}", fingerprint
+    return f"folder-{base}-{fingerprint[:FINGERPRINT_DIGITS]}", fingerprint
 
 
-def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool, resize_filter: str) -> Dataset:
+def folder_root(name: str) -> Path:
+    """The folder of the dataset ``folder:PATH``; DataError when it is not a folder."""
     root = Path(name[len(FOLDER_PREFIX) :]).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"dataset {name!r}: {root} is not a folder; fix the path after {FOLDER_PREFIX}")
+    return root
+
+
+def folder_fingerprint(name: str) -> str:
+    """16 hex digits of the image listing of ``folder:PATH`` (relative names, sizes, mtimes): they change
+    when an image is added, removed or rewritten. Run specs carry them, so a changed folder is a new run."""
+    root = folder_root(name)
+    return _folder_slug(root, list_image_files(root))[1][:FINGERPRINT_DIGITS]
+
+
+def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool, resize_filter: str) -> Dataset:
+    root = folder_root(name)
     files = list_image_files(root)
     slug, fingerprint = _folder_slug(root, files)
     slug = filtered_slug(slug, resize_filter)

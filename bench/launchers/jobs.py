@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-import torch
 from tabulate import tabulate
 
 from bench.errors import BenchError
@@ -28,6 +27,7 @@ from bench.results.lock import is_locked
 from bench.results.runs import RunPaths, cell_state, read_state, write_state
 from bench.training.cell import run_cell
 from bench.training.options import LoopOptions
+from bench.training.threads import limit_threads
 
 TERM_GRACE_S = 5.0  # after SIGTERM alone, how long to wait for the requeue signal that may follow
 
@@ -57,7 +57,7 @@ class CellJob(submitit.helpers.Checkpointable):
     def __init__(self, spec: RunSpec, opts: LoopOptions, cpus: int | None = None) -> None:
         self.spec = spec
         self.opts = opts
-        self.cpus = cpus  # torch threads (the task's CPUs); None = torch's default (every core)
+        self.cpus = cpus  # torch threads (the task's CPUs); None = every CPU the task may use
         self._signals: list[int] = []
 
     def __getstate__(self) -> dict[str, Any]:
@@ -69,8 +69,7 @@ class CellJob(submitit.helpers.Checkpointable):
         requeue = signal.getsignal(usr)  # submitit's checkpoint-and-requeue handler
         for sig in (usr, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
-        if self.cpus:
-            torch.set_num_threads(self.cpus)  # more threads than CPUs is many times slower
+        limit_threads(self.cpus)  # more threads than CPUs is many times slower
         status = run_cell(self.spec, dataclasses.replace(self.opts, should_stop=lambda: bool(self._signals)))
         if status == "todo" and self._signals and self._await_signal(usr) and callable(requeue):
             requeue(usr, None)  # pickles self.checkpoint(), requeues and exits

@@ -23,6 +23,7 @@ from bench.metrics.protocols import (
     check_protocol,
     detector_for,
     evaluate,
+    generated_count,
     list_protocols,
     register_protocol,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "feature_stats",
     "fid_from_features",
     "frechet_distance",
+    "generated_count",
     "get_detector",
     "kid_from_features",
     "list_detectors",

@@ -85,7 +85,7 @@ EFFNET_MISSING_MESSAGE = (
 )
 PYTORCH_FID_OFFLINE_MESSAGE = (
     "pytorch-fid InceptionV3 weights (mode legacy_pytorch) not found and cannot be downloaded (no network): "
-    "put {file} at {dest}; for an offline smoke run use --detector inception-random (non-standard)"
+    "put {file} at {dest}; offline, use --detector effnet-lite0 (ImageNet weights, labelled non-standard)"
 )
 Net = Callable[[Tensor], Tensor]
 

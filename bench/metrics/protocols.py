@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,7 @@ def evaluate(
     weights: str = "ema",  # generator weights: "ema" or "raw"
     detectors: DetectorCache | None = None,  # reuse loaded detectors across calls (None: load here)
     pr_detector: str = PR_DETECTOR,  # detector of precision/recall (its standard one: vgg16-fc2)
+    progress: Callable[[int], None] | None = None,  # called with the number of images each generated batch adds
 ) -> list[dict[str, Any]]:
     """One row per metric (two for precision/recall), in the order of ``metrics``.
 
@@ -205,13 +206,20 @@ def evaluate(
         used = list(dict.fromkeys(det_of[name] for name in group))  # detector names, first use first
         dets = [loaded[(d, p.mode)] for d in used]
         real = [features.reference_features(dataset, det, p.mode, p.pre_resize, Path(cache_dir)) for det in dets]
-        fake = _generated_features(model, p, dets, seed=seed, device=torch.device(device), weights=weights)
+        fake = _generated_features(
+            model, p, dets, seed=seed, device=torch.device(device), weights=weights, progress=progress
+        )  # fmt: skip
         shared = time.perf_counter() - t0
         for name in group:
             i = used.index(det_of[name])
             spec = make_spec(name, dets[i], dataset, seed=seed, weights=weights, sampling=model.sampling)
             rows[name] = _score(spec, real[i], fake[i], shared, device)
     return [row for name in names for row in rows[name]]
+
+
+def generated_count(names: Sequence[str], sampling: Sampling) -> int:
+    """Images :func:`evaluate` generates for protocols ``names`` (those sharing a pass count once)."""
+    return sum(PROTOCOLS[group[0]].num_gen for group in _groups(list(dict.fromkeys(names)), sampling))
 
 
 def _groups(names: list[str], sampling: Sampling) -> list[list[str]]:
@@ -233,15 +241,25 @@ def _generated_features(
     seed: int,
     device: torch.device,
     weights: str,
+    progress: Callable[[int], None] | None,
 ) -> list[np.ndarray]:
     """Features of protocol ``p``'s generated images under each of ``dets`` (one generation pass)."""
     batches = features.generated_batches(
         model, p.num_gen, seed=seed, device=device, ema=weights == "ema", truncation=p.truncation,
         bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
     )  # fmt: skip
+    if progress is not None:
+        batches = _counted(batches, progress)
     stacked = _Stacked(dets)
     feats = features.featurize(batches, stacked, features.image_transform(p.mode, p.pre_resize))
     return stacked.split(feats)
+
+
+def _counted(batches: Iterator[torch.Tensor], progress: Callable[[int], None]) -> Iterator[torch.Tensor]:
+    """The batches, reporting each one's size to ``progress`` once it was drawn."""
+    for batch in batches:
+        progress(len(batch))
+        yield batch
 
 
 class _Stacked:

@@ -28,7 +28,12 @@ _UNHASHED = ("suite", "accelerator")
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
 # so the runs made before a field existed keep their ids (and resume).
-_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2", "resize_filter": RESIZE_FILTERS[0]}
+_HASHED_WHEN_SET = {
+    "fused_adam": False,
+    "pr_detector": "vgg16-fc2",
+    "resize_filter": RESIZE_FILTERS[0],
+    "data_fingerprint": None,
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class RunSpec:
     compile: bool = False  # torch.compile the step; changes numerics slightly
     fused_adam: bool = False  # Adam's fused kernel (~7x faster optimizer step on CPU); rounding differs
     resize_filter: str = RESIZE_FILTERS[0]  # of the dataset's images to ``resolution`` (RESIZE_FILTERS)
+    data_fingerprint: str | None = None  # folder:PATH datasets: their listing's hash (a changed folder is a new run)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))

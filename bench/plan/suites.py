@@ -4,7 +4,9 @@ A suite file has the tables ``[suite]`` (name, description, include, paper_table
 resize_filter, datasets, seeds), ``[budget]`` (hours, max_iters, speed_ratio, num_gpus, accelerator:
 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'), ``[eval]`` (protocols,
 detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours, max_iters,
-kwargs, needs) and an optional ``[slurm]`` block. ``include`` names other TOML files (relative
+kwargs, needs) and an optional ``[slurm]`` block. A budget is ``hours`` (reference-GPU-hours of
+training time), ``max_iters`` (an iteration cap: deterministic) or both, the first limit reached
+ending the run; a model's own keys win over ``[budget]``. ``include`` names other TOML files (relative
 to the including file) merged first, this file winning. Every problem in a file is reported at
 once, each with file and key.
 """
@@ -146,28 +148,42 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(merged, data)
 
 
-def _check_types(data: dict[str, Any], where: str) -> list[str]:
+def _check_types(data: dict[str, Any], where: str) -> tuple[list[str], dict[str, Any]]:
+    """Problems with tables, keys and value types, and a copy of ``data`` without the offending
+    entries (so that the value and name checks can still run on the rest and report at once)."""
     problems = [f"{where}: {k}: unknown table; allowed: {', '.join(_TOP)}" for k in data if k not in _TOP]
-    problems += [f"{where}: {k}: expected a table ([{k}])" for k in _TOP if not isinstance(data.get(k, {}), dict)]
-    if problems:
-        return problems
-    sections = [(s, data.get(s, {})) for s in ("suite", "budget", "eval", "slurm")]
-    sections += [("model", v) for v in data.get("models", {}).values()]
-    names = ["suite", "budget", "eval", "slurm"] + [f"models.{m}" for m in data.get("models", {})]
-    for (schema, table), name in zip(sections, names, strict=True):
+    clean: dict[str, Any] = {}
+    for top in _TOP:
+        table = data.get(top, {})
         if not isinstance(table, dict):
-            problems.append(f"{where}: {name}: expected a table")
-            continue
-        for key, value in table.items():
-            want = _SCHEMA[schema].get(key)
-            if want is None:
-                allowed = ", ".join(_SCHEMA[schema])
-                problems.append(f"{where}: {name}.{key}: unknown key; allowed: {allowed}")
-            elif not isinstance(value, want) or isinstance(value, bool) and want is not bool:
-                problems.append(f"{where}: {name}.{key}: expected {_type_name(want)}, got {value!r}")
-            elif key == "kwargs" and (bad := _not_plain(value)) is not None:
-                problems.append(f"{where}: {name}.kwargs: {bad!r} is not a string, number, bool, array or table")
-    return problems
+            problems.append(f"{where}: {top}: expected a table ([{top}])")
+            table = {}
+        if top == "models":
+            clean["models"] = {}
+            for m, mt in table.items():
+                if not isinstance(mt, dict):
+                    problems.append(f"{where}: models.{m}: expected a table")
+                    mt = {}
+                clean["models"][m] = _typed_keys(mt, "model", f"models.{m}", where, problems)
+        else:
+            clean[top] = _typed_keys(table, top, top, where, problems)
+    return problems, clean
+
+
+def _typed_keys(table: dict[str, Any], schema: str, name: str, where: str, problems: list[str]) -> dict[str, Any]:
+    """The entries of ``table`` that are known keys of the right type; the others go to ``problems``."""
+    kept = {}
+    for key, value in table.items():
+        want = _SCHEMA[schema].get(key)
+        if want is None:
+            problems.append(f"{where}: {name}.{key}: unknown key; allowed: {', '.join(_SCHEMA[schema])}")
+        elif not isinstance(value, want) or isinstance(value, bool) and want is not bool:
+            problems.append(f"{where}: {name}.{key}: expected {_type_name(want)}, got {value!r}")
+        elif key == "kwargs" and (bad := _not_plain(value)) is not None:
+            problems.append(f"{where}: {name}.kwargs: {bad!r} is not a string, number, bool, array or table")
+        else:
+            kept[key] = value
+    return kept
 
 
 def _not_plain(value: Any) -> Any:
@@ -183,14 +199,23 @@ def _type_name(t: type | tuple[type, ...]) -> str:
     return " or ".join(x.__name__ for x in t) if isinstance(t, tuple) else t.__name__
 
 
+def _check_dataset(name: str) -> None:
+    """A known dataset name; for ``folder:PATH``, an existing folder."""
+    from bench.data.catalog import check_dataset_name
+    from bench.data.folders import FOLDER_PREFIX, folder_root
+
+    check_dataset_name(name)
+    if name.startswith(FOLDER_PREFIX):
+        folder_root(name)
+
+
 def _check_names(data: dict[str, Any], where: str) -> list[str]:
     import models
-    from bench.data.catalog import check_dataset_name
     from bench.metrics import check_detector, check_protocol
 
     problems = []
     checks = [(f"models.{m}", models.registry.check_model_name, m) for m in data.get("models", {})]
-    checks += [(f"suite.datasets[{i}]", check_dataset_name, d) for i, d in enumerate(_ds(data))]
+    checks += [(f"suite.datasets[{i}]", _check_dataset, d) for i, d in enumerate(_ds(data))]
     protos = data.get("eval", {}).get("protocols", spec_default("protocols"))
     checks += [(f"eval.protocols[{i}]", check_protocol, p) for i, p in enumerate(protos)]
     for key in ("detector", "pr_detector"):
@@ -203,15 +228,30 @@ def _check_names(data: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
+def _check_overrides(overrides: dict[str, str]) -> list[str]:
+    """Detector names given as flags (``--detector``, ``--pr-detector``)."""
+    from bench.metrics import check_detector
+
+    problems = []
+    for key, name in overrides.items():
+        try:
+            check_detector(name)
+        except BenchError as exc:
+            problems.append(f"--{key.replace('_', '-')}: {exc}")
+    return problems
+
+
 def _ds(data: dict[str, Any]) -> list[Any]:
     return data.get("suite", {}).get("datasets", [])
 
 
-def _check_values(data: dict[str, Any], where: str) -> list[str]:
+def _check_values(data: dict[str, Any], where: str, given: dict[str, Any]) -> list[str]:
+    """Problems with values (``data`` is well typed; ``given`` the file as read, for missing keys)."""
     problems = []
-    s, b, e = data.get("suite", {}), data.get("budget", {}), data.get("eval", {})
+    s, b, e = data["suite"], data["budget"], data["eval"]
+    suite_given = given.get("suite") if isinstance(given.get("suite"), dict) else {}
     for key in ("name", "resolution", "datasets"):
-        if key not in s:
+        if key not in suite_given:
             problems.append(f"{where}: suite.{key}: missing (required)")
     if "name" in s and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", s["name"]):
         problems.append(f"{where}: suite.name: {s['name']!r} names a results folder; use letters, digits, _ . -")
@@ -237,15 +277,14 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
     positives = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
                  ("budget.speed_ratio", b.get("speed_ratio")), ("budget.num_gpus", b.get("num_gpus")),
                  ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
-    for m, mt in data.get("models", {}).items():
-        if isinstance(mt, dict):
-            positives += [(f"models.{m}.budget_hours", mt.get("budget_hours"))]
-            positives += [(f"models.{m}.max_iters", mt.get("max_iters"))]
-            if mt.get("precision", "fp32") not in PRECISIONS:
-                allowed = ", ".join(PRECISIONS)
-                problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {allowed}")
-            if mt.get("needs", "init_from") != "init_from":
-                problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
+    for m, mt in data["models"].items():
+        positives += [(f"models.{m}.budget_hours", mt.get("budget_hours"))]
+        positives += [(f"models.{m}.max_iters", mt.get("max_iters"))]
+        if mt.get("precision", "fp32") not in PRECISIONS:
+            allowed = ", ".join(PRECISIONS)
+            problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {allowed}")
+        if mt.get("needs", "init_from") != "init_from":
+            problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
     for key, value in positives:
         if isinstance(value, int | float) and not isinstance(value, bool) and not 0 < value < math.inf:
             problems.append(f"{where}: {key}: must be a finite number > 0, got {value}")
@@ -278,6 +317,7 @@ def _expand(
 ) -> list[Cell]:
     s, b, e = data["suite"], data.get("budget", {}), data.get("eval", {})
     fractions = tuple(sorted({float(f) for f in e.get("fractions", spec_default("eval_fractions"))} | {1.0}))
+    prints = {dataset: _fingerprint(dataset) for dataset in s["datasets"]}
     cells = []
     for model, mt in data["models"].items():
         kwargs = dict(mt.get("kwargs", {}))
@@ -299,6 +339,7 @@ def _expand(
         for dataset in s["datasets"]:
             for seed in s.get("seeds", [spec_default("seed")]):
                 spec = RunSpec(
+                    data_fingerprint=prints[dataset],
                     suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
                     model_kwargs=kwargs, budget_hours=hours, max_iters=iters,
                     speed_ratio=_ratio(speed_ratio, data, model, path), budget_scale=budget_scale,
@@ -308,12 +349,21 @@ def _expand(
     return cells
 
 
+def _fingerprint(dataset: str) -> str | None:
+    """The listing hash of a ``folder:PATH`` dataset (a changed folder gives new run ids), else None."""
+    from bench.data.folders import FOLDER_PREFIX, folder_fingerprint
+
+    return folder_fingerprint(dataset) if dataset.startswith(FOLDER_PREFIX) else None
+
+
 def load_suite(
     name_or_path: str,
     *,
     budget_scale: float = 1.0,
     speed_ratio: SpeedRatio = None,
     init_from: str | None = None,
+    detector: str | None = None,
+    pr_detector: str | None = None,
 ) -> Suite:
     """Read, validate and expand a suite. Raises SuiteError listing every problem found.
 
@@ -322,15 +372,18 @@ def load_suite(
         speed_ratio: this device's speed relative to the suite's reference GPU (one number, or one per
             (model, resolution) from a calibration); None = the suite's ``budget.speed_ratio``.
         init_from: checkpoint for cells whose model declares ``needs = "init_from"``.
+        detector, pr_detector: replace the suite's ``eval.detector`` / ``eval.pr_detector`` (the
+            ``--detector`` / ``--pr-detector`` flags; they change the run ids).
     """
     path = suite_path(name_or_path)
-    data = read_toml(path)
+    given = read_toml(path)
     where = str(path)
-    problems = _check_types(data, where)
-    if not problems:
-        problems = _check_values(data, where) + _check_names(data, where)
+    overrides = {k: v for k, v in {"detector": detector, "pr_detector": pr_detector}.items() if v is not None}
+    problems, data = _check_types(given, where)
+    problems += _check_values(data, where, given) + _check_names(data, where) + _check_overrides(overrides)
     if problems:
         raise SuiteError(f"{len(problems)} problem(s) in suite: " + "; ".join(problems))
+    data["eval"] |= overrides
     s = data["suite"]
     cells = _expand(data, path, budget_scale, speed_ratio, init_from)
     return Suite(

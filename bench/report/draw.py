@@ -8,6 +8,7 @@ interactive backend is touched.
 
 from __future__ import annotations
 
+import io
 import itertools
 import textwrap
 from collections.abc import Sequence
@@ -69,6 +70,17 @@ def curves_figure(
     return fig
 
 
+def grid_png(images: torch.Tensor) -> bytes:
+    """uint8 images (N, 3, R, R) as the PNG bytes of one grid, laid out as the runs' sample grids
+    (rows of sqrt(N), 2 px black padding)."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images, nrow=max(1, int(len(images) ** 0.5)), padding=2)
+    buf = io.BytesIO()
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _load_image(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         img = img.convert("RGB")
@@ -78,7 +90,7 @@ def _load_image(path: Path) -> np.ndarray:
 
 def panels_figure(panels: Sequence[tuple[str, Path | None]], *, title: str) -> Figure:
     """Images side by side, each with its title; a panel without an image says so."""
-    cols = min(len(panels), 4)
+    cols = min(len(panels), 5)
     rows = -(-len(panels) // cols)
     width, height = max(3.4 * cols, 6.0), 3.8 * rows + 0.7
     fig = Figure(figsize=(width, height))

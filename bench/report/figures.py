@@ -5,9 +5,12 @@ with latent interpolation strips (data and titles here; drawing in :mod:`bench.r
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
+import torch
+from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.report import draw
@@ -24,9 +27,11 @@ from bench.report.tables import (
     select_runs,
     suite_rows,
 )
+from bench.results.io import atomic_write_bytes
 from bench.results.runs import RunPaths
 
 log = logging.getLogger(__name__)
+PROGRESS_DELAY_S = 3.0  # a bar only when the figures take longer
 
 
 def load_generator(run_dir: Path, snapshot: str) -> draw.Generator:
@@ -51,31 +56,49 @@ def _budget_lines(suite: SuiteLike, dataset: str) -> list[tuple[float, str]]:
     return [(h * k, f"budget {h:g} ref. GPU-h" + (f" × scale {k:g}" if k != 1 else "")) for h, k in budgets]
 
 
+def _time_axis(suite: SuiteLike, dataset: str) -> bool:
+    """Every cell on ``dataset`` has a time budget and no iteration cap: plot over reference
+    GPU-hours; else over the fraction of each run's budget reached (an iteration cap ends runs of
+    different models at different times, and may end them before their time budget)."""
+    cells = [c for c in suite.cells if c.spec.dataset == dataset]
+    return all(c.spec.budget_seconds is not None and c.spec.max_iters is None for c in cells)
+
+
+def _positions(sub: pd.DataFrame, hours: bool) -> pd.Series:
+    """Each evaluation where it really happened: reference GPU-hours, or the budget fraction reached
+    (``budget_fraction``; rows written before it was recorded: their nominal ``eval_point``)."""
+    if hours:
+        return sub["ref_gpu_hours"]
+    reached = sub["budget_fraction"] if "budget_fraction" in sub.columns else pd.Series(float("nan"), sub.index)
+    return reached.fillna(sub["eval_point"])
+
+
 def _plot_over_time(
     suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset: str, out_dir: Path
 ) -> list[Path]:
-    curves, used = [], []
+    curves, used, hours = [], [], _time_axis(suite, dataset)
     for key in row_keys(suite):
         ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
         sub = rows[rows["run_id"].isin(ids)]
         if sub.empty:
             continue
-        mean = sub.groupby("eval_point")[["ref_gpu_hours", "value"]].mean().sort_index()
+        sub = sub.assign(x=_positions(sub, hours))
+        mean = sub.groupby("eval_point")[["x", "value"]].mean().sort_index()
         scale = 1e3 if table.kind == "kid" else 1.0
-        curves.append(draw.Curve(_row_name(key), mean["ref_gpu_hours"].tolist(), (mean["value"] * scale).tolist()))
+        curves.append(draw.Curve(_row_name(key), mean["x"].tolist(), (mean["value"] * scale).tolist()))
         used.append(sub)
     if not curves:
         return []
     name = metric_name(table.metric, table.kind) + (" ×10³" if table.kind == "kid" else "")
-    title = f"{suite.name}: {name} ({table.metric}) over training time on {dataset}, mean over seeds"
+    title = f"{suite.name}: {name} ({table.metric}) over training on {dataset}, mean over seeds"
     fig = draw.curves_figure(
         curves,
-        _budget_lines(suite, dataset),
+        _budget_lines(suite, dataset) if hours else [(1.0, "end of budget")],
         title=title + _nonstandard_note(pd.concat(used)),
-        xlabel="training time (reference GPU-hours)",
+        xlabel="training time (reference GPU-hours)" if hours else "fraction of the run's training budget reached",
         ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
     )
-    return draw.save(fig, out_dir / f"{table.metric}_over_time_{dataset}")
+    return draw.save(fig, out_dir / f"{table.metric}_over_time_{_slug(dataset)}")
 
 
 def _panel(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) -> tuple[str, Path | None]:
@@ -83,9 +106,35 @@ def _panel(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) 
     grid = row.get("grid")
     path = RunPaths.of(runs_root, cell.spec).root / grid if isinstance(grid, str) else None
     value = fmt_number(float(row["value"]), table.kind)
-    where = f"{float(row['eval_point']):.0%} of budget" if pd.notna(row.get("eval_point")) else "eval"
+    reached = row.get("budget_fraction")
+    reached = reached if pd.notna(reached) else row.get("eval_point")
+    where = f"step {int(row['step'])}" if pd.notna(row.get("step")) else "eval"
+    where += f" ({float(reached):.0%} of budget)" if pd.notna(reached) else ""
     title = f"{_row_name((cell.group, cell.label))}\nseed {cell.spec.seed}: {table.metric} {value} at {where}"
     return title, path if path is not None and path.is_file() else None
+
+
+def _slug(name: str) -> str:
+    """A dataset name as part of a file name (``folder:/data/x`` -> ``folder_data_x``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _real_panel(suite: SuiteLike, dataset: str, out_dir: Path, runs_root: Path) -> list[tuple[str, Path | None]]:
+    """A grid of training images (a fixed draw, as many as a sample grid) to put beside the generated ones."""
+    from bench.data.catalog import load_dataset
+    from bench.results.runs import cache_dirs
+
+    spec = next(c.spec for c in suite.cells if c.spec.dataset == dataset)
+    try:
+        images = load_dataset(dataset, spec.resolution, cache_dir=cache_dirs(runs_root)[0]).images
+    except BenchError as exc:
+        log.warning("%s: no panel of training images: %s", dataset, exc)
+        return []
+    n = min(spec.grid_size, len(images))
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
+    path = out_dir / f"real_{_slug(dataset)}.png"
+    atomic_write_bytes(path, draw.grid_png(images[pick]))
+    return [(f"training images ({dataset})\n{n} of {len(images)} at {spec.resolution} px", path)]
 
 
 def _plot_samples(
@@ -99,8 +148,9 @@ def _plot_samples(
     if not any(path for _, path in panels):
         log.warning("%s: no sample grids for %s yet; side-by-side figure skipped", suite.name, dataset)
         return []
-    title = f"{suite.name}: samples on {dataset}, each model's {table.selection} evaluation (lowest seed)"
-    return draw.save(draw.panels_figure(panels, title=title), out_dir / f"samples_{dataset}")
+    panels = _real_panel(suite, dataset, out_dir, runs_root) + panels
+    title = f"{suite.name}: training images and samples on {dataset}, each model's {table.selection} evaluation"
+    return draw.save(draw.panels_figure(panels, title=title + " (lowest seed)"), out_dir / f"samples_{_slug(dataset)}")
 
 
 def _plot_run(cell: CellLike, row: pd.Series, table: ReportTable, out_dir: Path, runs_root: Path) -> list[Path]:
@@ -133,11 +183,15 @@ def write_plots(suite: SuiteLike, df: pd.DataFrame, table: ReportTable, out_dir:
     rows = suite_rows(suite, df)
     rows = rows[rows["metric"] == table.metric]
     selected = select_runs(rows, table.metric, table.kind, table.selection)
+    runs = [cell for cell in suite.cells if cell.spec.run_id in selected.index]
     paths = []
-    for dataset in table.datasets:
-        paths += _plot_over_time(suite, rows, table, dataset, out_dir)
-        paths += _plot_samples(suite, selected, table, dataset, out_dir, runs_root)
-    for cell in suite.cells:
-        if cell.spec.run_id in selected.index:
+    with tqdm(total=2 * len(table.datasets) + len(runs), desc=f"report {suite.name}: figures", unit="fig",
+              delay=PROGRESS_DELAY_S, dynamic_ncols=True) as bar:  # fmt: skip
+        for dataset in table.datasets:
+            paths += _plot_over_time(suite, rows, table, dataset, out_dir)
+            paths += _plot_samples(suite, selected, table, dataset, out_dir, runs_root)
+            bar.update(2)
+        for cell in runs:
             paths += _plot_run(cell, selected.loc[cell.spec.run_id], table, out_dir, runs_root)
+            bar.update(1)
     return paths

@@ -73,6 +73,21 @@ class PaperTable:
             return None
         return row.values[self.columns.index(self.datasets[dataset])]
 
+    def absent_reason(self, model: str | None, dataset: str | None, budget_hours: float | None) -> str:
+        """Why the paper has no number for our (model, dataset) at this budget ("" when it has one),
+        e.g. ``"paper: 5 h budget"`` when it ran the model for another budget; ``dataset`` None: for
+        the model's whole row."""
+        if model is None:
+            return "row mixes models"
+        if dataset is not None and dataset not in self.datasets:
+            return "dataset not in paper"
+        rows = [r for r in self.rows if r.aligned and r.model == model]
+        if not rows:
+            return "model not in paper"
+        if self.row_for(model, budget_hours) is None:
+            return "paper: " + " / ".join(f"{r.budget_hours:g} h budget" for r in rows)
+        return ""
+
     def image_count(self, dataset: str) -> int | None:
         """The paper's image number for our dataset, if it gives one."""
         if dataset not in self.datasets or not self.image_number:

@@ -89,13 +89,16 @@ def _paper_parts(table: ReportTable) -> list[tuple[str, bool]]:
     parts = [(f"Published numbers ({cite}) by the evaluation they came from: {sources}.{notes}", False)]
     if table.aligned_paper:
         sub = "Sub-rows: paper = published; Δ = ours − paper; only beside rows whose numbers share the source's"
-        parts.append((f"{sub} protocol and detector; -- = not published or not comparable.", False))
+        parts.append((f"{sub} protocol and detector; a cell without a published number says why.", False))
     elif not table.unaligned_paper:
         ours = f"{table.metric} with {' / '.join(table.detectors)}"
         parts.append((f"No published number is printed: none came from this table's protocol ({ours}).", False))
     if table.unaligned_paper:
         unaligned = f"Published numbers ({cite}) are unaligned in the source (six values for seven columns)"
         parts.append((f"{unaligned}: printed as given below the table, never placed into columns.", False))
+    absent = "; ".join(f"{r.label} ({r.absent})" for r in table.rows if r.absent)
+    if absent:
+        parts.append((f"No published number beside: {absent}.", False))
     return parts
 
 
@@ -113,7 +116,9 @@ def legend(detectors: Sequence[str]) -> str:
 
 def display_lines(table: ReportTable) -> list[Line]:
     """The main table's rows: image numbers, then each of our rows with its paper and Δ sub-rows."""
-    images = tuple(Shown(str(n) if n is not None else "--") for n in table.image_numbers)
+    images = tuple(
+        Shown(_image_text(n, p)) for n, p in zip(table.image_numbers, table.paper_image_numbers, strict=True)
+    )
     lines = [Line("images", "", "Image number", images, "midrule")]
     best = [table.best_rows(j) for j in range(len(table.datasets))]
     previous: str | None = None
@@ -127,6 +132,12 @@ def display_lines(table: ReportTable) -> list[Line]:
             deltas = tuple(_delta_shown(c, v) for c, v in zip(row.cells, row.paper, strict=True))
             lines.append(Line("delta", "", "Δ (ours − paper)", deltas))
     return lines
+
+
+def _image_text(ours: int | None, paper: int | None) -> str:
+    """The prepared set's image count, with the paper's beside it when they differ."""
+    text = str(ours) if ours is not None else "--"
+    return text if paper is None or paper == ours else f"{text} (paper {paper})"
 
 
 def _rule(table: ReportTable, i: int, new_group: bool) -> str:
@@ -286,8 +297,8 @@ def render_markdown(table: ReportTable) -> str:
 
 _CSV_COLUMNS = (
     "suite", "metric", "selection", "source", "group", "label", "model", "dataset", "position",
-    "image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper", "paper_protocol", "delta",
-    "best", "detector", "detector_standard", "device", "step0", "clearly_better",
+    "image_number", "paper_image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper",
+    "paper_protocol", "delta", "best", "detector", "detector_standard", "device", "step0", "clearly_better",
 )  # fmt: skip
 
 
@@ -318,6 +329,7 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
     return {
         "source": "ours", "group": row.group, "label": row.label, "model": row.model,
         "dataset": table.datasets[j], "image_number": table.image_numbers[j],
+        "paper_image_number": table.paper_image_numbers[j],
         "status": cell.status, "seeds": cell.runs, "seeds_done": cell.done,
         "value": cell.mean if done else None, "std": cell.std if done else None,
         "text": _md_cell(_shown(cell, table.kind, False)),

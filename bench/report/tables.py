@@ -173,9 +173,10 @@ class ReportRow:
     label: str
     model: str | None  # None when the row mixes models
     cells: tuple[CellResult, ...]  # in the suite's dataset order
-    paper: tuple[float | str | None, ...]  # published value per column; None: none, or not comparable
+    paper: tuple[float | str | None, ...]  # published value, or why none, per column; None: not compared
     published: PaperRow | None = None  # the paper's row for this model and budget, comparable or not
     compared: bool = False  # its source's protocol and detector are this table's: values and Δ printed
+    absent: str = ""  # why no published numbers are printed beside this row ("" when they are, or no paper)
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ class ReportTable:
     selection: str
     datasets: tuple[str, ...]
     headers: tuple[str, ...]
-    image_numbers: tuple[int | None, ...]
+    image_numbers: tuple[int | None, ...]  # of the prepared sets the runs used
+    paper_image_numbers: tuple[int | None, ...]  # the paper's (registry's) counts; None: not a paper dataset
     rows: tuple[ReportRow, ...]
     paper: PaperTable | None  # the suite's published table
     detectors: tuple[str, ...]  # the detectors the suite's cells score this metric with
@@ -261,18 +263,24 @@ def row_cells(suite: SuiteLike, key: tuple[str, str], dataset: str) -> list[Cell
     return sorted(cells, key=lambda c: c.spec.seed)
 
 
-def image_number(dataset: str, paper: PaperTable | None, rows: pd.DataFrame) -> int | None:
-    """Images in the dataset: the registry's count, else the size of the full reference set the
-    evaluations used (built-in datasets), else the paper's image-number row."""
-    try:
-        return get_dataset_info(dataset).count
-    except BenchError:
-        pass
+def image_number(dataset: str, rows: pd.DataFrame) -> int | None:
+    """Images in the prepared set the runs used: the size of the full reference set of their
+    evaluations (None before any evaluation)."""
     if {"dataset", "reference", "ref_count"} <= set(rows.columns):
         counts = rows.loc[(rows["dataset"] == dataset) & (rows["reference"] == "full"), "ref_count"].dropna()
         if len(counts):
             return int(counts.max())
-    return paper.image_count(dataset) if paper else None
+    return None
+
+
+def paper_image_number(dataset: str, paper: PaperTable | None) -> int | None:
+    """Images the paper used: its table's image-number row, else the dataset registry's count."""
+    if paper is not None and (count := paper.image_count(dataset)) is not None:
+        return count
+    try:
+        return get_dataset_info(dataset).count
+    except BenchError:
+        return None
 
 
 def protocol_text(rows: pd.DataFrame, metric: str) -> str:
@@ -322,7 +330,8 @@ def suite_rows(suite: SuiteLike, df: pd.DataFrame) -> pd.DataFrame:
     if mine.empty:
         raise BenchError(
             f"none of the {df['run_id'].nunique()} runs in the results belong to suite {suite.name!r} as "
-            "loaded; pass the options used with `run` (--budget-scale, --speed-ratio, --init-from)"
+            "loaded; pass the options used with `run` (--budget-scale, --speed-ratio, --calibration, --init-from, "
+            "--detector)"
         )
     return mine
 
@@ -369,7 +378,7 @@ def build_table(
     starts, detectors, paper = gain.step0_of(selected, rows, metric), _suite_detectors(suite, kind), _paper_of(suite)
     ctx = _RowContext(
         run_statuses(suite, df, states), selected, starts, gain.flat_runs(selected, starts, kind), paper, metric,
-        set(detectors),
+        kind, set(detectors),
     )  # fmt: skip
     unaligned = tuple(r for r in paper.unaligned if printed_beside(r, metric, ctx.detectors)) if paper else ()
     return ReportTable(
@@ -379,7 +388,8 @@ def build_table(
         selection=selection,
         datasets=tuple(suite.datasets),
         headers=tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
-        image_numbers=tuple(image_number(d, paper, rows) for d in suite.datasets),
+        image_numbers=tuple(image_number(d, rows) for d in suite.datasets),
+        paper_image_numbers=tuple(paper_image_number(d, paper) for d in suite.datasets),
         rows=tuple(_report_row(suite, k, ctx) for k in row_keys(suite)),
         paper=paper,
         detectors=detectors,
@@ -404,6 +414,7 @@ class _RowContext:
     flat: set[str]  # runs not clearly better than their step 0
     paper: PaperTable | None
     metric: str
+    kind: str
     detectors: set[str]
 
 
@@ -420,6 +431,25 @@ def _report_row(suite: SuiteLike, key: tuple[str, str], ctx: _RowContext) -> Rep
         run_ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
         cell = cell_result(run_ids, ctx.statuses, ctx.selected, ctx.starts, ctx.flat)
         results.append(cell)
-        shown = compared and not cell.nonstandard  # a non-standard number never gets a published one beside it
-        values.append(ctx.paper.value(model, dataset, budget) if shown and ctx.paper and model else None)
-    return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared)
+        values.append(_published(ctx, model, dataset, budget, cell) if compared else None)
+    absent = _absent_reason(ctx, published, model, budget) if not compared else ""
+    return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared, absent)
+
+
+def _published(
+    ctx: _RowContext, model: str | None, dataset: str, budget: float | None, cell: CellResult
+) -> float | str:
+    """The published value beside a compared cell, or why there is none."""
+    if cell.nonstandard:
+        return "non-standard detector"  # a non-standard number never gets a published one beside it
+    value = ctx.paper.value(model, dataset, budget) if ctx.paper and model else None
+    return value if value is not None else ctx.paper.absent_reason(model, dataset, budget) if ctx.paper else "--"
+
+
+def _absent_reason(ctx: _RowContext, published: PaperRow | None, model: str | None, budget: float | None) -> str:
+    """Why a row gets no published numbers beside it: no such row in the paper, or another evaluation."""
+    if ctx.paper is None or ctx.kind != "fid":
+        return ""
+    if published is None:
+        return ctx.paper.absent_reason(model, None, budget)
+    return f"published as {published.source.protocol} with {published.source.detector}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import torch
 
@@ -26,6 +27,7 @@ from bench.results.runs import (
 )
 from bench.training.checkpoints import save_checkpoint, save_snapshot
 from bench.training.device import isolated_rng, sync
+from bench.training.progress import CellProgress
 from bench.training.state import Run, progress_row
 
 STEP0 = 0.0  # the evaluation point before the first training step
@@ -44,8 +46,8 @@ def sample_grid(model: models.GANModel, n: int, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def evaluate_point(run: Run, point: float) -> None:
-    """Snapshot + grid + metrics at eval point ``point`` (a budget fraction); rows appended."""
+def evaluate_point(run: Run, point: float) -> list[dict[str, Any]]:
+    """Snapshot + grid + metrics at eval point ``point`` (a budget fraction); rows appended and returned."""
     from bench import metrics
 
     step = run.budget.iters
@@ -74,6 +76,7 @@ def evaluate_point(run: Run, point: float) -> None:
         if eval_key(row) not in have:
             append_eval_row(run.paths, row)
     record_event(run.paths, "evaluated", step=step, point=point, seconds=time.perf_counter() - t0)
+    return rows
 
 
 def pending_points(run: Run) -> list[float]:
@@ -92,13 +95,19 @@ def reached(run: Run, pending: list[float], force_final: bool = False) -> list[f
     return [p for p in pending if p <= frac + 1e-12]
 
 
-def maybe_evaluate(run: Run, pending: list[float], force_final: bool = False) -> list[float]:
-    """Evaluate at the largest pending point already reached; returns the points still pending."""
+def maybe_evaluate(
+    run: Run, pending: list[float], progress: CellProgress | None = None, force_final: bool = False
+) -> list[float]:
+    """Evaluate at the largest pending point already reached (its line on ``progress``, timed with
+    the snapshot and checkpoint it writes); returns the points still pending."""
     due = reached(run, pending, force_final)
     if not due:
         return pending
     run.budget.pause()
     sync(run.model.device)
-    evaluate_point(run, max(due))
+    t0 = time.perf_counter()
+    rows = evaluate_point(run, max(due))
+    if progress is not None:
+        progress.evaluation(run.budget.iters, run.budget.fraction(), rows, time.perf_counter() - t0)
     run.budget.resume()
     return [p for p in pending if p not in due]

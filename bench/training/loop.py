@@ -7,8 +7,6 @@ the budget clock, and are written atomically.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -20,6 +18,7 @@ from bench.training.checkpoints import save_checkpoint
 from bench.training.device import autocast, sync
 from bench.training.evaluation import maybe_evaluate, pending_points, reached
 from bench.training.options import LoopOptions
+from bench.training.progress import CellProgress
 from bench.training.setup import open_run
 from bench.training.state import Run, progress_row
 
@@ -34,10 +33,10 @@ def _weights_finite(model: models.GANModel) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def train_steps(run: Run, bar: Any) -> str:
+def train_steps(run: Run, progress: CellProgress | None) -> str:
     """The hot loop. Returns 'done', 'diverged' or 'interrupted'."""
     precision = autocast(run.model.device, run.spec.precision)
-    pending = maybe_evaluate(run, pending_points(run))  # a crash during an evaluation: redo it first
+    pending = maybe_evaluate(run, pending_points(run), progress)  # a crash during an evaluation: redo it first
     last_ckpt = run.budget.elapsed()
     bad = torch.zeros((), dtype=torch.bool, device=run.model.device)
     sums: dict[str, Tensor] = {}
@@ -56,14 +55,17 @@ def train_steps(run: Run, bar: Any) -> str:
             if bool(bad):  # the one host-device sync, every log_every steps
                 run.budget.pause()
                 return "diverged"
-            _report_progress(run, bar, {k: float(v) / counts[k] for k, v in sums.items()})
+            if progress is not None:
+                progress.losses = {k: float(v) / counts[k] for k, v in sums.items()}
             sums, counts = {}, {}
+        if progress is not None:
+            _move(run, progress)
         ckpt_due = run.budget.elapsed() - last_ckpt >= run.opts.checkpoint_every_s
         stop = run.opts.should_stop is not None and run.opts.should_stop()
         if (ckpt_due or stop or reached(run, pending)) and (bool(bad) or not _weights_finite(run.model)):
             run.budget.pause()  # NaN/inf since the last log step: nothing of it is saved or scored
             return "diverged"
-        pending = maybe_evaluate(run, pending)
+        pending = maybe_evaluate(run, pending, progress)
         if ckpt_due:
             _checkpoint(run)
             last_ckpt = run.budget.elapsed()
@@ -73,7 +75,7 @@ def train_steps(run: Run, bar: Any) -> str:
     run.budget.pause()
     if bool(bad) or not _weights_finite(run.model):
         return "diverged"
-    maybe_evaluate(run, pending, force_final=True)
+    maybe_evaluate(run, pending, progress, force_final=True)
     return "done"
 
 
@@ -86,35 +88,25 @@ def _checkpoint(run: Run) -> None:
     run.budget.resume()
 
 
-def _report_progress(run: Run, bar: Any, losses: dict[str, float]) -> None:
-    """Move the bar to the budget fraction; show the mean losses since the last report."""
-    if bar is None:
-        return
-    frac = run.budget.fraction()
-    bar.n = int(frac * 1000)
-    left = (run.spec.budget_seconds - run.budget.elapsed()) if run.spec.budget_seconds else None
-    post = {k: f"{v:.3g}" for k, v in losses.items()}
-    post["step"] = run.budget.iters
-    if left is not None:
-        post["left"] = f"{max(0.0, left):.0f}s"
-    bar.set_postfix(post, refresh=False)
-    bar.refresh()
+def _move(run: Run, progress: CellProgress) -> None:
+    """The bar to the budget fraction (redrawn at most twice a second)."""
+    elapsed = run.budget.elapsed()
+    left = run.spec.budget_seconds - elapsed if run.spec.budget_seconds else None
+    progress.move(run.budget.fraction(), run.budget.iters, elapsed, left)
 
 
 def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
     """Train (or resume) one run to the end of its budget. Returns the final status."""
     run = open_run(spec, opts, paths)
     write_state(paths, status="running", **progress_row(run), error=None, device=device_info(run.model.device))
-    bar = None
-    if opts.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=1000, desc=spec.run_id[:48], unit="‰", leave=True, dynamic_ncols=True)
+    budget = run.budget
+    progress = CellProgress(spec, bar=opts.progress, fraction=budget.fraction(), step=budget.iters,
+                            elapsed=budget.elapsed())  # fmt: skip
+    outcome = "stopped"  # an exception or Ctrl-C
     try:
-        outcome = train_steps(run, bar)
+        outcome = train_steps(run, progress)
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close(outcome, budget.iters, budget.elapsed())
     if outcome == "diverged":
         record_event(paths, "diverged", step=run.budget.iters)
         write_state(paths, status="diverged", **progress_row(run))

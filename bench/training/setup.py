@@ -10,6 +10,7 @@ import models
 from bench.data.catalog import load_dataset
 from bench.data.sampler import Sampler, place_dataset
 from bench.data.store import Dataset
+from bench.errors import DataError
 from bench.plan.budget import Budget
 from bench.plan.specs import RunSpec
 from bench.results.envinfo import environment
@@ -44,6 +45,7 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     check_accelerator(spec, opts.device, device)  # before anything of the run is written
     data_cache, _ = cache_dirs(opts.out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
+    _check_fingerprint(spec, dataset)
     model = build_model(spec, device)
     if not paths.spec.exists():
         write_spec(paths, spec, model, dataset)
@@ -55,6 +57,16 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     sampler = Sampler(place_dataset(dataset.images, device), model.batch_size, seed=spec.seed, device=device)
     load_latest_checkpoint(paths, spec, model, budget, sampler)
     return Run(spec, paths, opts, model, dataset, budget, sampler)
+
+
+def _check_fingerprint(spec: RunSpec, dataset: Dataset) -> None:
+    """A ``folder:PATH`` run trains on the folder content its run id was made from, or not at all."""
+    now = str(dataset.manifest.get("fingerprint", ""))[: len(spec.data_fingerprint or "")]
+    if spec.data_fingerprint and now != spec.data_fingerprint:
+        raise DataError(
+            f"dataset {spec.dataset!r} changed after run {spec.run_id} was planned (listing {now}, planned "
+            f"{spec.data_fingerprint}); run the command again: the changed folder gets a new run"
+        )
 
 
 def _remove_stale_temps(paths: RunPaths) -> None:

@@ -29,11 +29,13 @@ class Run:
 
 
 def progress_row(run: Run) -> dict[str, Any]:
-    """Step, kimg and training time so far (local and reference GPU-hours): state and eval rows carry it."""
+    """Step, kimg, the fraction of the budget used and training time so far (local and reference
+    GPU-hours): state and eval rows carry it."""
     step = run.budget.iters
     secs = run.budget.elapsed()
     return {
         "step": step,
+        "budget_fraction": run.budget.fraction(),
         "kimg": step * run.model.batch_size / 1000.0,
         "train_seconds": secs,
         "gpu_hours": secs * run.spec.num_gpus / 3600.0,

@@ -1,0 +1,23 @@
+# The two commands of the README, each doing its own set-up on a fresh clone:
+#   make demo   the main job: train and evaluate the CPU demo suite (smoke), then write its report
+#   make test   the test suite
+# Both first run scripts/setup.sh when .venv is missing or older than what it installs
+# (torch, the project, its test tools, the effnet-lite0 weights, the emoji font). No activated venv needed.
+
+PY := .venv/bin/python
+# written by scripts/setup.sh when it finishes
+SETUP := .venv/.setup-done
+
+.PHONY: demo test setup
+
+demo: $(SETUP)
+	$(PY) run_bench.py --suite smoke
+	$(PY) run_bench.py report --suite smoke
+
+test: $(SETUP)
+	$(PY) -m pytest -q
+
+setup: $(SETUP)
+
+$(SETUP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
