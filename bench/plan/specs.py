@@ -11,19 +11,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)  # RunSpec.resolution: px, powers of two
 PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32 master weights)
-# Fields that name where a run lives but not what it computes.
-_UNHASHED = ("suite",)
+PINS = ("iters", "kimg")  # RunSpec.budget_pin: the one limit that applies (deterministic budgets)
+# Fields that name where a run lives, or why its budget is what it is, but not what it computes.
+_UNHASHED = ("suite", "budget_source")
 
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
 # so the runs made before a field existed keep their ids (and resume).
-_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2"}
+_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2", "max_kimg": None, "budget_pin": None}
+# Fields a pinned budget ignores (the time budget and the other cap): not hashed then.
+_IGNORED_WHEN_PINNED = {"iters": ("budget_hours", "speed_ratio", "max_kimg"),
+                        "kimg": ("budget_hours", "speed_ratio", "max_iters")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,12 @@ class RunSpec:
     """One training run, fully resolved.
 
     Budget: ``budget_hours`` are reference-GPU-hours as the suite states them (None = no time
-    limit, then ``max_iters`` must be set); the local training-time limit is
+    limit, then ``max_iters`` or ``max_kimg`` must be set); the local training-time limit is
     ``budget_hours * 3600 / speed_ratio * budget_scale * num_gpus`` seconds of training time.
+    ``max_iters`` and ``max_kimg`` (times ``budget_scale``) cap the iterations; every limit given
+    applies and the first reached ends the run, unless ``budget_pin`` names the only one that
+    applies ('iters' or 'kimg': a deterministic budget; the hours are then shown, not charged).
+    ``budget_source`` says where ``speed_ratio`` came from (bench.tools.conversion).
     """
 
     suite: str  # folder name under results/runs/; not hashed
@@ -54,30 +63,47 @@ class RunSpec:
     precision: str = "fp32"  # 'fp32' or 'bf16' (autocast); changes numerics
     compile: bool = False  # torch.compile the step; changes numerics slightly
     fused_adam: bool = False  # Adam's fused kernel (~7x faster optimizer step on CPU); rounding differs
+    max_kimg: float | None = None  # cap in thousands of real images shown (iterations x batch); None = none
+    budget_pin: str | None = None  # 'iters' or 'kimg': only that limit applies; None = every limit given
+    budget_source: str = ""  # where speed_ratio came from (a bench.tools.conversion code); not hashed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "eval_fractions", tuple(float(f) for f in self.eval_fractions))
-        for name in ("budget_hours", "speed_ratio", "budget_scale"):  # 1 and 1.0 are the same budget
+        for name in ("budget_hours", "speed_ratio", "budget_scale", "max_kimg"):  # 1 and 1.0: one budget
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
 
     @property
-    def budget_seconds(self) -> float | None:
-        """Local training-time limit in seconds (None when only an iteration cap applies)."""
+    def converted_seconds(self) -> float | None:
+        """The reference hours in local training seconds (None without hours), applied or not."""
         if self.budget_hours is None:
             return None
         return self.budget_hours * 3600.0 / self.speed_ratio * self.budget_scale * self.num_gpus
 
+    @property
+    def budget_seconds(self) -> float | None:
+        """Local training-time limit in seconds (None when only an iteration cap applies)."""
+        return None if self.budget_pin else self.converted_seconds
+
+    def iteration_limit(self, batch: int) -> tuple[int | None, str | None]:
+        """(iterations, 'iters' or 'kimg'): the tighter of the scaled caps that apply at ``batch``."""
+        caps = []
+        if self.max_iters is not None and self.budget_pin != "kimg":
+            caps.append((math.ceil(self.max_iters * self.budget_scale), "iters"))
+        if self.max_kimg is not None and self.budget_pin != "iters":
+            caps.append((math.ceil(self.max_kimg * self.budget_scale * 1000.0 / batch), "kimg"))
+        return min(caps) if caps else (None, None)
+
     def hashed_dict(self) -> dict[str, Any]:
         """The fields that determine the result, as plain JSON types."""
         d = dataclasses.asdict(self)
-        for k in _UNHASHED:
+        for k in _UNHASHED + _IGNORED_WHEN_PINNED.get(self.budget_pin or "", ()):
             d.pop(k)
         for k, default in _HASHED_WHEN_SET.items():
-            if d[k] == default:
+            if k in d and d[k] == default:
                 d.pop(k)
         return json.loads(json.dumps(d, sort_keys=True))
 
