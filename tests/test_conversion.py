@@ -128,6 +128,8 @@ def test_conversion_order_and_errors(tiny_suite, tmp_path) -> None:
         budget_conversion(str(suite), tmp_path, speed_ratio=3.0, calibration=tmp_path / "c.json")
     with pytest.raises(BenchError, match="converts no hours"):
         budget_conversion(str(suite), tmp_path, device_profile="a100")
+    with pytest.raises(BenchError, match="unknown device profile 'GTX 480'"):
+        budget_conversion("fewshot256", tmp_path, device_profile="GTX 480")
     conv = budget_conversion("fewshot256", tmp_path, device_profile="a100")
     assert isinstance(conv, ProfileEstimate) and conv.local.name == "a100" and conv.reference.name == "rtx-2080-ti"
     cal = tmp_path / "cal.json"
@@ -164,3 +166,15 @@ def test_stored_efficiencies_are_the_fit_to_the_stated_throughputs(tmp_path) -> 
     for kind in ("cuda", "cpu"):
         stored = next(p for p in load_profiles().values() if p.kind == kind).efficiency
         assert fitted_efficiency(kind, rows) == pytest.approx(stored, rel=0.01)
+
+
+def test_cost_steps_weigh_each_lazy_regularisation_pattern() -> None:
+    import torch
+
+    import models
+
+    with torch.device("meta"):
+        sg2 = models.get_model("stylegan2", resolution=32, **models.model_info("stylegan2").tiny, pl_weight=2.0)
+        fast = models.get_model("baseline", resolution=32, **TINY)
+    assert sg2.cost_steps() == {0: 1 / 16, 1: 12 / 16, 4: 3 / 16}  # R1 every 16 and path length every 4
+    assert fast.cost_steps() == {1: 1.0}
