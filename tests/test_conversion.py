@@ -107,6 +107,7 @@ def test_estimates_order_devices_sensibly(tmp_path) -> None:
     assert bf16 > ratios["a100"]  # bf16 units beat TF32 ones
 
 
+@pytest.mark.slow
 def test_step_cost_counts_the_official_fastgan_step(tmp_path) -> None:
     """859 GFLOP for FastGAN at 256 px with MSE (as `perf` counts it; 807 estimated for the official
     step); with LPIPS the count adds the VGG's passes (the official 1,607); lazy R1 is weighted."""
@@ -158,6 +159,7 @@ def test_conversion_order_and_errors(tiny_suite, tmp_path) -> None:
         ratios("baseline", 256, {}, "fp32")
 
 
+@pytest.mark.slow
 def test_stored_efficiencies_are_the_fit_to_the_stated_throughputs(tmp_path) -> None:
     """devices.toml's efficiencies equal the fit to throughputs.toml's `fit` entries (1 %)."""
     from bench.tools.throughputs import check_rows, fitted_efficiency
