@@ -96,3 +96,20 @@ def test_pin_without_its_cap_and_unknown_reference_are_refused(tiny_suite, capsy
     text = PINNED.format(extra="").replace('datasets = ["shapes"]', 'datasets = ["shapes"]\nreference_gpu = "GTX 480"')
     code, _, stderr = _cli(capsys, "run", "--suite", str(tiny_suite("noref", text=text)), "--dry-run")
     assert code == 2 and "suite.reference_gpu: unknown device profile 'GTX 480'" in stderr
+
+
+def test_iteration_limit_and_which_limit_applied() -> None:
+    from bench.plan.budget import Budget
+    from bench.plan.specs import RunSpec
+
+    spec = RunSpec(suite="s", model="m", dataset="d", resolution=32, budget_hours=1.0, max_iters=100, max_kimg=0.4)
+    assert spec.iteration_limit(8) == (50, "kimg") and spec.iteration_limit(2) == (100, "iters")
+    half = RunSpec(**{**spec.to_dict(), "budget_scale": 0.5})
+    assert half.iteration_limit(8) == (25, "kimg") and half.budget_seconds == pytest.approx(1800)
+    pinned = RunSpec(**{**spec.to_dict(), "budget_pin": "iters"})
+    assert pinned.iteration_limit(8) == (100, "iters") and pinned.budget_seconds is None
+    assert Budget(seconds=0.0, max_iters=10, iters_unit="kimg").applied() == "time"
+    done = Budget(seconds=100.0, max_iters=2, iters_unit="kimg")
+    assert done.applied() is None
+    done.iters = 2
+    assert done.applied() == "kimg"
