@@ -1,11 +1,12 @@
 """Suites as data: ``experiments/*.toml`` → validated → an expanded grid of cells.
 
 A suite file has the tables ``[suite]`` (name, description, include, paper_table, reference_gpu,
-resolution, datasets, seeds), ``[budget]`` (hours, max_iters, max_kimg, pin, speed_ratio, num_gpus),
-``[eval]`` (protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group,
-budget_hours, max_iters, max_kimg, budget_pin, kwargs, needs) and an optional ``[slurm]`` block.
-``include`` names other TOML files (relative to the including file) merged first, this file winning.
-Every problem in a file is reported at once, each with file and key.
+resolution, datasets, seeds), ``[budget]`` (hours, max_iters, max_kimg, pin, speed_ratio, num_gpus,
+accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'), ``[eval]``
+(protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours,
+max_iters, max_kimg, budget_pin, kwargs, needs) and an optional ``[slurm]`` block. ``include``
+names other TOML files (relative to the including file) merged first, this file winning. Every
+problem in a file is reported at once, each with file and key.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from bench.errors import BenchError, SuiteError
 from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import PINS, PRECISIONS, RESOLUTIONS, RunSpec
+from bench.plan.specs import ACCELERATORS, PINS, PRECISIONS, RESOLUTIONS, RunSpec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -58,7 +59,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "budget": {
         "hours": (int, float), "max_iters": int, "max_kimg": (int, float), "pin": str, "speed_ratio": (int, float),
-        "num_gpus": int,
+        "num_gpus": int, "accelerator": str,
     },
     "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
     "model": {
@@ -226,6 +227,9 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
             problems.append(f"{where}: suite.{key}: {', '.join(twice)} listed twice; list each once")
     if not data.get("models"):
         problems.append(f"{where}: models: no [models.<name>] table; add at least one model")
+    if b.get("accelerator", "none") not in ACCELERATORS:
+        allowed = ", ".join(repr(a) for a in ACCELERATORS)
+        problems.append(f"{where}: budget.accelerator: {b['accelerator']!r} not one of {allowed}")
     if s.get("resolution", 64) not in RESOLUTIONS:
         problems.append(f"{where}: suite.resolution: {s['resolution']} not one of 32..1024 (powers of two)")
     if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
@@ -317,9 +321,9 @@ def _expand(
         precision = mt.get("precision", spec_default("precision"))
         ratio, source = _ratio(speed_ratio, data, model, kwargs, precision)
         given = {  # keys the suite sets; RunSpec owns the defaults of the others
-            "num_gpus": b.get("num_gpus"), "protocols": e.get("protocols"), "detector": e.get("detector"),
-            "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"), "precision": mt.get("precision"),
-            "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
+            "num_gpus": b.get("num_gpus"), "accelerator": b.get("accelerator"), "protocols": e.get("protocols"),
+            "detector": e.get("detector"), "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"),
+            "precision": mt.get("precision"), "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
         }  # fmt: skip
         given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:

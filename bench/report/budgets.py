@@ -19,6 +19,7 @@ from tabulate import tabulate
 from bench.plan.sources import describe_source, source_flags, source_label
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
+from bench.results.envinfo import device_summary
 from bench.results.io import atomic_write_text
 from bench.results.runs import cell_state
 from bench.results.variants import budget_variants
@@ -28,6 +29,7 @@ def budget_row(spec: RunSpec, state: dict[str, Any], cell_spec: RunSpec | None =
     """One cell's budget and progress as a tidy row (numbers unformatted); ``cell_spec``: the cell's
     own spec when ``spec`` is a run of it made with other budget settings."""
     kimg = state.get("kimg")
+    running = state["status"] == "running" and isinstance(state.get("device"), dict)
     return {
         "run_id": spec.run_id, "model": spec.model, "dataset": spec.dataset, "resolution": spec.resolution,
         "seed": spec.seed, "budget_hours": spec.budget_hours, "budget_scale": spec.budget_scale,
@@ -38,7 +40,7 @@ def budget_row(spec: RunSpec, state: dict[str, Any], cell_spec: RunSpec | None =
         "status": state["status"], "iterations": state.get("step"), "kimg": kimg,
         "images": None if kimg is None else round(kimg * 1000), "train_seconds": state.get("train_seconds"),
         "budget_applied": state.get("budget_applied"), "other_budget": cell_spec is not None,
-        "flags": source_flags(spec, cell_spec),
+        "flags": source_flags(spec, cell_spec), "device": device_summary(state["device"]) if running else "",
     }  # fmt: skip
 
 
@@ -88,6 +90,8 @@ def table_text(rows: list[dict[str, Any]]) -> str:
              _hours(r), _local(r), _caps(r), f"{r['speed_ratio']:.3g} {source_label(r['budget_source'])}",
              r["status"], _num(r["iterations"]), _num(r["kimg"], ".3g") if r["kimg"] else "", _num(r["images"]),
              r["budget_applied"] or ""] for r in rows]  # fmt: skip
+    if any(r["device"] for r in rows):  # where running cells run
+        body, head = [[*b, r["device"]] for b, r in zip(body, rows, strict=True)], [*head, "device"]
     return tabulate(body, head, tablefmt="github", disable_numparse=True)
 
 

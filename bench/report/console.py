@@ -16,7 +16,8 @@ from bench.results.runs import cell_state
 
 
 def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
-    """The expanded grid with run ids, budgets (with their conversion), states and progress, as a text table."""
+    """The expanded grid with run ids, budgets (with their conversion), states and progress, as a text table
+    (with the device of running cells when there are any)."""
     ref = f"; budgets in hours of {suite.reference_gpu}" if suite.reference_gpu else ""
     return f"suite {suite.name} ({suite.path}): {len(cells)} cells{ref}\n" + budget_text(cells, out)
 
