@@ -5,13 +5,13 @@ builders run. A family module is a top-level module whose name has no underscore
 shared infrastructure (``_INFRA``); a family's own parts are named ``<family>_<part>.py``
 (``fastgan_blocks``, ``stylegan2_layers``) and imported by the family, never registering
 anything themselves. ``bench`` asks for models only through :func:`get_model`,
-:func:`model_info` and :func:`param_counts`.
+:func:`model_info`, :func:`param_counts` (and :func:`structure_only` to count a step's work).
 """
 
 import importlib
 import pkgutil
 
-from models.base import BN_MODES, GANModel, Sampling
+from models.base import BN_MODES, GANModel, Sampling, structure_only
 from models.registry import (
     ModelConfigError,
     ModelInfo,
@@ -51,4 +51,5 @@ __all__ = [
     "param_counts",
     "parse_entry",
     "register_model",
+    "structure_only",
 ]

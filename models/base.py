@@ -13,6 +13,7 @@ hyperparameters live in the family.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +23,23 @@ import torch
 from torch import Tensor, nn
 
 BN_MODES = ("batch", "running", "standing", "none")
+_STRUCTURE_ONLY = contextvars.ContextVar("structure_only", default=False)
+
+
+@contextlib.contextmanager
+def structure_only() -> Iterator[None]:
+    """Build and step models for their shapes and work only (``bench`` counts a step's work on the
+    meta device): pretrained sub-networks (LPIPS backbones) are built without their weights."""
+    token = _STRUCTURE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _STRUCTURE_ONLY.reset(token)
+
+
+def pretrained_weights_needed() -> bool:
+    """False inside :func:`structure_only`: a pretrained sub-network may then skip its weights."""
+    return not _STRUCTURE_ONLY.get()
 
 
 class ModelConfigError(ValueError):
@@ -106,6 +124,15 @@ class GANModel(nn.Module):
             only every few steps (no host-device sync inside the step).
         """
         raise NotImplementedError
+
+    def cost_steps(self) -> dict[int, float]:
+        """Step indices whose weighted sum of work is one mean training step: ``{index: weight}``.
+
+        Steps differ when some terms run only every few steps (lazy regularisation); ``bench``
+        traces these steps to count the work of a step (FLOPs, bytes, ops). Default: every step
+        does the same work.
+        """
+        return {1: 1.0}
 
     def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
         """Images (B, 3, R, R) in about [-1, 1] from generator module ``g`` (``generator`` or

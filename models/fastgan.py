@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import GANModel, Sampling
+from models.base import GANModel, Sampling, pretrained_weights_needed
 from models.common import diff_augment, eager_spectral_norm_hooks, ema_update
 from models.config import ModelConfig
 from models.fastgan_blocks import D_MULT, G_MULT, RESOLUTIONS, Discriminator, Generator, crop_part, resize
@@ -107,6 +107,10 @@ def build_lpips(net: str) -> nn.Module:
     """
     import lpips
 
+    if not pretrained_weights_needed():  # counting work only: the same network, random backbone
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's 'pretrained=' notices; meta-device loads
+            return lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval().requires_grad_(False)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torchvision's 'pretrained=' deprecation notices

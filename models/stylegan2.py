@@ -226,6 +226,19 @@ class StyleGAN2(GANModel):
             half_life = min(half_life, (step + 1) * self.batch_size * cfg.ema_rampup)
         return 0.5 ** (self.batch_size / max(half_life, 1e-8))
 
+    def regularised_at(self, step: int) -> tuple[bool, bool]:
+        """(R1, path length): whether step ``step`` runs each regulariser."""
+        cfg = self.cfg
+        return cfg.r1_gamma > 0 and step % cfg.r1_interval == 0, cfg.pl_weight > 0 and step % cfg.pl_interval == 0
+
+    def cost_steps(self) -> dict[int, float]:
+        """One step of each regularisation pattern in a period of both intervals, weighted by its share."""
+        period = math.lcm(self.cfg.r1_interval, self.cfg.pl_interval)
+        groups: dict[tuple[bool, bool], list[int]] = {}
+        for i in range(period):
+            groups.setdefault(self.regularised_at(i), []).append(i)
+        return {steps[0]: len(steps) / period for steps in groups.values()}
+
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
         """D step (+ R1), G step (+ path length), EMA; see the class docstring for the schedule."""
         b, dev = real.shape[0], real.device
@@ -234,7 +247,7 @@ class StyleGAN2(GANModel):
 
         # D: softplus(D(G(z))) + softplus(-D(x)) [+ gamma/2 |grad|^2 when R1 is not lazy]
         d.requires_grad_(True)
-        do_r1 = self.cfg.r1_gamma > 0 and step % self.cfg.r1_interval == 0
+        do_r1, do_pl = self.regularised_at(step)
         r1_in_main = do_r1 and self.cfg.r1_interval == 1
         with torch.no_grad():
             fake = g.synthesis(self._styles(torch.randn(b, self.z_dim, device=dev)))
@@ -262,7 +275,6 @@ class StyleGAN2(GANModel):
 
         # G: softplus(-D(G(z))) [+ path-length penalty]
         d.requires_grad_(False)
-        do_pl = self.cfg.pl_weight > 0 and step % self.cfg.pl_interval == 0
         pl_in_main = do_pl and self.cfg.pl_interval == 1
         with eager_if(pl_in_main):
             fake = g.synthesis(self._styles(torch.randn(b, self.z_dim, device=dev)))

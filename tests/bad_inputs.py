@@ -214,7 +214,11 @@ SUITE_CASES: dict[str, tuple[tuple[tuple[str, str], ...], str, list[str]]] = {
     "negative budget": ((("max_iters = 2", "max_iters = -5"),), "", ["budget.max_iters: must be a finite number > 0"]),
     "negative hours": ((("max_iters = 2", "hours = -1.5"),), "", ["budget.hours: must be a finite number > 0"]),
     "NaN hours": ((("max_iters = 2", "hours = nan"),), "", ["budget.hours: must be a finite number > 0, got nan"]),
-    "no budget at all": ((("max_iters = 2", ""),), "", ["models.baseline: no budget; set budget.hours or max_iters"]),
+    "no budget at all": (
+        (("max_iters = 2", ""),),
+        "",
+        ["models.baseline: no budget; set budget.hours, max_iters or max_kimg"],
+    ),
     "unknown model": (
         (("[models.baseline]", "[models.fastgam]"),),
         "",

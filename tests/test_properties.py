@@ -47,6 +47,8 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "budget_scale": positive,
     "num_gpus": st.integers(1, 8),
     "max_iters": st.none() | st.integers(1, 10**7),
+    "max_kimg": st.none() | positive,
+    "budget_pin": st.sampled_from([None, "iters", "kimg"]),
     "protocols": st.lists(names, max_size=3).map(tuple),
     "detector": names,
     "pr_detector": names,
@@ -59,7 +61,10 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "data_fingerprint": st.none() | st.from_regex(r"[0-9a-f]{16}", fullmatch=True),
 }
 HASHED = sorted(FIELDS)
-specs = st.builds(RunSpec, suite=names, **FIELDS)
+# A pinned budget ('iters' or 'kimg') is the only limit: the time budget and the other cap change nothing.
+IGNORED_WHEN_PINNED = {"iters": {"budget_hours", "speed_ratio", "max_kimg"},
+                       "kimg": {"budget_hours", "speed_ratio", "max_iters"}}  # fmt: skip
+specs = st.builds(RunSpec, suite=names, budget_source=names, **FIELDS)
 
 
 def _canonical(value: Any) -> str:
@@ -68,7 +73,7 @@ def _canonical(value: Any) -> str:
 
 
 def test_every_result_field_is_covered() -> None:
-    assert set(HASHED) == {f.name for f in dataclasses.fields(RunSpec)} - {"suite", "accelerator"}
+    assert set(HASHED) == {f.name for f in dataclasses.fields(RunSpec)} - {"suite", "accelerator", "budget_source"}
 
 
 @SETTINGS
@@ -77,6 +82,7 @@ def test_same_spec_same_run_id(spec: RunSpec, suite: str) -> None:
     again = RunSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert again == spec and again.run_id == spec.run_id
     assert dataclasses.replace(spec, suite=suite).run_id == spec.run_id
+    assert dataclasses.replace(spec, budget_source=suite).run_id == spec.run_id  # why, not what
     assert dataclasses.replace(spec, accelerator="gpu").run_id == spec.run_id  # where it runs, not what
     shuffled = dict(reversed(list(spec.model_kwargs.items())))
     assert dataclasses.replace(spec, model_kwargs=shuffled).run_id == spec.run_id
@@ -90,7 +96,10 @@ def test_changing_a_result_field_changes_run_id(spec: RunSpec, data: st.DataObje
     value = data.draw(FIELDS[name])
     changed = dataclasses.replace(spec, **{name: value})
     assume(_canonical(getattr(changed, name)) != _canonical(getattr(spec, name)))
-    assert changed.run_id != spec.run_id, name
+    if name in IGNORED_WHEN_PINNED.get(spec.budget_pin or "", ()):
+        assert changed.run_id == spec.run_id, name
+    else:
+        assert changed.run_id != spec.run_id, name
 
 
 @SETTINGS
@@ -240,10 +249,22 @@ toml_values = st.recursive(
     max_leaves=6,
 )
 KNOWN_KEYS = {
-    "suite": ["name", "resolution", "datasets", "seeds", "include", "description", "bogus"],
-    "budget": ["hours", "max_iters", "speed_ratio", "num_gpus", "accelerator", "bogus"],
+    "suite": ["name", "resolution", "datasets", "seeds", "include", "description", "reference_gpu", "bogus"],
+    "budget": ["hours", "max_iters", "max_kimg", "pin", "speed_ratio", "num_gpus", "accelerator", "bogus"],
     "eval": ["protocols", "detector", "fractions", "grid_size", "bogus"],
-    "model": ["kwargs", "max_iters", "budget_hours", "precision", "needs", "label", "compile", "fused_adam", "bogus"],
+    "model": [
+        "kwargs",
+        "max_iters",
+        "max_kimg",
+        "budget_pin",
+        "budget_hours",
+        "precision",
+        "needs",
+        "label",
+        "compile",
+        "fused_adam",
+        "bogus",
+    ],
     "slurm": ["partition", "gpus_per_node", "gres", "extra_sbatch", "bogus"],
 }
 
@@ -293,6 +314,7 @@ def test_any_suite_loads_or_gives_one_line_error(suite_file: Path, data: dict[st
     for cell in suite.cells:  # what loads can be hashed, written and planned
         json.dumps(cell.spec.to_dict())
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", cell.spec.run_id)
-        assert cell.spec.max_iters is not None or cell.spec.budget_seconds is not None
+        limits = (cell.spec.max_iters, cell.spec.max_kimg, cell.spec.budget_seconds)
+        assert any(v is not None for v in limits) and cell.spec.iteration_limit(4)[0] != 0
         assert cell.spec.budget_seconds is None or 0 < cell.spec.budget_seconds < math.inf
         assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", cell.spec.suite)

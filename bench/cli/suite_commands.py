@@ -18,9 +18,21 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
-    p.add_argument("--budget-scale", type=positive, default=1.0, help="multiply every budget by F")
-    p.add_argument("--speed-ratio", type=positive, help="this device's speed / the reference GPU's")
-    p.add_argument("--calibration", type=Path, help="per-model speed ratios from `calibrate --reference`")
+    p.add_argument(
+        "--budget-scale", type=positive, default=1.0, help="multiply every budget (hours, iterations, kimg) by F"
+    )
+    p.add_argument("--speed-ratio", type=positive, help="this device's speed / the reference GPU's, for every model")
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        help="per-model speed ratios written by `calibrate` (default: this "
+        "device's file in OUT/calibration/ when there is one, else an estimate from the device profiles)",
+    )
+    p.add_argument(
+        "--device-profile",
+        help="the profile (bench/plan/devices.toml) of the device the cells will run "
+        "on, for the estimate (default: matched by this device's name), e.g. a100",
+    )
     p.add_argument(
         "--detector",
         help="FID/KID detector of every cell instead of the suite's eval.detector (offline: effnet-lite0); "
@@ -34,17 +46,18 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def suite_and_cells(args: argparse.Namespace) -> tuple[Any, list[Any]]:
-    """The loaded suite and its cells selected by ``--models`` / ``--datasets``."""
+def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any, list[Any]]:
+    """The loaded suite and its cells selected by ``--models`` / ``--datasets``; budgets converted to
+    this device (bench.tools.conversion) unless ``convert`` is False."""
     from bench.plan.suites import filter_cells, load_suite
+    from bench.tools.conversion import budget_conversion
 
-    ratio = args.speed_ratio
-    if args.calibration is not None:
-        if ratio is not None:
-            raise BenchError("--speed-ratio and --calibration both given; pass one of them")
-        from bench.tools.calibrate import speed_ratios
-
-        ratio = speed_ratios(args.calibration)
+    ratio = None
+    if convert:
+        ratio = budget_conversion(
+            args.suite, args.out, speed_ratio=args.speed_ratio, calibration=args.calibration,
+            device_profile=args.device_profile, device=getattr(args, "device", "auto"),
+        )  # fmt: skip
     suite = load_suite(
         args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from,
         detector=args.detector, pr_detector=args.pr_detector,
@@ -75,7 +88,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_suite_args(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--steps", type=int, default=10, help="timed steps per model (median; after 1 warm-up)")
-    p.add_argument("--reference", type=Path, help="calibration file of the reference GPU: adds speed ratios")
+    p.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="skip the stated-throughput checks of the conversion model (bench/plan/throughputs.toml: 8 "
+        "configurations counted on the meta device, a minute or two)",
+    )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        help="a calibration measured on the reference GPU: ratios from both "
+        "measurements instead of the reference's profile estimate",
+    )
     p = sub.add_parser("report", help="tables (LaTeX, Markdown, CSV) and plots from a suite's results")
     add_suite_args(p)
     p.add_argument("--selection", choices=("best", "last"), default="best", help="which evaluation per run")
@@ -99,6 +123,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(plan_table(suite, cells, args.out))
     if settings.launcher != "local":
         print(plan_text(plan_launch(cells, args.out, settings), settings))
+        if (elsewhere := _converted_for_this_machine(args, cells)) is not None:
+            if not args.dry_run:
+                raise BenchError(elsewhere)
+            print(f"note: {elsewhere}")
     if args.dry_run:
         return 0
     local = settings.launcher == "local"
@@ -135,11 +163,27 @@ def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, s
     return 1 if "failed" in outcome.values() else 0
 
 
+def _converted_for_this_machine(args: argparse.Namespace, cells: list[Any]) -> str | None:
+    """Why budgets converted with this machine's profile or calibration do not fit jobs that run elsewhere."""
+    from bench.plan.sources import source_kind
+
+    if args.device_profile is not None or args.calibration is not None:
+        return None
+    if not any(source_kind(c.spec.budget_source) in ("profile", "calibration") for c in cells):
+        return None
+    return (
+        "the budgets were converted for this machine's device, but the cells run as jobs on other nodes; "
+        "pass --device-profile NAME (their GPU, see `run_bench.py list`) or --calibration FILE measured there"
+    )
+
+
 @command("status")
 def cmd_status(args: argparse.Namespace) -> int:
     """Cells with state, progress and best FID so far; jobs and errors when there are any."""
     from bench.launchers.jobs import jobs_table
+    from bench.plan.suites import Cell
     from bench.report.console import best_table, plan_table
+    from bench.results.variants import budget_variants
 
     suite, cells = suite_and_cells(args)
     print(plan_table(suite, cells, args.out))
@@ -147,7 +191,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print()
         print(jobs)
     print()
-    print(best_table(suite, cells, args.out))
+    found = budget_variants(args.out, cells)  # runs of these cells made with other budget settings
+    shown = [Cell(found.get(c.spec.run_id, c.spec), c.label, c.group) for c in cells]
+    print(best_table(suite, shown, args.out))
     return 0
 
 
@@ -164,20 +210,22 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 @command("calibrate")
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Measure it/s and img/s per (model, resolution) of the suite; write results/calibration/."""
-    from tabulate import tabulate
-
-    from bench.tools.calibrate import calibrate, calibration_path, write_calibration
+    """Measure each configuration's step here, convert it to the suite's reference GPU; write OUT/calibration/."""
+    from bench.plan.devices import get_profile
+    from bench.tools.calibrate import calibrate, calibration_table, write_calibration
+    from bench.tools.conversion import calibration_path, local_profile
     from bench.training.device import training_device
 
-    _, cells = suite_and_cells(args)
+    suite, cells = suite_and_cells(args, convert=False)
     device = training_device(args.device)
-    doc = calibrate(cells, device, max(1, args.steps), args.reference)
+    reference = get_profile(suite.reference_gpu) if suite.reference_gpu else None
+    local = local_profile(device, args.device_profile)
+    doc = calibrate(cells, device, max(1, args.steps), local=local, reference=reference,
+                    reference_file=args.reference, cache=args.out / "cache" / "stepcost",
+                    checks=not args.no_checks)  # fmt: skip
     path = calibration_path(args.out, device)
     write_calibration(path, doc)
-    rows = [[e["model"], e["resolution"], e["batch"], f"{e['it_s']:.3g}", f"{e['img_s']:.3g}",
-             f"{e['speed_ratio']:.3g}" if "speed_ratio" in e else "--"] for e in doc["entries"]]  # fmt: skip
-    print(tabulate(rows, ["model", "res", "batch", "it/s", "img/s", "speed ratio"], tablefmt="github"))
+    print(calibration_table(doc))
     print(f"written: {path}")
     return 0
 
@@ -186,15 +234,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the suite's tables and plots; print where they are."""
     from bench.report import read_states, write_report
+    from bench.report.budgets import other_budget_note, write_budget_table
     from bench.report.tables import summary_line
     from bench.results.collect import collect
+    from bench.results.runs import RunPaths
 
     suite, _ = suite_and_cells(args)
+    other = other_budget_note(suite.cells, args.out)
+    if other and not any(RunPaths.of(args.out, c.spec).spec.exists() for c in suite.cells):
+        raise BenchError(f"suite {suite.name}: no runs with these budget settings in {args.out}; {other}")
     paths = write_report(
         suite, collect(args.out, suite.name), args.out, selection=args.selection,
         standalone=args.standalone, metric=args.metric,
     )  # fmt: skip
+    paths += write_budget_table(suite.name, suite.cells, args.out, args.out)
     for p in paths:
         print(p)
     print(summary_line(suite, collect(args.out, suite.name), read_states(suite, args.out)))
+    if other:
+        print(other)
     return 0

@@ -65,9 +65,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
-    """Everything registered; per model its recipe source and G/D parameters at its suites' resolutions."""
+    """Everything registered (device profiles too); per model its recipe source and G/D parameters at its
+    suites' resolutions."""
     from bench.data.catalog import list_datasets
     from bench.metrics import list_detectors, list_protocols
+    from bench.plan.devices import load_profiles
     from bench.plan.suites import list_suites
 
     print(_models_table(list_suites()))
@@ -77,6 +79,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         ("protocols", list_protocols()),
         ("detectors", list_detectors()),
         ("suites", list_suites()),
+        ("device profiles (--device-profile)", list(load_profiles())),
     ):
         print(f"{title}: {', '.join(names)}")
     return 0

@@ -38,7 +38,8 @@ def time_limit_min(spec: RunSpec, settings: LaunchSettings) -> int:
     """Minutes per task: training budget + evaluation + margin, rounded up (or the override)."""
     if settings.time_limit_min is not None:
         return settings.time_limit_min
-    train = spec.budget_seconds / 60.0 if spec.budget_seconds is not None else ITERS_ONLY_TRAIN_MINUTES
+    secs = spec.converted_seconds  # a pinned budget's hours still estimate its time
+    train = secs / 60.0 if secs is not None else ITERS_ONLY_TRAIN_MINUTES
     evals = settings.eval_minutes
     if evals is None:
         evals = EVAL_MINUTES_PER_POINT * len(spec.eval_fractions)

@@ -17,6 +17,7 @@ class Budget:
 
     seconds: float | None  # local training-time limit; None = no time limit
     max_iters: int | None  # iteration cap; None = no cap
+    iters_unit: str = "iters"  # how the suite stated the cap: 'iters', or 'kimg' (converted at the batch)
     used_seconds: float = 0.0  # training seconds already spent (restored on resume)
     iters: int = 0  # iterations already done
     _t0: float | None = None
@@ -53,6 +54,14 @@ class Budget:
     def exhausted(self) -> bool:
         """True once either limit is reached."""
         return self.fraction() >= 1.0
+
+    def applied(self) -> str | None:
+        """Which limit ended the budget: 'time', or the cap's unit ('iters', 'kimg'); None while running."""
+        if self.max_iters is not None and self.iters >= self.max_iters:
+            return self.iters_unit
+        if self.seconds is not None and self.elapsed() >= self.seconds:
+            return "time"
+        return None
 
     def state_dict(self) -> dict[str, float | int]:
         """What a checkpoint stores."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +22,10 @@ PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32
 # default; bilinear is the official FastGAN code's (torchvision Resize on PIL images, in training and in
 # its FID script), so fid2k_fastgan's reference set matches the official evaluation's.
 RESIZE_FILTERS = ("lanczos", "bilinear")
+PINS = ("iters", "kimg")  # RunSpec.budget_pin: the one limit that applies (deterministic budgets)
 ACCELERATORS = ("none", "gpu")  # RunSpec.accelerator: what a cell's budget assumes it runs on
-# Fields that name where a run lives or runs but not what it computes.
-_UNHASHED = ("suite", "accelerator")
+# Fields that name where a run lives or runs, or why its budget is what it is, but not what it computes.
+_UNHASHED = ("suite", "accelerator", "budget_source")
 
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
@@ -33,7 +35,12 @@ _HASHED_WHEN_SET = {
     "pr_detector": "vgg16-fc2",
     "resize_filter": RESIZE_FILTERS[0],
     "data_fingerprint": None,
+    "max_kimg": None,
+    "budget_pin": None,
 }
+# Fields a pinned budget ignores (the time budget and the other cap): not hashed then.
+_IGNORED_WHEN_PINNED = {"iters": ("budget_hours", "speed_ratio", "max_kimg"),
+                        "kimg": ("budget_hours", "speed_ratio", "max_iters")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,12 @@ class RunSpec:
     """One training run, fully resolved.
 
     Budget: ``budget_hours`` are reference-GPU-hours as the suite states them (None = no time
-    limit, then ``max_iters`` must be set); the local training-time limit is
+    limit, then ``max_iters`` or ``max_kimg`` must be set); the local training-time limit is
     ``budget_hours * 3600 / speed_ratio * budget_scale * num_gpus`` seconds of training time.
+    ``max_iters`` and ``max_kimg`` (times ``budget_scale``) cap the iterations; every limit given
+    applies and the first reached ends the run, unless ``budget_pin`` names the only one that
+    applies ('iters' or 'kimg': a deterministic budget; the hours are then shown, not charged).
+    ``budget_source`` says where ``speed_ratio`` came from (bench.tools.conversion).
     """
 
     suite: str  # folder name under results/runs/; not hashed
@@ -67,30 +78,47 @@ class RunSpec:
     fused_adam: bool = False  # Adam's fused kernel (~7x faster optimizer step on CPU); rounding differs
     resize_filter: str = RESIZE_FILTERS[0]  # of the dataset's images to ``resolution`` (RESIZE_FILTERS)
     data_fingerprint: str | None = None  # folder:PATH datasets: their listing's hash (a changed folder is a new run)
+    max_kimg: float | None = None  # cap in thousands of real images shown (iterations x batch); None = none
+    budget_pin: str | None = None  # 'iters' or 'kimg': only that limit applies; None = every limit given
+    budget_source: str = ""  # where speed_ratio came from (a bench.tools.conversion code); not hashed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "eval_fractions", tuple(float(f) for f in self.eval_fractions))
-        for name in ("budget_hours", "speed_ratio", "budget_scale"):  # 1 and 1.0 are the same budget
+        for name in ("budget_hours", "speed_ratio", "budget_scale", "max_kimg"):  # 1 and 1.0: one budget
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
 
     @property
-    def budget_seconds(self) -> float | None:
-        """Local training-time limit in seconds (None when only an iteration cap applies)."""
+    def converted_seconds(self) -> float | None:
+        """The reference hours in local training seconds (None without hours), applied or not."""
         if self.budget_hours is None:
             return None
         return self.budget_hours * 3600.0 / self.speed_ratio * self.budget_scale * self.num_gpus
 
+    @property
+    def budget_seconds(self) -> float | None:
+        """Local training-time limit in seconds (None when only an iteration cap applies)."""
+        return None if self.budget_pin else self.converted_seconds
+
+    def iteration_limit(self, batch: int) -> tuple[int | None, str | None]:
+        """(iterations, 'iters' or 'kimg'): the tighter of the scaled caps that apply at ``batch``."""
+        caps = []
+        if self.max_iters is not None and self.budget_pin != "kimg":
+            caps.append((math.ceil(self.max_iters * self.budget_scale), "iters"))
+        if self.max_kimg is not None and self.budget_pin != "iters":
+            caps.append((math.ceil(self.max_kimg * self.budget_scale * 1000.0 / batch), "kimg"))
+        return min(caps) if caps else (None, None)
+
     def hashed_dict(self) -> dict[str, Any]:
         """The fields that determine the result, as plain JSON types."""
         d = dataclasses.asdict(self)
-        for k in _UNHASHED:
+        for k in _UNHASHED + _IGNORED_WHEN_PINNED.get(self.budget_pin or "", ()):
             d.pop(k)
         for k, default in _HASHED_WHEN_SET.items():
-            if d[k] == default:
+            if k in d and d[k] == default:
                 d.pop(k)
         return json.loads(json.dumps(d, sort_keys=True))
 

@@ -1,14 +1,15 @@
 """Suites as data: ``experiments/*.toml`` → validated → an expanded grid of cells.
 
-A suite file has the tables ``[suite]`` (name, description, include, paper_table, resolution,
-resize_filter, datasets, seeds), ``[budget]`` (hours, max_iters, speed_ratio, num_gpus, accelerator:
-'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'), ``[eval]`` (protocols,
-detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours, max_iters,
-kwargs, needs) and an optional ``[slurm]`` block. A budget is ``hours`` (reference-GPU-hours of
-training time), ``max_iters`` (an iteration cap: deterministic) or both, the first limit reached
-ending the run; a model's own keys win over ``[budget]``. ``include`` names other TOML files (relative
-to the including file) merged first, this file winning. Every problem in a file is reported at
-once, each with file and key.
+A suite file has the tables ``[suite]`` (name, description, include, paper_table, reference_gpu,
+resolution, resize_filter, datasets, seeds), ``[budget]`` (hours, max_iters, max_kimg, pin, speed_ratio,
+num_gpus, accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'),
+``[eval]`` (protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group,
+budget_hours, max_iters, max_kimg, budget_pin, kwargs, needs) and an optional ``[slurm]`` block. A
+budget is ``hours`` (reference-GPU-hours of training time), ``max_iters`` (an iteration cap:
+deterministic), ``max_kimg`` or several, the first limit reached ending the run unless a pin names
+the one that applies; a model's own keys win over ``[budget]``. ``include`` names other TOML files
+(relative to the including file) merged first, this file winning. Every problem in a file is
+reported at once, each with file and key.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench.errors import BenchError, SuiteError
+from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import ACCELERATORS, PRECISIONS, RESIZE_FILTERS, RESOLUTIONS, RunSpec
+from bench.plan.specs import ACCELERATORS, PINS, PRECISIONS, RESIZE_FILTERS, RESOLUTIONS, RunSpec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -59,12 +61,13 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "resolution": int, "resize_filter": str, "datasets": list, "seeds": list,
     },
     "budget": {
-        "hours": (int, float), "max_iters": int, "speed_ratio": (int, float), "num_gpus": int, "accelerator": str,
+        "hours": (int, float), "max_iters": int, "max_kimg": (int, float), "pin": str, "speed_ratio": (int, float),
+        "num_gpus": int, "accelerator": str,
     },
     "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
     "model": {
-        "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "kwargs": dict,
-        "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
+        "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "max_kimg": (int, float),
+        "budget_pin": str, "kwargs": dict, "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
     },
     "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
@@ -91,6 +94,7 @@ class Suite:
     datasets: list[str]
     cells: list[Cell]
     slurm: dict[str, Any] = field(default_factory=dict)
+    reference_gpu: str | None = None  # the device the budget hours are hours of (a devices.toml profile)
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -275,41 +279,74 @@ def _check_values(data: dict[str, Any], where: str, given: dict[str, Any]) -> li
     if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
         problems.append(f"{where}: suite.seeds: expected a list of non-negative integers")
     positives = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
-                 ("budget.speed_ratio", b.get("speed_ratio")), ("budget.num_gpus", b.get("num_gpus")),
-                 ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
-    for m, mt in data["models"].items():
-        positives += [(f"models.{m}.budget_hours", mt.get("budget_hours"))]
-        positives += [(f"models.{m}.max_iters", mt.get("max_iters"))]
-        if mt.get("precision", "fp32") not in PRECISIONS:
-            allowed = ", ".join(PRECISIONS)
-            problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {allowed}")
-        if mt.get("needs", "init_from") != "init_from":
-            problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
+                 ("budget.max_kimg", b.get("max_kimg")), ("budget.speed_ratio", b.get("speed_ratio")),
+                 ("budget.num_gpus", b.get("num_gpus")), ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
+    pins = [("budget.pin", b.get("pin"))]
+    if "reference_gpu" in s:
+        try:
+            get_profile(str(s["reference_gpu"]))
+        except BenchError as exc:
+            problems.append(f"{where}: suite.reference_gpu: {exc}")
+    for m, mt in data.get("models", {}).items():
+        if isinstance(mt, dict):
+            positives += [(f"models.{m}.{k}", mt.get(k)) for k in ("budget_hours", "max_iters", "max_kimg")]
+            pins += [(f"models.{m}.budget_pin", mt.get("budget_pin"))]
+            if mt.get("precision", "fp32") not in PRECISIONS:
+                allowed = ", ".join(PRECISIONS)
+                problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {allowed}")
+            if mt.get("needs", "init_from") != "init_from":
+                problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
     for key, value in positives:
         if isinstance(value, int | float) and not isinstance(value, bool) and not 0 < value < math.inf:
             problems.append(f"{where}: {key}: must be a finite number > 0, got {value}")
+    for key, value in pins:
+        if value is not None and value not in PINS:
+            problems.append(f"{where}: {key}: {value!r} not one of {', '.join(PINS)} (the one limit that applies)")
     fr = e.get("fractions", spec_default("eval_fractions"))
     if not fr or not all(isinstance(f, int | float) and 0 < f <= 1 for f in fr):
         problems.append(f"{where}: eval.fractions: expected numbers in (0, 1], got {fr!r}")
     return problems
 
 
-def _budget_of(data: dict[str, Any], mt: dict[str, Any]) -> tuple[float | None, int | None]:
+def _budget_of(data: dict[str, Any], mt: dict[str, Any], where: str) -> dict[str, Any]:
+    """The model's budget keys (its own winning over [budget]), as RunSpec fields; SuiteError when unusable."""
     b = data.get("budget", {})
-    return mt.get("budget_hours", b.get("hours")), mt.get("max_iters", b.get("max_iters"))
+    d = {
+        "budget_hours": mt.get("budget_hours", b.get("hours")), "max_iters": mt.get("max_iters", b.get("max_iters")),
+        "max_kimg": mt.get("max_kimg", b.get("max_kimg")), "budget_pin": mt.get("budget_pin", b.get("pin")),
+    }  # fmt: skip
+    if d["budget_hours"] is None and d["max_iters"] is None and d["max_kimg"] is None:
+        raise SuiteError(f"{where}: no budget; set budget.hours, max_iters or max_kimg")
+    pin = d["budget_pin"]
+    if pin is not None and d[f"max_{pin}"] is None:
+        raise SuiteError(f"{where}: budget pinned to {pin} without max_{pin}; set max_{pin} (or drop the pin)")
+    if d["budget_hours"] is not None:
+        d["budget_hours"] = float(d["budget_hours"])  # `hours = 1` and `hours = 1.0`: one run id
+    return d
 
 
-SpeedRatio = float | Mapping[tuple[str, int], float] | None
+class Converter(Protocol):
+    """A speed ratio per configuration (bench.tools.conversion): ``(ratio, source code)``."""
+
+    def __call__(self, model: str, resolution: int, kwargs: Mapping[str, Any], precision: str) -> tuple[float, str]:
+        """This device's speed over the reference device's for one configuration, and where it came from."""
+        ...
 
 
-def _ratio(speed_ratio: SpeedRatio, data: dict[str, Any], model: str, path: Path) -> float:
-    if isinstance(speed_ratio, Mapping):
-        key = (model, data["suite"]["resolution"])
-        if key not in speed_ratio:
-            raise BenchError(f"{path}: models.{model}: the calibration has no speed ratio for {model} at {key[1]} px; "
-                             "calibrate this model on both devices")  # fmt: skip
-        return float(speed_ratio[key])
-    return float(speed_ratio or data.get("budget", {}).get("speed_ratio", spec_default("speed_ratio")))
+SpeedRatio = float | Converter | None
+
+
+def _ratio(
+    speed_ratio: SpeedRatio, data: dict[str, Any], model: str, kwargs: dict[str, Any], precision: str
+) -> tuple[float, str]:
+    """(ratio, source): a converter's, a given number's ('flag'), the suite's ('suite'), or 1 ('none')."""
+    if callable(speed_ratio):
+        return speed_ratio(model, data["suite"]["resolution"], kwargs, precision)
+    if speed_ratio is not None:
+        return float(speed_ratio), "flag"
+    if "speed_ratio" in data.get("budget", {}):
+        return float(data["budget"]["speed_ratio"]), "suite"
+    return float(spec_default("speed_ratio")), "none"
 
 
 def _expand(
@@ -325,10 +362,9 @@ def _expand(
             if not init_from:
                 continue
             kwargs["init_from"] = str(Path(init_from).resolve())
-        hours, iters = _budget_of(data, mt)
-        if hours is None and iters is None:
-            raise SuiteError(f"{path}: models.{model}: no budget; set budget.hours or max_iters")
-        hours = None if hours is None else float(hours)  # `hours = 1` and `hours = 1.0`: one run id
+        budget = _budget_of(data, mt, f"{path}: models.{model}")
+        precision = mt.get("precision", spec_default("precision"))
+        ratio, source = _ratio(speed_ratio, data, model, kwargs, precision)
         given = {  # keys the suite sets; RunSpec owns the defaults of the others
             "num_gpus": b.get("num_gpus"), "accelerator": b.get("accelerator"), "protocols": e.get("protocols"),
             "detector": e.get("detector"), "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"),
@@ -341,9 +377,8 @@ def _expand(
                 spec = RunSpec(
                     data_fingerprint=prints[dataset],
                     suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
-                    model_kwargs=kwargs, budget_hours=hours, max_iters=iters,
-                    speed_ratio=_ratio(speed_ratio, data, model, path), budget_scale=budget_scale,
-                    eval_fractions=fractions, **given,
+                    model_kwargs=kwargs, speed_ratio=ratio, budget_source=source, budget_scale=budget_scale,
+                    eval_fractions=fractions, **budget, **given,
                 )  # fmt: skip
                 cells.append(Cell(spec, mt.get("label", model), mt.get("group", "")))
     return cells
@@ -369,8 +404,9 @@ def load_suite(
 
     Args:
         budget_scale: multiplies every budget (>0).
-        speed_ratio: this device's speed relative to the suite's reference GPU (one number, or one per
-            (model, resolution) from a calibration); None = the suite's ``budget.speed_ratio``.
+        speed_ratio: this device's speed relative to the suite's reference GPU: one number, or a
+            :class:`Converter` (one ratio per configuration, bench.tools.conversion); None = the
+            suite's ``budget.speed_ratio``, else 1.
         init_from: checkpoint for cells whose model declares ``needs = "init_from"``.
         detector, pr_detector: replace the suite's ``eval.detector`` / ``eval.pr_detector`` (the
             ``--detector`` / ``--pr-detector`` flags; they change the run ids).
@@ -389,8 +425,16 @@ def load_suite(
     return Suite(
         name=s["name"], path=path, description=s.get("description", ""),
         paper_table=s.get("paper_table"), datasets=list(s["datasets"]), cells=cells,
-        slurm=dict(data.get("slurm", {})),
+        slurm=dict(data.get("slurm", {})), reference_gpu=s.get("reference_gpu"),
     )  # fmt: skip
+
+
+def suite_budget_basis(name_or_path: str) -> tuple[str | None, bool]:
+    """(the suite's reference_gpu, whether it pins budget.speed_ratio), read before expanding it."""
+    data = read_toml(suite_path(name_or_path))
+    suite, budget = data.get("suite", {}), data.get("budget", {})
+    ref = suite.get("reference_gpu") if isinstance(suite, dict) else None
+    return (str(ref) if ref is not None else None), isinstance(budget, dict) and "speed_ratio" in budget
 
 
 def filter_cells(suite: Suite, models: list[str] | None, datasets: list[str] | None) -> list[Cell]:

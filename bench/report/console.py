@@ -1,5 +1,6 @@
-"""Terminal tables: the plan (cells with run ids, budgets and states) and the best-FID summary, which
-names its protocol and flags models not clearly better than their untrained generator (step 0)."""
+"""Terminal tables: the plan (cells with run ids, budgets and states: bench.report.budgets) and the
+best-FID summary, which names its protocol and flags models not clearly better than their untrained
+generator (step 0)."""
 
 from __future__ import annotations
 
@@ -10,37 +11,17 @@ from tabulate import tabulate
 
 from bench.plan.suites import Cell, Suite
 from bench.report import gain
+from bench.report.budgets import budget_text
 from bench.report.tables import protocol_text, select_runs
 from bench.results.collect import collect
-from bench.results.envinfo import device_summary
 from bench.results.runs import cell_state
 
 
-def _fmt_budget(cell: Cell) -> str:
-    s = cell.spec
-    parts = []
-    if s.budget_hours is not None:
-        parts.append(f"{s.budget_hours:g} h ref (local {s.budget_seconds:.0f} s)")
-    if s.max_iters is not None:
-        parts.append(f"{s.max_iters} it")
-    return ", ".join(parts)
-
-
 def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
-    """The expanded grid with run ids, budgets and states, as a text table (with the device of
-    running cells when there are any)."""
-    rows, devices = [], []
-    for c in cells:
-        st = cell_state(out, c)
-        progress = f"{st.get('step', 0)} it" if st.get("step") else ""
-        row = [c.spec.run_id, c.spec.model, c.spec.dataset, c.spec.resolution, c.spec.seed]
-        rows.append(row + [_fmt_budget(c), st["status"], progress])
-        running = st["status"] == "running" and isinstance(st.get("device"), dict)
-        devices.append(device_summary(st["device"]) if running else "")
-    head = ["run_id", "model", "dataset", "res", "seed", "budget", "state", "progress"]
-    if any(devices):
-        rows, head = [[*r, d] for r, d in zip(rows, devices, strict=True)], [*head, "device"]
-    return f"suite {suite.name} ({suite.path}): {len(cells)} cells\n" + tabulate(rows, head, tablefmt="github")
+    """The expanded grid with run ids, budgets (with their conversion), states and progress, as a text table
+    (with the device of running cells when there are any)."""
+    ref = f"; budgets in hours of {suite.reference_gpu}" if suite.reference_gpu else ""
+    return f"suite {suite.name} ({suite.path}): {len(cells)} cells{ref}\n" + budget_text(cells, out)
 
 
 def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:

@@ -13,8 +13,8 @@ from bench.results.runs import RunPaths, eval_rows, iter_run_dirs, load_spec, re
 
 # Columns every collected row has, in this order (metric/protocol columns follow).
 SPEC_COLUMNS = (
-    "suite", "run_id", "model", "dataset", "resolution", "seed", "budget_hours", "speed_ratio",
-    "budget_scale", "num_gpus", "max_iters", "precision", "status", "device",
+    "suite", "run_id", "model", "dataset", "resolution", "seed", "budget_hours", "speed_ratio", "budget_source",
+    "budget_scale", "num_gpus", "max_iters", "max_kimg", "budget_pin", "precision", "status", "device",
 )  # fmt: skip
 
 

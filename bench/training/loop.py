@@ -114,5 +114,6 @@ def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
     sync(run.model.device)
     save_checkpoint(paths, spec, run.model, run.budget, run.sampler)
     status = "done" if outcome == "done" else "todo"
-    write_state(paths, status=status, interrupted=outcome == "interrupted", **progress_row(run))
+    applied = run.budget.applied()
+    write_state(paths, status=status, interrupted=outcome == "interrupted", budget_applied=applied, **progress_row(run))
     return status

@@ -31,6 +31,7 @@ def write_spec(
         "model_hparams": model.hparams,
         "params": model.parameter_counts(),
         "budget_seconds": spec.budget_seconds,
+        "budget_iterations": spec.iteration_limit(model.batch_size)[0],
         "batch_size": model.batch_size,
         "dataset": {k: dataset.manifest.get(k) for k in ("source", "count", "resize_filter", "sha256")},
         **(extra or {}),
@@ -53,7 +54,8 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     _remove_stale_temps(paths)
     for shared in cache_dirs(opts.out):  # caches other runs share: old temporaries only
         remove_stale_temps(shared)
-    budget = Budget(spec.budget_seconds, spec.max_iters)
+    iters, unit = spec.iteration_limit(model.batch_size)
+    budget = Budget(spec.budget_seconds, iters, unit or "iters")
     sampler = Sampler(place_dataset(dataset.images, device), model.batch_size, seed=spec.seed, device=device)
     load_latest_checkpoint(paths, spec, model, budget, sampler)
     return Run(spec, paths, opts, model, dataset, budget, sampler)

@@ -1,0 +1,137 @@
+"""Budgets per cell, as ``--dry-run``, ``status`` and ``report`` show them.
+
+A row says the reference-GPU-hours (scaled), the local seconds they convert to, the iteration or
+kimg cap, the speed ratio and where it came from (:mod:`bench.plan.sources`), and once a run has
+trained the iterations, kimg and images it reached and which limit ended it. A cell whose own run
+folder is missing but which was run with other budget settings (:mod:`bench.results.variants`) shows
+that run, marked, with the flags that address it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.plan.sources import describe_source, source_flags, source_label
+from bench.plan.specs import RunSpec
+from bench.plan.suites import Cell
+from bench.results.envinfo import device_summary
+from bench.results.io import atomic_write_text
+from bench.results.runs import cell_state
+from bench.results.variants import budget_variants
+
+
+def budget_row(spec: RunSpec, state: dict[str, Any], cell_spec: RunSpec | None = None) -> dict[str, Any]:
+    """One cell's budget and progress as a tidy row (numbers unformatted); ``cell_spec``: the cell's
+    own spec when ``spec`` is a run of it made with other budget settings."""
+    kimg = state.get("kimg")
+    running = state["status"] == "running" and isinstance(state.get("device"), dict)
+    return {
+        "run_id": spec.run_id, "model": spec.model, "dataset": spec.dataset, "resolution": spec.resolution,
+        "seed": spec.seed, "budget_hours": spec.budget_hours, "budget_scale": spec.budget_scale,
+        "ref_hours": None if spec.budget_hours is None else spec.budget_hours * spec.budget_scale,
+        "local_seconds": spec.converted_seconds, "time_charged": spec.budget_seconds is not None,
+        "max_iters": spec.max_iters, "max_kimg": spec.max_kimg, "budget_pin": spec.budget_pin,
+        "speed_ratio": spec.speed_ratio, "budget_source": spec.budget_source,
+        "status": state["status"], "iterations": state.get("step"), "kimg": kimg,
+        "images": None if kimg is None else round(kimg * 1000), "train_seconds": state.get("train_seconds"),
+        "budget_applied": state.get("budget_applied"), "other_budget": cell_spec is not None,
+        "flags": source_flags(spec, cell_spec), "device": device_summary(state["device"]) if running else "",
+    }  # fmt: skip
+
+
+def budget_rows(cells: list[Cell], out: Path) -> list[dict[str, Any]]:
+    """:func:`budget_row` per cell; a cell run only with other budget settings shows that run."""
+    variants = budget_variants(out, cells)
+    rows = []
+    for c in cells:
+        spec = variants.get(c.spec.run_id, c.spec)
+        state = cell_state(out, Cell(spec, c.label, c.group))
+        rows.append(budget_row(spec, state, c.spec if spec is not c.spec else None))
+    return rows
+
+
+def _num(v: float | None, fmt: str = ",.0f") -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def _hours(r: dict[str, Any]) -> str:
+    if r["ref_hours"] is None:
+        return "--"
+    scaled = f"{r['ref_hours']:.4g}"
+    return scaled if r["budget_scale"] == 1 else f"{scaled} ({r['budget_hours']:g} x {r['budget_scale']:g})"
+
+
+def _caps(r: dict[str, Any]) -> str:
+    caps = [f"{math.ceil(r['max_iters'] * r['budget_scale']):,} it" if r["max_iters"] and r["budget_pin"] != "kimg"
+            else "", f"{r['max_kimg'] * r['budget_scale']:g} kimg" if r["max_kimg"] and r["budget_pin"] != "iters"
+            else ""]  # fmt: skip
+    text = ", ".join(c for c in caps if c)
+    return f"pinned: {text}" if r["budget_pin"] else text
+
+
+def _local(r: dict[str, Any]) -> str:
+    secs = r["local_seconds"]
+    if secs is None:
+        return ""
+    s = _num(secs) + (f" ({secs / 3600:.3g} h)" if secs >= 3600 else "")
+    return s if r["time_charged"] else f"({s}, not charged)"
+
+
+def table_text(rows: list[dict[str, Any]]) -> str:
+    """The rows as a terminal table (github style)."""
+    head = ["run_id", "model", "dataset", "res", "seed", "ref h", "local s", "cap", "speed ratio", "state",
+            "it", "kimg", "images", "stopped by"]  # fmt: skip
+    body = [[("* " if r["other_budget"] else "") + r["run_id"], r["model"], r["dataset"], r["resolution"], r["seed"],
+             _hours(r), _local(r), _caps(r), f"{r['speed_ratio']:.3g} {source_label(r['budget_source'])}",
+             r["status"], _num(r["iterations"]), _num(r["kimg"], ".3g") if r["kimg"] else "", _num(r["images"]),
+             r["budget_applied"] or ""] for r in rows]  # fmt: skip
+    if any(r["device"] for r in rows):  # where running cells run
+        body, head = [[*b, r["device"]] for b, r in zip(body, rows, strict=True)], [*head, "device"]
+    return tabulate(body, head, tablefmt="github", disable_numparse=True)
+
+
+def notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines under the table: every conversion source in words, the scale, and runs made otherwise."""
+    lines = [f"speed ratio, {source_label(code)}: {describe_source(code)}"
+             for code in dict.fromkeys(r["budget_source"] for r in rows)]  # fmt: skip
+    lines.append("local s = ref h x 3600 / speed ratio x GPUs (reference-GPU-hours of the suite's reference_gpu)")
+    scales = sorted({r["budget_scale"] for r in rows})
+    if scales and scales != [1.0]:
+        lines.append(f"budget scale {', '.join(f'{s:g}' for s in scales)}: every limit (hours, iterations, kimg) "
+                     "scaled; ref h shows the scaled hours")  # fmt: skip
+    others = [r["flags"] for r in rows if r["other_budget"]]
+    for flags in dict.fromkeys(others):
+        lines.append(f"* {others.count(flags)} cell(s) shown as run with other budget settings; pass "
+                     f"`{flags or '(no flags)'}` to address them")  # fmt: skip
+    return lines
+
+
+def budget_text(cells: list[Cell], out: Path) -> str:
+    """The budget table with its notes."""
+    rows = budget_rows(cells, out)
+    return table_text(rows) + "\n" + "\n".join(notes(rows))
+
+
+def write_budget_table(suite_name: str, cells: list[Cell], out: Path, out_dir: Path) -> list[Path]:
+    """``<out_dir>/tables/<suite>-budgets.{md,csv}``: the budget rows (Markdown with notes, tidy CSV)."""
+    rows = budget_rows(cells, out)
+    base = Path(out_dir) / "tables" / f"{suite_name}-budgets"
+    md = f"Budgets of suite {suite_name}\n\n{table_text(rows)}\n\n" + "\n".join(f"- {n}" for n in notes(rows))
+    atomic_write_text(base.with_suffix(".md"), md + "\n")
+    atomic_write_text(base.with_suffix(".csv"), pd.DataFrame(rows).to_csv(index=False))
+    return [base.with_suffix(".md"), base.with_suffix(".csv")]
+
+
+def other_budget_note(cells: list[Cell], out: Path) -> str | None:
+    """Which flags address the runs of ``cells`` made with other budget settings (None when none were)."""
+    by_id = {c.spec.run_id: c.spec for c in cells}
+    flags = [source_flags(s, by_id[run_id]) for run_id, s in budget_variants(out, cells).items()]
+    if not flags:
+        return None
+    parts = [f"`{f or '(no flags)'}` ({flags.count(f)} cell(s))" for f in dict.fromkeys(flags)]
+    return f"{len(flags)} cell(s) were run with other budget settings; pass " + " or ".join(parts)

@@ -1,0 +1,201 @@
+"""Reference-GPU-hours -> local training seconds: which speed ratio each cell gets, and from where.
+
+A suite's hours are hours of its ``reference_gpu``; a cell's speed ratio is this device's speed over
+that device's for the cell's configuration (model, resolution, kwargs, precision). In order:
+
+1. ``--speed-ratio R``: one number for every cell;
+2. ``--calibration FILE``: the ratios ``calibrate`` wrote (its reference must be the suite's);
+3. the suite's ``budget.speed_ratio``;
+4. automatically, when the suite names ``reference_gpu``: this device's calibration file
+   (``<out>/calibration/<device>.json``) for the configurations it covers, else the estimate from
+   the device profiles (:mod:`bench.plan.roofline`): reference step time / local step time, the
+   local device matched by name or named with ``--device-profile``;
+5. otherwise 1 (the hours are local hours).
+
+Ratios are rounded to 3 significant digits, so run ids do not move with noise below that.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.plan.devices import DeviceProfile, get_profile, load_profiles, match_profile
+from bench.plan.roofline import step_seconds
+from bench.plan.suites import Converter, SpeedRatio, suite_budget_basis
+from bench.results.envinfo import environment
+from bench.tools.stepcost import step_cost
+from bench.training.device import resolve_device
+
+REFERENCE_PRECISION = "fp32"  # the paper's code trained in fp32 on the reference GPUs
+
+
+def round_ratio(ratio: float) -> float:
+    """3 significant digits: what enters the run spec (and its id)."""
+    return float(f"{ratio:.3g}")
+
+
+def cpu_description() -> str:
+    """'<model name> family <F> model <M>' from /proc/cpuinfo (what CPU profiles match)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown CPU"
+    name = fields.get("model name", "unknown CPU")
+    return f"{name} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+
+
+def device_description(device: torch.device) -> str:
+    """The name a profile's ``match`` pattern is searched in."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
+
+
+def local_profile(device: torch.device, name: str | None = None) -> DeviceProfile | None:
+    """The profile of ``device`` (``name`` when given, else matched by name; None when none matches);
+    a per-core CPU profile is scaled to the threads torch uses."""
+    profile = get_profile(name) if name else match_profile(device_description(device), device.type)
+    return profile.for_cores(torch.get_num_threads()) if profile is not None else None
+
+
+def calibration_path(out: Path, device: torch.device) -> Path:
+    """``<out>/calibration/<device-name>.json``: where ``calibrate`` writes and ``run`` looks."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", environment(device)["device_name"]).strip("_")
+    return Path(out) / "calibration" / f"{slug}.json"
+
+
+def entry_key(model: str, resolution: int, kwargs: Mapping[str, Any], precision: str) -> str:
+    """What a calibration entry is looked up by (``init_from`` does not change the work)."""
+    kw = {k: v for k, v in kwargs.items() if k != "init_from"}
+    return json.dumps([model, int(resolution), kw, precision], sort_keys=True, default=str)
+
+
+@dataclass
+class ProfileEstimate:
+    """Ratio = the reference's estimated step time / this device's, from the profiles."""
+
+    local: DeviceProfile
+    reference: DeviceProfile
+    cache_dir: Path | None = None
+
+    def __call__(self, model: str, resolution: int, kwargs: Mapping[str, Any], precision: str) -> tuple[float, str]:
+        """(ratio, 'profile:LOCAL:REFERENCE') for one configuration."""
+        cost = step_cost(model, resolution, dict(kwargs), self.cache_dir)
+        ratio = step_seconds(cost, self.reference, REFERENCE_PRECISION) / step_seconds(cost, self.local, precision)
+        return round_ratio(ratio), f"profile:{self.local.label}:{self.reference.name}"
+
+
+@dataclass
+class CalibrationRatios:
+    """The ratios of a calibration file, by configuration; ``fallback`` for those it lacks."""
+
+    path: Path
+    ratios: dict[str, float]
+    fallback: Converter | None = None
+
+    def __call__(self, model: str, resolution: int, kwargs: Mapping[str, Any], precision: str) -> tuple[float, str]:
+        """(ratio, 'calibration:FILE') when the file has the configuration, else the fallback's."""
+        key = entry_key(model, resolution, kwargs, precision)
+        if key in self.ratios:
+            return self.ratios[key], f"calibration:{self.path}"
+        if self.fallback is not None:
+            return self.fallback(model, resolution, kwargs, precision)
+        raise BenchError(
+            f"--calibration {self.path}: no speed ratio for {model} at {resolution} px ({precision}, kwargs "
+            f"{dict(kwargs)}); run `run_bench.py calibrate` with this suite to measure it"
+        )
+
+
+def read_calibration(path: Path) -> dict[str, Any]:
+    """A calibration file, validated enough to use (JSON only)."""
+    bad = BenchError(f"--calibration {path}: not a calibration file; create one with `run_bench.py calibrate`")
+    try:
+        doc = json.loads(Path(path).read_text())
+        ok = all({"model", "resolution", "img_s"} <= set(e) for e in doc["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise bad from None
+    if not ok:
+        raise bad
+    return doc
+
+
+def calibration_ratios(
+    path: Path, reference: DeviceProfile | None, fallback: Converter | None = None
+) -> CalibrationRatios:
+    """The speed ratios of the calibration at ``path``, checked against the suite's reference device."""
+    doc = read_calibration(path)
+    made_for = doc.get("reference_profile")
+    if reference is not None and made_for is not None and made_for != reference.name:
+        raise BenchError(
+            f"--calibration {path}: its ratios are against {made_for}, the suite's reference is {reference.name}; "
+            "run `run_bench.py calibrate` with this suite"
+        )
+    ratios = {
+        entry_key(e["model"], e["resolution"], e.get("kwargs", {}), e.get("precision", "fp32")): float(e["speed_ratio"])
+        for e in doc["entries"]
+        if "speed_ratio" in e
+    }
+    if not ratios and fallback is None:
+        raise BenchError(
+            f"--calibration {path}: has no speed ratios (no reference device); run `run_bench.py calibrate` with a "
+            "suite that names reference_gpu, or with --reference REF.json measured on the reference GPU"
+        )
+    return CalibrationRatios(Path(path), ratios, fallback)
+
+
+def _no_profile(device: torch.device, suite: str) -> BenchError:
+    names = ", ".join(load_profiles())
+    return BenchError(
+        f"no device profile matches this device ({device_description(device)}); pass --device-profile NAME "
+        f"({names}), --calibration FILE (`run_bench.py calibrate --suite {suite}` measures this device) or "
+        "--speed-ratio R"
+    )
+
+
+def budget_conversion(
+    suite: str,
+    out: Path,
+    *,
+    speed_ratio: float | None = None,
+    calibration: Path | None = None,
+    device_profile: str | None = None,
+    device: str = "auto",
+) -> SpeedRatio:
+    """What ``load_suite`` gets as ``speed_ratio`` for these flags (module docstring: the order)."""
+    if speed_ratio is not None and calibration is not None:
+        raise BenchError("--speed-ratio and --calibration both given; pass one of them")
+    if speed_ratio is not None:
+        return speed_ratio
+    ref_name, pinned = suite_budget_basis(suite)
+    try:
+        reference = get_profile(ref_name) if ref_name else None
+    except BenchError:
+        return None  # load_suite reports the unknown reference_gpu with the suite's other problems
+    if calibration is not None:
+        return calibration_ratios(calibration, reference)
+    if reference is None or pinned:
+        if device_profile:
+            raise BenchError(f"--device-profile {device_profile}: suite {suite} converts no hours (no reference_gpu, "
+                             "or budget.speed_ratio set); drop the flag")  # fmt: skip
+        return None
+    dev = resolve_device(device)
+    local = local_profile(dev, device_profile)
+    estimate = ProfileEstimate(local, reference, Path(out) / "cache" / "stepcost") if local else None
+    found = calibration_path(out, dev)
+    if device_profile is None and found.is_file():
+        try:
+            return calibration_ratios(found, reference, estimate)
+        except BenchError:
+            pass  # another suite's reference, or an old file: not this conversion's
+    if estimate is None:
+        raise _no_profile(dev, suite)
+    return estimate

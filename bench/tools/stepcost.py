@@ -1,0 +1,123 @@
+"""The work of one training step, counted op by op on the meta device (no memory, no compute).
+
+The model is built and stepped under ``torch.device("meta")`` and :func:`models.structure_only`
+(LPIPS backbones without their weights); after one untraced warm-up step (lazy builds, optimizer
+state), the steps the model names in ``cost_steps`` (its lazy-regularisation pattern) are traced
+with a dispatch mode that records, per aten op: its FLOPs (``torch.utils.flop_counter``'s formulas),
+the bytes of its tensor inputs and outputs (views and allocations move none), and the side of its
+largest 4-D tensor. Ops run on the CPU path, so Adam is counted as its single-tensor kernels. The
+counts are cached under ``<out>/cache/stepcost/`` keyed by the configuration, the torch version and
+the models' source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+
+import models
+from bench.plan.roofline import OpGroup, StepCost
+from bench.results.io import atomic_write_json
+
+MODELS_DIR = Path(models.__file__).resolve().parent
+_NO_TRAFFIC = ("empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "detach", "lift_fresh")
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes a tensor's elements occupy (a broadcast view counts its storage span, not its size)."""
+    if t.numel() == 0:
+        return 0
+    span = 1 + sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride(), strict=True))
+    return min(t.numel(), span) * t.element_size()
+
+
+def _side(tensors: list[torch.Tensor]) -> int:
+    return max((t.shape[-1] for t in tensors if t.dim() == 4), default=0)
+
+
+class _OpRecorder(TorchDispatchMode):
+    """Counts (kind, FLOPs, bytes, side) per op, each op weighted by ``weight``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[tuple[str, int, int, int]] = Counter()
+        self.weight = 1.0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func.is_view or func._overloadpacket.__name__ in _NO_TRAFFIC:
+            return out
+        ins = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        rule = flop_registry.get(func._overloadpacket)
+        flops = int(rule(*args, **kwargs, out_val=out)) if rule is not None else 0
+        name = func._overloadpacket.__name__
+        kind = "conv" if "convolution" in name else "mm" if rule is not None else "other"
+        nbytes = sum(_tensor_bytes(t) for t in ins + outs)
+        self.counts[(kind, flops, nbytes, _side(ins + outs))] += self.weight
+        return out
+
+
+@contextmanager
+def _meta() -> Iterator[None]:
+    with models.structure_only(), torch.device("meta"):
+        yield
+
+
+def trace_step_cost(name: str, resolution: int, kwargs: dict[str, Any]) -> StepCost:
+    """Count the work of one mean training step of ``name`` at ``resolution`` with ``kwargs``."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "init_from"}  # same network, no checkpoint read
+    with _meta():
+        torch.manual_seed(0)
+        model = models.get_model(name, resolution=resolution, **kwargs)
+        real = torch.zeros(model.batch_size, 3, resolution, resolution)
+        steps = model.cost_steps()
+        model.train_step(real, max(steps))  # untraced warm-up: lazy builds, optimizer state
+        recorder = _OpRecorder()
+        with recorder:
+            for step, weight in sorted(steps.items()):
+                recorder.weight = weight
+                model.train_step(real, step)
+    groups = tuple(OpGroup(k, f, b, s, c) for (k, f, b, s), c in sorted(recorder.counts.items()))
+    return StepCost(model.batch_size, resolution, groups)
+
+
+def _models_digest() -> str:
+    """sha256 of the models package's source: a changed network invalidates cached counts."""
+    h = hashlib.sha256()
+    for path in sorted(MODELS_DIR.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def cost_key(name: str, resolution: int, kwargs: dict[str, Any]) -> str:
+    """Cache key of a configuration's count: model, resolution, kwargs, torch version, models' source."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "init_from"}
+    blob = json.dumps([name, resolution, kwargs, torch.__version__, _models_digest()], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def step_cost(name: str, resolution: int, kwargs: dict[str, Any], cache_dir: Path | None = None) -> StepCost:
+    """:func:`trace_step_cost`, read from (and written to) ``cache_dir`` when given."""
+    path = Path(cache_dir) / f"{name}-{resolution}-{cost_key(name, resolution, kwargs)}.json" if cache_dir else None
+    if path is not None and path.is_file():
+        try:
+            return StepCost.from_dict(json.loads(path.read_text())["cost"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: count again and overwrite
+    cost = trace_step_cost(name, resolution, kwargs)
+    if path is not None:
+        atomic_write_json(path, {"model": name, "resolution": resolution, "kwargs": kwargs,
+                                 "torch": torch.__version__, "cost": cost.to_dict()})  # fmt: skip
+    return cost
