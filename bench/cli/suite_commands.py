@@ -141,10 +141,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Measure it/s and img/s per (model, resolution) of the suite; write results/calibration/."""
     from tabulate import tabulate
 
+    from bench.results.io import check_writable_dir
     from bench.tools.calibrate import calibrate, calibration_path, write_calibration
     from bench.training.device import training_device
 
     _, cells = suite_and_cells(args)
+    check_writable_dir(args.out, "--out")
     device = training_device(args.device)
     doc = calibrate(cells, device, max(1, args.steps), args.reference)
     path = calibration_path(args.out, device)
@@ -162,8 +164,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import read_states, write_report
     from bench.report.tables import summary_line
     from bench.results.collect import collect
+    from bench.results.io import check_writable_dir
 
     suite, _ = suite_and_cells(args)
+    check_writable_dir(args.out, "--out")
     paths = write_report(
         suite, collect(args.out, suite.name), args.out, selection=args.selection,
         standalone=args.standalone, metric=args.metric,

@@ -106,8 +106,10 @@ def _models_table(suites: list[str]) -> str:
 @command("eval")
 def cmd_eval(args: argparse.Namespace) -> int:
     """Re-score snapshots offline; print the new rows."""
+    from bench.results.io import check_writable_dir
     from bench.tools.rescore import rescore
 
+    check_writable_dir(args.out, "--out")
     rows = rescore(
         args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
         detector=args.detector, pr_detector=args.pr_detector, device=args.device,
@@ -121,8 +123,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 @command("generate")
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write the PNG folder; print where and what."""
+    from bench.results.io import check_writable_dir
     from bench.tools.generate import generate_folder
 
+    check_writable_dir(args.outdir, "--outdir")
     rec = generate_folder(
         args.run, args.outdir, protocol=args.protocol, snapshot=args.checkpoint, num=args.num, device=args.device
     )  # fmt: skip
@@ -134,9 +138,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_import_official(args: argparse.Namespace) -> int:
     """Import an official checkpoint; print the run folder and how to score it."""
     import models
+    from bench.results.io import check_writable_dir
     from bench.tools.official import import_official
 
     name, kwargs = models.parse_entry(args.model)
+    check_writable_dir(args.out, "--out")
     paths = import_official(
         args.checkpoint, dataset=args.dataset, resolution=args.resolution, out=args.out,
         model=name, model_kwargs=kwargs, suite=args.suite, step=args.step,
@@ -150,18 +156,18 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Prepare a paper dataset into the tensor cache."""
     from bench.data.prepare import prepare_dataset
+    from bench.results.io import check_writable_dir
     from bench.results.runs import cache_dirs
 
     if args.src is None and not args.download:
         raise BenchError("prepare: give --src PATH (the downloaded zip/tar/folder) or --download")
+    check_writable_dir(args.out, "--out")
     data_cache, _ = cache_dirs(args.out)
     ds = prepare_dataset(
         args.dataset, args.src, cache_dir=data_cache, skip_bad=args.skip_bad,
         download=args.download, resolution=args.resolution,
     )  # fmt: skip
     print(f"prepared {ds.name}: {ds.images.shape[0]} images at {ds.resolution} px, sha256 {ds.sha256[:16]}…")
-    if ds.manifest.get("count_warning"):
-        print(f"warning: {ds.manifest['count_warning']}")
     return 0
 
 
@@ -171,9 +177,11 @@ def cmd_perf(args: argparse.Namespace) -> int:
     import torch
 
     from bench.cli.args import flag_values
+    from bench.results.io import check_writable_dir
     from bench.tools.perf.run import format_precision_check, precision_fid_check, run_perf
     from bench.tools.perf.table import format_table
 
+    check_writable_dir(args.out, "--out")
     if args.threads:
         torch.set_num_threads(args.threads)
     check = PrecisionCheck(**flag_values(args, PrecisionCheck))

@@ -9,7 +9,6 @@ one needs ``prepare --resolution R``.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from bench.data.images import resize_images
 from bench.data.store import Dataset, cache_path, read_cache, suggest, write_cache
 from bench.errors import DataError, OfflineError
+from bench.files import FileReadError, read_json
 
 
 class DatasetOfflineError(DataError, OfflineError):
@@ -115,8 +115,8 @@ def _prepared_resolutions(name: str, cache_dir: Path) -> list[int]:
 
 def _read_json(path: Path) -> dict:
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        loaded = read_json(path)
+    except FileReadError:
         return {}
     return loaded if isinstance(loaded, dict) else {}
 
@@ -137,13 +137,14 @@ def _derive(source: Dataset, resolution: int, cache_dir: Path) -> Dataset:
     return write_cache(cache_dir, source.name, source.name, resize_images(source.images, resolution), kept)
 
 
-def check_prepared(name: str, resolution: int, cache_dir: Path) -> None:
-    """Raise the same DataError as :func:`load_prepared` when ``name`` cannot be loaded, without loading it."""
-    if cache_path(cache_dir, name, resolution).with_suffix(".json").exists():
-        return
-    if any(r > resolution for r in _prepared_resolutions(name, cache_dir)):
-        return
-    load_prepared(name, resolution, cache_dir)  # raises the explanatory error
+def check_prepared(name: str, resolution: int, cache_dir: Path) -> int:
+    """The image count of prepared set ``name`` (from its manifest, loading nothing); the same DataError as
+    :func:`load_prepared` when it cannot be loaded."""
+    for res in (resolution, *(r for r in _prepared_resolutions(name, cache_dir) if r > resolution)):
+        count = _read_json(cache_path(cache_dir, name, res).with_suffix(".json")).get("count")
+        if isinstance(count, int):
+            return count
+    return len(load_prepared(name, resolution, cache_dir).images)  # or raises the explanatory error
 
 
 def load_prepared(name: str, resolution: int, cache_dir: Path) -> Dataset:

@@ -4,37 +4,23 @@ dataset is there with enough images, and each detector loads."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from bench.errors import BenchError, DataError
 from bench.plan.suites import Cell, Suite
-
-MIN_IMAGES = 2  # training images a run needs (one image has no distribution to learn or to score against)
+from bench.results.io import check_writable_dir
 
 
 def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None) -> None:
     """Raise a one-line :class:`BenchError` at the first problem; ``device`` None: cells run elsewhere."""
-    check_writable(out)
+    check_writable_dir(out, "--out")
     if device is not None:
         from bench.training.device import resolve_device
 
         resolve_device(device)
     check_models(suite, cells)
-    check_data(cells, out)
     check_detectors(cells)
-
-
-def check_writable(out: Path) -> None:
-    """Fail early, before any training, when the results folder cannot be written."""
-    if out.exists() and not out.is_dir():
-        raise BenchError(f"--out {out}: is a file, not a folder; pass a folder for --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise BenchError(f"--out {out}: folder is not writable ({exc.strerror}); pass a writable --out") from None
+    check_data(cells, out)  # last: it may build a dataset's cache
 
 
 def check_models(suite: Suite, cells: list[Cell]) -> None:
@@ -62,14 +48,15 @@ def check_data(cells: list[Cell], out: Path) -> None:
     """Fail before any training when a cell's dataset is missing (with the prepare command)."""
     from bench.data.catalog import load_dataset
     from bench.data.paper import PAPER_DATASETS, check_prepared
+    from bench.data.store import MIN_IMAGES
     from bench.results.runs import cache_dirs
 
     data_cache, _ = cache_dirs(out)
     for name, res in sorted({(c.spec.dataset, c.spec.resolution) for c in cells}):
         if name in PAPER_DATASETS:
-            check_prepared(name, res, data_cache)
-            continue
-        count = len(load_dataset(name, res, cache_dir=data_cache).images)  # builds the cache once, before training
+            count = check_prepared(name, res, data_cache)
+        else:
+            count = len(load_dataset(name, res, cache_dir=data_cache).images)  # builds the cache once, before training
         if count < MIN_IMAGES:
             raise DataError(f"dataset {name!r} has {count} image; a GAN needs at least {MIN_IMAGES}: add images")
 

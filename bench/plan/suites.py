@@ -11,7 +11,6 @@ once, each with file and key.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import tomllib
 import typing
@@ -21,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, SuiteError
+from bench.files import FileReadError, read_text
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import PRECISIONS, RESOLUTIONS, RunSpec
+from bench.plan.specs import MAX_SEED, PRECISIONS, RESOLUTIONS, RunSpec, finite_positive
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+MAX_NAME_CHARS = 100  # suite names are folder names (the file-name limit is 255 bytes)
+_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 def settings_schema(cls: type, skip: tuple[str, ...] = ()) -> dict[str, type | tuple[type, ...]]:
@@ -88,15 +90,22 @@ class Suite:
     slurm: dict[str, Any] = field(default_factory=dict)
 
 
+def suite_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a suite's results folder (``runs/<name>/``), or None when it can."""
+    if not _NAME_RE.fullmatch(name):
+        return f"{name[:80]!r} names a results folder; use letters, digits, _ . - (not starting with .)"
+    if len(name) > MAX_NAME_CHARS:
+        return f"{len(name)} characters names a results folder; use at most {MAX_NAME_CHARS}"
+    return None
+
+
 def suite_path(name_or_path: str) -> Path:
-    """``experiments/<name>.toml``, or the given path if it is a .toml file."""
+    """``experiments/<name>.toml``, or the given path if it ends in .toml (read by :func:`read_toml`)."""
     p = Path(name_or_path)
     if p.suffix == ".toml":
-        if not p.is_file():
-            raise BenchError(f"suite file {p} does not exist; pass an existing .toml or a suite name")
         return p
     path = EXPERIMENTS / f"{name_or_path}.toml"
-    if not path.is_file():
+    if suite_name_problem(name_or_path) is not None or not path.is_file():
         import difflib
 
         names = list_suites()
@@ -123,16 +132,20 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in _seen:
         raise SuiteError(f"{path}: suite.include: include cycle through {' -> '.join(map(str, _seen))}")
+    where = f"{_seen[-1]}: suite.include: " if _seen else ""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: malformed TOML: {exc}; fix the syntax") from None
-    except UnicodeDecodeError:
-        raise SuiteError(f"{path}: not UTF-8 text; save the suite as a UTF-8 TOML file") from None
-    except OSError as exc:
-        where = f"{_seen[-1]}: suite.include: " if _seen else ""
-        msg = f"{where}{path}: cannot read ({exc.strerror}); fix the path or the file's permissions"
-        raise SuiteError(msg) from None
+    except RecursionError:
+        raise SuiteError(f"{path}: malformed TOML: arrays or tables nested too deeply; flatten them") from None
+    except FileReadError as exc:
+        if exc.missing and not _seen:
+            raise SuiteError(f"suite file {path} does not exist; pass an existing .toml or a suite name") from None
+        if exc.reason == "is not UTF-8 text":
+            raise SuiteError(f"{path}: not UTF-8 text; save the suite as a UTF-8 TOML file") from None
+        reason = "cannot read (No such file or directory)" if exc.missing else exc.reason
+        raise SuiteError(f"{where}{path}: {reason}; fix the path or the file (a regular TOML file)") from None
     merged: dict[str, Any] = {}
     suite = data.get("suite")
     includes = suite.get("include", []) if isinstance(suite, dict) else []
@@ -205,13 +218,12 @@ def _ds(data: dict[str, Any]) -> list[Any]:
 
 
 def _check_values(data: dict[str, Any], where: str) -> list[str]:
-    problems = []
-    s, b, e = data.get("suite", {}), data.get("budget", {}), data.get("eval", {})
-    for key in ("name", "resolution", "datasets"):
-        if key not in s:
-            problems.append(f"{where}: suite.{key}: missing (required)")
-    if "name" in s and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", s["name"]):
-        problems.append(f"{where}: suite.name: {s['name']!r} names a results folder; use letters, digits, _ . -")
+    s, e = data.get("suite", {}), data.get("eval", {})
+    problems = [
+        f"{where}: suite.{key}: missing (required)" for key in ("name", "resolution", "datasets") if key not in s
+    ]
+    if "name" in s and (why := suite_name_problem(s["name"])):
+        problems.append(f"{where}: suite.name: {why}")
     for key in ("datasets", "seeds"):
         values = s.get(key, [0])
         if not values:
@@ -223,27 +235,59 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
         problems.append(f"{where}: models: no [models.<name>] table; add at least one model")
     if s.get("resolution", 64) not in RESOLUTIONS:
         problems.append(f"{where}: suite.resolution: {s['resolution']} not one of 32..1024 (powers of two)")
-    if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
-        problems.append(f"{where}: suite.seeds: expected a list of non-negative integers")
-    positives = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
-                 ("budget.speed_ratio", b.get("speed_ratio")), ("budget.num_gpus", b.get("num_gpus")),
-                 ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
-    for m, mt in data.get("models", {}).items():
-        if isinstance(mt, dict):
-            positives += [(f"models.{m}.budget_hours", mt.get("budget_hours"))]
-            positives += [(f"models.{m}.max_iters", mt.get("max_iters"))]
-            if mt.get("precision", "fp32") not in PRECISIONS:
-                allowed = ", ".join(PRECISIONS)
-                problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {allowed}")
-            if mt.get("needs", "init_from") != "init_from":
-                problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
-    for key, value in positives:
-        if isinstance(value, int | float) and not isinstance(value, bool) and not 0 < value < math.inf:
-            problems.append(f"{where}: {key}: must be a finite number > 0, got {value}")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in s.get("seeds", [0])):
+        problems.append(f"{where}: suite.seeds: expected a list of non-negative integers up to 2**32 - 1")
     fr = e.get("fractions", spec_default("eval_fractions"))
     if not fr or not all(isinstance(f, int | float) and 0 < f <= 1 for f in fr):
         problems.append(f"{where}: eval.fractions: expected numbers in (0, 1], got {fr!r}")
+    return problems + _check_numbers(data, where) + _check_models(data, where) + _check_slurm(data, where)
+
+
+def _check_numbers(data: dict[str, Any], where: str) -> list[str]:
+    """Every number that reaches a budget or a count: finite and > 0 (TOML allows nan and inf)."""
+    b, e = data.get("budget", {}), data.get("eval", {})
+    numbers = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
+               ("budget.speed_ratio", b.get("speed_ratio")), ("budget.num_gpus", b.get("num_gpus")),
+               ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
+    for m, mt in _model_tables(data):
+        numbers += [
+            (f"models.{m}.budget_hours", mt.get("budget_hours")),
+            (f"models.{m}.max_iters", mt.get("max_iters")),
+        ]
+    return [f"{where}: {key}: must be a finite number > 0, got {value}" for key, value in numbers
+            if isinstance(value, int | float) and not finite_positive(value)]  # fmt: skip
+
+
+def _model_tables(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(m, mt) for m, mt in data.get("models", {}).items() if isinstance(mt, dict)]
+
+
+def _check_models(data: dict[str, Any], where: str) -> list[str]:
+    """Per-model values, and one report row per model: (group, label) pairs are unique."""
+    problems, rows = [], {}
+    for m, mt in _model_tables(data):
+        if mt.get("precision", "fp32") not in PRECISIONS:
+            problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {', '.join(PRECISIONS)}")
+        if mt.get("needs", "init_from") != "init_from":
+            problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
+        row = (mt.get("group", ""), mt.get("label", m))
+        if row in rows:
+            group = f" in group {row[0]!r}" if row[0] else ""
+            problems.append(
+                f"{where}: models.{m}.label: {row[1]!r}{group} is also models.{rows[row]}'s label; the report would "
+                "average the two models as seeds of one; give each model its own label"
+            )
+        rows.setdefault(row, m)
     return problems
+
+
+def _check_slurm(data: dict[str, Any], where: str) -> list[str]:
+    """The ``[slurm]`` block as :class:`LaunchSettings` validates it (finite, in range)."""
+    try:
+        LaunchSettings.merged(data.get("slurm", {}))
+    except BenchError as exc:
+        return [f"{where}: slurm: {exc}"]
+    return []
 
 
 def _budget_of(data: dict[str, Any], mt: dict[str, Any]) -> tuple[float | None, int | None]:
@@ -286,14 +330,18 @@ def _expand(
             "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
         }  # fmt: skip
         given = {k: v for k, v in given.items() if v is not None}
+        ratio = _ratio(speed_ratio, data, model, path)
         for dataset in s["datasets"]:
             for seed in s.get("seeds", [spec_default("seed")]):
-                spec = RunSpec(
-                    suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
-                    model_kwargs=kwargs, budget_hours=hours, max_iters=iters,
-                    speed_ratio=_ratio(speed_ratio, data, model, path), budget_scale=budget_scale,
-                    eval_fractions=fractions, **given,
-                )  # fmt: skip
+                try:
+                    spec = RunSpec(
+                        suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
+                        model_kwargs=kwargs, budget_hours=hours, max_iters=iters,
+                        speed_ratio=ratio, budget_scale=budget_scale,
+                        eval_fractions=fractions, **given,
+                    )  # fmt: skip
+                except BenchError as exc:
+                    raise SuiteError(f"{path}: models.{model}: {exc}") from None
                 cells.append(Cell(spec, mt.get("label", model), mt.get("group", "")))
     return cells
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from bench.results.runs import RunPaths, eval_rows, iter_run_dirs, load_spec, read_state
+from bench.files import FileReadError
+from bench.results.runs import RunPaths, UnreadableRunError, eval_rows, iter_run_dirs, load_spec, read_state
 
 # Columns every collected row has, in this order (metric/protocol columns follow).
 SPEC_COLUMNS = (
@@ -19,11 +21,16 @@ def collect(out: Path, suite: str | None = None) -> pd.DataFrame:
     """One tidy DataFrame: a row per (run, evaluation, metric), spec and protocol as columns."""
     rows = []
     for run_dir in iter_run_dirs(out, suite):
-        spec = load_spec(run_dir)
         paths = RunPaths(run_dir)
+        try:
+            spec = load_spec(run_dir)
+            evals = eval_rows(paths)
+        except (UnreadableRunError, FileReadError) as exc:  # one broken run folder does not hide the others
+            warnings.warn(f"run skipped: {exc}", stacklevel=2)
+            continue
         base = {k: v for k, v in spec.to_dict().items() if k in SPEC_COLUMNS}
         base |= {"run_id": spec.run_id, "status": read_state(paths)["status"]}
-        rows.extend(base | row for row in eval_rows(paths))
+        rows.extend(base | row for row in evals)
     if not rows:
         return pd.DataFrame(columns=list(SPEC_COLUMNS))
     df = pd.DataFrame(rows)

@@ -18,6 +18,8 @@ import torch
 
 import models
 from bench.errors import BenchError
+from bench.files import FileReadError, read_json
+from bench.plan.specs import finite_positive
 from bench.plan.suites import Cell
 from bench.results.envinfo import environment
 from bench.results.io import atomic_write_json
@@ -46,6 +48,11 @@ def measure(name: str, resolution: int, kwargs: dict[str, Any], device: torch.de
 
 def calibrate(cells: list[Cell], device: torch.device, steps: int, reference: Path | None = None) -> dict[str, Any]:
     """Measure every distinct (model, kwargs, resolution) of ``cells``; add ratios to ``reference``."""
+    ref = (
+        {(e["model"], e["resolution"]): e for e in read_calibration(reference, "--reference")["entries"]}
+        if reference
+        else {}
+    )
     seen: dict[str, tuple[str, int, dict[str, Any]]] = {}
     for c in cells:
         s = c.spec
@@ -54,7 +61,6 @@ def calibrate(cells: list[Cell], device: torch.device, steps: int, reference: Pa
     entries = [measure(m, r, kw, device, steps) for m, r, kw in seen.values()]
     doc = {"environment": environment(device), "created": time.time(), "entries": entries}
     if reference is not None:
-        ref = {(e["model"], e["resolution"]): e for e in read_calibration(reference)["entries"]}
         for e in entries:
             match = ref.get((e["model"], e["resolution"]))
             if match:
@@ -74,17 +80,32 @@ def write_calibration(path: Path, doc: dict[str, Any]) -> None:
     atomic_write_json(path, doc)
 
 
-def read_calibration(path: Path) -> dict[str, Any]:
-    """A calibration file, validated enough to use."""
-    bad = BenchError(f"--calibration {path}: not a calibration file; create one with `run_bench.py calibrate`")
+def read_calibration(path: Path, flag: str = "--calibration") -> dict[str, Any]:
+    """A calibration file, every entry checked: model, resolution, and finite positive ``img_s`` and ``speed_ratio``."""
+    fix = "create one with `run_bench.py calibrate`"
     try:
-        doc = json.loads(Path(path).read_text())
-        ok = all({"model", "resolution", "img_s"} <= set(e) for e in doc["entries"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise bad from None
-    if not ok:
-        raise bad
+        doc = read_json(path)
+    except FileReadError as exc:
+        raise BenchError(f"{flag} {exc}; {fix}") from None
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise BenchError(f"{flag} {path}: not a calibration file (no 'entries' list); {fix}")
+    for i, e in enumerate(entries):
+        if (problem := _entry_problem(e)) is not None:
+            raise BenchError(f"{flag} {path}: entries[{i}]: {problem}; fix the entry or {fix}")
     return doc
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one calibration entry, or None."""
+    if not isinstance(entry, dict):
+        return f"expected a table, got {entry!r:.40}"
+    if not isinstance(entry.get("model"), str) or not isinstance(entry.get("resolution"), int):
+        return "needs 'model' (a name) and 'resolution' (px)"
+    for key in ("img_s", "speed_ratio"):
+        if (key in entry or key == "img_s") and not finite_positive(entry.get(key)):
+            return f"{key} must be a finite number > 0, got {entry.get(key)!r:.40}"
+    return None
 
 
 def speed_ratios(path: Path) -> dict[tuple[str, int], float]:

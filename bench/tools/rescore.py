@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
+from bench.results.io import check_writable_dir
 from bench.results.runs import RunPaths, append_eval_row, cache_dirs, eval_row, eval_rows, load_spec
-from bench.training.checkpoints import load_snapshot_model
+from bench.training.checkpoints import check_snapshots, model_from_snapshot, read_snapshot
 from bench.training.device import resolve_device
 
 
@@ -57,14 +58,17 @@ def rescore(
         metrics.check_protocol(p)
     metrics.check_detector(detector)
     metrics.check_detector(pr_detector)
+    check_writable_dir(paths.root, "--run")
     dev = resolve_device(device)
+    snaps = [read_snapshot(paths.root, str(p.relative_to(paths.root))) for p in _snapshots(paths, snapshot)]
     data_cache, metric_cache = cache_dirs(out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
     by_snap = {r.get("snapshot"): r for r in eval_rows(paths)}
+    check_snapshots(spec, snaps)  # every one, before the first row is written
     written = []
-    for snap in _snapshots(paths, snapshot):
-        rel = str(snap.relative_to(paths.root))
-        model = load_snapshot_model(paths.root, rel, dev)
+    for path, snap in snaps:
+        rel = str(path.relative_to(paths.root))
+        model = model_from_snapshot(spec, snap, path, dev)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             rows = metrics.evaluate(
                 model, dataset, protocols, detector=detector, pr_detector=pr_detector, device=dev,
@@ -73,7 +77,7 @@ def rescore(
         keep = ("step", "kimg", "train_seconds", "gpu_hours", "ref_gpu_hours", "eval_point", "grid")
         base = {k: v for k, v in by_snap.get(rel, {}).items() if k in keep}
         base |= {"snapshot": rel, "rescored": True, "time": time.time()}
-        base.setdefault("step", int(torch.load(snap, weights_only=True, map_location="cpu")["step"]))
+        base.setdefault("step", snap["step"])
         for row in rows:
             row = eval_row(base, row)
             append_eval_row(paths, row)
