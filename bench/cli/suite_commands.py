@@ -74,7 +74,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Train and evaluate every cell not yet done (here, on a device pool, or as jobs); print the tables."""
     from bench.launchers.base import get_launcher
-    from bench.launchers.checks import preflight
+    from bench.launchers.checks import check_models, preflight
     from bench.launchers.pool import DevicePool, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
     from bench.report.console import best_table, plan_table
@@ -82,6 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     suite, cells = suite_and_cells(args)
     settings = LaunchSettings.merged(suite.slurm, **flag_values(args, LaunchSettings))
+    if args.dry_run:
+        check_models(suite, cells)  # a dry run validates what costs nothing to check
     print(plan_table(suite, cells, args.out))
     if settings.launcher != "local":
         print(plan_text(plan_launch(cells, args.out, settings), settings))
@@ -89,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     local = settings.launcher == "local"
     pool = DevicePool(parse_devices(args.devices), tuple(args.argv)) if args.devices else None
-    preflight(suite, cells, args.out, device=None if pool or not local else args.device)
+    preflight(suite, cells, args.out, device=None if pool or not local else args.device, launcher=settings.launcher)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
                        checkpoint_every_s=args.checkpoint_every)  # fmt: skip
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)

@@ -11,9 +11,13 @@ from bench.plan.suites import Cell, Suite
 from bench.results.io import check_writable_dir
 
 
-def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None) -> None:
+def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None, launcher: str = "local") -> None:
     """Raise a one-line :class:`BenchError` at the first problem; ``device`` None: cells run elsewhere."""
     check_writable_dir(out, "--out")
+    if launcher == "slurm":
+        from bench.launchers.jobs import check_slurm
+
+        check_slurm()  # sbatch there, a controller answering
     if device is not None:
         from bench.training.device import resolve_device
 

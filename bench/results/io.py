@@ -128,7 +128,7 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(row, sort_keys=True, default=str) + "\n").encode("utf-8")
     with _disk_full_as_error(path):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = _open_append(path)
         try:
             # A torn previous line (no trailing newline) must not swallow this row.
             if os.fstat(fd).st_size and not _ends_with_newline(path):
@@ -140,6 +140,23 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _open_append(path: Path) -> int:
+    """An appending descriptor of ``path``, a regular file: a FIFO in its place would block the open or
+    the writes (non-blocking, the open fails at once when no reader waits), so it is refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: a FIFO without a reader
+            raise
+        fd = None
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise BenchError(f"{path}: is not a regular file, so nothing can be appended to it; move it away")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -158,7 +175,7 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     except FileReadError as exc:
         if exc.missing:
             return
-        raise
+        raise FileReadError(exc.path, f"{exc.reason}; move it away") from None
     with os.fdopen(fd, "rb") as f:
         while line := f.readline(MAX_JSONL_LINE + 1):
             if not line.endswith(b"\n"):
