@@ -331,6 +331,24 @@ PERF: dict[str, Builder] = {
     "--fid-iters 0": _perf("--precision-fid", "--fid-iters", "0"),
     "--threads 0": _perf("--threads", "0"),
     "--precision fp8": _perf("--precision", "fp8"),
+    "--models of a zero width": lambda ctx: Case(
+        ["perf", "--out", str(ctx.out), "--models", "fastgan:ngf=0"], ["ngf must be an integer >= 1, got 0"]
+    ),
+    "--models unknown": lambda ctx: Case(
+        ["perf", "--out", str(ctx.out), "--models", "nosuch"], ["unknown model 'nosuch'"]
+    ),
+    "--models empty": lambda ctx: Case(
+        ["perf", "--out", str(ctx.out), "--models", ","], ["--models: name at least one"]
+    ),
+    "--models malformed": lambda ctx: Case(
+        ["perf", "--out", str(ctx.out), "--models", "fastgan:ngf"], ["expected NAME[:KEY=VALUE...]"]
+    ),
+    "--detector unknown": lambda ctx: Case(
+        ["perf", "--out", str(ctx.out), "--detector", "nosuch"], ["unknown detector 'nosuch'"]
+    ),
+    "--dataset unknown": lambda ctx: Case(
+        ["perf", "--out", str(ctx.out), "--dataset", "nosuch"], ["unknown dataset 'nosuch'"]
+    ),
 }
 
 CASES: dict[str, dict[str, Builder]] = {
