@@ -60,6 +60,18 @@ COMMAND_LINE: dict[str, Builder] = {
         ["eval", "--run", str(ctx.tmp), "--out", str(ctx.out)], ["not a run folder (no spec.json)", "see results/runs/"]
     ),
     "--launcher unknown": lambda ctx: Case(ctx.run(extra=("--launcher", "pbs")), ["argument --launcher", SEE_HELP]),
+    "two GPU requests": lambda ctx: Case(
+        ctx.run(extra=("--launcher", "slurm", "--gpus-per-node", "1", "--gres", "gpu:1")),
+        ["gpus_per_node 1 and gres 'gpu:1'", "pass one GPU request"],
+    ),
+    "GPU request in --sbatch-extra": lambda ctx: Case(
+        ctx.run(extra=("--launcher", "slurm", "--sbatch-extra=--gpus=2")),
+        ["extra sbatch line '--gpus=2'", "request GPUs with --gpus-per-node N or --gres SPEC"],
+    ),
+    "negative --gpus-per-node": lambda ctx: Case(
+        ctx.run(extra=("--launcher", "slurm", "--gpus-per-node", "-1")),
+        ["argument --gpus-per-node: expected an integer >= 0", SEE_HELP],
+    ),
     "--sbatch-extra reserved": lambda ctx: Case(
         ctx.run(extra=("--launcher", "slurm", "--sbatch-extra=--time=5", "--dry-run")),
         ["extra sbatch line '--time=5': --time is set by the launcher; use its own flag"],
@@ -141,6 +153,10 @@ SUITE_VALUES: dict[str, Builder] = {
     ),
     "unknown model kwarg": suite_case(
         ["models.baseline.kwargs:", "'ngff'", "fix models.baseline.kwargs"], ("ngf = 4", "ngff = 4")
+    ),
+    "unknown accelerator": suite_case(
+        ["tiny.toml: budget.accelerator: 'tpu' not one of 'none', 'gpu'"],
+        ("max_iters = 2", 'max_iters = 2\naccelerator = "tpu"'),
     ),
     "wrong kwarg value": suite_case(
         ["models.baseline.kwargs: recon must be one of"], ('recon = "mse"', 'recon = "ssim"')

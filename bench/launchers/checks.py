@@ -1,6 +1,6 @@
-"""The pre-run checks every launch path runs, before anything is trained or submitted: the results
-folder is writable, the device exists, each cell's model builds (on the meta device), each
-dataset is there with enough images, and each detector loads."""
+"""The pre-run checks every launch path runs, before anything is trained or submitted: the device
+exists and is the accelerator the suite assumes, the results folder is writable, each cell's model
+builds (on the meta device), each dataset is there with enough images, and each detector loads."""
 
 from __future__ import annotations
 
@@ -13,18 +13,25 @@ from bench.results.io import check_writable_dir
 
 def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None, launcher: str = "local") -> None:
     """Raise a one-line :class:`BenchError` at the first problem; ``device`` None: cells run elsewhere."""
+    if device is not None:
+        check_device(cells, device)
     check_writable_dir(out, "--out")
     if launcher == "slurm":
         from bench.launchers.jobs import check_slurm
 
         check_slurm()  # sbatch there, a controller answering
-    if device is not None:
-        from bench.training.device import resolve_device
-
-        resolve_device(device)
     check_models(suite, cells)
     check_detectors(cells)
     check_data(cells, out)  # last: it may build a dataset's cache
+
+
+def check_device(cells: list[Cell], device: str) -> None:
+    """``--device`` exists here and is the accelerator the cells' suite assumes (or explicitly the CPU)."""
+    from bench.training.device import check_accelerator, resolve_device
+
+    resolved = resolve_device(device)
+    for c in cells:
+        check_accelerator(c.spec, device, resolved)
 
 
 def check_models(suite: Suite, cells: list[Cell]) -> None:

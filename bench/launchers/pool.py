@@ -24,6 +24,20 @@ def parse_devices(text: str) -> tuple[str, ...]:
     return devices
 
 
+def check_devices(devices: tuple[str, ...]) -> None:
+    """Fail, before any worker starts, when a device of ``--devices`` is not on this machine."""
+    import torch
+
+    from bench.results.envinfo import cuda_absence
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    wanted = f"--devices {','.join(devices)}"
+    if count == 0:
+        raise BenchError(f"{wanted}: found {cuda_absence()}; run without --devices to train here")
+    if missing := [d for d in devices if int(d) >= count]:
+        raise BenchError(f"{wanted}: no cuda:{missing[0]} on this machine (it has {count}); pass indices below {count}")
+
+
 def worker_argv(argv: list[str]) -> list[str]:
     """The same command without ``--devices``/``--device`` (each worker gets its own device)."""
     base, skip = [], False
