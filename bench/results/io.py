@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import json
 import os
@@ -64,9 +63,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         _atomic_write(path, lambda f: f.write(data))
 
 
-@functools.cache
 def umask() -> int:
-    """The process's umask (from /proc, which changes nothing; else set and restored at once)."""
+    """The process's umask now (from /proc, which changes nothing; else set and restored at once)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
