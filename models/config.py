@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
@@ -53,8 +54,13 @@ class ModelConfig:
 
     def _number(self, key: str) -> float:
         value = getattr(self, key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self._fail(key, "must be a number")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or isinstance(value, float)
+            and not math.isfinite(value)
+        ):
+            self._fail(key, "must be a finite number")
         return value
 
     def _positive(self, *keys: str) -> None:

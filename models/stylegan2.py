@@ -177,7 +177,7 @@ class StyleGAN2(GANModel):
 
     def _load_init(self, path: str) -> None:
         """Load G, D, g_ema (and pl_mean) from a harness checkpoint; one-line errors."""
-        if not os.path.isfile(path):
+        if not os.path.isfile(path):  # also refuses a FIFO, which would block the load
             raise ModelConfigError(f"init_from={path}: no such checkpoint file")
         try:
             ckpt = torch.load(path, weights_only=True, map_location="cpu")
@@ -188,10 +188,9 @@ class StyleGAN2(GANModel):
         if not isinstance(state, dict):
             raise ModelConfigError(f"init_from={path}: not a harness checkpoint (no 'model' state dict)")
         own = self.state_dict()
+        got = {k: tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__ for k, t in state.items()}
         bad = [
-            f"{k}: {tuple(state[k].shape) if k in state else 'missing'} vs {tuple(v.shape)}"
-            for k, v in own.items()
-            if k not in state or state[k].shape != v.shape
+            f"{k}: {got.get(k, 'missing')} vs {tuple(v.shape)}" for k, v in own.items() if got.get(k) != tuple(v.shape)
         ] + [f"{k}: unexpected" for k in state if k not in own]
         if bad:
             raise ModelConfigError(

@@ -178,16 +178,10 @@ def test_dry_run_shows_time_limits_and_sbatch_options(tiny_suite, tmp_path, caps
 
 
 def test_slurm_launcher_without_sbatch_is_a_clear_error(tiny_suite, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(launchers_submit.shutil, "which", lambda name: None)
+    monkeypatch.setattr(launchers_jobs.shutil, "which", lambda name: None)
     cells = _cells(tiny_suite, 1)
     with pytest.raises(BenchError, match="sbatch not found"):
         launchers_submit.launch(cells, LoopOptions(out=tmp_path), LaunchSettings(launcher="slurm"))
-
-
-def test_trace_summary_is_the_exception_line() -> None:
-    text = "Job (task=0) failed during processing with trace:\n" + "-" * 22 + "\nTraceback (most recent call last):\n"
-    text += '  File "x.py", line 1\nValueError: bad kwarg\n' + "-" * 22 + "\nYou can check full logs with ..."
-    assert launchers_jobs._trace_summary(text) == "ValueError: bad kwarg"
 
 
 # ----------------------------------------------------------------------------------------------

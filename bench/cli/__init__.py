@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from pathlib import Path
 from typing import NoReturn
 
 from bench.cli import suite_commands, tool_commands
@@ -43,22 +45,43 @@ def _argv_with_default(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: returns the process exit code."""
+    """Entry point: returns the process exit code.
+
+    Warnings raised while a command runs are held back and printed after its output as one line
+    each (``warning: ...``), so a failing command's first stderr line is its one ``error:`` line.
+    """
     argv = _argv_with_default(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     args.argv = argv
     limit_threads()  # before torch starts its thread pool; every command, every worker started through here
+    with warnings.catch_warnings(record=True) as caught:
+        code, error = _run(args)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+    for line in dict.fromkeys(_warning_line(w) for w in caught):
+        print(line, file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> tuple[int, str | None]:
+    """The command's exit code and, for bad input or an unmet precondition, its one-line message."""
     from models import ModelConfigError
 
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args), None
     except (BenchError, ModelConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 2, " ".join(str(exc).split("\n"))
     except OSError as exc:
         from bench.results.io import DISK_FULL, disk_full_error
 
-        if exc.errno not in DISK_FULL:
+        if exc.errno in DISK_FULL:
+            return 2, str(disk_full_error(exc.filename))
+        if exc.filename is None:
             raise
-        print(f"error: {disk_full_error(exc.filename)}", file=sys.stderr)
-        return 2
+        return 2, f"{exc.filename}: {exc.strerror}; check the path and its permissions"
+
+
+def _warning_line(w: warnings.WarningMessage) -> str:
+    """``warning: Category: message (file:line)`` on one line."""
+    text = " ".join(str(w.message).split())
+    return f"warning: {w.category.__name__}: {text} ({Path(w.filename).name}:{w.lineno})"

@@ -111,15 +111,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Train and evaluate every cell not yet done (here, on a device pool, or as jobs); print the tables."""
     from bench.launchers.base import get_launcher
-    from bench.launchers.checks import preflight
+    from bench.launchers.checks import check_models, preflight
     from bench.launchers.pool import DevicePool, check_devices, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
     from bench.report.console import plan_table
+    from bench.results.io import check_writable_dir
     from bench.results.runs import cell_state
     from bench.training.options import LoopOptions
 
     suite, cells = suite_and_cells(args)
     settings = LaunchSettings.merged(suite.slurm, **flag_values(args, LaunchSettings))
+    if args.dry_run:
+        check_models(suite, cells)  # a dry run validates what costs nothing to check
+    else:
+        check_writable_dir(args.out, "--out")  # before the plan table looks into it
     print(plan_table(suite, cells, args.out))
     if settings.launcher != "local":
         print(plan_text(plan_launch(cells, args.out, settings), settings))
@@ -136,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
             return _print_results(suite, cells, args.out, states)
         check_devices(pool.devices)
-    preflight(suite, cells, args.out, device=None if pool or not local else args.device)
+    preflight(suite, cells, args.out, device=None if pool or not local else args.device, launcher=settings.launcher)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
                        checkpoint_every_s=args.checkpoint_every)  # fmt: skip
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
@@ -212,11 +217,13 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Measure each configuration's step here, convert it to the suite's reference GPU; write OUT/calibration/."""
     from bench.plan.devices import get_profile
+    from bench.results.io import check_writable_dir
     from bench.tools.calibrate import calibrate, calibration_table, write_calibration
     from bench.tools.conversion import calibration_path, local_profile
     from bench.training.device import training_device
 
     suite, cells = suite_and_cells(args, convert=False)
+    check_writable_dir(args.out, "--out")
     device = training_device(args.device)
     reference = get_profile(suite.reference_gpu) if suite.reference_gpu else None
     local = local_profile(device, args.device_profile)
@@ -237,9 +244,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.budgets import other_budget_note, write_budget_table
     from bench.report.tables import summary_line
     from bench.results.collect import collect
+    from bench.results.io import check_writable_dir
     from bench.results.runs import RunPaths
 
     suite, _ = suite_and_cells(args)
+    check_writable_dir(args.out, "--out")
     other = other_budget_note(suite.cells, args.out)
     if other and not any(RunPaths.of(args.out, c.spec).spec.exists() for c in suite.cells):
         raise BenchError(f"suite {suite.name}: no runs with these budget settings in {args.out}; {other}")

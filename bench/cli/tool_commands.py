@@ -117,8 +117,10 @@ def _models_table(suites: list[str]) -> str:
 @command("eval")
 def cmd_eval(args: argparse.Namespace) -> int:
     """Re-score snapshots offline; print the new rows."""
+    from bench.results.io import check_writable_dir
     from bench.tools.rescore import rescore
 
+    check_writable_dir(args.out, "--out")
     rows = rescore(
         args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
         detector=args.detector, pr_detector=args.pr_detector, device=args.device,
@@ -132,8 +134,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 @command("generate")
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write the PNG folder; print where and what."""
+    from bench.results.io import check_writable_dir
     from bench.tools.generate import generate_folder
 
+    check_writable_dir(args.outdir, "--outdir")
     rec = generate_folder(
         args.run, args.outdir, protocol=args.protocol, snapshot=args.checkpoint, num=args.num, device=args.device
     )  # fmt: skip
@@ -145,9 +149,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_import_official(args: argparse.Namespace) -> int:
     """Import an official checkpoint; print the run folder and how to score it."""
     import models
+    from bench.results.io import check_writable_dir
     from bench.tools.official import import_official
 
     name, kwargs = models.parse_entry(args.model)
+    check_writable_dir(args.out, "--out")
     paths = import_official(
         args.checkpoint, dataset=args.dataset, resolution=args.resolution, out=args.out,
         model=name, model_kwargs=kwargs, suite=args.suite, step=args.step, resize_filter=args.resize_filter,
@@ -161,10 +167,12 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Prepare a paper dataset into the tensor cache."""
     from bench.data.prepare import prepare_dataset
+    from bench.results.io import check_writable_dir
     from bench.results.runs import cache_dirs
 
     if args.src is None and not args.download:
         raise BenchError("prepare: give --src PATH (the downloaded zip/tar/folder) or --download")
+    check_writable_dir(args.out, "--out")
     data_cache, _ = cache_dirs(args.out)
     ds = prepare_dataset(
         args.dataset, args.src, cache_dir=data_cache, skip_bad=args.skip_bad,
@@ -185,10 +193,12 @@ def cmd_perf(args: argparse.Namespace) -> int:
     import torch
 
     from bench.cli.args import flag_values
+    from bench.results.io import check_writable_dir
     from bench.tools.perf.run import format_precision_check, precision_fid_check, run_perf
     from bench.tools.perf.table import format_table
     from bench.training.threads import usable_cpus
 
+    check_writable_dir(args.out, "--out")
     if args.threads:
         if args.threads > (usable := usable_cpus()):
             raise BenchError(f"--threads {args.threads}: this process may use {usable} CPUs; pass at most {usable}")

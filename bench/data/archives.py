@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import http.client
+import lzma
 import os
 import re
 import stat
@@ -80,6 +83,11 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                 continue
             if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # type bits are often absent
                 raise _unsafe(archive, info.filename, "is a device or special file")
+            if info.flag_bits & 0x1:
+                raise DataError(
+                    f"{archive}: member {info.filename!r} is encrypted (password-protected); "
+                    "extract the archive with its password and pass the folder as --src"
+                )
             plan.append((info, rel))
         _check_sizes(archive, [(i.filename, i.file_size, i.compress_size) for i, _ in plan])
         for info, rel in plan:
@@ -108,21 +116,54 @@ def _extract_tar(archive: Path, dest: Path) -> None:
                 _copy_member(src, dest / rel, member.size, archive, member.name)
 
 
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x5d\x00\x00": "lzma"}
+_OPENERS = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open, "lzma": lzma.open}
+_STREAM_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
+_AGAIN = "download it again and compare its size or sha256 with the source's"
+
+
+def _compression(archive: Path) -> str | None:
+    """The compression a file's first bytes announce (gzip, bzip2, xz, lzma), or None."""
+    with open(archive, "rb") as f:
+        head = f.read(6)
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def _not_a_tar(archive: Path, kind: str) -> DataError:
+    """Why a compressed file is no tar archive: a damaged stream, or something else compressed."""
+    try:
+        with _OPENERS[kind](archive) as f:
+            head = f.read(tarfile.BLOCKSIZE)
+        tarfile.TarInfo.frombuf(head, tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError:  # before the stream errors: it is a TarError too
+        return DataError(
+            f"{archive} is {kind}-compressed but holds no tar archive; decompress it, pass the images' folder"
+        )
+    except _STREAM_ERRORS as exc:
+        return DataError(f"cannot extract {archive}: its {kind} stream is damaged or cut short ({exc}); {_AGAIN}")
+    return DataError(f"cannot extract {archive}: a damaged tar archive inside its {kind} stream; {_AGAIN}")
+
+
 def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip or tar archive into ``dest``, refusing unsafe members before writing anything.
+    """Extract a zip or tar archive (plain, gzip, bzip2, xz, lzma) into ``dest``, refusing unsafe
+    members before writing anything.
 
     Refused: absolute paths, ``..`` components, symbolic and hard links, devices and other special
-    files, and decompression bombs (see :data:`MAX_TOTAL_BYTES`, :data:`MAX_RATIO`).
+    files, encrypted members and decompression bombs (see :data:`MAX_TOTAL_BYTES`, :data:`MAX_RATIO`).
+    Damaged archives are one-line errors that say whether the compression or the archive is damaged.
     """
     try:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, dest)
         elif tarfile.is_tarfile(archive):
             _extract_tar(archive, dest)
+        elif (kind := _compression(archive)) is not None:
+            raise _not_a_tar(archive, kind)
         else:
             raise DataError(f"{archive} is not a folder, zip or tar archive; pass the downloaded archive or a folder")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, RuntimeError, OSError) as exc:
-        raise DataError(f"cannot extract {archive}: {exc}; download it again (it may be truncated)") from exc
+    except _STREAM_ERRORS as exc:
+        kind = "zip" if zipfile.is_zipfile(archive) else _compression(archive) or "tar"
+        raise DataError(f"cannot extract {archive}: damaged {kind} data ({exc}); {_AGAIN}") from exc
 
 
 def _fetch(url: str, out: IO[bytes]) -> str:

@@ -11,7 +11,6 @@ once, so another resolution is prepared from the originals.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from bench.data.images import RESIZE_FILTER, resize_images
 from bench.data.store import Dataset, cache_path, filtered_slug, read_cache, suggest, write_cache
 from bench.errors import DataError, OfflineError
+from bench.files import FileReadError, read_json
 
 
 class DatasetOfflineError(DataError, OfflineError):
@@ -118,8 +118,8 @@ def _prepared_resolutions(slug: str, cache_dir: Path) -> list[int]:
 
 def _read_json(path: Path) -> dict:
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        loaded = read_json(path)
+    except FileReadError:
         return {}
     return loaded if isinstance(loaded, dict) else {}
 
@@ -140,14 +140,17 @@ def _derive(source: Dataset, resolution: int, cache_dir: Path) -> Dataset:
     return write_cache(cache_dir, source.name, source.name, resize_images(source.images, resolution), kept)
 
 
-def check_prepared(name: str, resolution: int, cache_dir: Path, resize_filter: str = RESIZE_FILTER) -> None:
-    """Raise the same DataError as :func:`load_prepared` when ``name`` cannot be loaded, without loading it."""
+def check_prepared(name: str, resolution: int, cache_dir: Path, resize_filter: str = RESIZE_FILTER) -> int:
+    """The image count of prepared set ``name`` (from its manifest, loading nothing); the same DataError as
+    :func:`load_prepared` when it cannot be loaded."""
     slug = filtered_slug(name, resize_filter)
-    if cache_path(cache_dir, slug, resolution).with_suffix(".json").exists():
-        return
-    if resize_filter == RESIZE_FILTER and any(r > resolution for r in _prepared_resolutions(slug, cache_dir)):
-        return
-    load_prepared(name, resolution, cache_dir, resize_filter)  # raises the explanatory error
+    derivable = resize_filter == RESIZE_FILTER  # other filters: one resize from the originals, never two
+    larger = [r for r in _prepared_resolutions(slug, cache_dir) if r > resolution and derivable]
+    for res in (resolution, *larger):
+        count = _read_json(cache_path(cache_dir, slug, res).with_suffix(".json")).get("count")
+        if isinstance(count, int):
+            return count
+    return len(load_prepared(name, resolution, cache_dir, resize_filter).images)  # or raises the explanatory error
 
 
 def load_prepared(name: str, resolution: int, cache_dir: Path, resize_filter: str = RESIZE_FILTER) -> Dataset:

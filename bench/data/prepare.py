@@ -5,6 +5,7 @@ another is given.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import warnings
@@ -13,9 +14,9 @@ from pathlib import Path
 from bench.data.archives import download_dataset, safe_extract
 from bench.data.images import RESIZE_FILTER, check_resize_filter, images_from_files, list_image_files
 from bench.data.paper import DatasetInfo, _where, get_dataset_info, prepare_command
-from bench.data.store import Dataset, filtered_slug, write_cache
+from bench.data.store import MIN_IMAGES, Dataset, filtered_slug, write_cache
 from bench.errors import DataError
-from bench.results.io import file_sha256
+from bench.results.io import file_sha256, new_folders
 
 
 def _source(info: DatasetInfo, src: Path | None, cache_dir: Path, download: bool) -> Path:
@@ -26,7 +27,7 @@ def _source(info: DatasetInfo, src: Path | None, cache_dir: Path, download: bool
     if src is None:
         raise DataError(f"no --src given for {info.name!r}; {_where(info)} and run: {prepare_command(info.name)}")
     path = Path(src).expanduser()
-    if not path.exists():
+    if not os.path.lexists(path):
         raise DataError(f"--src {path} does not exist; {_where(info)} and pass its path")
     return path.resolve()
 
@@ -65,8 +66,16 @@ def prepare_dataset(
     check_resize_filter(resize_filter)
     resolution = resolution or info.resolution
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    source = _source(info, src, cache_dir, download)
+    with new_folders(cache_dir):
+        source = _source(info, src, cache_dir, download)
+        return _prepare(info, source, cache_dir, resolution, skip_bad, resize_filter)
+
+
+def _prepare(
+    info: DatasetInfo, source: Path, cache_dir: Path, resolution: int, skip_bad: bool, resize_filter: str
+) -> Dataset:
+    """Extract (into a temporary folder, removed afterwards), decode, check and cache."""
+    name = info.name
     work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".prepare-{name}-"))
     try:
         root = source
@@ -79,6 +88,11 @@ def prepare_dataset(
         )  # fmt: skip
         manifest = {"source": f"prepare:{source}", "skipped": skipped, "resize_filter": resize_filter}
         manifest |= _count_check(info, images.shape[0])
+        if images.shape[0] < MIN_IMAGES:
+            raise DataError(
+                f"{source} holds {images.shape[0]} usable image(s); a GAN needs at least {MIN_IMAGES}: "
+                f"pass the whole {info.name} download"
+            )
         if source.is_file():
             manifest["archive_sha256"] = file_sha256(source)
         return write_cache(cache_dir, filtered_slug(name, resize_filter), name, images, manifest)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +21,11 @@ import torch
 from bench.data import images as image_files
 from bench.data.images import BACKGROUND, RESIZE_FILTER
 from bench.errors import DataError
+from bench.files import read_json, regular_file
 from bench.results.io import atomic_torch_save, atomic_write_json
 
 FORMAT_VERSION = 1
+MIN_IMAGES = 2  # training images a run needs (one image has no distribution to learn or to score against)
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,10 @@ def cache_path(cache_dir: Path, slug: str, resolution: int) -> Path:
 def read_cache(path: Path, name: str, resolution: int) -> Dataset | None:
     """The cached dataset at ``path``, or None when missing, unreadable or not matching its manifest."""
     try:
-        manifest = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        images = torch.load(path, weights_only=True, mmap=True)  # pages read on use: large sets need no RAM copy
+        manifest = read_json(path.with_suffix(".json"))
+        images = torch.load(
+            regular_file(path), weights_only=True, mmap=True
+        )  # pages read on use: large sets need no RAM copy
     except Exception:  # any unreadable cache is rebuilt
         return None
     shape_ok = (

@@ -4,23 +4,25 @@ builds (on the meta device), each dataset is there with enough images, and each 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from bench.errors import BenchError, DataError
 from bench.plan.suites import Cell, Suite
+from bench.results.io import check_writable_dir
 
-MIN_IMAGES = 2  # training images a run needs (one image has no distribution to learn or to score against)
 
-
-def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None) -> None:
+def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None, launcher: str = "local") -> None:
     """Raise a one-line :class:`BenchError` at the first problem; ``device`` None: cells run elsewhere."""
     if device is not None:
         check_device(cells, device)
-    check_writable(out)
+    check_writable_dir(out, "--out")
+    if launcher == "slurm":
+        from bench.launchers.jobs import check_slurm
+
+        check_slurm()  # sbatch there, a controller answering
     check_models(suite, cells)
-    check_data(cells, out)
     check_detectors(cells)
+    check_data(cells, out)  # last: it may build a dataset's cache
 
 
 def check_device(cells: list[Cell], device: str) -> None:
@@ -30,18 +32,6 @@ def check_device(cells: list[Cell], device: str) -> None:
     resolved = resolve_device(device)
     for c in cells:
         check_accelerator(c.spec, device, resolved)
-
-
-def check_writable(out: Path) -> None:
-    """Fail early, before any training, when the results folder cannot be written."""
-    if out.exists() and not out.is_dir():
-        raise BenchError(f"--out {out}: is a file, not a folder; pass a folder for --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise BenchError(f"--out {out}: folder is not writable ({exc.strerror}); pass a writable --out") from None
 
 
 def check_models(suite: Suite, cells: list[Cell]) -> None:
@@ -69,16 +59,15 @@ def check_data(cells: list[Cell], out: Path) -> None:
     """Fail before any training when a cell's dataset is missing (with the prepare command)."""
     from bench.data.catalog import load_dataset
     from bench.data.paper import PAPER_DATASETS, check_prepared
+    from bench.data.store import MIN_IMAGES
     from bench.results.runs import cache_dirs
 
     data_cache, _ = cache_dirs(out)
     for name, res, how in sorted({(c.spec.dataset, c.spec.resolution, c.spec.resize_filter) for c in cells}):
         if name in PAPER_DATASETS:
-            check_prepared(name, res, data_cache, how)
-            continue
-        count = len(
-            load_dataset(name, res, cache_dir=data_cache, resize_filter=how).images
-        )  # cached once, before training
+            count = check_prepared(name, res, data_cache, how)
+        else:  # builds the cache once, before training
+            count = len(load_dataset(name, res, cache_dir=data_cache, resize_filter=how).images)
         if count < MIN_IMAGES:
             raise DataError(f"dataset {name!r} has {count} image; a GAN needs at least {MIN_IMAGES}: add images")
 

@@ -1,5 +1,9 @@
 """Submitted jobs: the job a task runs (:class:`CellJob`), each run's job records, their SLURM
 states, errors, and cancelling.
+
+Nothing here unpickles: a job's state comes from SLURM (``sacct``, else ``squeue``) and its error
+from the run's own ``state.json``, where the task writes it as text (:meth:`CellJob.__call__`).
+The pickles submitit keeps in the suite's ``.submitit`` folder are read only by the job itself.
 """
 
 from __future__ import annotations
@@ -9,16 +13,20 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import submitit
+from submitit.core.utils import JobPaths
 from tabulate import tabulate
 
 from bench.errors import BenchError
+from bench.files import FileReadError
 from bench.launchers.settings import sanitize_job_name
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
@@ -30,6 +38,8 @@ from bench.training.options import LoopOptions
 from bench.training.threads import limit_threads
 
 TERM_GRACE_S = 5.0  # after SIGTERM alone, how long to wait for the requeue signal that may follow
+SLURM_TIMEOUT_S = 30.0  # sacct, squeue, scontrol and scancel give up after this (an unreachable controller)
+JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")  # '<job>' or '<array>_<task>': nothing else reaches a SLURM command
 
 
 # SLURM states in which a job may still run (it blocks re-submission of its cell).
@@ -70,10 +80,22 @@ class CellJob(submitit.helpers.Checkpointable):
         for sig in (usr, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         limit_threads(self.cpus)  # more threads than CPUs is many times slower
-        status = run_cell(self.spec, dataclasses.replace(self.opts, should_stop=lambda: bool(self._signals)))
+        try:
+            status = run_cell(self.spec, dataclasses.replace(self.opts, should_stop=lambda: bool(self._signals)))
+        except Exception as exc:
+            self._report_failure(exc)
+            raise
         if status == "todo" and self._signals and self._await_signal(usr) and callable(requeue):
             requeue(usr, None)  # pickles self.checkpoint(), requeues and exits
         return status
+
+    def _report_failure(self, exc: Exception) -> None:
+        """The error as text in the run's state.json (one line, with this job's id) and the trace beside it."""
+        job_id = submitit.JobEnvironment().job_id
+        paths = RunPaths.of(self.opts.out, self.spec)
+        atomic_write_text(_jobs_dir(paths) / f"{sanitize_job_name(job_id)}.error.txt", traceback.format_exc())
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        write_state(paths, status="failed", error=f"{message} (job {job_id})", error_job=job_id)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals.append(signum)
@@ -91,10 +113,17 @@ def _jobs_dir(paths: RunPaths) -> Path:
 
 
 def job_records(paths: RunPaths) -> list[JobRecord]:
-    """Every submission of the run, oldest first."""
+    """Every submission of the run, oldest first (rows with another shape or job id are ignored)."""
     fields = {f.name for f in dataclasses.fields(JobRecord)}
-    rows = read_jsonl(_jobs_dir(paths) / "jobs.jsonl")
-    return [JobRecord(**{k: row[k] for k in fields}) for row in rows if fields <= row.keys()]
+    try:
+        rows = list(read_jsonl(_jobs_dir(paths) / "jobs.jsonl"))
+    except FileReadError:
+        return []
+    return [
+        JobRecord(**{k: row[k] for k in fields}) for row in rows
+        if fields <= row.keys() and isinstance(row["job_id"], str) and JOB_ID_RE.fullmatch(row["job_id"])
+        and isinstance(row["folder"], str) and isinstance(row["submitted"], int | float)
+    ]  # fmt: skip
 
 
 def latest_job(paths: RunPaths) -> JobRecord | None:
@@ -103,9 +132,9 @@ def latest_job(paths: RunPaths) -> JobRecord | None:
     return records[-1] if records else None
 
 
-def _job(record: JobRecord) -> submitit.Job[Any]:
-    cls = submitit.SlurmJob if record.launcher == "slurm" else submitit.LocalJob
-    return cls(folder=record.folder, job_id=record.job_id)
+def _job_paths(record: JobRecord) -> JobPaths:
+    """Where submitit keeps the job's files (names only: nothing there is read)."""
+    return JobPaths(record.folder, job_id=record.job_id)
 
 
 def record_job(paths: RunPaths, record: JobRecord) -> None:
@@ -113,23 +142,73 @@ def record_job(paths: RunPaths, record: JobRecord) -> None:
     append_jsonl(_jobs_dir(paths) / "jobs.jsonl", dataclasses.asdict(record))
     logs = _jobs_dir(paths) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    job = _job(record)
-    for suffix, target in ((".out", job.paths.stdout), (".err", job.paths.stderr)):
+    job = _job_paths(record)
+    for suffix, target in ((".out", job.stdout), (".err", job.stderr)):
         link = logs / f"{sanitize_job_name(record.job_id)}{suffix}"
         link.unlink(missing_ok=True)
         link.symlink_to(os.path.relpath(target, logs))
 
 
+def _slurm(*args: str) -> str | None:
+    """A SLURM command's standard output, or None when it is missing, fails or does not answer in time."""
+    if shutil.which(args[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=SLURM_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _parse_states(text: str) -> dict[str, str]:
+    """``ID|STATE`` lines (sacct -P, squeue) -> job id -> state; pending arrays (``12_[0-3,5%2]``) expanded."""
+    states = {}
+    for line in text.splitlines():
+        job, _, state = line.strip().partition("|")
+        word = (state.split() or ["UNKNOWN"])[0]
+        array = re.fullmatch(r"(\d+)_\[([\d,-]+)(?:%\d+)?\]", job)
+        if array is None:
+            states[job] = word
+            continue
+        for part in array[2].split(","):
+            lo, _, hi = part.partition("-")
+            if lo.isdigit() and (hi or lo).isdigit() and int(hi or lo) - int(lo) < 100_000:
+                states |= {f"{array[1]}_{i}": word for i in range(int(lo), int(hi or lo) + 1)}
+    return states
+
+
 def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
-    """SLURM state of each job (sacct through submitit's watcher); '?' where sacct is unavailable."""
-    ids = sorted(set(job_ids))
-    if not ids or shutil.which("sacct") is None:
-        return {j: "?" for j in ids}
-    watcher = submitit.SlurmJob.watcher
-    for j in ids:
-        watcher.register_job(j)
-    watcher.update()
-    return {j: (watcher.get_state(j, mode="cache").split() or ["UNKNOWN"])[0] for j in ids}
+    """SLURM state of each job: ``sacct`` (accounting), else ``squeue`` (jobs still queued or running);
+    'UNKNOWN' where neither lists it, '?' where neither answers."""
+    ids = sorted({j for j in job_ids if JOB_ID_RE.fullmatch(j)})
+    if not ids:
+        return {}
+    acct = _slurm("sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids))
+    states = _parse_states(acct or "")
+    missing = [j for j in ids if j not in states]
+    queue = _slurm("squeue", "-h", "-r", "-o", "%i|%T") if missing else ""
+    states |= {j: s for j, s in _parse_states(queue or "").items() if j in missing}
+    unknown = "?" if acct is None and queue is None else "UNKNOWN"
+    return {j: states.get(j, unknown) for j in ids}
+
+
+def check_slurm() -> None:
+    """Raise a one-line BenchError unless ``sbatch`` exists and a SLURM controller answers ``scontrol ping``."""
+    if shutil.which("sbatch") is None:
+        raise BenchError("--launcher slurm: sbatch not found; use --launcher submitit-local or local")
+    if shutil.which("scontrol") is None:
+        return  # nothing to ask: sbatch itself will answer
+    try:
+        proc = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=SLURM_TIMEOUT_S)
+        answer = (proc.stdout.strip() or proc.stderr.strip() or f"exit code {proc.returncode}").splitlines()[0]
+        down = proc.returncode != 0 or not answer.endswith(" is UP")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        answer, down = f"scontrol ping: {exc}", True
+    if down:
+        raise BenchError(
+            f"--launcher slurm: no SLURM controller answers ({answer[:200]}); start slurmctld or fix SLURM_CONF, "
+            "or use --launcher submitit-local"
+        )
 
 
 def is_active(record: JobRecord, state: str) -> bool:
@@ -139,28 +218,16 @@ def is_active(record: JobRecord, state: str) -> bool:
     return state in ("UNKNOWN", "?") and time.time() - record.submitted < 300
 
 
-def _trace_summary(text: str) -> str:
-    """The last line of the traceback inside a submitit error message (the exception itself)."""
-    match = re.search(r"-{10,}\n(.*?)\n-{10,}", text, re.DOTALL)
-    lines = [x.strip() for x in (match[1] if match else text).splitlines() if x.strip()]
-    return lines[-1] if lines else text.strip()
-
-
 def job_error(record: JobRecord, state: str) -> str | None:
-    """The finished job's error: the exception submitit returns, or how SLURM ended it; None if fine."""
-    job = _job(record)
-    if job.paths.result_pickle.exists():
-        exc = job.exception()
-        return None if exc is None else str(exc)
+    """How SLURM ended a job that died without reporting (killed, out of memory, node failure), or None."""
     if state in FAILED_STATES:
-        return f"SLURM job {record.job_id} ended {state} without a Python result; see {job.paths.stderr}"
+        return f"SLURM job {record.job_id} ended {state} before the task reported; see {_job_paths(record).stderr}"
     return None
 
 
 def store_job_error(paths: RunPaths, record: JobRecord, text: str) -> None:
-    """Mark the run failed with the job's error (one line in state.json, full text beside)."""
-    atomic_write_text(_jobs_dir(paths) / f"{sanitize_job_name(record.job_id)}.error.txt", text)
-    write_state(paths, status="failed", error=f"{_trace_summary(text)} (job {record.job_id})", error_job=record.job_id)
+    """Mark the run failed with the job's error (one line in state.json)."""
+    write_state(paths, status="failed", error=text, error_job=record.job_id)
 
 
 def reconcile(out: Path, cells: list[Cell]) -> dict[str, tuple[JobRecord, str]]:
@@ -169,7 +236,7 @@ def reconcile(out: Path, cells: list[Cell]) -> dict[str, tuple[JobRecord, str]]:
     states = slurm_states(rec.job_id for _, rec in latest.values() if rec.launcher == "slurm")
     result = {}
     for run_id, (cell, rec) in latest.items():
-        state = states.get(rec.job_id) or ("FINISHED" if _job(rec).paths.result_pickle.exists() else "-")
+        state = states.get(rec.job_id, "-")
         result[run_id] = (rec, state)
         paths = RunPaths.of(out, cell.spec)
         st = read_state(paths)
@@ -204,6 +271,7 @@ def cancel(cells: list[Cell], out: Path) -> list[str]:
     records = [rec for rec, state in jobs.values() if rec.launcher == "slurm" and is_active(rec, state)]
     if records and shutil.which("scancel") is None:
         raise BenchError("cancel: scancel not found on this machine; run it where the jobs were submitted")
-    for rec in records:
-        _job(rec).cancel(check=True)
-    return [rec.job_id for rec in records]
+    cancelled = [rec.job_id for rec in records if _slurm("scancel", rec.job_id) is not None]
+    if records and not cancelled:
+        raise BenchError("cancel: scancel failed for every job (no SLURM controller answers?); check `scontrol ping`")
+    return cancelled

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.plan.launching import MIN_TIME_LIMIT_MIN, SIGNAL_DELAY_S, LaunchSettings, parse_sbatch_option
+from bench.plan.launching import (
+    MAX_TIME_LIMIT_MIN,
+    MIN_TIME_LIMIT_MIN,
+    SIGNAL_DELAY_S,
+    LaunchSettings,
+    parse_sbatch_option,
+)
 from bench.plan.specs import RunSpec
 
 EVAL_MINUTES_PER_POINT = 3.0  # default evaluation allowance per eval point
@@ -43,7 +49,13 @@ def time_limit_min(spec: RunSpec, settings: LaunchSettings) -> int:
     evals = settings.eval_minutes
     if evals is None:
         evals = EVAL_MINUTES_PER_POINT * len(spec.eval_fractions)
-    return max(MIN_TIME_LIMIT_MIN, math.ceil(train + evals + settings.time_margin_min))
+    minutes = train + evals + settings.time_margin_min
+    if not minutes <= MAX_TIME_LIMIT_MIN:
+        raise BenchError(
+            f"{spec.run_id}: the derived time limit, {minutes:.3g} min, exceeds a year ({MAX_TIME_LIMIT_MIN} min); "
+            "lower the budget or set time_limit_min"
+        )
+    return max(MIN_TIME_LIMIT_MIN, math.ceil(minutes))
 
 
 def sbatch_parameters(settings: LaunchSettings, time_min: int, job_name: str) -> dict[str, Any]:

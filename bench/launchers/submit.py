@@ -9,17 +9,24 @@ requeues it; the next attempt resumes from the checkpoint with the budget alread
 
 Files: submitit's folder for a suite is ``<out>/runs/<suite>/.submitit/<launcher>/``, flat (one
 array's tasks share it, so it exists before any task starts): submission scripts, pickles,
-results and logs of every job. Each run records its jobs in ``<run_dir>/jobs/jobs.jsonl`` (one
-row per submission) and links their logs as ``<run_dir>/jobs/logs/<job_id>.out|.err`` (relative
-symlinks), so a run's logs are found under its own folder. A job's error goes to the run's
-``state.json`` (``error``) with the full trace in ``<run_dir>/jobs/<job_id>.error.txt``.
+results and logs of every job. It is private (mode 0700): a job unpickles its submission from
+it, so nobody else may write there; the harness itself never unpickles anything from it. Each
+run records its jobs in ``<run_dir>/jobs/jobs.jsonl`` (one row per submission) and links their
+logs as ``<run_dir>/jobs/logs/<job_id>.out|.err`` (relative symlinks), so a run's logs are
+found under its own folder. A job's error goes to the run's
+``state.json`` (``error``, written as text by the task itself) with the full trace in
+``<run_dir>/jobs/<job_id>.error.txt``; a task SLURM killed before it could report is marked
+failed from its SLURM state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import shutil
+import io
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +35,19 @@ import submitit
 from tabulate import tabulate
 
 from bench.errors import BenchError
-from bench.launchers.jobs import CellJob, JobRecord, is_active, job_error, reconcile, record_job, store_job_error
+from bench.launchers.jobs import (
+    CellJob,
+    JobRecord,
+    check_slurm,
+    is_active,
+    reconcile,
+    record_job,
+    store_job_error,
+)
 from bench.launchers.settings import _PLAN_HIDDEN, _checked_path, _python_command, sbatch_parameters, time_limit_min
 from bench.plan.launching import SIGNAL_DELAY_S, LaunchSettings
 from bench.plan.suites import Cell
+from bench.results.io import new_folders
 from bench.results.runs import RunPaths, cell_state
 from bench.training.options import LoopOptions
 
@@ -123,50 +139,86 @@ def launch(cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> di
 
 
 def _submit_slurm(todo: list[PlannedCell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
-    """One array per distinct time limit; records every task under its run."""
-    if shutil.which("sbatch") is None:
-        raise BenchError("--launcher slurm: sbatch not found; use --launcher submitit-local or local")
+    """One array per distinct time limit; records every task under its run. Nothing is written before a
+    controller answers, and a failed submission takes its files back."""
+    check_slurm()
     suite = todo[0].cell.spec.suite
-    folder = _folder(opts.out, suite, "slurm")
-    executor = submitit.SlurmExecutor(folder, max_num_timeout=settings.max_num_timeout, python=_python_command())
-    outcome = {}
-    for limit in sorted({p.time_limit_min for p in todo}):
-        group = [p for p in todo if p.time_limit_min == limit]
-        executor.update_parameters(**sbatch_parameters(settings, limit, f"fsgb-{suite}"))
-        with executor.batch():
-            jobs = [executor.submit(CellJob(p.cell.spec, opts, settings.cpus_per_task)) for p in group]
-        for p, job in zip(group, jobs, strict=True):
-            record_job(RunPaths.of(opts.out, p.cell.spec), JobRecord("slurm", job.job_id, str(folder), time.time()))
-            outcome[p.cell.spec.run_id] = f"submitted as job {job.job_id}"
+    outcome: dict[str, str] = {}
+    with _job_folder(opts.out, suite, "slurm") as folder:
+        executor = submitit.SlurmExecutor(folder, max_num_timeout=settings.max_num_timeout, python=_python_command())
+        for limit in sorted({p.time_limit_min for p in todo}):
+            group = [p for p in todo if p.time_limit_min == limit]
+            executor.update_parameters(**sbatch_parameters(settings, limit, f"fsgb-{suite}"))
+            jobs = _submit_array(executor, group, opts, settings, folder, submitted=len(outcome))
+            for p, job in zip(group, jobs, strict=True):
+                record = JobRecord("slurm", job.job_id, str(folder), time.time())
+                record_job(RunPaths.of(opts.out, p.cell.spec), record)
+                outcome[p.cell.spec.run_id] = f"submitted as job {job.job_id}"
     return outcome
+
+
+def _submit_array(
+    executor: submitit.SlurmExecutor, group: list[PlannedCell], opts: LoopOptions, settings: LaunchSettings,
+    folder: Path, submitted: int,
+) -> list[submitit.Job[Any]]:  # fmt: skip
+    """``sbatch`` one array; when it fails, the submission files it left are removed and one line says why."""
+    before = set(os.listdir(folder))
+    try:  # submitit prints sbatch's complaints itself: they go into the one error line instead
+        with contextlib.redirect_stderr(io.StringIO()), executor.batch():
+            return [executor.submit(CellJob(p.cell.spec, opts, settings.cpus_per_task)) for p in group]
+    except Exception as exc:  # sbatch refused or failed: submitit raises several kinds
+        for name in set(os.listdir(folder)) - before:
+            (folder / name).unlink(missing_ok=True)
+        why = " ".join(str(exc).split())[:300]
+        done = f" ({submitted} cells were submitted before; run again to submit the rest)" if submitted else ""
+        raise BenchError(f"--launcher slurm: sbatch failed: {why}{done}; check the sbatch options") from None
+
+
+@contextlib.contextmanager
+def _job_folder(out: Path, suite: str, launcher: str) -> Iterator[Path]:
+    """submitit's folder of a suite: private (0700; its pickles are code your jobs run), created as needed and
+    removed again if nothing was submitted."""
+    folder = _folder(out, suite, launcher)
+    for existing in (f for f in (folder.parent, folder) if f.exists()):
+        if existing.stat().st_uid != os.getuid():
+            raise BenchError(f"{existing}: owned by another user; its job pickles would run as you: remove it")
+    with new_folders(folder):
+        for f in (folder.parent, folder):
+            f.chmod(0o700)
+        yield folder
 
 
 def _run_submitit_local(todo: list[PlannedCell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
     """Run the cells as submitit subprocesses, ``array_parallelism`` (default 1) at a time; wait."""
-    folder = _folder(opts.out, todo[0].cell.spec.suite, "submitit-local")
-    executor = submitit.LocalExecutor(folder, max_num_timeout=settings.max_num_timeout, python=_python_command())
-    queue, running, outcome = list(todo), [], {}
-    while queue or running:
-        while queue and len(running) < (settings.array_parallelism or 1):
-            p = queue.pop(0)
-            executor.update_parameters(timeout_min=p.time_limit_min, signal_delay_s=SIGNAL_DELAY_S)
-            job = executor.submit(CellJob(p.cell.spec, opts, settings.cpus_per_task))
-            record = JobRecord("submitit-local", job.job_id, str(folder), time.time())
-            record_job(RunPaths.of(opts.out, p.cell.spec), record)
-            running.append((p, record, job))
-        time.sleep(POLL_S)
-        for item in [r for r in running if r[2].done()]:
-            running.remove(item)
-            outcome[item[0].cell.spec.run_id] = _local_outcome(opts.out, *item)
+    with _job_folder(opts.out, todo[0].cell.spec.suite, "submitit-local") as folder:
+        executor = submitit.LocalExecutor(folder, max_num_timeout=settings.max_num_timeout, python=_python_command())
+        queue, running, outcome = list(todo), [], {}
+        while queue or running:
+            while queue and len(running) < (settings.array_parallelism or 1):
+                p = queue.pop(0)
+                executor.update_parameters(timeout_min=p.time_limit_min, signal_delay_s=SIGNAL_DELAY_S)
+                job = executor.submit(CellJob(p.cell.spec, opts, settings.cpus_per_task))
+                record = JobRecord("submitit-local", job.job_id, str(folder), time.time())
+                record_job(RunPaths.of(opts.out, p.cell.spec), record)
+                running.append((p, record, job))
+            time.sleep(POLL_S)
+            for item in [r for r in running if r[2].done()]:
+                running.remove(item)
+                outcome[item[0].cell.spec.run_id] = _local_outcome(opts.out, *item)
     return outcome
 
 
 def _local_outcome(out: Path, plan: PlannedCell, record: JobRecord, job: submitit.Job[Any]) -> str:
+    """A finished job's outcome from the run's state.json, which the task writes (nothing is unpickled)."""
+    state = cell_state(out, plan.cell)
+    if state["status"] in ("done", "diverged", "failed", "running"):
+        return state["status"]
+    if state["status"] == "todo" and state.get("interrupted"):
+        return "todo"
     paths = RunPaths.of(out, plan.cell.spec)
-    error = job_error(record, "")
-    if error is None and job.paths.result_pickle.exists():
-        return str(job.result())
-    store_job_error(paths, record, error or f"job {record.job_id} ended without a result; see {job.paths.stderr}")
+    store_job_error(
+        paths, record, f"job {record.job_id} ended ({job.state}) before its task reported; see {job.paths.stderr}"
+    )
     return "failed"
 
 

@@ -191,9 +191,12 @@ def _inception_v3(device: torch.device, mode: str) -> Detector:
     if mode == "legacy_pytorch":
         return _pytorch_fid_inception(device)
     path = _inception_file()
-    base = _jit_load(path, device)
+    base = _jit_load(path, device, _origin(INCEPTION_ENV, "inception-v3"))
     if not hasattr(base, "layers"):
-        raise BenchError(f"{path} is not clean-fid's TorchScript InceptionV3 (no 'layers' submodule)")
+        raise BenchError(
+            f"{_origin(INCEPTION_ENV, 'inception-v3')}: {path} is not clean-fid's TorchScript InceptionV3 "
+            "(no 'layers' submodule); pass clean-fid's inception-2015-12-05.pt"
+        )
     return Detector("inception-v3", file_sha256(path), True, _cleanfid_inception_net(base, mode), device)
 
 
@@ -210,11 +213,24 @@ def _inception_file() -> Path:
     return dest
 
 
-def _jit_load(path: Path, device: torch.device) -> torch.jit.ScriptModule:
-    """``torch.jit.load`` in eval mode (TorchScript is clean-fid's Inception format; silence its deprecation)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(str(path), map_location=device).eval()
+def _origin(env: str, name: str) -> str:
+    """Where a detector's file came from, for error messages: the environment variable, else the detector."""
+    return env if os.environ.get(env) else f"detector {name}"
+
+
+def _jit_load(path: Path, device: torch.device, origin: str) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` in eval mode (TorchScript is clean-fid's Inception format; silence its deprecation);
+    a file that is not TorchScript is a one-line BenchError naming ``origin`` (where the path came from)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location=device).eval()
+    except Exception as exc:  # torch raises RuntimeError or ValueError with pages of C++ context
+        why = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:100]
+        raise BenchError(
+            f"{origin}: {path} is not a TorchScript module ({type(exc).__name__}: {why}); "
+            "pass a file written by torch.jit.save, e.g. clean-fid's inception-2015-12-05.pt"
+        ) from None
 
 
 def _download(url: str, dest: Path, offline_message: str) -> None:
@@ -343,7 +359,7 @@ def effnet_weights_file() -> Path:
 @register_detector("vgg16-fc2")
 def _vgg16_fc2(device: torch.device, mode: str) -> Detector:
     path = vgg16_file()
-    base = _jit_load(path, device)
+    base = _jit_load(path, device, _origin(VGG16_ENV, "vgg16-fc2"))
 
     def features(x: Tensor) -> Tensor:  # stylegan2-ada's call; the TorchScript resizes to 224 inside
         out = base(x, return_features=True)
@@ -381,6 +397,6 @@ def vgg16_file() -> Path:
 
 
 def _torchscript_detector(path: Path, device: torch.device, mode: str) -> Detector:
-    module = _jit_load(path, device)
+    module = _jit_load(path, device, "detector torchscript:")
     net = _cleanfid_inception_net(module, mode) if hasattr(module, "layers") else module
     return Detector(f"{TORCHSCRIPT_PREFIX}{path}", file_sha256(path), False, net, device)

@@ -5,6 +5,7 @@ it), validated before anything is submitted."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from bench.errors import BenchError
 LAUNCHERS = ("local", "submitit-local", "slurm")
 SIGNAL_DELAY_S = 120  # SLURM signals a task this long before its time limit (time to checkpoint)
 MIN_TIME_LIMIT_MIN = 3  # a task must outlive the signal delay
+MAX_TIME_LIMIT_MIN = 366 * 24 * 60  # a year: longer limits are typos or overflows
+MAX_SETTING = 2**31 - 1  # SLURM's counts are 32-bit
 
 # sbatch options the launcher sets itself (through flags or submitit); not accepted as extra lines.
 _RESERVED = {"array", "output", "error", "open-mode", "signal", "wrap", "job-name", "time", "partition",
@@ -38,15 +41,19 @@ class LaunchSettings:
     partition: str | None = _opt(None, "SLURM partition (default: the cluster's)")
     gpus_per_node: int | None = _opt(
         None, "GPUs per task (default: the suite's budget.num_gpus when its budget.accelerator is 'gpu', else none; "
-        "0 requests none)", parse="nonnegative",
+        "0 requests none)", parse="nonnegative", zero_ok=True,
     )  # fmt: skip
     gres: str | None = _opt(None, "the site's form of the GPU request, e.g. gpu:a100:1 (sbatch --gres; "
                             "replaces --gpus-per-node)")  # fmt: skip
     cpus_per_task: int | None = _opt(None, "CPUs per task (default: the partition's)")
     mem_gb: float | None = _opt(None, "memory per task in GB (default: the partition's)")
     time_limit_min: int | None = _opt(None, "time limit per task in minutes (default: budget + eval + margin)")
-    time_margin_min: float = _opt(10.0, "minutes added to training + evaluation in the derived time limit")
-    eval_minutes: float | None = _opt(None, "evaluation minutes per cell (default: 3 per evaluation point)")
+    time_margin_min: float = _opt(
+        10.0, "minutes added to training + evaluation in the derived time limit", zero_ok=True
+    )
+    eval_minutes: float | None = _opt(
+        None, "evaluation minutes per cell (default: 3 per evaluation point)", zero_ok=True
+    )
     account: str | None = _opt(None, "SLURM account")
     qos: str | None = _opt(None, "SLURM quality of service")
     array_parallelism: int | None = _opt(None, "tasks running at once (slurm default 256, local 1)")
@@ -54,7 +61,9 @@ class LaunchSettings:
         (), "extra sbatch option, e.g. --sbatch-extra=--constraint=a100 (repeatable; '#SBATCH ' prefix ok)",
         flag="--sbatch-extra",
     )  # fmt: skip
-    max_num_timeout: int = _opt(3, "requeues after time-outs (preemptions requeue without limit)", parse="nonnegative")
+    max_num_timeout: int = _opt(
+        3, "requeues after time-outs (preemptions requeue without limit)", parse="nonnegative", zero_ok=True
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_sbatch", tuple(self.extra_sbatch))
@@ -68,10 +77,8 @@ class LaunchSettings:
             raise BenchError(f"gpus_per_node {self.gpus_per_node} and gres {self.gres!r}: pass one GPU request")
         if self.gpus_per_node is not None and self.gpus_per_node < 0:
             raise BenchError(f"gpus_per_node must be >= 0 (0: no GPU), got {self.gpus_per_node}")
-        for key in ("cpus_per_task", "mem_gb", "array_parallelism", "time_limit_min"):
-            value = getattr(self, key)
-            if value is not None and not value > 0:
-                raise BenchError(f"{key} must be > 0, got {value}")
+        for f in dataclasses.fields(self):  # every number: finite and in range
+            _check_number(f.name, getattr(self, f.name), zero_ok=f.metadata.get("zero_ok", False))
         if self.time_limit_min is not None and self.time_limit_min < MIN_TIME_LIMIT_MIN:
             msg = f"time limit {self.time_limit_min} min: must be >= {MIN_TIME_LIMIT_MIN}"
             raise BenchError(f"{msg} (tasks are signalled {SIGNAL_DELAY_S} s before it to checkpoint)")
@@ -94,6 +101,16 @@ class LaunchSettings:
         if not gpus or self.gpus_per_node is not None or self.gres is not None:
             return self
         return dataclasses.replace(self, gpus_per_node=gpus)
+
+
+def _check_number(key: str, value: Any, zero_ok: bool) -> None:
+    """A numeric setting: finite, > 0 (or >= 0) and at most :data:`MAX_SETTING` (minutes: at most
+    :data:`MAX_TIME_LIMIT_MIN`); None and non-numbers pass."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    high = MAX_TIME_LIMIT_MIN if key.endswith(("_min", "_minutes")) else MAX_SETTING
+    if not ((value >= 0 if zero_ok else value > 0) and math.isfinite(value) and value <= high):
+        raise BenchError(f"{key} must be a finite number {'>=' if zero_ok else '>'} 0 and at most {high}, got {value}")
 
 
 def parse_sbatch_option(line: str) -> tuple[str, str | bool]:

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.errors import BenchError
+
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)  # RunSpec.resolution: px, powers of two
 PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32 master weights)
 # RunSpec.resize_filter: how images are resized to the run's resolution (PIL filters). lanczos is the
@@ -41,6 +43,35 @@ _HASHED_WHEN_SET = {
 # Fields a pinned budget ignores (the time budget and the other cap): not hashed then.
 _IGNORED_WHEN_PINNED = {"iters": ("budget_hours", "speed_ratio", "max_kimg"),
                         "kimg": ("budget_hours", "speed_ratio", "max_iters")}  # fmt: skip
+
+
+MAX_SEED = 2**32 - 1  # numpy's seed range (evaluation latents)
+_POSITIVE = ("speed_ratio", "budget_scale", "budget_hours", "max_kimg")  # finite > 0 (hours, kimg: or None)
+_COUNTS = {"num_gpus": 1024, "max_iters": 10**12, "grid_size": 1024}  # integers from 1 to this (max_iters: or None)
+
+
+def finite_positive(value: Any) -> bool:
+    """A real number > 0 that is finite as a float (TOML has nan, inf and integers too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return 0 < float(value) < math.inf
+    except OverflowError:
+        return False
+
+
+def _check_numbers(spec: RunSpec) -> None:
+    """Every number that reaches the budget clock, a count or a seed: finite, in range (one-line BenchError)."""
+    for name in _POSITIVE:
+        value = getattr(spec, name)
+        if value is not None and not finite_positive(value):
+            raise BenchError(f"{name} must be a finite number > 0, got {value!r}")
+    for name, high in _COUNTS.items():
+        value = getattr(spec, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high):
+            raise BenchError(f"{name} must be an integer from 1 to {high}, got {value!r}")
+    if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or not 0 <= spec.seed <= MAX_SEED:
+        raise BenchError(f"seed must be an integer from 0 to 2**32 - 1, got {spec.seed!r}")
 
 
 @dataclass(frozen=True)
@@ -86,10 +117,16 @@ class RunSpec:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "eval_fractions", tuple(float(f) for f in self.eval_fractions))
+        _check_numbers(self)
         for name in ("budget_hours", "speed_ratio", "budget_scale", "max_kimg"):  # 1 and 1.0: one budget
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
+        if self.budget_seconds is not None and not math.isfinite(self.budget_seconds):
+            raise BenchError(
+                f"budget of {self.budget_hours:g} h is {self.budget_seconds} local seconds (hours x 3600 / speed_ratio "
+                "x budget_scale x num_gpus); lower the hours or the budget scale"
+            )
 
     @property
     def converted_seconds(self) -> float | None:

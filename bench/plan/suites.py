@@ -15,7 +15,6 @@ reported at once, each with file and key.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import tomllib
 import typing
@@ -25,11 +24,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.errors import BenchError, SuiteError
+from bench.files import FileReadError, read_text
 from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import ACCELERATORS, PINS, PRECISIONS, RESIZE_FILTERS, RESOLUTIONS, RunSpec
+from bench.plan.specs import (
+    ACCELERATORS,
+    MAX_SEED,
+    RESIZE_FILTERS,
+    RESOLUTIONS,
+    RunSpec,
+)
+from bench.plan.suite_checks import check_models, check_numbers, check_slurm
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+MAX_NAME_CHARS = 100  # suite names are folder names (the file-name limit is 255 bytes)
+_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 def settings_schema(cls: type, skip: tuple[str, ...] = ()) -> dict[str, type | tuple[type, ...]]:
@@ -97,15 +106,22 @@ class Suite:
     reference_gpu: str | None = None  # the device the budget hours are hours of (a devices.toml profile)
 
 
+def suite_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a suite's results folder (``runs/<name>/``), or None when it can."""
+    if not _NAME_RE.fullmatch(name):
+        return f"{name[:80]!r} names a results folder; use letters, digits, _ . - (not starting with .)"
+    if len(name) > MAX_NAME_CHARS:
+        return f"{len(name)} characters names a results folder; use at most {MAX_NAME_CHARS}"
+    return None
+
+
 def suite_path(name_or_path: str) -> Path:
-    """``experiments/<name>.toml``, or the given path if it is a .toml file."""
+    """``experiments/<name>.toml``, or the given path if it ends in .toml (read by :func:`read_toml`)."""
     p = Path(name_or_path)
     if p.suffix == ".toml":
-        if not p.is_file():
-            raise BenchError(f"suite file {p} does not exist; pass an existing .toml or a suite name")
         return p
     path = EXPERIMENTS / f"{name_or_path}.toml"
-    if not path.is_file():
+    if suite_name_problem(name_or_path) is not None or not path.is_file():
         import difflib
 
         names = list_suites()
@@ -132,16 +148,20 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in _seen:
         raise SuiteError(f"{path}: suite.include: include cycle through {' -> '.join(map(str, _seen))}")
+    where = f"{_seen[-1]}: suite.include: " if _seen else ""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: malformed TOML: {exc}; fix the syntax") from None
-    except UnicodeDecodeError:
-        raise SuiteError(f"{path}: not UTF-8 text; save the suite as a UTF-8 TOML file") from None
-    except OSError as exc:
-        where = f"{_seen[-1]}: suite.include: " if _seen else ""
-        msg = f"{where}{path}: cannot read ({exc.strerror}); fix the path or the file's permissions"
-        raise SuiteError(msg) from None
+    except RecursionError:
+        raise SuiteError(f"{path}: malformed TOML: arrays or tables nested too deeply; flatten them") from None
+    except FileReadError as exc:
+        if exc.missing and not _seen:
+            raise SuiteError(f"suite file {path} does not exist; pass an existing .toml or a suite name") from None
+        if exc.reason == "is not UTF-8 text":
+            raise SuiteError(f"{path}: not UTF-8 text; save the suite as a UTF-8 TOML file") from None
+        reason = "cannot read (No such file or directory)" if exc.missing else exc.reason
+        raise SuiteError(f"{where}{path}: {reason}; fix the path or the file (a regular TOML file)") from None
     merged: dict[str, Any] = {}
     suite = data.get("suite")
     includes = suite.get("include", []) if isinstance(suite, dict) else []
@@ -257,8 +277,8 @@ def _check_values(data: dict[str, Any], where: str, given: dict[str, Any]) -> li
     for key in ("name", "resolution", "datasets"):
         if key not in suite_given:
             problems.append(f"{where}: suite.{key}: missing (required)")
-    if "name" in s and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", s["name"]):
-        problems.append(f"{where}: suite.name: {s['name']!r} names a results folder; use letters, digits, _ . -")
+    if "name" in s and (why := suite_name_problem(s["name"])):
+        problems.append(f"{where}: suite.name: {why}")
     for key in ("datasets", "seeds"):
         values = s.get(key, [0])
         if not values:
@@ -276,36 +296,17 @@ def _check_values(data: dict[str, Any], where: str, given: dict[str, Any]) -> li
     if s.get("resize_filter", RESIZE_FILTERS[0]) not in RESIZE_FILTERS:
         allowed = ", ".join(RESIZE_FILTERS)
         problems.append(f"{where}: suite.resize_filter: {s['resize_filter']!r} not one of {allowed}")
-    if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
-        problems.append(f"{where}: suite.seeds: expected a list of non-negative integers")
-    positives = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
-                 ("budget.max_kimg", b.get("max_kimg")), ("budget.speed_ratio", b.get("speed_ratio")),
-                 ("budget.num_gpus", b.get("num_gpus")), ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
-    pins = [("budget.pin", b.get("pin"))]
+    if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in s.get("seeds", [0])):
+        problems.append(f"{where}: suite.seeds: expected a list of non-negative integers up to 2**32 - 1")
     if "reference_gpu" in s:
         try:
             get_profile(str(s["reference_gpu"]))
         except BenchError as exc:
             problems.append(f"{where}: suite.reference_gpu: {exc}")
-    for m, mt in data.get("models", {}).items():
-        if isinstance(mt, dict):
-            positives += [(f"models.{m}.{k}", mt.get(k)) for k in ("budget_hours", "max_iters", "max_kimg")]
-            pins += [(f"models.{m}.budget_pin", mt.get("budget_pin"))]
-            if mt.get("precision", "fp32") not in PRECISIONS:
-                allowed = ", ".join(PRECISIONS)
-                problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {allowed}")
-            if mt.get("needs", "init_from") != "init_from":
-                problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
-    for key, value in positives:
-        if isinstance(value, int | float) and not isinstance(value, bool) and not 0 < value < math.inf:
-            problems.append(f"{where}: {key}: must be a finite number > 0, got {value}")
-    for key, value in pins:
-        if value is not None and value not in PINS:
-            problems.append(f"{where}: {key}: {value!r} not one of {', '.join(PINS)} (the one limit that applies)")
     fr = e.get("fractions", spec_default("eval_fractions"))
     if not fr or not all(isinstance(f, int | float) and 0 < f <= 1 for f in fr):
         problems.append(f"{where}: eval.fractions: expected numbers in (0, 1], got {fr!r}")
-    return problems
+    return problems + check_numbers(data, where) + check_models(data, where) + check_slurm(data, where)
 
 
 def _budget_of(data: dict[str, Any], mt: dict[str, Any], where: str) -> dict[str, Any]:
@@ -374,12 +375,15 @@ def _expand(
         given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:
             for seed in s.get("seeds", [spec_default("seed")]):
-                spec = RunSpec(
-                    data_fingerprint=prints[dataset],
-                    suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
-                    model_kwargs=kwargs, speed_ratio=ratio, budget_source=source, budget_scale=budget_scale,
-                    eval_fractions=fractions, **budget, **given,
-                )  # fmt: skip
+                try:
+                    spec = RunSpec(
+                        data_fingerprint=prints[dataset],
+                        suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
+                        model_kwargs=kwargs, speed_ratio=ratio, budget_source=source, budget_scale=budget_scale,
+                        eval_fractions=fractions, **budget, **given,
+                    )  # fmt: skip
+                except BenchError as exc:
+                    raise SuiteError(f"{path}: models.{model}: {exc}") from None
                 cells.append(Cell(spec, mt.get("label", model), mt.get("group", "")))
     return cells
 

@@ -22,7 +22,7 @@ SELECTION_RULES = {
     "best": "best {name} within the training budget over evaluations (the paper's rule)",
     "last": "{name} at the last evaluation within the training budget",
 }
-_NOT_DONE = ("diverged", "failed", "running", "pending", "missing")  # a cell shows the first present
+_NOT_DONE = ("unreadable", "diverged", "failed", "running", "pending", "missing")  # a cell shows the first present
 
 
 class CellLike(Protocol):
@@ -97,9 +97,10 @@ def summary_line(suite: SuiteLike, df: pd.DataFrame, states: dict[str, str] | No
 
 def _summary(name: str, statuses: dict[str, str]) -> str:
     n = Counter(statuses.values())
+    unreadable = f", {n['unreadable']} unreadable" if n["unreadable"] else ""
     return (
         f"{name}: {n['done']}/{len(statuses)} cells done ({n['running']} running, {n['todo']} pending, "
-        f"{n['failed']} failed, {n['diverged']} diverged)"
+        f"{n['failed']} failed, {n['diverged']} diverged{unreadable})"
     )
 
 

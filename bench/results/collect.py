@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.files import FileReadError, read_json
 from bench.results.envinfo import device_type
-from bench.results.runs import RunPaths, eval_rows, iter_run_dirs, load_spec, read_state
+from bench.results.runs import RunPaths, UnreadableRunError, eval_rows, iter_run_dirs, load_spec, read_state
 
 # Columns every collected row has, in this order (metric/protocol columns follow).
 SPEC_COLUMNS = (
@@ -21,7 +22,7 @@ SPEC_COLUMNS = (
 def run_device(paths: RunPaths, state: dict[str, Any]) -> str:
     """The device type(s) a run trained on: its first start's (spec.json) and its latest's (state.json),
     joined by ' + ' when they differ; 'unknown' when neither says."""
-    env = json.loads(paths.spec.read_text()).get("environment")
+    env = read_json(paths.spec).get("environment")  # readable: load_spec read it
     types = [device_type(env)] if isinstance(env, dict) else []
     if isinstance(state.get("device"), dict):
         types.append(device_type({"device_info": state["device"]}))
@@ -32,12 +33,17 @@ def collect(out: Path, suite: str | None = None) -> pd.DataFrame:
     """One tidy DataFrame: a row per (run, evaluation, metric), spec and protocol as columns."""
     rows = []
     for run_dir in iter_run_dirs(out, suite):
-        spec = load_spec(run_dir)
         paths = RunPaths(run_dir)
+        try:
+            spec = load_spec(run_dir)
+            evals = eval_rows(paths)
+        except (UnreadableRunError, FileReadError) as exc:  # one broken run folder does not hide the others
+            warnings.warn(f"run skipped: {exc}", stacklevel=2)
+            continue
         base = {k: v for k, v in spec.to_dict().items() if k in SPEC_COLUMNS}
         state = read_state(paths)
         base |= {"run_id": spec.run_id, "status": state["status"], "device": run_device(paths, state)}
-        rows.extend(base | row for row in eval_rows(paths))
+        rows.extend(base | row for row in evals)
     if not rows:
         return pd.DataFrame(columns=list(SPEC_COLUMNS))
     df = pd.DataFrame(rows)

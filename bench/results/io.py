@@ -1,4 +1,5 @@
-"""Atomic file writes and crash-tolerant JSON-lines appends."""
+"""Atomic file writes (their files follow the umask), crash-tolerant JSON-lines appends and reads,
+and the writability check every writing command runs first."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +18,10 @@ from typing import IO, Any
 import torch
 
 from bench.errors import BenchError
+from bench.files import FileReadError, open_regular
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+MAX_JSONL_LINE = 2**20  # one row of evals/events/jobs .jsonl; longer lines are skipped like torn ones
 
 
 class DiskFullError(BenchError):
@@ -59,10 +63,32 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         _atomic_write(path, lambda f: f.write(data))
 
 
+def umask() -> int:
+    """The process's umask now (from /proc, which changes nothing; else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def follow_umask(fd_or_path: int | Path, folder: bool = False) -> None:
+    """Give a file made by ``mkstemp`` (0600) or a folder made by ``mkdtemp`` (0700) the mode a plain
+    ``open``/``mkdir`` would: 0666/0777 less the umask, so a group can read shared results."""
+    mode = (0o777 if folder else 0o666) & ~umask()
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, mode)
+    else:
+        os.chmod(fd_or_path, mode)
+
+
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        follow_umask(fd)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -100,7 +126,7 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(row, sort_keys=True, default=str) + "\n").encode("utf-8")
     with _disk_full_as_error(path):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _open_append(path)
         try:
             # A torn previous line (no trailing newline) must not swallow this row.
             if os.fstat(fd).st_size and not _ends_with_newline(path):
@@ -114,6 +140,23 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
             os.close(fd)
 
 
+def _open_append(path: Path) -> int:
+    """An appending descriptor of ``path``, a regular file: a FIFO in its place would block the open or
+    the writes (non-blocking, the open fails at once when no reader waits), so it is refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: a FIFO without a reader
+            raise
+        fd = None
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise BenchError(f"{path}: is not a regular file, so nothing can be appended to it; move it away")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as f:
         f.seek(-1, os.SEEK_END)
@@ -121,20 +164,67 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSON-lines file; torn or invalid lines (from a crash mid-append) are skipped."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.endswith("\n"):
+    """Rows of a JSON-lines file (none when it is missing); torn, invalid or overlong lines are skipped.
+
+    Raises :class:`FileReadError` when ``path`` is not a regular file.
+    """
+    try:
+        fd = open_regular(Path(path))
+    except FileReadError as exc:
+        if exc.missing:
+            return
+        raise FileReadError(exc.path, f"{exc.reason}; move it away") from None
+    with os.fdopen(fd, "rb") as f:
+        while line := f.readline(MAX_JSONL_LINE + 1):
+            if not line.endswith(b"\n"):
+                while len(line) > MAX_JSONL_LINE and (line := f.readline(MAX_JSONL_LINE + 1)):
+                    pass  # the rest of an overlong line
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                row = json.loads(line.decode("utf-8", errors="replace"))
+            except (ValueError, RecursionError):
                 continue
             if isinstance(row, dict):
                 yield row
+
+
+def check_writable_dir(path: Path, flag: str) -> None:
+    """Raise a one-line BenchError unless ``path`` is a writable folder or can be made one below its
+    nearest existing folder (nothing is created): every writing command checks before it works."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        try:
+            kind = stat.S_IFMT(os.stat(folder).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise BenchError(f"{flag} {path}: {exc.strerror}; pass a writable folder for {flag}") from None
+        where = "" if folder == path else f"{folder} "
+        if kind != stat.S_IFDIR:
+            raise BenchError(f"{flag} {path}: {where}is a file, not a folder; pass a folder for {flag}")
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            why = f"{where}folder is not writable ({exc.strerror})"
+            raise BenchError(f"{flag} {path}: {why}; pass a writable {flag}") from None
+        return
+
+
+@contextlib.contextmanager
+def new_folders(path: Path) -> Iterator[Path]:
+    """Create ``path`` with its missing parents; if the block raises, remove the ones it created that
+    are still empty, so a failed command leaves no trace."""
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 STALE_TEMP_S = 24 * 3600.0  # a temporary file this old in a shared folder is left by a crash

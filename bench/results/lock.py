@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from bench.files import FileReadError, read_json
+
 
 class LockBusy(Exception):
     """Another live process holds the lock."""
@@ -28,7 +30,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,9 +55,9 @@ class RunLock:
 def holder(path: Path) -> str:
     """``host:pid`` recorded in a lock file, or 'unknown'."""
     try:
-        info = json.loads(Path(path).read_text() or "{}")
+        info = read_json(Path(path), limit=4096)
         return f"{info.get('host', '?')}:{info.get('pid', '?')}"
-    except (OSError, json.JSONDecodeError):
+    except (FileReadError, AttributeError):
         return "unknown"
 
 
@@ -64,7 +66,7 @@ def is_locked(run_dir: Path) -> bool:
     path = Path(run_dir) / "lock"
     if not path.exists():
         return False
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place must not block the probe
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

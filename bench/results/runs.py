@@ -8,12 +8,13 @@ Layout: ``<out>/runs/<suite>/<run_id>/`` holds ``spec.json`` (resolved spec and 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.errors import BenchError
+from bench.files import FileReadError, read_json
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
 from bench.results.io import (
@@ -23,7 +24,13 @@ from bench.results.io import (
 )
 from bench.results.lock import is_locked
 
-STATES = ("todo", "running", "done", "failed", "diverged")
+STATES = (
+    "todo",
+    "running",
+    "done",
+    "failed",
+    "diverged",
+)  # what state.json holds ("unreadable" when it cannot be read)
 
 
 @dataclass(frozen=True)
@@ -67,17 +74,21 @@ class RunPaths:
 
 
 def read_state(paths: RunPaths) -> dict[str, Any]:
-    """The run's state (``{"status": "todo"}`` when it never started or the file is unreadable)."""
+    """The run's state: ``{"status": "todo"}`` when it never started; ``{"status": "unreadable", "error": ...}``
+    when state.json cannot be read or is not a run state (the run resumes from its checkpoints)."""
     try:
-        state = json.loads(paths.state.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {"status": "todo"}
-    return state if isinstance(state, dict) and state.get("status") in STATES else {"status": "todo"}
+        state = read_json(paths.state)
+    except FileReadError as exc:
+        return {"status": "todo"} if exc.missing else {"status": "unreadable", "error": f"{exc}"}
+    if isinstance(state, dict) and state.get("status") in STATES:
+        return state
+    return {"status": "unreadable", "error": f"{paths.state}: not a run state"}
 
 
 def write_state(paths: RunPaths, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into state.json (atomically) and return the new state."""
-    state = read_state(paths) | fields | {"updated": time.time()}
+    """Merge ``fields`` into state.json (atomically; an unreadable one is replaced) and return the new state."""
+    old = read_state(paths)
+    state = (old if old["status"] != "unreadable" else {}) | fields | {"updated": time.time()}
     atomic_write_json(paths.state, state)
     return state
 
@@ -122,9 +133,21 @@ def iter_run_dirs(out: Path, suite: str | None = None) -> list[Path]:
     return sorted(p.parent for p in base.glob(pattern))
 
 
+class UnreadableRunError(BenchError):
+    """A run folder's spec.json cannot be read or does not hold a run spec."""
+
+
 def load_spec(run_dir: Path) -> RunSpec:
-    """The RunSpec recorded in a run folder."""
-    return RunSpec.from_dict(json.loads((Path(run_dir) / "spec.json").read_text())["spec"])
+    """The RunSpec recorded in a run folder; :class:`UnreadableRunError` naming spec.json when it cannot be used."""
+    path = Path(run_dir) / "spec.json"
+    fix = "restore the file, or move the run folder away and run its suite again"
+    try:
+        doc = read_json(path)
+        return RunSpec.from_dict(doc["spec"])
+    except FileReadError as exc:
+        raise UnreadableRunError(f"{exc}; {fix}") from None
+    except (TypeError, KeyError, ValueError, BenchError) as exc:
+        raise UnreadableRunError(f"{path}: not a run's spec ({type(exc).__name__}: {exc}); {fix}") from None
 
 
 def cache_dirs(out: Path) -> tuple[Path, Path]:

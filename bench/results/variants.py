@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
-from bench.results.runs import RunPaths, iter_run_dirs, load_spec
+from bench.results.runs import RunPaths, UnreadableRunError, iter_run_dirs, load_spec
 
 BUDGET_ONLY = ("speed_ratio", "budget_scale", "budget_source")  # what the flags change, not the cell
 
@@ -38,8 +38,8 @@ def budget_variants(out: Path, cells: list[Cell]) -> dict[str, RunSpec]:
         for run_dir in iter_run_dirs(out, suite):
             try:
                 spec = load_spec(run_dir)
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # unreadable or from another version: not a match
+            except UnreadableRunError:
+                continue  # unreadable or from another version: not a match (status reports it)
             cell_spec = missing.get(_identity(spec))
             if cell_spec is not None and _updated(run_dir) >= found.get(cell_spec.run_id, (-1.0, spec))[0]:
                 found[cell_spec.run_id] = (_updated(run_dir), spec)

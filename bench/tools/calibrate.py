@@ -120,7 +120,7 @@ def calibrate(
     """Measure every distinct configuration of ``cells`` and convert it to ``reference`` (module docstring)."""
     measured_ref: dict[str, float] = {}
     if reference_file is not None:
-        for e in read_calibration(reference_file)["entries"]:
+        for e in read_calibration(reference_file, "--reference")["entries"]:
             key = entry_key(e["model"], e["resolution"], e.get("kwargs", {}), e.get("precision", "fp32"))
             measured_ref[key] = float(e.get("sec_per_step", e.get("batch", 1) / e["img_s"]))
     entries = []

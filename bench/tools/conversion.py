@@ -27,8 +27,10 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
+from bench.files import FileReadError, read_json
 from bench.plan.devices import DeviceProfile, get_profile, load_profiles, match_profile
 from bench.plan.roofline import step_seconds
+from bench.plan.specs import PRECISIONS, finite_positive
 from bench.plan.suites import Converter, SpeedRatio, suite_budget_basis
 from bench.results.envinfo import environment
 from bench.tools.stepcost import step_cost
@@ -115,17 +117,35 @@ class CalibrationRatios:
         )
 
 
-def read_calibration(path: Path) -> dict[str, Any]:
-    """A calibration file, validated enough to use (JSON only)."""
-    bad = BenchError(f"--calibration {path}: not a calibration file; create one with `run_bench.py calibrate`")
+def read_calibration(path: Path, flag: str = "--calibration") -> dict[str, Any]:
+    """A calibration file, every entry checked: model, resolution, and finite positive ``img_s`` and
+    ``speed_ratio`` (a NaN, zero or string would reach a budget)."""
+    fix = "create one with `run_bench.py calibrate`"
     try:
-        doc = json.loads(Path(path).read_text())
-        ok = all({"model", "resolution", "img_s"} <= set(e) for e in doc["entries"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise bad from None
-    if not ok:
-        raise bad
+        doc = read_json(path)
+    except FileReadError as exc:
+        raise BenchError(f"{flag} {exc}; {fix}") from None
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise BenchError(f"{flag} {path}: not a calibration file (no 'entries' list); {fix}")
+    for i, e in enumerate(entries):
+        if (problem := _entry_problem(e)) is not None:
+            raise BenchError(f"{flag} {path}: entries[{i}]: {problem}; fix the entry or {fix}")
     return doc
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one calibration entry, or None."""
+    if not isinstance(entry, dict):
+        return f"expected a table, got {entry!r:.40}"
+    if not isinstance(entry.get("model"), str) or not isinstance(entry.get("resolution"), int):
+        return "needs 'model' (a name) and 'resolution' (px)"
+    if not isinstance(entry.get("kwargs", {}), dict) or entry.get("precision", "fp32") not in PRECISIONS:
+        return "'kwargs' must be a table and 'precision' one of " + ", ".join(PRECISIONS)
+    for key in ("img_s", "speed_ratio", "sec_per_step"):
+        if (key in entry or key == "img_s") and not finite_positive(entry.get(key)):
+            return f"{key} must be a finite number > 0, got {entry.get(key)!r:.40}"
+    return None
 
 
 def calibration_ratios(

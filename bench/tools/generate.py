@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from bench.errors import BenchError
-from bench.results.io import atomic_write_json
+from bench.results.io import atomic_write_json, follow_umask, new_folders
 from bench.results.runs import RunPaths, load_spec
 from bench.training.checkpoints import load_snapshot_model
 from bench.training.device import resolve_device
@@ -57,27 +57,29 @@ def generate_folder(
     snaps = sorted(paths.snapshots.glob("snap-*.pt"))
     snapshot = Path(snapshot).name if snapshot else snaps[-1].name
     count = p.num_gen if num is None else num
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}-"))
-    try:
-        sampling, gen_batch = sampling_for(p, model.sampling)
-        batches = features.generated_batches(
-            model, count, seed=spec.seed, device=dev, ema=True, truncation=p.truncation, bn=p.bn_mode, batch=gen_batch
-        )  # fmt: skip
-        i = 0
-        for batch in batches:
-            for image in batch:
-                (work / f"{i:06d}.png").write_bytes(png_bytes(image))
-                i += 1
-        record = {
-            "run_id": spec.run_id, "run": str(paths.root), "snapshot": snapshot, "protocol": protocol,
-            "images": i, "seed": spec.seed, "truncation": p.truncation, "bn_mode": sampling.bn,
-            "bn_stats": sampling.stats, "gen_batch": gen_batch, "weights": "ema",
-            "resolution": spec.resolution,
-        }  # fmt: skip
-        atomic_write_json(work / "generated.json", record)
-        work.rename(outdir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    with new_folders(outdir.parent):
+        work = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}-"))
+        try:
+            follow_umask(work, folder=True)
+            sampling, gen_batch = sampling_for(p, model.sampling)
+            batches = features.generated_batches(
+                model, count, seed=spec.seed, device=dev, ema=True, truncation=p.truncation, bn=p.bn_mode,
+                batch=gen_batch,
+            )  # fmt: skip
+            i = 0
+            for batch in batches:
+                for image in batch:
+                    (work / f"{i:06d}.png").write_bytes(png_bytes(image))
+                    i += 1
+            record = {
+                "run_id": spec.run_id, "run": str(paths.root), "snapshot": snapshot, "protocol": protocol,
+                "images": i, "seed": spec.seed, "truncation": p.truncation, "bn_mode": sampling.bn,
+                "bn_stats": sampling.stats, "gen_batch": gen_batch, "weights": "ema",
+                "resolution": spec.resolution,
+            }  # fmt: skip
+            atomic_write_json(work / "generated.json", record)
+            work.rename(outdir)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
     return record

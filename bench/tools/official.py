@@ -11,7 +11,6 @@ harness's declared protocol.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
+from bench.files import FileReadError, read_json, regular_file
 from bench.plan.specs import RESIZE_FILTERS, RunSpec
+from bench.plan.suites import suite_name_problem
 from bench.results.io import file_sha256
 from bench.results.runs import RunPaths, cache_dirs, read_state, write_state
 from bench.training.checkpoints import build_model, save_snapshot
@@ -34,16 +35,24 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BenchError(f"{path}: no such checkpoint file; pass the official .pth (e.g. all_50000.pth)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(regular_file(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         kind = type(exc).__name__
         raise BenchError(f"{path}: not a readable torch checkpoint ({kind}); pass the official .pth file") from None
     if not isinstance(ckpt, dict) or not {"g", "d"} <= ckpt.keys():
-        found = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
+        found = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise BenchError(f"{path}: expected an official FastGAN checkpoint with 'g' and 'd' (found {found})")
-    if "g_ema" in ckpt and not isinstance(ckpt["g_ema"], list | tuple):
+    for key in ("g", "d"):
+        if not isinstance(ckpt[key], dict) or not all(_named_tensor(k, v) for k, v in ckpt[key].items()):
+            raise BenchError(f"{path}: '{key}' is not a state dict (names -> tensors); pass the official .pth file")
+    ema = ckpt.get("g_ema", [])
+    if not isinstance(ema, list | tuple) or not all(isinstance(t, torch.Tensor) for t in ema):
         raise BenchError(f"{path}: 'g_ema' should be the list of EMA tensors the official code saves")
     return ckpt
+
+
+def _named_tensor(key: Any, value: Any) -> bool:
+    return isinstance(key, str) and isinstance(value, torch.Tensor)
 
 
 def checkpoint_step(path: Path, step: int | None) -> int:
@@ -71,6 +80,8 @@ def import_official(
     """Write the run folder of an official checkpoint (idempotent); returns its paths."""
     from bench.data.catalog import load_dataset
 
+    if (why := suite_name_problem(suite)) is not None:
+        raise BenchError(f"--suite: {why}")
     checkpoint = Path(checkpoint).expanduser().resolve()
     ckpt, it = read_checkpoint(checkpoint), checkpoint_step(checkpoint, step)
     spec = RunSpec(
@@ -95,8 +106,8 @@ def import_official(
 def _existing(paths: RunPaths, sha: str, checkpoint: Path) -> RunPaths:
     """An earlier import at the same place: the same file again is a no-op; another is refused."""
     try:
-        resolved = json.loads(paths.spec.read_text(encoding="utf-8")).get("resolved", {})
-    except (OSError, ValueError, AttributeError):
+        resolved = read_json(paths.spec).get("resolved", {})
+    except (FileReadError, AttributeError):
         resolved = {}
     before = (resolved.get("imported_from") or {}).get("sha256")
     if before != sha or read_state(paths).get("status") != "done":

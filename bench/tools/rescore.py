@@ -9,9 +9,9 @@ import torch
 from tqdm import tqdm
 
 from bench.errors import BenchError
-from bench.results.io import read_jsonl
+from bench.results.io import check_writable_dir, read_jsonl
 from bench.results.runs import RunPaths, append_eval_row, cache_dirs, eval_row, eval_rows, load_spec
-from bench.training.checkpoints import load_snapshot_model
+from bench.training.checkpoints import check_snapshots, model_from_snapshot, read_snapshot
 from bench.training.device import resolve_device
 
 PROGRESS_DELAY_S = 3.0  # a bar only for evaluations that take longer
@@ -61,32 +61,34 @@ def rescore(
         metrics.check_protocol(p)
     metrics.check_detector(detector)
     metrics.check_detector(pr_detector)
+    check_writable_dir(paths.root, "--run")
     dev = resolve_device(device)
+    snaps = [read_snapshot(paths.root, str(p.relative_to(paths.root))) for p in _snapshots(paths, snapshot)]
     data_cache, metric_cache = cache_dirs(out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
     by_snap = {r.get("snapshot"): r for r in eval_rows(paths)}
-    snaps = _snapshots(paths, snapshot)
+    check_snapshots(spec, snaps)  # every one, before the first row is written
     written = []
     with tqdm(desc=f"eval {spec.run_id}", unit="img", delay=PROGRESS_DELAY_S, dynamic_ncols=True) as bar:
-        for snap in snaps:
-            model = load_snapshot_model(paths.root, str(snap.relative_to(paths.root)), dev)
+        for path, snap in snaps:
+            model = model_from_snapshot(spec, snap, path, dev)
             bar.total = len(snaps) * metrics.generated_count(protocols, model.sampling)
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 rows = metrics.evaluate(
                     model, dataset, protocols, detector=detector, pr_detector=pr_detector, device=dev,
                     cache_dir=metric_cache, seed=spec.seed, progress=bar.update,
                 )  # fmt: skip
-            written += _append(paths, snap, by_snap, rows)
+            written += _append(paths, path, snap["step"], by_snap, rows)
     return written
 
 
-def _append(paths: RunPaths, snap: Path, by_snap: dict[str, dict], rows: list[dict]) -> list[dict]:
+def _append(paths: RunPaths, snap: Path, step: int, by_snap: dict[str, dict], rows: list[dict]) -> list[dict]:
     """Store a snapshot's new rows with its position in training copied from its training-time evaluation."""
     rel = str(snap.relative_to(paths.root))
     keep = ("step", "kimg", "budget_fraction", "train_seconds", "gpu_hours", "ref_gpu_hours", "eval_point", "grid")
     base = {k: v for k, v in by_snap.get(rel, {}).items() if k in keep}
     base |= {"snapshot": rel, "rescored": True, "time": time.time()}
-    base.setdefault("step", int(torch.load(snap, weights_only=True, map_location="cpu")["step"]))
+    base.setdefault("step", step)
     if "eval_point" not in base:  # a run trained without metrics: the point from its evaluation events
         points = {e.get("step"): e.get("point") for e in read_jsonl(paths.events) if e.get("event") == "evaluated"}
         base["eval_point"] = points.get(base["step"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
 import models
+from bench.files import FileReadError, read_json
 from bench.plan.roofline import OpGroup, StepCost
 from bench.results.io import atomic_write_json
 
@@ -113,9 +115,11 @@ def step_cost(name: str, resolution: int, kwargs: dict[str, Any], cache_dir: Pat
     path = Path(cache_dir) / f"{name}-{resolution}-{cost_key(name, resolution, kwargs)}.json" if cache_dir else None
     if path is not None and path.is_file():
         try:
-            return StepCost.from_dict(json.loads(path.read_text())["cost"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable: count again and overwrite
+            cached = StepCost.from_dict(read_json(path)["cost"])
+            if cached.batch > 0 and all(math.isfinite(v) and v >= 0 for v in (cached.flops, cached.bytes, cached.ops)):
+                return cached
+        except (FileReadError, ValueError, KeyError, TypeError, OverflowError):
+            pass  # unreadable or implausible: count again and overwrite
     cost = trace_step_cost(name, resolution, kwargs)
     if path is not None:
         atomic_write_json(path, {"model": name, "resolution": resolution, "kwargs": kwargs,

@@ -10,6 +10,7 @@ import torch
 import models
 from bench.data.sampler import Sampler
 from bench.errors import CheckpointError
+from bench.files import regular_file
 from bench.plan.budget import Budget
 from bench.plan.specs import RunSpec
 from bench.results.io import atomic_torch_save
@@ -18,6 +19,7 @@ from bench.results.runs import (
     load_spec,
     record_event,
 )
+from bench.training.integrity import checkpoint_problem, header_problem, state_problem
 
 CKPT_FORMAT = 1
 KEEP_CHECKPOINTS = 2  # newest training checkpoints kept (the older one is the fallback)
@@ -37,7 +39,8 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 
 def save_checkpoint(paths: RunPaths, spec: RunSpec, model: models.GANModel, budget: Budget, sampler: Sampler) -> Path:
-    """Write the full training state atomically; keep the newest :data:`KEEP_CHECKPOINTS`."""
+    """Write the full training state atomically; keep the newest :data:`KEEP_CHECKPOINTS` (a resume has set
+    aside every checkpoint it could not restore, so the ones kept are ones that load)."""
     step = budget.iters
     ckpt = {
         "format": CKPT_FORMAT,
@@ -58,28 +61,47 @@ def save_checkpoint(paths: RunPaths, spec: RunSpec, model: models.GANModel, budg
     return path
 
 
-def _check_ckpt(ckpt: dict[str, Any], spec: RunSpec, path: Path) -> None:
-    if ckpt.get("model_name") != spec.model or ckpt.get("resolution") != spec.resolution:
+def _check_owner(doc: Any, spec: RunSpec, path: Path) -> None:
+    """A checkpoint of another model, resolution or run is a misplaced file, not a damaged one: refuse it."""
+    if not isinstance(doc, dict) or not {"model_name", "resolution"} <= doc.keys():
+        return  # not a checkpoint at all: header_problem says what is missing
+    if doc["model_name"] != spec.model or doc["resolution"] != spec.resolution:
         raise CheckpointError(
-            f"{path}: checkpoint is for model {ckpt.get('model_name')!r} at {ckpt.get('resolution')} px, "
+            f"{path}: checkpoint is for model {doc.get('model_name')!r} at {doc.get('resolution')} px, "
             f"not {spec.model!r} at {spec.resolution} px; move it away or use the matching run"
         )
+    if doc.get("run_id", spec.run_id) != spec.run_id:
+        raise CheckpointError(
+            f"{path}: checkpoint of run {doc['run_id']!r}, not {spec.run_id!r}; move it away or use the matching run"
+        )
+
+
+def _read(path: Path) -> tuple[Any, str | None]:
+    """A torch file loaded weights-only, or why it cannot be (a FIFO or device is refused unread)."""
+    try:
+        return torch.load(regular_file(path), map_location="cpu", weights_only=True), None
+    except Exception as exc:  # truncated, corrupt, a pickle payload, not a file
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def load_latest_checkpoint(
     paths: RunPaths, spec: RunSpec, model: models.GANModel, budget: Budget, sampler: Sampler
 ) -> int | None:
-    """Restore the newest loadable checkpoint; corrupt ones are recorded and skipped.
+    """Restore the newest valid checkpoint. One that cannot be read or restored (corrupt, a list or a
+    tensor, keys missing, other widths) is recorded, renamed ``*.pt.corrupt`` (kept, but out of
+    retention's count) and skipped; a checkpoint of another model or run raises.
 
     Returns the restored step, or None when there is no usable checkpoint.
     """
     for path in sorted(paths.checkpoints.glob("ckpt-*.pt"), reverse=True):
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated / corrupt file: fall back to the previous one
-            record_event(paths, "corrupt_checkpoint", path=path.name, error=f"{type(exc).__name__}: {exc}")
+        ckpt, problem = _read(path)
+        if problem is None:
+            _check_owner(ckpt, spec, path)
+            problem = header_problem(ckpt) or checkpoint_problem(ckpt, model, sampler)
+        if problem is not None:
+            record_event(paths, "corrupt_checkpoint", path=path.name, error=problem, moved_to=f"{path.name}.corrupt")
+            path.replace(path.with_name(f"{path.name}.corrupt"))
             continue
-        _check_ckpt(ckpt, spec, path)
         model.load_state_dict(ckpt["model"])
         model.load_optimizer_state(ckpt["optim"])
         budget.load_state_dict(ckpt["budget"])
@@ -114,10 +136,8 @@ def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
         model.compile_for_training()
 
 
-def load_snapshot_model(
-    run_dir: Path, snapshot: str | None = None, device: str | torch.device = "cpu"
-) -> models.GANModel:
-    """A run's model with the weights of ``snapshot`` (a file name or path; default: newest)."""
+def read_snapshot(run_dir: Path, snapshot: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """A run's snapshot ``snapshot`` (a file name or path; default: the newest), its header checked."""
     paths = RunPaths(Path(run_dir))
     spec = load_spec(paths.root)
     snaps = sorted(paths.snapshots.glob("snap-*.pt"))
@@ -126,14 +146,44 @@ def load_snapshot_model(
     path = Path(snapshot) if snapshot else snaps[-1]
     if not path.is_absolute() and not path.exists():
         path = paths.root / path if (paths.root / path).exists() else paths.snapshots / path.name
-    try:
-        snap = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such snapshot; see {paths.snapshots}") from None
-    except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable snapshot ({type(exc).__name__}); pick another") from None
-    _check_ckpt(snap, spec, path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such snapshot; see {paths.snapshots}")
+    snap, problem = _read(path)
+    if problem is None:
+        _check_owner(snap, spec, path)
+        problem = header_problem(snap)
+    if problem is not None:
+        raise _unfit(path, problem[:120])
+    return path, snap
+
+
+def _unfit(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(f"{path}: unreadable snapshot ({problem}); pick another with --checkpoint")
+
+
+def check_snapshots(spec: RunSpec, snaps: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Every snapshot's weights fit the run's model (compared on the meta device: no memory, no compute)."""
+    with torch.device("meta"):
+        expected = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs).state_dict()
+    for path, snap in snaps:
+        if (problem := state_problem(snap["model"], expected)) is not None:
+            raise _unfit(path, problem)
+
+
+def model_from_snapshot(
+    spec: RunSpec, snap: dict[str, Any], path: Path, device: str | torch.device = "cpu"
+) -> models.GANModel:
+    """The run's model with the weights of a snapshot from :func:`read_snapshot`, in eval mode."""
     model = build_model(spec, torch.device(device))
+    if (problem := state_problem(snap["model"], model.state_dict())) is not None:
+        raise _unfit(path, problem)
     model.load_state_dict(snap["model"])
-    model.eval()
-    return model
+    return model.eval()
+
+
+def load_snapshot_model(
+    run_dir: Path, snapshot: str | None = None, device: str | torch.device = "cpu"
+) -> models.GANModel:
+    """A run's model with the weights of ``snapshot`` (a file name or path; default: newest)."""
+    path, snap = read_snapshot(run_dir, snapshot)
+    return model_from_snapshot(load_spec(Path(run_dir)), snap, path, device)

@@ -16,6 +16,7 @@ import models
 from bench.data.catalog import load_dataset
 from bench.data.sampler import Sampler
 from bench.data.store import Dataset
+from bench.errors import BenchError
 from bench.results.envinfo import cpu_model, environment
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, cache_dirs
@@ -132,11 +133,24 @@ def _torch_settings(device: torch.device) -> dict[str, Any]:
     return out
 
 
+def check_perf_arguments(settings: PerfSettings) -> None:
+    """Fail on a bad ``--models`` entry (names and keyword arguments, built on the meta device) or ``--detector``
+    before anything is measured; what only fails at run time (weights offline) is reported per model."""
+    from bench.metrics import check_detector
+
+    if not settings.models:
+        raise BenchError("--models: name at least one model, e.g. --models fastgan:recon=mse")
+    for entry in settings.models:
+        name, kwargs = models.parse_entry(entry)
+        with torch.device("meta"):
+            models.get_model(name, resolution=settings.resolution, **kwargs)
+    check_detector(settings.detector)
+
+
 def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
     """Measure every model of ``settings``; write and return the JSON document and its path."""
     device = training_device(settings.device)
-    for entry in settings.models:
-        models.parse_entry(entry)  # fail on a bad entry before measuring anything
+    check_perf_arguments(settings)
     data_cache, _ = cache_dirs(settings.out)
     dataset = load_dataset(settings.dataset, settings.resolution, cache_dir=data_cache)
     images = dataset.images.to(device)
