@@ -23,7 +23,7 @@ _UNHASHED = ("suite",)
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
 # so the runs made before a field existed keep their ids (and resume).
-_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2"}
+_HASHED_WHEN_SET = {"fused_adam": False, "pr_detector": "vgg16-fc2", "cuda_graphs": False}
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class RunSpec:
     precision: str = "fp32"  # 'fp32' or 'bf16' (autocast); changes numerics
     compile: bool = False  # torch.compile the step; changes numerics slightly
     fused_adam: bool = False  # Adam's fused kernel (~7x faster optimizer step on CPU); rounding differs
+    cuda_graphs: bool = False  # the step as one CUDA graph (FastGAN family; capturable Adam: rounding differs)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))

@@ -59,7 +59,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "kwargs": dict,
-        "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
+        "needs": str, "precision": str, "compile": bool, "fused_adam": bool, "cuda_graphs": bool,
     },
     "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
@@ -283,7 +283,7 @@ def _expand(
         given = {  # keys the suite sets; RunSpec owns the defaults of the others
             "num_gpus": b.get("num_gpus"), "protocols": e.get("protocols"), "detector": e.get("detector"),
             "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"), "precision": mt.get("precision"),
-            "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
+            "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"), "cuda_graphs": mt.get("cuda_graphs"),
         }  # fmt: skip
         given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:

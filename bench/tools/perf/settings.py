@@ -32,6 +32,9 @@ class PerfSettings:
     )
     compile: bool = field(default=False, metadata={"help": "torch.compile G and D (opt-in), as RunSpec.compile"})
     fused_adam: bool = field(default=False, metadata={"help": "Adam's fused kernel (opt-in), as RunSpec.fused_adam"})
+    cuda_graphs: bool = field(
+        default=False, metadata={"help": "the step as one CUDA graph (opt-in, FastGAN family), as RunSpec.cuda_graphs"}
+    )
     channels_last: bool = field(default=False, metadata={"help": "models and data in channels_last"})
     dataset: str = field(default="shapes", metadata={"help": "images the data paths draw from (default shapes)"})
     eval_images: int | None = field(

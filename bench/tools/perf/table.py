@@ -22,8 +22,9 @@ def format_table(doc: dict[str, Any]) -> str:
     on_cpu = not env["device"].startswith("cuda")
     where = f"{ts['cpu_model']} ({ts['threads']} threads)" if on_cpu else env["device_name"]
     load = f"; load average {ts['loadavg'][0]:.1f}" if ts.get("loadavg") else ""
-    modes = [m for m, on in (("compile", s["compile"]), ("fused Adam", s.get("fused_adam")),
-                             ("channels_last", s["channels_last"])) if on]  # fmt: skip
+    flags = (("compile", "compile"), ("fused Adam", "fused_adam"), ("CUDA graphs", "cuda_graphs"),
+             ("channels_last", "channels_last"))  # fmt: skip
+    modes = [label for label, key in flags if s.get(key)]
     head = (
         f"perf on {where}, {s['resolution']} px, {', '.join([s['precision'], *modes])}; "
         f"median of {s['steps']} steps after {s['warmup']} warm-up{load}"
