@@ -21,6 +21,7 @@ from bench.data.store import Dataset
 from bench.results.envinfo import environment
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, cache_dirs
+from bench.tools.perf.busy import busy_fraction
 from bench.tools.perf.datapath import time_data_paths
 from bench.tools.perf.evalpath import measure_eval, measure_reference_cache
 from bench.tools.perf.settings import PerfSettings, PrecisionCheck
@@ -68,9 +69,12 @@ def measure_model(
     _reset_peak_memory(device)
     losses: dict[str, Tensor] = {}
 
-    def step_one() -> None:
+    def step_at(index: int) -> None:
         with autocast(device, settings.precision):
-            losses.update(model.train_step(real, 1))
+            losses.update(model.train_step(real, index))
+
+    def step_one() -> None:
+        step_at(1)
 
     row["flops_per_step"] = count_flops(step_one)  # eager, before any speed mode
     spec = perf_spec(name, kwargs, settings, settings.warmup + settings.steps)
@@ -83,6 +87,8 @@ def measure_model(
     peak = row["peak_matmul"] = peak_matmul(device, torch.bfloat16 if settings.precision == "bf16" else torch.float32)
     t = time_interleaved(model, spec, dataset, images, real, settings)
     row["peak_memory"] = peak_memory(device)
+    first = settings.warmup + settings.steps  # the indices after the timed ones
+    row["busy"] = busy_fraction(step_at, range(first, first + settings.busy_steps), device)
     harness_wall, harness_cpu = time_harness(
         spec, dataset, images, model.batch_size, sorted(losses), settings.harness_steps, settings.log_every
     )

@@ -26,6 +26,7 @@ class PerfSettings:
     steps: int = field(default=3, metadata={"help": "timed training steps; the median is reported"})
     warmup: int = field(default=1, metadata={"help": "untimed steps before them", "parse": "nonnegative"})
     harness_steps: int = field(default=100, metadata={"help": "steps of the no-work model timing the harness"})
+    busy_steps: int = 3  # model steps profiled for the busy fraction (kernel time / wall time)
     log_every: int = 10  # the loop's loss read-out interval, as in training
     precision: str = field(
         default="fp32", metadata={"help": "bf16 = autocast (opt-in), as RunSpec.precision", "choices": PRECISIONS}
