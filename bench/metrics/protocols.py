@@ -230,12 +230,11 @@ def _generated_features(
     weights: str,
 ) -> list[np.ndarray]:
     """Features of protocol ``p``'s generated images under each of ``dets`` (one generation pass)."""
-    batches = features.generated_batches(
-        model, p.num_gen, seed=seed, device=device, ema=weights == "ema", truncation=p.truncation,
-        bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
-    )  # fmt: skip
     stacked = _Stacked(dets)
-    feats = features.featurize(batches, stacked, features.image_transform(p.mode, p.pre_resize))
+    feats = features.featurize_generated(
+        model, p.num_gen, stacked, p.mode, p.pre_resize, seed=seed, device=device, ema=weights == "ema",
+        truncation=p.truncation, bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
+    )  # fmt: skip
     return stacked.split(feats)
 
 
@@ -250,6 +249,12 @@ class _Stacked:
         parts = [det(images) for det in self.dets]
         self.widths = [part.shape[1] for part in parts]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def on_device(self, images: torch.Tensor) -> torch.Tensor:
+        """The features side by side, left on the device."""
+        parts = [det.on_device(images) for det in self.dets]
+        self.widths = [part.shape[1] for part in parts]
+        return torch.cat(parts, dim=1)
 
     def split(self, feats: np.ndarray) -> list[np.ndarray]:
         """(N, sum of widths) -> each detector's (N, width) features, in the order of ``dets``."""
