@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from models.step_graph import StepGraph
+
 BN_MODES = ("batch", "running", "standing", "none")
 
 
@@ -92,6 +94,7 @@ class GANModel(nn.Module):
     g_ema: nn.Module
     sampling: Sampling = NO_BN
     region_timer: Callable[[str], AbstractContextManager[Any]] | None = None  # set by `perf`
+    step_graph: StepGraph | None = None  # the step's CUDA graph, set by use_cuda_graphs
 
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
         """One training iteration (D update, G update, EMA update) on ``real``.
@@ -181,9 +184,11 @@ class GANModel(nn.Module):
             for group in opt.param_groups:
                 group.update(fused=True, foreach=False)
 
-    def use_cuda_graphs(self) -> None:
+    def use_cuda_graphs(self, capture: bool = True) -> None:
         """Run the training step as one CUDA graph (``RunSpec.cuda_graphs``; see
-        :mod:`models.step_graph`). Families whose step is the same graph every step override this."""
+        :mod:`models.step_graph`). ``capture=False``: everything but the capture (the graph's body
+        run eagerly, its optimizers as configured for capture), to compare with the replays.
+        Families whose step is the same graph every step override this."""
         name = self.name or type(self).__name__
         raise ModelConfigError(
             f"model {name!r}: cuda_graphs is offered for the FastGAN family only (StyleGAN2's lazy "

@@ -37,7 +37,7 @@ from models.fastgan_blocks import D_MULT, G_MULT, RESOLUTIONS, Discriminator, Ge
 from models.fastgan_official import load_official_state
 from models.registry import ModelConfigError, register_model
 from models.selfsup import ASPECT_RATIOS, CROP_AREA, SelfSupervision
-from models.step_graph import StepGraph
+from models.step_graph import WARMUP_STEPS, StepGraph
 
 __all__ = ["FastGAN", "FastGANConfig", "Generator", "Discriminator", "PerceptualWeightsMissing", "load_official_state"]
 
@@ -187,7 +187,6 @@ class FastGAN(GANModel):
         self.opt_g = torch.optim.Adam(self.generator.parameters(), **adam)
         self.opt_d = torch.optim.Adam([*self.discriminator.parameters(), *self.ss.parameters()], **adam)
         self.__dict__["_percept"] = None  # LPIPS net, built at first use; outside the module tree
-        self.step_graph: StepGraph | None = None  # set by use_cuda_graphs
 
     # --- losses
 
@@ -273,7 +272,7 @@ class FastGAN(GANModel):
             raise ValueError(f"FastGAN has no truncation trick; truncation must be 1.0, got {truncation}")
         return g(z)[0]
 
-    def use_cuda_graphs(self) -> None:
+    def use_cuda_graphs(self, capture: bool = True) -> None:
         """The step as a CUDA graph (:class:`models.step_graph.StepGraph`): the quadrant a tensor
         index, Adam capturable (its step counter and bias correction on the device: a rounding
         change). Off CUDA the same body runs eagerly, checked once for host synchronisations, with
@@ -284,7 +283,7 @@ class FastGAN(GANModel):
         for opt in self.optimizers().values():
             for group in opt.param_groups:
                 group["capturable"] = self.device.type == "cuda"
-        self.step_graph = StepGraph(self._step)
+        self.step_graph = StepGraph(self._step, warmup=WARMUP_STEPS if capture else None)
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         """As the base class; a captured step is dropped (it holds the replaced state tensors)."""

@@ -17,6 +17,7 @@ CPU-equivalent of a replay; the call that would capture runs under :class:`HostS
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -81,10 +82,11 @@ def host_syncs(fn: Callable[[], Any]) -> list[str]:
 
 
 class StepGraph:
-    """``body`` run as a CUDA graph after ``warmup`` eager steps (see the module docstring)."""
+    """``body`` run as a CUDA graph after ``warmup`` eager steps (see the module docstring);
+    ``warmup=None``: never captured (every call an eager warm-up step), the replays' eager twin."""
 
-    def __init__(self, body: Body, warmup: int = WARMUP_STEPS) -> None:
-        self.body, self.warmup = body, warmup
+    def __init__(self, body: Body, warmup: int | None = WARMUP_STEPS) -> None:
+        self.body, self.warmup = body, math.inf if warmup is None else warmup
         self.reset()
 
     def reset(self) -> None:
@@ -102,17 +104,18 @@ class StepGraph:
 
     def __call__(self, **inputs: Tensor) -> dict[str, Tensor]:
         """One training step on ``inputs`` (device tensors of fixed shapes)."""
-        cuda = next(iter(inputs.values())).device.type == "cuda"
+        device = next(iter(inputs.values())).device
         self.calls += 1
-        if self.calls <= self.warmup:
-            return _side_stream(self.body, inputs) if cuda else self.body(**inputs)
-        if not cuda:
-            return self._eager(inputs)
-        if self.graph is None:
-            self._capture(inputs)
-        for name, value in inputs.items():
-            self.static_in[name].copy_(value, non_blocking=True)
-        self.graph.replay()
+        if device.type != "cuda":
+            return self.body(**inputs) if self.calls <= self.warmup else self._eager(inputs)
+        with torch.cuda.device(device):  # streams and capture on the inputs' GPU, not the current one
+            if self.calls <= self.warmup:
+                return _side_stream(self.body, inputs)
+            if self.graph is None:
+                self._capture(inputs)
+            for name, value in inputs.items():
+                self.static_in[name].copy_(value, non_blocking=True)
+            self.graph.replay()
         return dict(self.static_out)
 
     def _eager(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -17,11 +17,16 @@ RUN_BENCH = Path(__file__).resolve().parents[2] / "run_bench.py"
 
 
 def parse_devices(text: str) -> tuple[str, ...]:
-    """``'0,1,2'`` -> ``('0', '1', '2')``: CUDA indices."""
+    """``'0,1,2'`` -> ``('0', '1', '2')``: CUDA indices, or ``cpu`` for a worker on the CPU."""
     devices = tuple(d.strip() for d in text.split(",") if d.strip())
-    if not devices or not all(d.isdigit() for d in devices):
-        raise BenchError(f"--devices {text}: expected CUDA indices like 0,1,2")
+    if not devices or not all(d.isdigit() or d == "cpu" for d in devices):
+        raise BenchError(f"--devices {text}: expected CUDA indices like 0,1,2 (or cpu)")
     return devices
+
+
+def worker_device(entry: str) -> str:
+    """The ``--device`` of a pool entry: ``cuda:<index>``, or ``cpu``."""
+    return entry if entry == "cpu" else f"cuda:{entry}"
 
 
 def worker_argv(argv: list[str]) -> list[str]:
@@ -39,7 +44,7 @@ def worker_argv(argv: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class DevicePool:
-    """One worker per device, each running ``argv`` (the user's command) on ``cuda:<index>``."""
+    """One worker per device, each running ``argv`` (the user's command) on ``cuda:<index>`` (or the CPU)."""
 
     devices: tuple[str, ...]
     argv: tuple[str, ...]
@@ -48,5 +53,6 @@ class DevicePool:
     def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
         """Start every worker, wait for all; returns ``worker -> 'exit N'``."""
         cmd = [sys.executable, str(RUN_BENCH), *worker_argv(list(self.argv)), "--no-progress"]
-        procs = {f"cuda:{d}": subprocess.Popen([*cmd, "--device", f"cuda:{d}"]) for d in self.devices}
+        procs = {f"{i}:{worker_device(d)}": subprocess.Popen([*cmd, "--device", worker_device(d)])
+                 for i, d in enumerate(self.devices)}  # fmt: skip
         return {name: f"exit {p.wait()}" for name, p in procs.items()}

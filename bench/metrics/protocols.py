@@ -79,6 +79,7 @@ register_protocol("fid5k_full", "fid", 5_000)
 register_protocol("fid1k_full", "fid", 1_000)
 register_protocol("fid500_full", "fid", 500)
 register_protocol("fid200_full", "fid", 200)  # CPU smoke runs only: far too few for a real FID
+register_protocol("fid50_full", "fid", 50)  # plumbing checks only (gpu-check at tiny sizes): not a measurement
 register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resize=256, bn_mode="batch", gen_batch=16)
 register_protocol("kid50k_full", "kid", 50_000)
 register_protocol("kid5k_full", "kid", 5_000)

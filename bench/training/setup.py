@@ -40,7 +40,7 @@ def write_spec(
 
 def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     """The run of ``spec``, resumed from its newest valid checkpoint when there is one."""
-    device = training_device(opts.device)
+    device = training_device(opts.device, deterministic=opts.deterministic)
     data_cache, _ = cache_dirs(opts.out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
     model = build_model(spec, device)
@@ -51,7 +51,8 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     for shared in cache_dirs(opts.out):  # caches other runs share: old temporaries only
         remove_stale_temps(shared)
     budget = Budget(spec.budget_seconds, spec.max_iters)
-    sampler = Sampler(place_dataset(dataset.images, device), model.batch_size, seed=spec.seed, device=device)
+    images = place_dataset(dataset.images, device, capacity=opts.data_capacity)
+    sampler = Sampler(images, model.batch_size, seed=spec.seed, device=device)
     load_latest_checkpoint(paths, spec, model, budget, sampler)
     return Run(spec, paths, opts, model, dataset, budget, sampler)
 

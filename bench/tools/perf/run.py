@@ -77,6 +77,8 @@ def measure_model(
         step_at(1)
 
     row["flops_per_step"] = count_flops(step_one)  # eager, before any speed mode
+    for opt in model.optimizers().values():  # the speed modes start afresh: fused and capturable Adam
+        opt.state.clear()  # keep their step counters on the device, the default one on the host
     spec = perf_spec(name, kwargs, settings, settings.warmup + settings.steps)
     apply_speed_modes(model, spec)
     if settings.compile:
@@ -167,6 +169,8 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
         "torch_settings": _torch_settings(device),
         "models": [],
     }
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(settings.out) / "perf" / f"perf-{device.type}-{settings.resolution}px-{stamp}.json"
     for entry in settings.models:
         log(f"measuring {entry} at {settings.resolution} px ...")
         try:
@@ -174,6 +178,7 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
         except Exception as exc:  # e.g. LPIPS weights missing offline: report it, measure the others
             doc["models"].append({"model": entry, "error": f"{type(exc).__name__}: {exc}"})
             log(f"  {entry}: not measured ({type(exc).__name__}: {exc})")
+        atomic_write_json(path, doc | {"partial": True})  # what is measured so far survives a kill
     if settings.naive_data:
         batch = settings.batch or next((r["batch"] for r in doc["models"] if "batch" in r), 8)
         doc["data_path"] = time_data_paths(
@@ -183,8 +188,6 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
     if settings.eval_images != 0:
         doc["reference_cache"] = measure_reference_cache(dataset, settings, device)
     doc["torch_settings"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path(settings.out) / "perf" / f"perf-{device.type}-{settings.resolution}px-{stamp}.json"
     atomic_write_json(path, doc)
     return doc, path
 
