@@ -26,7 +26,9 @@ PY=$(python_bin)
 
 if [ "${1:-}" = prepare ]; then
   mkdir -p "$CARRY/wheels"
-  grep -qxF "/$CARRY/" .git/info/exclude 2>/dev/null || echo "/$CARRY/" >>.git/info/exclude
+  exclude=$(git rev-parse --git-path info/exclude)  # also right in a worktree
+  mkdir -p "$(dirname "$exclude")"
+  grep -qxF "/$CARRY/" "$exclude" 2>/dev/null || echo "/$CARRY/" >>"$exclude"
   pins=$("$PY" -c 'import importlib.metadata as m, sys; print(" ".join(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' "${PACKAGES[@]}")
   # shellcheck disable=SC2086
   "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
