@@ -16,6 +16,7 @@ from bench.errors import BenchError
 from bench.launchers.pool import parse_devices, worker_device
 from bench.tools.gpucheck.run import verdict
 from bench.tools.gpucheck.settings import GpuCheckSettings, mode_flags
+from bench.tools.gpucheck.summary import render
 
 SECTIONS = {"environment", "graphs", "host-data", "suite", "perf fp32", "perf bf16+fused+graphs", "pool", "memory"}
 
@@ -65,3 +66,23 @@ def test_modes_devices_and_verdict() -> None:
     assert verdict({"a": ok, "b": ok}) == "passed"
     assert verdict({"a": ok, "b": cut}) == "passed (not run to the end: b)"
     assert verdict({"a": bad, "b": cut}) == "FAILED: a"
+
+
+def test_summary_draws_what_it_has() -> None:
+    """A failed or cut-short section never stops the summary: what is missing is said, the rest drawn."""
+    doc = {
+        "device": "cpu", "device_name": "cpu", "date": "d", "elapsed_s": 3.0, "verdict": "FAILED: graphs",
+        "settings": {"budget_s": 60.0}, "plan": {"scale": "tiny", "resolution": 32},
+        "sections": {
+            "environment": {"status": "ok", "torch": "2", "checks": {"m": True},
+                            "peak_matmul": {"fp32": {"flops": 1e11, "math": "fp32", "best": "mm"}}},
+            "graphs": {"status": "failed", "checks": {"captured": False}},
+            "suite": {"status": "failed", "error": "uninterrupted suite exited 1", "log": "Traceback ..."},
+            "perf bf16": {"status": "timed out", "rows": [{"mode": "bf16", "model": "biggan", "error": "killed"}]},
+            "memory": {"status": "skipped", "reason": "2 s of the budget left"},
+        },
+    }  # fmt: skip
+    text = render(doc)
+    assert "**FAILED: graphs**" in text and "captured: NO" in text and "0.1 TFLOP/s (fp32, mm)" in text
+    assert "(_graphs: not drawn, KeyError" in text and "### suite: uninterrupted suite exited 1" in text
+    assert "| biggan | bf16 |" in text and "2 s of the budget left" in text

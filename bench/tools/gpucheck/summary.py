@@ -28,14 +28,22 @@ def render(doc: dict[str, Any]) -> str:
     for name, part in (("environment", _environment), ("graphs", _graphs), ("host-data", _host_data),
                        ("suite", _suite), ("pool", _pool), ("memory", _memory)):  # fmt: skip
         if sec.get(name, {}).get("status") in ("ok", "failed") and "error" not in sec[name]:
-            lines += ["", *part(sec[name], doc)]
+            lines += ["", *_safe(part, sec[name], doc)]
     perf = [s for name, s in sec.items() if name.startswith("perf ") and s.get("rows")]
     if perf:
-        lines += ["", *_perf(perf, doc), "", *_eval(perf)]
+        lines += ["", *_safe(_perf, perf, doc), "", *_safe(lambda p, d: _eval(p), perf, doc)]
     errors = [(n, s) for n, s in sec.items() if "error" in s or "log" in s]
     for name, s in errors:
         lines += ["", f"### {name}: {s.get('error', s['status'])}", "", "```", s.get("log", ""), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _safe(part: Any, section: Any, doc: dict[str, Any]) -> list[str]:
+    """A part's lines, or one line saying it could not be drawn (the JSON has the figures)."""
+    try:
+        return part(section, doc)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        return [f"({part.__name__}: not drawn, {type(exc).__name__}: {exc}; see the JSON)"]
 
 
 def _where(doc: dict[str, Any]) -> str:
