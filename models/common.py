@@ -127,7 +127,7 @@ class Fp32SpectralNorm:
         self.hook = hook
 
     def __call__(self, module: nn.Module, inputs: Any) -> Any:
-        kind = module.weight_orig.device.type
+        kind = getattr(module, f"{self.hook.name}_orig").device.type
         if not (torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind)):
             return self.hook(module, inputs)
         with torch.autocast(kind, enabled=False):
