@@ -254,6 +254,11 @@ SUITE_CASES: dict[str, tuple[tuple[tuple[str, str], ...], str, list[str]]] = {
         ["models.baseline.kwargs:", "'ngff'", "fix models.baseline.kwargs"],
     ),
     "wrong kwarg value": ((('recon = "mse"', 'recon = "ssim"'),), "", ["models.baseline.kwargs: recon must be one of"]),
+    "unknown accelerator": (
+        (("max_iters = 2", 'max_iters = 2\naccelerator = "tpu"'),),
+        "",
+        ["tiny.toml: budget.accelerator: 'tpu' not one of 'none', 'gpu'"],
+    ),
 }
 
 
@@ -295,6 +300,18 @@ CASES: dict[str, Callable[..., Case]] = {name: _suite_case(*spec) for name, spec
     ),
     "unknown --device": lambda ctx: Case(
         ctx.run(extra=("--device", "banana")), ["--device banana: not a device", "use auto, cpu"]
+    ),
+    "two GPU requests": lambda ctx: Case(
+        ctx.run(extra=("--launcher", "slurm", "--gpus-per-node", "1", "--gres", "gpu:1")),
+        ["gpus_per_node 1 and gres 'gpu:1'", "pass one GPU request"],
+    ),
+    "GPU request in --sbatch-extra": lambda ctx: Case(
+        ctx.run(extra=("--launcher", "slurm", "--sbatch-extra=--gpus=2")),
+        ["extra sbatch line '--gpus=2'", "request GPUs with --gpus-per-node N or --gres SPEC"],
+    ),
+    "negative --gpus-per-node": lambda ctx: Case(
+        ctx.run(extra=("--launcher", "slurm", "--gpus-per-node", "-1")),
+        ["argument --gpus-per-node: expected an integer >= 0", SEE_HELP],
     ),
     "--out is a file": lambda ctx: Case(
         ["--suite", str(ctx.suite()), "--out", str(_write(ctx.tmp / "file", b"x"))],

@@ -65,7 +65,7 @@ def _canonical(value: Any) -> str:
 
 
 def test_every_result_field_is_covered() -> None:
-    assert set(HASHED) == {f.name for f in dataclasses.fields(RunSpec)} - {"suite"}
+    assert set(HASHED) == {f.name for f in dataclasses.fields(RunSpec)} - {"suite", "accelerator"}
 
 
 @SETTINGS
@@ -74,6 +74,7 @@ def test_same_spec_same_run_id(spec: RunSpec, suite: str) -> None:
     again = RunSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert again == spec and again.run_id == spec.run_id
     assert dataclasses.replace(spec, suite=suite).run_id == spec.run_id
+    assert dataclasses.replace(spec, accelerator="gpu").run_id == spec.run_id  # where it runs, not what
     shuffled = dict(reversed(list(spec.model_kwargs.items())))
     assert dataclasses.replace(spec, model_kwargs=shuffled).run_id == spec.run_id
     assert spec.run_id == spec.run_id  # not random, not cached state
@@ -235,10 +236,10 @@ toml_values = st.recursive(
 )
 KNOWN_KEYS = {
     "suite": ["name", "resolution", "datasets", "seeds", "include", "description", "bogus"],
-    "budget": ["hours", "max_iters", "speed_ratio", "num_gpus", "bogus"],
+    "budget": ["hours", "max_iters", "speed_ratio", "num_gpus", "accelerator", "bogus"],
     "eval": ["protocols", "detector", "fractions", "grid_size", "bogus"],
     "model": ["kwargs", "max_iters", "budget_hours", "precision", "needs", "label", "compile", "fused_adam", "bogus"],
-    "slurm": ["partition", "gpus_per_node", "extra_sbatch", "bogus"],
+    "slurm": ["partition", "gpus_per_node", "gres", "extra_sbatch", "bogus"],
 }
 
 

@@ -31,7 +31,7 @@ from bench.results.runs import RunPaths, append_eval_row, write_state
 GOLDEN = Path(__file__).parent / "golden"
 # (group, label, model, budget_hours, seeds)
 ROWS_A = [
-    ("20 hour", "StyleGAN2", "stylegan2-lite", 20.0, (0,)),
+    ("20 hour", "StyleGAN2", "stylegan2-diffaug", 20.0, (0,)),
     ("5 hour", "FastGAN", "fastgan", 5.0, (0, 1)),
     ("5 hour", "BigGAN (extra, not in paper)", "biggan", 5.0, (0,)),
 ]
@@ -85,7 +85,7 @@ def evals(
 def golden_case() -> tuple[Suite, pd.DataFrame, dict[str, str]]:
     """Done, mean ± std, beyond-budget, pending, diverged, running and failed cells."""
     s = make_suite()
-    rows = evals(spec_of(s, "stylegan2-lite", "obama"), [60.0, 55.5, 57.25, 40.0], points=[0.25, 0.5, 1.0, 1.5])
+    rows = evals(spec_of(s, "stylegan2-diffaug", "obama"), [60.0, 55.5, 57.25, 40.0], points=[0.25, 0.5, 1.0, 1.5])
     rows += evals(spec_of(s, "fastgan", "obama", 0), [52.0, 48.0])
     rows += evals(spec_of(s, "fastgan", "obama", 1), [50.0, 47.0])
     rows += evals(spec_of(s, "fastgan", "panda", 0), [11.0, 9.5])
@@ -190,7 +190,7 @@ def test_paper_tables_data() -> None:
     assert tables["A"].value("biggan", "obama", 5.0) is None
     assert all(not r.aligned and len(r.values) == 6 for r in tables["B"].rows)
     assert tables["B"].value("fastgan", "flower", 8.0) is None
-    assert tables["C"].value("stylegan2", "ffhq-70k", 24.0) == 4.4
+    assert tables["C"].value("stylegan2-half", "ffhq-70k", 24.0) == 4.4
     assert tables["D"].value("fastgan-ss-ae", "nature-10k", 8.0) == 43.65
     assert tables["B"].image_count("shell") == 60
 
@@ -260,11 +260,11 @@ def test_plots_from_collected_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = [
-        ("20 hour", "StyleGAN2", "stylegan2-lite", 20.0, (0,)),
+        ("20 hour", "StyleGAN2", "stylegan2-diffaug", 20.0, (0,)),
         ("5 hour", "FastGAN", "fastgan", 5.0, (0,)),
     ]
     suite = make_suite(rows, datasets=("obama",))
-    stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-lite", "fastgan"))
+    stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-diffaug", "fastgan"))
     write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0], standard=False), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
     monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())

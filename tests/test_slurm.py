@@ -1,5 +1,6 @@
 """Against a real SLURM cluster (``bash scripts/slurm-local.sh up``): array completion, requeue after
-preemption, errors in ``status``, cancel, and re-submission that submits nothing."""
+preemption, errors in ``status``, cancel, re-submission that submits nothing, and a GPU suite: its
+sbatch request, and its cells refusing to train on this CPU-only node."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def cluster() -> None:
 
 
 def _suite(tmp_path: Path, name: str, seeds=(0,), budget="max_iters = 4", fractions=(1.0,), extra="") -> Path:
+    """A tiny suite; ``budget`` holds the [budget] lines (e.g. ``accelerator = "gpu"``)."""
     path = tmp_path / f"{name}.toml"
     text = SUITE.format(name=name, seeds=list(seeds), budget=budget, fractions=list(fractions), extra=extra)
     path.write_text(text)
@@ -203,6 +205,8 @@ def test_cancel_stops_the_suite_and_leaves_it_resumable(tmp_path, capsys) -> Non
     paths = RunPaths.of(out, spec)
     _wait(lambda: read_state(paths)["status"] == "running", "training to start")
     capsys.readouterr()
+    assert main(["status", "--suite", str(suite), "--out", str(out)]) == 0
+    assert "| device" in capsys.readouterr().out and read_state(paths)["device"]["type"] == "cpu"  # the task's
     assert main(["cancel", "--suite", str(suite), "--out", str(out)]) == 0
     assert "cancelled 1 job(s)" in capsys.readouterr().out
     _wait(lambda: next(iter(_job_states(suite, out).values()))[2] == "CANCELLED", "sacct to show CANCELLED")
@@ -212,3 +216,31 @@ def test_cancel_stops_the_suite_and_leaves_it_resumable(tmp_path, capsys) -> Non
     assert "CANCELLED" in capsys.readouterr().out
     assert _run(suite, out, "--dry-run") == 0
     assert "1 of 1 cells to submit" in capsys.readouterr().out  # resumable: submitted again on the next run
+
+
+GPU_BUDGET = 'max_iters = 4\naccelerator = "gpu"'  # a GPU suite: one GPU per cell
+
+
+def test_gpu_suite_requests_one_gpu_per_task(tmp_path, capsys) -> None:
+    suite, out = _suite(tmp_path, "gpudry", budget=GPU_BUDGET), tmp_path / "out"
+    assert _run(suite, out, "--dry-run") == 0
+    printed = capsys.readouterr().out
+    assert "requested: --gpus-per-node=1" in printed
+    assert "sbatch options: --gpus-per-node=1 --cpus-per-task=1 " in printed
+    assert _run(suite, out, "--dry-run", "--gres", "gpu:1") == 0
+    assert "sbatch options: --gres=gpu:1 --cpus-per-task=1 " in capsys.readouterr().out
+    assert not (out / "runs").exists()
+
+
+def test_gpu_cell_on_a_cpu_only_node_refuses_to_train(tmp_path, capsys) -> None:
+    suite, out = _suite(tmp_path, "gpucell", budget=GPU_BUDGET), tmp_path / "out"
+    assert _run(suite, out, "--gpus-per-node", "0") == 0  # no GPU requested, so this GPU-less cluster runs it
+    assert "requested: no GPU; warning:" in capsys.readouterr().out
+    paths = RunPaths.of(out, load_suite(str(suite)).cells[0].spec)
+    took = _wait(lambda: read_state(paths)["status"] in ("failed", "done"), "the task to end")
+    print(f"GPU cell refused {took:.1f} s after submission")
+    assert read_state(paths)["status"] == "failed"
+    error = read_state(paths)["error"]
+    assert "\n" not in error and "suite gpucell assumes 1 GPU per cell (budget.accelerator = 'gpu')" in error
+    assert "found no CUDA device on " in error and "pass --device cpu" in error
+    assert not paths.spec.exists() and not paths.checkpoints.exists()  # stopped before training

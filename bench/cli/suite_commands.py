@@ -48,7 +48,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
     add_suite_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument(
+        "--device", default="auto",
+        help="auto (cuda if available; a suite with budget.accelerator = 'gpu' refuses to train without it), "
+        "cpu (trains such a suite anyway), cuda, cuda:N",
+    )  # fmt: skip
     p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices; cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=positive, default=900.0, help="training seconds between checkpoints")
@@ -78,9 +82,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train and evaluate every cell not yet done (here, on a device pool, or as jobs); print the tables."""
     from bench.launchers.base import get_launcher
     from bench.launchers.checks import preflight
-    from bench.launchers.pool import DevicePool, parse_devices
+    from bench.launchers.pool import DevicePool, check_devices, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
-    from bench.report.console import best_table, plan_table
+    from bench.report.console import plan_table
+    from bench.results.runs import cell_state
     from bench.training.options import LoopOptions
 
     suite, cells = suite_and_cells(args)
@@ -92,6 +97,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     local = settings.launcher == "local"
     pool = DevicePool(parse_devices(args.devices), tuple(args.argv)) if args.devices else None
+    if pool is not None:
+        states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
+        if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
+            return _print_results(suite, cells, args.out, states)
+        check_devices(pool.devices)
     preflight(suite, cells, args.out, device=None if pool or not local else args.device)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
                        checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic)  # fmt: skip
@@ -99,16 +109,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if pool is not None:
         return max(int(v.split()[-1]) for v in outcome.values())
     if local:
-        print()
-        print(best_table(suite, cells, args.out))
-        counts = {s: list(outcome.values()).count(s) for s in sorted(set(outcome.values()))}
-        print("\ncells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    else:
-        for run_id, what in outcome.items():
-            print(f"{run_id}: {what}")
-        if any(w.startswith("submitted") for w in outcome.values()):
-            where = f"--suite {args.suite} --out {args.out}"
-            print(f"\nwatch: run_bench.py status {where}\nstop:  run_bench.py cancel {where}")
+        return _print_results(suite, cells, args.out, outcome)
+    for run_id, what in outcome.items():
+        print(f"{run_id}: {what}")
+    if any(w.startswith("submitted") for w in outcome.values()):
+        where = f"--suite {args.suite} --out {args.out}"
+        print(f"\nwatch: run_bench.py status {where}\nstop:  run_bench.py cancel {where}")
+    return 1 if "failed" in outcome.values() else 0
+
+
+def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, str]) -> int:
+    """The best-FID table and the cells' outcomes; the exit code (1 when a cell failed)."""
+    from bench.report.console import best_table
+
+    print()
+    print(best_table(suite, cells, out))
+    counts = {s: list(outcome.values()).count(s) for s in sorted(set(outcome.values()))}
+    print("\ncells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if "failed" in outcome.values() else 0
 
 

@@ -1,6 +1,6 @@
-"""The pre-run checks every launch path runs, before anything is trained or submitted: the results
-folder is writable, the device exists, each cell's model builds (on the meta device), each
-dataset is there with enough images, and each detector loads."""
+"""The pre-run checks every launch path runs, before anything is trained or submitted: the device
+exists and is the accelerator the suite assumes, the results folder is writable, each cell's model
+builds (on the meta device), each dataset is there with enough images, and each detector loads."""
 
 from __future__ import annotations
 
@@ -15,14 +15,21 @@ MIN_IMAGES = 2  # training images a run needs (one image has no distribution to 
 
 def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None) -> None:
     """Raise a one-line :class:`BenchError` at the first problem; ``device`` None: cells run elsewhere."""
-    check_writable(out)
     if device is not None:
-        from bench.training.device import resolve_device
-
-        resolve_device(device)
+        check_device(cells, device)
+    check_writable(out)
     check_models(suite, cells)
     check_data(cells, out)
     check_detectors(cells)
+
+
+def check_device(cells: list[Cell], device: str) -> None:
+    """``--device`` exists here and is the accelerator the cells' suite assumes (or explicitly the CPU)."""
+    from bench.training.device import check_accelerator, resolve_device
+
+    resolved = resolve_device(device)
+    for c in cells:
+        check_accelerator(c.spec, device, resolved)
 
 
 def check_writable(out: Path) -> None:

@@ -29,6 +29,23 @@ def worker_device(entry: str) -> str:
     return entry if entry == "cpu" else f"cuda:{entry}"
 
 
+def check_devices(devices: tuple[str, ...]) -> None:
+    """Fail, before any worker starts, when a device of ``--devices`` is not on this machine."""
+    import torch
+
+    from bench.results.envinfo import cuda_absence
+
+    cuda = [d for d in devices if d != "cpu"]  # cpu workers need nothing
+    if not cuda:
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    wanted = f"--devices {','.join(devices)}"
+    if count == 0:
+        raise BenchError(f"{wanted}: found {cuda_absence()}; run without --devices to train here")
+    if missing := [d for d in cuda if int(d) >= count]:
+        raise BenchError(f"{wanted}: no cuda:{missing[0]} on this machine (it has {count}); pass indices below {count}")
+
+
 def worker_argv(argv: list[str]) -> list[str]:
     """The same command without ``--devices``/``--device`` (each worker gets its own device)."""
     base, skip = [], False

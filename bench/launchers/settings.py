@@ -56,7 +56,8 @@ def sbatch_parameters(settings: LaunchSettings, time_min: int, job_name: str) ->
     }
     optional = {
         "partition": settings.partition,
-        "gpus_per_node": settings.gpus_per_node,
+        "gpus_per_node": settings.gpus_per_node or None,  # 0: no GPU requested
+        "gres": settings.gres,
         "cpus_per_task": settings.cpus_per_task,
         "mem": f"{math.ceil(settings.mem_gb * 1024)}M" if settings.mem_gb else None,
         "account": settings.account,

@@ -61,8 +61,28 @@ def plan_launch(cells: list[Cell], out: Path, settings: LaunchSettings) -> list[
     return plans
 
 
+def assumed_gpus(cells: list[Cell]) -> int:
+    """GPUs per task the cells' budgets assume (``budget.accelerator = 'gpu'``: ``num_gpus``); 0: none."""
+    return max((c.spec.num_gpus for c in cells if c.spec.accelerator == "gpu"), default=0)
+
+
+def _accelerator_line(cells: list[Cell], settings: LaunchSettings) -> str:
+    """What the cells' budgets assume and what is requested (a warning when a GPU suite requests none)."""
+    if not (gpus := assumed_gpus(cells)):
+        return "accelerator: none assumed (budget.accelerator = 'none')"
+    if settings.gres:
+        requested = f"--gres={settings.gres}"
+    else:
+        requested = f"--gpus-per-node={settings.gpus_per_node}" if settings.gpus_per_node else "no GPU"
+    line = f"accelerator: {gpus} GPU(s) per cell assumed (budget.accelerator = 'gpu'); requested: {requested}"
+    if requested == "no GPU":
+        line += "; warning: such tasks refuse to train unless run with --device cpu"
+    return line
+
+
 def plan_text(plans: list[PlannedCell], settings: LaunchSettings) -> str:
-    """The launch plan: per cell its time limit and action, plus the sbatch options in effect."""
+    """The launch plan: per cell its time limit and action, plus the accelerator and sbatch options in effect."""
+    settings = settings.requesting(assumed_gpus([p.cell for p in plans]))
     rows = [[p.cell.spec.run_id, f"{p.time_limit_min} min", p.skip and f"skip: {p.skip}" or "submit"]
             for p in plans]  # fmt: skip
     table = tabulate(rows, ["run_id", "time limit", "action"], tablefmt="github")
@@ -71,6 +91,7 @@ def plan_text(plans: list[PlannedCell], settings: LaunchSettings) -> str:
         params = sbatch_parameters(settings, 0, "x")
         options = {k: v for k, v in params.items() if k not in _PLAN_HIDDEN} | params["additional_parameters"]
         flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in options.items())
+        head += f"\n{_accelerator_line([p.cell for p in plans], settings)}"
         head += f"\nsbatch options: {flags} (array parallelism {params['array_parallelism']})"
     return f"{head}\n{table}"
 
@@ -89,6 +110,7 @@ def launch(cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> di
 
     ``slurm`` returns once the arrays are submitted; ``submitit-local`` waits for its subprocesses.
     """
+    settings = settings.requesting(assumed_gpus(cells))
     plans = plan_launch(cells, opts.out, settings)
     outcome = {p.cell.spec.run_id: f"skipped ({p.skip})" for p in plans if p.skip}
     todo = [p for p in plans if p.skip is None]

@@ -4,6 +4,7 @@ it), validated before anything is submitted."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,10 @@ MIN_TIME_LIMIT_MIN = 3  # a task must outlive the signal delay
 
 # sbatch options the launcher sets itself (through flags or submitit); not accepted as extra lines.
 _RESERVED = {"array", "output", "error", "open-mode", "signal", "wrap", "job-name", "time", "partition",
-             "account", "qos", "gpus-per-node", "cpus-per-task", "mem", "chdir", "parsable"}  # fmt: skip
-_NAME_RE = re.compile(r"[A-Za-z0-9_.,:+-]+")  # partition, account, QoS
+             "account", "qos", "gpus-per-node", "gres", "cpus-per-task", "mem", "chdir", "parsable"}  # fmt: skip
+_GPU_OPTIONS = {"gpus", "gpus-per-task", "gpus-per-socket"}  # other spellings of a GPU request: refused
+_NAME_RE = re.compile(r"[A-Za-z0-9_.,:+-]+")  # partition, account, QoS, gres
+_GPU_KEYS = {"gpus_per_node", "gres"}  # LaunchSettings fields that request GPUs (one request per task)
 _OPTION_RE = re.compile(r"(?:--)?(?P<key>[a-z][a-z0-9-]*)(?:[= ](?P<value>.+))?")
 
 
@@ -33,7 +36,12 @@ class LaunchSettings:
     launcher: str = _opt("local", "local: this process (default); submitit-local: subprocesses; slurm: a job array",
                          choices=LAUNCHERS, suite=False)  # fmt: skip
     partition: str | None = _opt(None, "SLURM partition (default: the cluster's)")
-    gpus_per_node: int | None = _opt(None, "GPUs per task (default: none requested)")
+    gpus_per_node: int | None = _opt(
+        None, "GPUs per task (default: the suite's budget.num_gpus when its budget.accelerator is 'gpu', else none; "
+        "0 requests none)", parse="nonnegative",
+    )  # fmt: skip
+    gres: str | None = _opt(None, "the site's form of the GPU request, e.g. gpu:a100:1 (sbatch --gres; "
+                            "replaces --gpus-per-node)")  # fmt: skip
     cpus_per_task: int | None = _opt(None, "CPUs per task (default: the partition's)")
     mem_gb: float | None = _opt(None, "memory per task in GB (default: the partition's)")
     time_limit_min: int | None = _opt(None, "time limit per task in minutes (default: budget + eval + margin)")
@@ -52,11 +60,15 @@ class LaunchSettings:
         object.__setattr__(self, "extra_sbatch", tuple(self.extra_sbatch))
         if self.launcher not in LAUNCHERS:
             raise BenchError(f"--launcher {self.launcher!r}: expected one of {', '.join(LAUNCHERS)}")
-        for key in ("partition", "account", "qos"):
+        for key in ("partition", "account", "qos", "gres"):
             value = getattr(self, key)
             if value is not None and not _NAME_RE.fullmatch(value):
                 raise BenchError(f"{key} {value!r}: only letters, digits and _.,:+- are allowed")
-        for key in ("gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism", "time_limit_min"):
+        if self.gpus_per_node is not None and self.gres is not None:
+            raise BenchError(f"gpus_per_node {self.gpus_per_node} and gres {self.gres!r}: pass one GPU request")
+        if self.gpus_per_node is not None and self.gpus_per_node < 0:
+            raise BenchError(f"gpus_per_node must be >= 0 (0: no GPU), got {self.gpus_per_node}")
+        for key in ("cpus_per_task", "mem_gb", "array_parallelism", "time_limit_min"):
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise BenchError(f"{key} must be > 0, got {value}")
@@ -68,11 +80,20 @@ class LaunchSettings:
 
     @classmethod
     def merged(cls, block: dict[str, Any], **flags: Any) -> LaunchSettings:
-        """The suite's ``[slurm]`` block, then every flag that is not None; extra sbatch lines add up."""
-        values = {k: v for k, v in block.items() if k != "extra_sbatch"}
-        values |= {k: v for k, v in flags.items() if v is not None and k != "extra_sbatch"}
+        """The suite's ``[slurm]`` block, then every flag that is not None; extra sbatch lines add up; a GPU
+        request among the flags (``--gpus-per-node`` or ``--gres``) replaces the block's."""
+        given = {k: v for k, v in flags.items() if v is not None and k != "extra_sbatch"}
+        drop = {"extra_sbatch", *(_GPU_KEYS if _GPU_KEYS & given.keys() else ())}
+        values = {k: v for k, v in block.items() if k not in drop} | given
         extra = (*block.get("extra_sbatch", ()), *(flags.get("extra_sbatch") or ()))
         return cls(**values, extra_sbatch=tuple(str(x) for x in extra))
+
+    def requesting(self, gpus: int) -> LaunchSettings:
+        """These settings with ``gpus`` GPUs per task (what a suite's budget assumes; 0: none), unless
+        ``gpus_per_node`` or ``gres`` was given."""
+        if not gpus or self.gpus_per_node is not None or self.gres is not None:
+            return self
+        return dataclasses.replace(self, gpus_per_node=gpus)
 
 
 def parse_sbatch_option(line: str) -> tuple[str, str | bool]:
@@ -86,6 +107,8 @@ def parse_sbatch_option(line: str) -> tuple[str, str | bool]:
     if not line.isprintable() or match is None:
         raise BenchError(f"extra sbatch line {line!r}: expected one '--key=value' or '--flag' on one line")
     key, value = match["key"], match["value"]
+    if key in _GPU_OPTIONS:
+        raise BenchError(f"extra sbatch line {line!r}: request GPUs with --gpus-per-node N or --gres SPEC")
     if key in _RESERVED:
         raise BenchError(f"extra sbatch line {line!r}: --{key} is set by the launcher; use its own flag")
     return key, value.strip() if value else True

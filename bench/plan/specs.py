@@ -2,8 +2,8 @@
 
 A :class:`RunSpec` is one cell of a suite's grid, fully resolved: everything that affects what
 a run computes is a field, so ``run_id`` (a hash of the canonical JSON) changes whenever a
-result-affecting field changes and stays the same otherwise. ``suite`` only names the folder
-and is not hashed.
+result-affecting field changes and stays the same otherwise. ``suite`` (the folder) and
+``accelerator`` (what the run is meant to run on) are not hashed.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)  # RunSpec.resolution: px, powers of two
 PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32 master weights)
-# Fields that name where a run lives but not what it computes.
-_UNHASHED = ("suite",)
+ACCELERATORS = ("none", "gpu")  # RunSpec.accelerator: what a cell's budget assumes it runs on
+# Fields that name where a run lives or runs but not what it computes.
+_UNHASHED = ("suite", "accelerator")
 
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
@@ -45,6 +46,7 @@ class RunSpec:
     speed_ratio: float = 1.0  # this device's speed / the reference GPU's (>1: faster here)
     budget_scale: float = 1.0  # multiplies the budget (quick looks, smoke runs)
     num_gpus: int = 1  # GPUs the run uses; the budget is in GPU-hours
+    accelerator: str = "none"  # 'gpu': the budget assumes num_gpus CUDA devices per cell; 'none': no assumption
     max_iters: int | None = None  # iteration cap; None = time budget only
     protocols: tuple[str, ...] = ("fid5k_full",)  # metric names (bench.metrics)
     detector: str = "inception-v3"  # feature detector of FID and KID

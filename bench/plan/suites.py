@@ -1,7 +1,8 @@
 """Suites as data: ``experiments/*.toml`` → validated → an expanded grid of cells.
 
 A suite file has the tables ``[suite]`` (name, description, include, paper_table, resolution,
-datasets, seeds), ``[budget]`` (hours, max_iters, speed_ratio, num_gpus), ``[eval]`` (protocols,
+datasets, seeds), ``[budget]`` (hours, max_iters, speed_ratio, num_gpus, accelerator: 'gpu' when
+the budgets assume ``num_gpus`` GPUs per cell, else 'none'), ``[eval]`` (protocols,
 detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours, max_iters,
 kwargs, needs) and an optional ``[slurm]`` block. ``include`` names other TOML files (relative
 to the including file) merged first, this file winning. Every problem in a file is reported at
@@ -22,7 +23,7 @@ from typing import Any
 
 from bench.errors import BenchError, SuiteError
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import PRECISIONS, RESOLUTIONS, RunSpec
+from bench.plan.specs import ACCELERATORS, PRECISIONS, RESOLUTIONS, RunSpec
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -55,7 +56,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "name": str, "description": str, "include": list, "paper_table": str, "reference_gpu": str,
         "resolution": int, "datasets": list, "seeds": list,
     },
-    "budget": {"hours": (int, float), "max_iters": int, "speed_ratio": (int, float), "num_gpus": int},
+    "budget": {
+        "hours": (int, float), "max_iters": int, "speed_ratio": (int, float), "num_gpus": int, "accelerator": str,
+    },
     "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "kwargs": dict,
@@ -221,6 +224,9 @@ def _check_values(data: dict[str, Any], where: str) -> list[str]:
             problems.append(f"{where}: suite.{key}: {', '.join(twice)} listed twice; list each once")
     if not data.get("models"):
         problems.append(f"{where}: models: no [models.<name>] table; add at least one model")
+    if b.get("accelerator", "none") not in ACCELERATORS:
+        allowed = ", ".join(repr(a) for a in ACCELERATORS)
+        problems.append(f"{where}: budget.accelerator: {b['accelerator']!r} not one of {allowed}")
     if s.get("resolution", 64) not in RESOLUTIONS:
         problems.append(f"{where}: suite.resolution: {s['resolution']} not one of 32..1024 (powers of two)")
     if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s.get("seeds", [0])):
@@ -281,9 +287,10 @@ def _expand(
             raise SuiteError(f"{path}: models.{model}: no budget; set budget.hours or max_iters")
         hours = None if hours is None else float(hours)  # `hours = 1` and `hours = 1.0`: one run id
         given = {  # keys the suite sets; RunSpec owns the defaults of the others
-            "num_gpus": b.get("num_gpus"), "protocols": e.get("protocols"), "detector": e.get("detector"),
-            "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"), "precision": mt.get("precision"),
-            "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"), "cuda_graphs": mt.get("cuda_graphs"),
+            "num_gpus": b.get("num_gpus"), "accelerator": b.get("accelerator"), "protocols": e.get("protocols"),
+            "detector": e.get("detector"), "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"),
+            "precision": mt.get("precision"), "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
+            "cuda_graphs": mt.get("cuda_graphs"),
         }  # fmt: skip
         given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:

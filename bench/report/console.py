@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from bench.plan.suites import Cell, Suite
 from bench.results.collect import collect
+from bench.results.envinfo import device_summary
 from bench.results.runs import cell_state
 
 
@@ -24,14 +25,19 @@ def _fmt_budget(cell: Cell) -> str:
 
 
 def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
-    """The expanded grid with run ids, budgets and states, as a text table."""
-    rows = []
+    """The expanded grid with run ids, budgets and states, as a text table (with the device of
+    running cells when there are any)."""
+    rows, devices = [], []
     for c in cells:
         st = cell_state(out, c)
         progress = f"{st.get('step', 0)} it" if st.get("step") else ""
         row = [c.spec.run_id, c.spec.model, c.spec.dataset, c.spec.resolution, c.spec.seed]
         rows.append(row + [_fmt_budget(c), st["status"], progress])
+        running = st["status"] == "running" and isinstance(st.get("device"), dict)
+        devices.append(device_summary(st["device"]) if running else "")
     head = ["run_id", "model", "dataset", "res", "seed", "budget", "state", "progress"]
+    if any(devices):
+        rows, head = [[*r, d] for r, d in zip(rows, devices, strict=True)], [*head, "device"]
     return f"suite {suite.name} ({suite.path}): {len(cells)} cells\n" + tabulate(rows, head, tablefmt="github")
 
 

@@ -1,6 +1,7 @@
 """A :class:`~bench.report.tables.ReportTable` as LaTeX (booktabs), Markdown and CSV. Every
 number carries its selection rule and protocol in the caption; numbers from a non-standard
-detector carry a dagger in every format.
+detector carry a dagger in every format; a table whose cells trained on different device types says
+so, naming them.
 """
 
 from __future__ import annotations
@@ -64,7 +65,17 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
     if table.nonstandard_detectors:
         parts.append(("Non-standard detector: not comparable to published numbers.", True))
         parts.append((legend(table.nonstandard_detectors) + ".", False))
+    if table.device_mix:
+        parts.append(("Cells trained on different device types:", True))
+        parts.append((device_mix_text(table.device_mix) + ".", False))
     return parts
+
+
+def device_mix_text(mix: dict[str, list[str]]) -> str:
+    """'NVIDIA H200 (9 cells); cpu: FastGAN / obama': the commonest type counted, the others' cells named."""
+    (common, cells), *others = mix.items()
+    counted = f"{common} ({len(cells)} cell{'s' if len(cells) > 1 else ''})"
+    return "; ".join([counted, *(f"{d}: {', '.join(c)}" for d, c in others)])
 
 
 def legend(detectors: Sequence[str]) -> str:
@@ -246,7 +257,7 @@ def render_markdown(table: ReportTable) -> str:
 _CSV_COLUMNS = (
     "suite", "metric", "selection", "source", "group", "label", "model", "dataset", "position",
     "image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper", "delta", "best",
-    "detector", "detector_standard",
+    "detector", "detector_standard", "device",
 )  # fmt: skip
 
 
@@ -285,6 +296,7 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
         "best": i in table.best_rows(j) if done else None,
         "detector": ", ".join(cell.detectors) if done else None,
         "detector_standard": not cell.nonstandard if done else None,
+        "device": ", ".join(cell.devices) if done else None,
     }  # fmt: skip
 
 

@@ -111,6 +111,7 @@ class CellResult:
     values: tuple[float, ...] = ()  # one per seed, when done
     detectors: tuple[str, ...] = ()  # detectors of the selected evaluations
     nonstandard: tuple[str, ...] = ()  # those of them not flagged standard
+    devices: tuple[str, ...] = ()  # device types the runs trained on (collect's ``device`` column)
 
     @property
     def mean(self) -> float:
@@ -133,7 +134,8 @@ def cell_result(run_ids: Sequence[str], statuses: dict[str, str], selected: pd.D
     rows = selected.loc[list(run_ids)]
     detectors = tuple(sorted({str(d) for d in rows.get("detector", ["unknown"] * len(rows))}))
     n, values = len(words), tuple(float(v) for v in rows["value"])
-    return CellResult("done", n, n, values, detectors, nonstandard_detectors(rows))
+    devices = tuple(sorted({str(d) for d in rows["device"].dropna()})) if "device" in rows.columns else ()
+    return CellResult("done", n, n, values, detectors, nonstandard_detectors(rows), devices)
 
 
 def nonstandard_detectors(rows: pd.DataFrame) -> tuple[str, ...]:
@@ -197,6 +199,17 @@ class ReportTable:
     @property
     def nonstandard_detectors(self) -> tuple[str, ...]:
         return tuple(sorted({d for r in self.rows for c in r.cells for d in c.nonstandard}))
+
+    @property
+    def device_mix(self) -> dict[str, list[str]]:
+        """Device type -> its cells ('label / dataset'), most cells first, when the table's numbers come
+        from more than one device type; else empty."""
+        cells: dict[str, list[str]] = {}
+        for row in self.rows:
+            for dataset, cell in zip(self.datasets, row.cells, strict=True):
+                for device in cell.devices:
+                    cells.setdefault(device, []).append(f"{row.label} / {dataset}")
+        return dict(sorted(cells.items(), key=lambda kv: -len(kv[1]))) if len(cells) > 1 else {}
 
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value)."""

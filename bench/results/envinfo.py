@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -41,6 +44,71 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+@functools.cache
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver's version as nvidia-smi reports it; None where nvidia-smi is missing or fails."""
+    cmd = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    versions = done.stdout.split()
+    return versions[0] if done.returncode == 0 and versions else None
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """The device a run trains on: type, name, how many of its kind are visible, driver and CUDA versions."""
+    if device.type != "cuda":
+        name = cpu_model() if device.type == "cpu" else str(device)
+        return {"type": device.type, "name": name, "count": 1, "threads": torch.get_num_threads()}
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    return {
+        "type": "cuda", "index": index, "name": props.name, "count": torch.cuda.device_count(),
+        "memory_gib": round(props.total_memory / 2**30, 1), "capability": f"{props.major}.{props.minor}",
+        "driver": nvidia_driver(), "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }  # fmt: skip
+
+
+def device_summary(info: dict[str, Any]) -> str:
+    """One line: 'cuda:0 NVIDIA H200 (1 of 8; driver 580.1, CUDA 13.0)' or 'cpu AMD EPYC 7B13 (2 threads)'."""
+    if info.get("type") != "cuda":
+        return f"{info.get('type', '?')} {info.get('name', '?')} ({info.get('threads', '?')} threads)"
+    versions = f"driver {info.get('driver') or '?'}, CUDA {info.get('cuda') or '?'}"
+    return f"cuda:{info.get('index', '?')} {info.get('name', '?')} (1 of {info.get('count', '?')}; {versions})"
+
+
+def device_type(env: dict[str, Any]) -> str:
+    """What tells devices apart in a report: the GPU's name for a CUDA run, else the device type
+    ('cpu'); from a spec file's ``environment`` (older files have only ``device``/``device_name``)."""
+    info = env.get("device_info")
+    if isinstance(info, dict):
+        return str(info.get("name")) if info.get("type") == "cuda" else str(info.get("type"))
+    device = str(env.get("device", "unknown"))
+    return str(env.get("device_name", device)) if device.startswith("cuda") else device.split(":")[0]
+
+
+def cuda_absence() -> str:
+    """What was found instead of a CUDA device, in a few words (for one-line refusals)."""
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} has no CUDA"
+    else:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        why = f"torch {torch.__version__} sees {torch.cuda.device_count()}; "
+        why += "CUDA_VISIBLE_DEVICES unset" if visible is None else f"CUDA_VISIBLE_DEVICES={visible!r}"
+    return f"no CUDA device on {socket.gethostname()} ({why})"
+
+
 def device_name(device: torch.device) -> str:
     """A human-readable device name (GPU model, or the CPU and its thread count)."""
     if device.type == "cuda":
@@ -58,4 +126,5 @@ def environment(device: torch.device) -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "device": str(device),
         "device_name": device_name(device),
+        "device_info": device_info(device),
     }

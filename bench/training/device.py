@@ -1,5 +1,6 @@
-"""Device helpers: resolving ``--device``, the backend settings training runs with, one ``sync``,
-one autocast and an RNG fork for work that must not move the training RNG."""
+"""Device helpers: resolving ``--device`` (and refusing a GPU suite's cell without a GPU), the backend
+settings training runs with, one ``sync``, one autocast and an RNG fork for work that must not move
+the training RNG."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import torch
 
 from bench.errors import BenchError
-from bench.plan.specs import PRECISIONS
+from bench.plan.specs import PRECISIONS, RunSpec
 
 
 def resolve_device(name: str) -> torch.device:
@@ -24,6 +25,20 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return dev
+
+
+def check_accelerator(spec: RunSpec, requested: str, device: torch.device) -> None:
+    """Refuse, in one line, to train a cell whose suite's budget assumes a GPU on anything else when the
+    device was chosen automatically (an explicit ``--device cpu`` trains anyway)."""
+    if spec.accelerator != "gpu" or device.type == "cuda" or requested != "auto":
+        return
+    from bench.results.envinfo import cuda_absence
+
+    want = f"{spec.num_gpus} GPU{'s' if spec.num_gpus > 1 else ''} per cell"
+    raise BenchError(
+        f"suite {spec.suite} assumes {want} (budget.accelerator = 'gpu'), found {cuda_absence()}; "
+        "run it on a GPU node or pass --device cpu to train on the CPU anyway"
+    )
 
 
 def training_device(name: str, deterministic: bool = False) -> torch.device:

@@ -14,6 +14,7 @@ from torch import Tensor
 
 import models
 from bench.plan.specs import RunSpec
+from bench.results.envinfo import device_info
 from bench.results.runs import RunPaths, record_event, write_state
 from bench.training.checkpoints import save_checkpoint
 from bench.training.device import autocast, sync
@@ -103,7 +104,7 @@ def _report_progress(run: Run, bar: Any, losses: dict[str, float]) -> None:
 def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
     """Train (or resume) one run to the end of its budget. Returns the final status."""
     run = open_run(spec, opts, paths)
-    write_state(paths, status="running", **progress_row(run), error=None)
+    write_state(paths, status="running", **progress_row(run), error=None, device=device_info(run.model.device))
     bar = None
     if opts.progress:
         from tqdm import tqdm

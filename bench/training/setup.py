@@ -16,7 +16,7 @@ from bench.results.envinfo import environment
 from bench.results.io import atomic_write_json, remove_stale_temps
 from bench.results.runs import RunPaths, cache_dirs
 from bench.training.checkpoints import apply_speed_modes, build_model, load_latest_checkpoint
-from bench.training.device import training_device
+from bench.training.device import check_accelerator, training_device
 from bench.training.options import LoopOptions
 from bench.training.state import Run
 
@@ -41,6 +41,7 @@ def write_spec(
 def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     """The run of ``spec``, resumed from its newest valid checkpoint when there is one."""
     device = training_device(opts.device, deterministic=opts.deterministic)
+    check_accelerator(spec, opts.device, device)  # before anything of the run is written
     data_cache, _ = cache_dirs(opts.out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache)
     model = build_model(spec, device)

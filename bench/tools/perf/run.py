@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -18,7 +16,7 @@ import models
 from bench.data.catalog import load_dataset
 from bench.data.sampler import Sampler
 from bench.data.store import Dataset
-from bench.results.envinfo import environment
+from bench.results.envinfo import cpu_model, environment
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, cache_dirs
 from bench.tools.perf.busy import busy_fraction
@@ -125,22 +123,13 @@ def measure_model(
     return row
 
 
-def _cpu_model() -> str:
-    """The CPU's model name (Linux), else the machine type."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
 def _torch_settings(device: torch.device) -> dict[str, Any]:
     out: dict[str, Any] = {
         "threads": torch.get_num_threads(),
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "cpu_count": os.cpu_count(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
     }
     if device.type == "cuda":
         out |= {
