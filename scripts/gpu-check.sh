@@ -6,7 +6,7 @@
 #
 # It trains every family briefly, kills and resumes each run, times `perf` in every speed mode,
 # measures evaluation throughput, a --devices pool and peak memory, within --budget-s seconds
-# (default 450), and writes results/gpu-check/gpu-check-<device>-<time>.json and .md (or --out DIR).
+# (default 420), and writes results/gpu-check/gpu-check-<device>-<time>.json and .md (or --out DIR).
 #
 # A bare GPU machine with its own PyTorch (no network) lacks this project's small dependencies and
 # the emoji font: `prepare` puts them into .gpu-carry/ (git-ignored through .git/info/exclude):

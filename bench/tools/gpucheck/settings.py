@@ -29,9 +29,9 @@ class GpuCheckSettings:
         default="auto", metadata={"help": "full (256 px, real widths), tiny, or auto: full on CUDA", "choices": SCALES}
     )
     budget_s: float = field(
-        default=450.0,
+        default=420.0,
         metadata={
-            "help": "seconds for the whole check (default 450); what no longer fits is skipped",
+            "help": "seconds for the whole check (default 420); what no longer fits is skipped",
             "parse": "positive",
         },
     )
