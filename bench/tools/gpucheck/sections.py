@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,10 @@ def graphs_section(settings: GpuCheckSettings, plan: Plan, work: Path) -> dict[s
     kernels, so bitwise equal unless atomics reorder), a second twin (the noise floor) and the
     default eager step, on the same batches from the same seeds. The default step differs by its
     Adam (capturable on CUDA, fused elsewhere: rounding, amplified by training) and, off CUDA, by
-    the order of its CPU random draws: its difference is reported, not checked."""
+    the order of its CPU random draws: its difference is reported, not checked. cuDNN runs its
+    deterministic algorithms here (no autotuning), so that graph and twin can agree bit for bit."""
     device = training_device(settings.device)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
     images = load_dataset(DATASET, plan.resolution, cache_dir=cache_dirs(work)[0]).images.to(device)
     kwargs = plan.models["fastgan"]
     batch = models.get_model("fastgan", resolution=plan.resolution, **kwargs).batch_size
@@ -103,6 +106,8 @@ def graphs_section(settings: GpuCheckSettings, plan: Plan, work: Path) -> dict[s
         "captured": runs["graph"]["captured"],
         "graph equals its eager twin (bitwise, or within twice the twins' noise)": diff["graph vs twin"] <= 2 * noise,
     }
+    if device.type == "cuda":
+        out["checks"]["a replay synchronises nothing (CUDA sync debug mode)"] = runs["graph"]["host_syncs"] == 0
     return with_status(out)
 
 
@@ -120,11 +125,28 @@ def _train(device: torch.device, res: int, kwargs: dict[str, Any], reals: list[T
         model.train_step(real, i)
         sync(device)
         seconds.append(time.perf_counter() - t0)
-    busy = busy_fraction(lambda i: model.train_step(reals[-1], i), range(len(reals), len(reals) + 2), device)
+    n = len(reals)
+    busy = busy_fraction(lambda i: model.train_step(reals[-1], i), range(n, n + 2), device)
+    syncs = _cuda_syncs(lambda: model.train_step(reals[-1], n + 2), device)
     timed = seconds[-max(1, len(seconds) // 2) :]  # after warm-up (and capture)
     captured = model.step_graph is not None and model.step_graph.captured
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return {"step_s": statistics.median(timed), "busy": busy["busy"], "captured": captured, "state": state}
+    return {"step_s": statistics.median(timed), "busy": busy["busy"], "host_syncs": syncs, "captured": captured,
+            "state": state}  # fmt: skip
+
+
+def _cuda_syncs(fn: Callable[[], Any], device: torch.device) -> int | None:
+    """How many host synchronisations ``fn`` makes, by CUDA's sync debug mode (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def _max_rel_diff(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:

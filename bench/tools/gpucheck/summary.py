@@ -63,12 +63,12 @@ def _environment(s: dict[str, Any], doc: dict[str, Any]) -> list[str]:
 
 
 def _graphs(s: dict[str, Any], doc: dict[str, Any]) -> list[str]:
-    rows = [[name, _g(r["step_s"] * 1e3, digits=4), _g(r["busy"], 100), "yes" if r["captured"] else "no"]
-            for name, r in s["runs"].items()]  # fmt: skip
+    rows = [[name, _g(r["step_s"] * 1e3, digits=4), _g(r["busy"], 100), "yes" if r["captured"] else "no",
+             "-" if r["host_syncs"] is None else r["host_syncs"]] for name, r in s["runs"].items()]  # fmt: skip
     diff = s["max_rel_diff"]
     return [
         f"## Training step: CUDA graph against eager (FastGAN, fp32, batch {s['batch']}, {s['steps']} steps)", "",
-        *_table(["run", "ms/step (median after warm-up)", "busy %", "captured"], rows), "",
+        *_table(["run", "ms/step (median after warm-up)", "busy %", "captured", "host syncs in a step"], rows), "",
         f"eager / graph step time: {_g(s['eager_over_graph'])}x. Max relative weight difference: graph vs its "
         f"eager twin {_g(diff['graph vs twin'])} (twin vs twin: {_g(s['noise_floor'])}), graph vs the default "
         f"eager step {_g(diff['graph vs eager'])} (another Adam; off CUDA also other random quadrants).",
