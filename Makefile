@@ -15,7 +15,7 @@ demo: $(SETUP)
 	$(PY) run_bench.py report --suite smoke
 
 test: $(SETUP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile   # one worker per CPU; a test file's tests share one worker
 
 setup: $(SETUP)
 

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from models.step_graph import StepGraph
+
 BN_MODES = ("batch", "running", "standing", "none")
 _STRUCTURE_ONLY = contextvars.ContextVar("structure_only", default=False)
 
@@ -110,6 +112,7 @@ class GANModel(nn.Module):
     g_ema: nn.Module
     sampling: Sampling = NO_BN
     region_timer: Callable[[str], AbstractContextManager[Any]] | None = None  # set by `perf`
+    step_graph: StepGraph | None = None  # the step's CUDA graph, set by use_cuda_graphs
 
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
         """One training iteration (D update, G update, EMA update) on ``real``.
@@ -208,6 +211,17 @@ class GANModel(nn.Module):
             for group in opt.param_groups:
                 group.update(fused=True, foreach=False)
 
+    def use_cuda_graphs(self, capture: bool = True) -> None:
+        """Run the training step as one CUDA graph (``RunSpec.cuda_graphs``; see
+        :mod:`models.step_graph`). ``capture=False``: everything but the capture (the graph's body
+        run eagerly, its optimizers as configured for capture), to compare with the replays.
+        Families whose step is the same graph every step override this."""
+        name = self.name or type(self).__name__
+        raise ModelConfigError(
+            f"model {name!r}: cuda_graphs is offered for the FastGAN family only (StyleGAN2's lazy "
+            "regularisation and BigGAN's EMA start change the step's graph from step to step)"
+        )
+
     def load_official(self, checkpoint: Mapping[str, Any]) -> None:
         """Load a checkpoint written by the family authors' own code (FastGAN so far); raise
         :class:`ModelConfigError` naming what does not match."""
@@ -226,9 +240,10 @@ class GANModel(nn.Module):
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`optimizer_state`; the optimizers keep their own implementation flags
-        (``fused``/``foreach``), which ``load_state_dict`` would otherwise take from the saved groups."""
+        (``fused``/``foreach``/``capturable``), which ``load_state_dict`` would otherwise take from
+        the saved groups."""
         for name, opt in self.optimizers().items():
-            impl = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
+            impl = [{k: g[k] for k in ("fused", "foreach", "capturable") if k in g} for g in opt.param_groups]
             opt.load_state_dict(state[name])
             for group, flags in zip(opt.param_groups, impl, strict=True):
                 group.update(flags)

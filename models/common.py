@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -116,16 +118,47 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+class Fp32SpectralNorm:
+    """An old-style spectral-norm pre-hook (``torch.nn.utils.spectral_norm``) run with autocast off,
+    so that its power iteration and sigma stay fp32 under bf16 autocast (CUDA autocasts ``mv``).
+    Without autocast it is the hook itself: fp32 runs compute the same weight."""
+
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
+
+    def __call__(self, module: nn.Module, inputs: Any) -> Any:
+        kind = getattr(module, f"{self.hook.name}_orig").device.type
+        if not (torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind)):
+            return self.hook(module, inputs)
+        with torch.autocast(kind, enabled=False):
+            return self.hook(module, inputs)
+
+
+def _spectral_norm_hooks(module: nn.Module) -> list[tuple[dict[int, Any], int, Any]]:
+    """(hook dict, key, hook) of every old-style spectral-norm pre-hook in ``module``, wrapped or not."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    found = []
+    for m in module.modules():
+        for key, hook in m._forward_pre_hooks.items():
+            if isinstance(getattr(hook, "hook", hook), SpectralNorm):
+                found.append((m._forward_pre_hooks, key, hook))
+    return found
+
+
+def fp32_spectral_norm_hooks(module: nn.Module) -> int:
+    """Wrap every old-style spectral-norm hook in ``module`` in :class:`Fp32SpectralNorm`; returns how many."""
+    hooks = [(d, k, h) for d, k, h in _spectral_norm_hooks(module) if not isinstance(h, Fp32SpectralNorm)]
+    for hooks_of, key, hook in hooks:
+        hooks_of[key] = Fp32SpectralNorm(hook)
+    return len(hooks)
+
+
 def eager_spectral_norm_hooks(module: nn.Module) -> int:
     """Make every old-style spectral-norm hook (``torch.nn.utils.spectral_norm``) in ``module`` run
     eagerly under ``torch.compile`` (a graph break around it); returns how many. Eager runs are
     unchanged: the hook computes the same weight, with the same power iteration."""
-    from torch.nn.utils.spectral_norm import SpectralNorm
-
-    count = 0
-    for m in module.modules():
-        for key, hook in m._forward_pre_hooks.items():
-            if isinstance(hook, SpectralNorm):
-                m._forward_pre_hooks[key] = torch.compiler.disable(hook)
-                count += 1
-    return count
+    hooks = _spectral_norm_hooks(module)
+    for hooks_of, key, hook in hooks:
+        hooks_of[key] = torch.compiler.disable(hook)
+    return len(hooks)

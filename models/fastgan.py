@@ -31,12 +31,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import GANModel, Sampling, pretrained_weights_needed
-from models.common import diff_augment, eager_spectral_norm_hooks, ema_update
+from models.common import diff_augment, eager_spectral_norm_hooks, ema_update, fp32_spectral_norm_hooks
 from models.config import ModelConfig
 from models.fastgan_blocks import D_MULT, G_MULT, RESOLUTIONS, Discriminator, Generator, crop_part, resize
 from models.fastgan_official import load_official_state
 from models.registry import ModelConfigError, register_model
 from models.selfsup import ASPECT_RATIOS, CROP_AREA, SelfSupervision
+from models.step_graph import WARMUP_STEPS, StepGraph
 
 __all__ = ["FastGAN", "FastGANConfig", "Generator", "Discriminator", "PerceptualWeightsMissing", "load_official_state"]
 
@@ -174,6 +175,8 @@ class FastGAN(GANModel):
 
         self.generator = Generator(resolution, cfg.ngf, cfg.nz, cfg.g_sle)
         self.discriminator = Discriminator(resolution, cfg.ndf, cfg.d_sle, cfg.decoders, cfg.ndec)
+        for net in (self.generator, self.discriminator):
+            fp32_spectral_norm_hooks(net)  # power iteration and sigma in fp32 under bf16 autocast
         self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.ss = SelfSupervision(
             self.discriminator.feat_channels,
@@ -202,7 +205,7 @@ class FastGAN(GANModel):
             self.__dict__["_percept"] = build_lpips(self.cfg.recon.removeprefix("lpips-"))
         return self._percept.to(a.device)(a, b).sum()
 
-    def recon_loss(self, recs: list[Tensor], real: Tensor, part: int) -> Tensor:
+    def recon_loss(self, recs: list[Tensor], real: Tensor, part: int | Tensor) -> Tensor:
         """Reconstruction loss of ``[rec_big, rec_small, rec_part]`` against the (augmented) real batch."""
         side = recs[0].size(-1)
         targets = [resize(real, side), resize(real, side), resize(crop_part(real, part), side)]
@@ -211,7 +214,23 @@ class FastGAN(GANModel):
     # --- GANModel interface
 
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
-        """One official FastGAN iteration (see the class docstring); ``step`` is unused."""
+        """One official FastGAN iteration (see the class docstring); ``step`` is unused.
+
+        With :meth:`use_cuda_graphs`, the same step as :attr:`step_graph`: the decoder's quadrant
+        is drawn first (the same CPU draw; on CUDA the other draws are the device's, so the values
+        are the eager step's) and reaches the step as a tensor on the device.
+        """
+        if self.step_graph is None:
+            return self._step(real)
+        if not self.discriminator.decoders:
+            return self.step_graph(real=real)
+        part = torch.randint(4, (), device="cpu")
+        if real.device.type == "cuda":
+            part = part.pin_memory()  # copied asynchronously: no host wait
+        return self.step_graph(real=real, part=part.to(real.device, non_blocking=True))
+
+    def _step(self, real: Tensor, part: int | Tensor | None = None) -> dict[str, Tensor]:
+        """The step's body; ``part``: the decoder's quadrant (an int, or a tensor on the device), else drawn here."""
         G, D = self.generator, self.discriminator
         z = torch.randn(real.size(0), self.z_dim, device=real.device)
         fakes = G(z)  # [(B, 3, R, R), (B, 3, S, S)]
@@ -221,8 +240,9 @@ class FastGAN(GANModel):
 
         # D step: real pass (with decoders), then a separate pass on the detached fakes
         self.opt_d.zero_grad(set_to_none=True)
-        part = int(torch.randint(4, (), device="cpu")) if D.decoders else None  # no device sync
-        out = D(real, part)
+        if part is None and D.decoders:
+            part = int(torch.randint(4, (), device="cpu"))  # a host draw: no device sync
+        out = D(real, part if D.decoders else None)
         d_real = F.relu(0.8 + 0.2 * torch.rand_like(out.logits) - out.logits).mean()
         losses = {"d_real": d_real}
         loss_d = d_real
@@ -256,6 +276,25 @@ class FastGAN(GANModel):
         if truncation != 1.0:
             raise ValueError(f"FastGAN has no truncation trick; truncation must be 1.0, got {truncation}")
         return g(z)[0]
+
+    def use_cuda_graphs(self, capture: bool = True) -> None:
+        """The step as a CUDA graph (:class:`models.step_graph.StepGraph`): the quadrant a tensor
+        index, Adam capturable (its step counter and bias correction on the device: a rounding
+        change). Off CUDA the same body runs eagerly, checked once for host synchronisations, with
+        Adam's fused kernel (capturable Adam is CUDA-only; the fused one too keeps the counter in
+        its kernel, where the other implementations read it on the host)."""
+        if self.device.type != "cuda":
+            self.use_fused_adam()
+        for opt in self.optimizers().values():
+            for group in opt.param_groups:
+                group["capturable"] = self.device.type == "cuda"
+        self.step_graph = StepGraph(self._step, warmup=WARMUP_STEPS if capture else None)
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """As the base class; a captured step is dropped (it holds the replaced state tensors)."""
+        super().load_optimizer_state(state)
+        if self.step_graph is not None:
+            self.step_graph.reset()
 
     def compile_for_training(self) -> None:
         """Old-style spectral-norm hooks run eagerly between compiled graphs (traced, their in-place

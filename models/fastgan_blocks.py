@@ -165,9 +165,16 @@ def resize(x: Tensor, side: int) -> Tensor:
     return x if x.shape[-2:] == (side, side) else F.interpolate(x, size=side, mode="nearest")
 
 
-def crop_part(x: Tensor, part: int) -> Tensor:
-    """Quadrant ``part`` of (B, C, H, W): 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right."""
+def crop_part(x: Tensor, part: int | Tensor) -> Tensor:
+    """Quadrant ``part`` of (B, C, H, W): 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
+
+    ``part`` a 0-dim integer tensor on ``x``'s device: the same values, gathered by index on the
+    device (no host read of ``part``: a CUDA graph holds one crop for all four quadrants)."""
     h, w = x.size(2) // 2, x.size(3) // 2
+    if isinstance(part, Tensor):
+        rows = torch.arange(h, device=x.device) + part.div(2, rounding_mode="floor") * h
+        cols = torch.arange(w, device=x.device) + part.remainder(2) * w
+        return x.index_select(2, rows).index_select(3, cols)
     r, c = divmod(part, 2)
     return x[:, :, r * h : (r + 1) * h, c * w : (c + 1) * w]
 
@@ -323,12 +330,13 @@ class Discriminator(nn.Module):
         """The last big-path map (B, nfc[16], 8, 8) of images (B, 3, H, W), resized to R."""
         return self.big_path(resize(x, self.resolution))[1]
 
-    def forward(self, imgs: Tensor | Sequence[Tensor], part: int | None = None) -> DOutput:
+    def forward(self, imgs: Tensor | Sequence[Tensor], part: int | Tensor | None = None) -> DOutput:
         """Logits (and with ``part`` in 0..3, the three reconstructions) for real or fake images.
 
         Args:
             imgs: real images (B, 3, H, W), or G's ``[big (B, 3, R, R), small (B, 3, S, S)]``.
-            part: quadrant for ``decoder_part``; given only for real images (needs decoders).
+            part: quadrant for ``decoder_part`` (an int, or a 0-dim tensor on the device: see
+                :func:`crop_part`); given only for real images (needs decoders).
         """
         if isinstance(imgs, Tensor):
             imgs = [resize(imgs, self.resolution), resize(imgs, self.small)]

@@ -16,6 +16,7 @@ from bench.cli import main
 from bench.data.sampler import Sampler, place_dataset
 from bench.data.store import Dataset
 from bench.plan.specs import RunSpec
+from bench.tools.perf.busy import covered
 from bench.tools.perf.steps import time_loop, timed_optimizers
 from bench.tools.perf.timing import count_flops
 from bench.training.checkpoints import apply_speed_modes, build_model
@@ -250,6 +251,8 @@ def test_perf_command_writes_json_and_prints_table(tmp_path: Path, capsys) -> No
     assert 0 < row["overhead_share_direct"] < 1 and row["peak_memory"]["bytes"] > 0
     assert row["in_step"]["ema_update"]["calls"] >= 1 and row["in_step"]["diff_augment"]["calls"] >= 1
     assert 0 < row["optimizer_share"] < 1 and row["optimizer_step_s"] > 0
+    assert row["busy"]["steps"] == 3 and 0 < row["busy"]["busy"] <= 1.05 and row["busy"]["intervals"] > 0
+    assert row["peak_matmul"]["math"] == "fp32"
     ev = row["eval"]
     assert ev["images"] == 2 and ev["pipeline_ips"] > 0 and ev["detector_ips"] > 0
     assert ev["serial_bound_ips"] < ev["detector_ips"] and ev["pipeline_over_serial_bound"] > 0
@@ -259,6 +262,12 @@ def test_perf_command_writes_json_and_prints_table(tmp_path: Path, capsys) -> No
     ref = doc["reference_cache"]  # computed once, then read from the cache
     assert not ref["cached_before"] and Path(ref["cache_file"]).is_file() and ref["images"] == 4
     assert f"| {entry} | 2 |" in out and "naive / ours" in out and "; timed effnet-lite0" in out
+
+
+def test_covered_time_counts_overlaps_once() -> None:
+    assert covered([]) == 0
+    assert covered([(0, 10), (2, 5), (8, 12), (20, 21), (21, 25)]) == 17  # nested, overlapping, touching
+    assert covered([(5, 9), (0, 1)]) == 5  # any order
 
 
 def test_timed_optimizers_counts_steps_and_restores_them() -> None:

@@ -75,9 +75,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="auto (cuda if available; a suite with budget.accelerator = 'gpu' refuses to train without it), "
         "cpu (trains such a suite anyway), cuda, cuda:N",
     )  # fmt: skip
-    p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices)")
+    p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices; cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=positive, default=900.0, help="training seconds between checkpoints")
+    p.add_argument(
+        "--deterministic", action="store_true", help="deterministic GPU kernels: bitwise-repeatable runs, slower"
+    )
     group = p.add_argument_group("launcher", "where cells run; these flags override the suite's [slurm] block")
     add_dataclass_flags(group, LaunchSettings, keep_defaults=False)
     p = sub.add_parser("status", help="table of a suite's cells with state, progress and best FID")
@@ -143,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_devices(pool.devices)
     preflight(suite, cells, args.out, device=None if pool or not local else args.device, launcher=settings.launcher)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
-                       checkpoint_every_s=args.checkpoint_every)  # fmt: skip
+                       checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic)  # fmt: skip
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
     if pool is not None:
         return max(int(v.split()[-1]) for v in outcome.values())

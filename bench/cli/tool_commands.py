@@ -1,5 +1,5 @@
 """Subcommands on runs, data and the machine: ``list``, ``eval``, ``generate``, ``import-official``,
-``prepare`` and ``perf``."""
+``prepare``, ``perf`` and ``gpu-check``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bench.cli.args import add_dataclass_flags, count, resolution
 from bench.cli.registry import command
 from bench.errors import BenchError
 from bench.plan.specs import RESIZE_FILTERS
+from bench.tools.gpucheck.settings import GpuCheckSettings
 from bench.tools.perf.settings import PerfSettings, PrecisionCheck
 
 RESIZE_FILTER_HELP = (
@@ -61,6 +62,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=count, help="torch CPU threads (default: every CPU this process may use)")
     add_dataclass_flags(p.add_argument_group("precision check", "instead of timing"), PrecisionCheck,
                         keep_defaults=True)  # fmt: skip
+    p = sub.add_parser("gpu-check", help="acceptance check of every CUDA path, one JSON + Markdown summary")
+    add_dataclass_flags(p, GpuCheckSettings, keep_defaults=True)
 
 
 @command("list")
@@ -185,6 +188,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if ds.manifest.get("count_warning"):
         print(f"warning: {ds.manifest['count_warning']}")
     return 0
+
+
+@command("gpu-check")
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    """Run the check within its budget; print the summary; 1 when a section failed."""
+    from bench.cli.args import flag_values
+    from bench.tools.gpucheck.run import run_gpu_check
+    from bench.tools.gpucheck.summary import render
+
+    doc, path = run_gpu_check(GpuCheckSettings(**flag_values(args, GpuCheckSettings)))
+    print()
+    print(render(doc))
+    print(f"written: {path} and {path.with_suffix('.md')}")
+    return 1 if doc["verdict"].startswith("FAILED") else 0
 
 
 @command("perf")

@@ -26,6 +26,14 @@ def place_dataset(images: Tensor, device: torch.device, capacity: int | None = N
     return images.to(device)
 
 
+def _to(host: Tensor, device: torch.device) -> Tensor:
+    """A host tensor on ``device``, copied asynchronously (through pinned memory to CUDA: a copy
+    from pageable memory may wait for the device)."""
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
+
+
 class Sampler:
     """Infinite sampler over dataset indices (reshuffled each epoch), with x-flips; resumable.
 
@@ -62,10 +70,10 @@ class Sampler:
         idx = self._indices()
         flip = torch.rand(len(idx), generator=self.gen) < 0.5
         dev = self.device
-        x = self.images.index_select(0, idx.to(self.images.device, non_blocking=True))  # uint8 (B, 3, R, R)
+        x = self.images.index_select(0, _to(idx, self.images.device))  # uint8 (B, 3, R, R)
         if x.device != dev:  # host-resident dataset: copy the batch over
-            x = (x.pin_memory() if dev.type == "cuda" else x).to(dev, non_blocking=True)
-        rows = flip.nonzero().flatten().to(dev, non_blocking=True)
+            x = _to(x, dev)
+        rows = _to(flip.nonzero().flatten(), dev)
         x.index_copy_(0, rows, x.index_select(0, rows).flip(3))
         return x.float().div_(127.5).sub_(1.0)
 

@@ -48,11 +48,16 @@ def check_models(suite: Suite, cells: list[Cell]) -> None:
         seen.add(key)
         try:
             with torch.device("meta"):  # no memory, no compute
-                models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
+                model = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
         except (models.ModelConfigError, TypeError, ValueError) as exc:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"
             raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; {fix}") from None
+        if spec.cuda_graphs:
+            try:
+                model.use_cuda_graphs()
+            except models.ModelConfigError as exc:
+                raise BenchError(f"{suite.path}: models.{spec.model}.cuda_graphs: {exc}; set it false") from None
 
 
 def check_data(cells: list[Cell], out: Path) -> None:

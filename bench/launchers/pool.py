@@ -17,11 +17,16 @@ RUN_BENCH = Path(__file__).resolve().parents[2] / "run_bench.py"
 
 
 def parse_devices(text: str) -> tuple[str, ...]:
-    """``'0,1,2'`` -> ``('0', '1', '2')``: CUDA indices."""
+    """``'0,1,2'`` -> ``('0', '1', '2')``: CUDA indices, or ``cpu`` for a worker on the CPU."""
     devices = tuple(d.strip() for d in text.split(",") if d.strip())
-    if not devices or not all(d.isdigit() for d in devices):
-        raise BenchError(f"--devices {text}: expected CUDA indices like 0,1,2")
+    if not devices or not all(d.isdigit() or d == "cpu" for d in devices):
+        raise BenchError(f"--devices {text}: expected CUDA indices like 0,1,2 (or cpu)")
     return devices
+
+
+def worker_device(entry: str) -> str:
+    """The ``--device`` of a pool entry: ``cuda:<index>``, or ``cpu``."""
+    return entry if entry == "cpu" else f"cuda:{entry}"
 
 
 def check_devices(devices: tuple[str, ...]) -> None:
@@ -30,11 +35,14 @@ def check_devices(devices: tuple[str, ...]) -> None:
 
     from bench.results.envinfo import cuda_absence
 
+    cuda = [d for d in devices if d != "cpu"]  # cpu workers need nothing
+    if not cuda:
+        return
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     wanted = f"--devices {','.join(devices)}"
     if count == 0:
         raise BenchError(f"{wanted}: found {cuda_absence()}; run without --devices to train here")
-    if missing := [d for d in devices if int(d) >= count]:
+    if missing := [d for d in cuda if int(d) >= count]:
         raise BenchError(f"{wanted}: no cuda:{missing[0]} on this machine (it has {count}); pass indices below {count}")
 
 
@@ -53,7 +61,7 @@ def worker_argv(argv: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class DevicePool:
-    """One worker per device, each running ``argv`` (the user's command) on ``cuda:<index>``."""
+    """One worker per device, each running ``argv`` (the user's command) on ``cuda:<index>`` (or the CPU)."""
 
     devices: tuple[str, ...]
     argv: tuple[str, ...]
@@ -62,5 +70,6 @@ class DevicePool:
     def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
         """Start every worker, wait for all; returns ``worker -> 'exit N'``."""
         cmd = [sys.executable, str(RUN_BENCH), *worker_argv(list(self.argv)), "--no-progress"]
-        procs = {f"cuda:{d}": subprocess.Popen([*cmd, "--device", f"cuda:{d}"]) for d in self.devices}
+        procs = {f"{i}:{worker_device(d)}": subprocess.Popen([*cmd, "--device", worker_device(d)])
+                 for i, d in enumerate(self.devices)}  # fmt: skip
         return {name: f"exit {p.wait()}" for name, p in procs.items()}

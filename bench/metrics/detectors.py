@@ -101,9 +101,13 @@ class Detector:
     device: torch.device
 
     @torch.no_grad()
+    def on_device(self, images: Tensor) -> Tensor:
+        """(B, D) features of ``images``, left on the detector's device (no host read)."""
+        return self.net(images.to(self.device))
+
     def __call__(self, images: Tensor) -> np.ndarray:
         """(B, D) float32 features of ``images``, as clean-fid's ``get_batch_features``."""
-        feats = self.net(images.to(self.device)).detach().cpu().numpy()
+        feats = self.on_device(images).cpu().numpy()
         if feats.ndim != 2 or feats.shape[0] != images.shape[0]:
             raise BenchError(f"detector {self.name} returned shape {feats.shape}; expected (batch, features)")
         return feats

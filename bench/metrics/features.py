@@ -4,12 +4,18 @@ Every image reaches the detector as uint8 (the reference set is uint8; generated
 quantized in memory as a PNG dump would be), then goes through clean-fid's per-image resizer for
 the mode (``build_resizer``) and the tensor conversion of clean-fid's ``ResizeDataset``. Nothing
 touches the disk except the reference-feature cache.
+
+On CUDA, in ``clean`` mode, the images never leave the GPU: :func:`bench.metrics.resize.clean_resize`
+(bitwise clean-fid's resize) and the detector run there, on a second stream that overlaps the
+generation of the next batch (:func:`featurize_on_device`); the features are the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -17,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,12 +33,14 @@ from PIL import Image
 from torch import Tensor
 
 from bench.metrics.detectors import Detector
+from bench.metrics.resize import clean_resize, device_resizable
 from bench.results.io import atomic_write_bytes
 from models.base import Sampling
 
 DETECTOR_BATCH = 50  # images per detector call
 RESIZE_THREADS = min(8, os.cpu_count() or 1)  # per-image resizes run in threads (PIL and torch drop the GIL)
 CACHE_VERSION = 1  # bump when the featurization path changes
+OVERLAP_FREE_BYTES = 8 * 2**30  # free CUDA memory under which generation and detection take turns
 Transform = Callable[[np.ndarray], Tensor]
 
 
@@ -43,6 +51,14 @@ class EvalDataset(Protocol):
     resolution: int
     images: Tensor  # (N, 3, R, R) uint8, CPU
     sha256: str  # content hash of the prepared images
+
+
+class FeatureDetector(Protocol):
+    """What featurization calls: a :class:`Detector` (or several side by side)."""
+
+    def __call__(self, images: Tensor) -> np.ndarray: ...  # (B, D) features on the host
+
+    def on_device(self, images: Tensor) -> Tensor: ...  # (B, D) features left on the device
 
 
 class ImageGenerator(Protocol):
@@ -106,6 +122,80 @@ def featurize(batches: Iterable[Tensor], detector: Callable[[Tensor], np.ndarray
     return np.concatenate(feats)
 
 
+def featurize_on_device(batches: Iterable[Tensor], detector: Callable[[Tensor], Tensor]) -> np.ndarray:
+    """(N, D) float32 features of uint8 (B, 3, H, W) batches on a device, in ``clean`` mode: resize
+    (:func:`clean_resize`) and ``detector`` there too, one host read at the end.
+
+    On CUDA, with :data:`OVERLAP_FREE_BYTES` free, each batch is resized and detected on a second
+    stream, after its generation on the current stream and alongside the next one's (so their
+    memory peaks add up); otherwise one after the other. The features equal :func:`featurize`'s.
+    """
+    it = iter(batches)
+    first = next(it, None)
+    if first is None:
+        return np.zeros((0, 0), dtype=np.float32)
+    side = _detection_stream(first.device)
+    feats, total = [], 0
+    for batch in itertools.chain([first], it):
+        with _after_current(side):
+            feats.append(detector(clean_resize(batch)))
+        if side is not None:
+            batch.record_stream(side)  # its memory waits for the detection, not only for generation
+        total += len(batch)
+    if side is not None:
+        torch.cuda.current_stream(side.device).wait_stream(side)
+    out = torch.cat(feats).cpu().numpy()
+    if out.ndim != 2 or out.shape[0] != total:
+        raise ValueError(f"detector returned features of shape {out.shape} for {total} images; expected (N, D)")
+    return out
+
+
+def _detection_stream(device: torch.device) -> torch.cuda.Stream | None:
+    """A second CUDA stream where there is memory for generator and detector at once, else None."""
+    if device.type != "cuda" or torch.cuda.mem_get_info(device)[0] < OVERLAP_FREE_BYTES:
+        return None
+    return torch.cuda.Stream(device)
+
+
+@contextlib.contextmanager
+def _after_current(side: torch.cuda.Stream | None) -> Iterator[None]:
+    """Run the block on ``side``, after the work queued so far on the current stream (None: here)."""
+    if side is None:
+        yield
+        return
+    side.wait_stream(torch.cuda.current_stream(side.device))
+    with torch.cuda.stream(side):
+        yield
+
+
+def featurize_generated(
+    model: ImageGenerator,
+    num: int,
+    detector: FeatureDetector,
+    mode: str,
+    pre_resize: int | None,
+    progress: Callable[[int], None] | None = None,
+    **gen: Any,
+) -> np.ndarray:
+    """(num, D) features of ``num`` generated images (``gen``: :func:`generated_batches`' keywords,
+    ``device`` among them): on the device where :func:`featurize_on_device` applies (CUDA, clean
+    mode), else along the host path. ``progress`` is told each batch's size once it was drawn."""
+    on_device = torch.device(gen["device"]).type == "cuda" and device_resizable(mode, pre_resize)
+    batches = generated_batches(model, num, to_host=not on_device, **gen)
+    if progress is not None:
+        batches = _counted(batches, progress)
+    if on_device:
+        return featurize_on_device(batches, detector.on_device)
+    return featurize(batches, detector, image_transform(mode, pre_resize))
+
+
+def _counted(batches: Iterator[Tensor], progress: Callable[[int], None]) -> Iterator[Tensor]:
+    """The batches, reporting each one's size to ``progress`` once it was drawn."""
+    for batch in batches:
+        progress(len(batch))
+        yield batch
+
+
 def chunks(images: Tensor, size: int = DETECTOR_BATCH) -> Iterator[Tensor]:
     """Consecutive slices of ``size`` images."""
     return iter(images.split(size))
@@ -126,6 +216,7 @@ def generated_batches(
     truncation: float,  # psi; 1.0 = none
     bn: str | None = None,  # BatchNorm mode (models.BN_MODES); None: the family's own convention
     batch: int | None = None,  # latents per generator call; None: the family's evaluation batch
+    to_host: bool = True,  # False: the batches stay on the device
 ) -> Iterator[Tensor]:
     """Quantized uint8 (B, 3, R, R) CPU batches of ``num`` generated images, one generator call each,
     sampled through ``model.sampler`` (the family's convention unless ``bn`` overrides it).
@@ -142,7 +233,7 @@ def generated_batches(
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed * 1_000_003 + i)
                 images = g(z.to(device))
-            yield quantize(images).cpu()
+            yield quantize(images).cpu() if to_host else quantize(images)
 
 
 def reference_features(
@@ -153,7 +244,10 @@ def reference_features(
     if path.is_file():
         with np.load(path, allow_pickle=False) as saved:
             return saved["features"]
-    feats = featurize(chunks(dataset.images), detector, image_transform(mode, pre_resize))
+    if detector.device.type == "cuda" and device_resizable(mode, pre_resize):
+        feats = featurize_on_device((c.to(detector.device) for c in chunks(dataset.images)), detector.on_device)
+    else:
+        feats = featurize(chunks(dataset.images), detector, image_transform(mode, pre_resize))
     buf = io.BytesIO()
     np.savez(buf, features=feats)
     atomic_write_bytes(path, buf.getvalue())

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ register_protocol("fid5k_full", "fid", 5_000)
 register_protocol("fid1k_full", "fid", 1_000)
 register_protocol("fid500_full", "fid", 500)
 register_protocol("fid200_full", "fid", 200)  # CPU smoke runs only: far too few for a real FID
+register_protocol("fid50_full", "fid", 50)  # plumbing checks only (gpu-check at tiny sizes): not a measurement
 register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resize=256, bn_mode="batch", gen_batch=16)
 register_protocol("kid50k_full", "kid", 50_000)
 register_protocol("kid5k_full", "kid", 5_000)
@@ -244,22 +245,12 @@ def _generated_features(
     progress: Callable[[int], None] | None,
 ) -> list[np.ndarray]:
     """Features of protocol ``p``'s generated images under each of ``dets`` (one generation pass)."""
-    batches = features.generated_batches(
-        model, p.num_gen, seed=seed, device=device, ema=weights == "ema", truncation=p.truncation,
-        bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
-    )  # fmt: skip
-    if progress is not None:
-        batches = _counted(batches, progress)
     stacked = _Stacked(dets)
-    feats = features.featurize(batches, stacked, features.image_transform(p.mode, p.pre_resize))
+    feats = features.featurize_generated(
+        model, p.num_gen, stacked, p.mode, p.pre_resize, progress, seed=seed, device=device, ema=weights == "ema",
+        truncation=p.truncation, bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
+    )  # fmt: skip
     return stacked.split(feats)
-
-
-def _counted(batches: Iterator[torch.Tensor], progress: Callable[[int], None]) -> Iterator[torch.Tensor]:
-    """The batches, reporting each one's size to ``progress`` once it was drawn."""
-    for batch in batches:
-        progress(len(batch))
-        yield batch
 
 
 class _Stacked:
@@ -273,6 +264,12 @@ class _Stacked:
         parts = [det(images) for det in self.dets]
         self.widths = [part.shape[1] for part in parts]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def on_device(self, images: torch.Tensor) -> torch.Tensor:
+        """The features side by side, left on the device."""
+        parts = [det.on_device(images) for det in self.dets]
+        self.widths = [part.shape[1] for part in parts]
+        return torch.cat(parts, dim=1)
 
     def split(self, feats: np.ndarray) -> list[np.ndarray]:
         """(N, sum of widths) -> each detector's (N, width) features, in the order of ``dets``."""

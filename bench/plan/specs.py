@@ -39,6 +39,7 @@ _HASHED_WHEN_SET = {
     "data_fingerprint": None,
     "max_kimg": None,
     "budget_pin": None,
+    "cuda_graphs": False,
 }
 # Fields a pinned budget ignores (the time budget and the other cap): not hashed then.
 _IGNORED_WHEN_PINNED = {"iters": ("budget_hours", "speed_ratio", "max_kimg"),
@@ -112,6 +113,7 @@ class RunSpec:
     max_kimg: float | None = None  # cap in thousands of real images shown (iterations x batch); None = none
     budget_pin: str | None = None  # 'iters' or 'kimg': only that limit applies; None = every limit given
     budget_source: str = ""  # where speed_ratio came from (a bench.tools.conversion code); not hashed
+    cuda_graphs: bool = False  # the step as one CUDA graph (FastGAN family; capturable Adam: rounding differs)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))

@@ -77,6 +77,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "max_kimg": (int, float),
         "budget_pin": str, "kwargs": dict, "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
+        "cuda_graphs": bool,
     },
     "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
@@ -371,6 +372,7 @@ def _expand(
             "detector": e.get("detector"), "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"),
             "precision": mt.get("precision"), "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
             "resize_filter": s.get("resize_filter"),
+            "cuda_graphs": mt.get("cuda_graphs"),
         }  # fmt: skip
         given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:

@@ -128,12 +128,15 @@ def build_model(spec: RunSpec, device: torch.device) -> models.GANModel:
 
 def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
     """The spec's opt-in speed modes that act on the model (bf16 autocast is applied by the loop):
-    ``fused_adam`` (every optimizer's fused kernel; a rounding change that training can amplify)
-    and ``compile`` (the family compiles what its step runs, :meth:`GANModel.compile_for_training`)."""
+    ``fused_adam`` (every optimizer's fused kernel; a rounding change that training can amplify),
+    ``compile`` (the family compiles what its step runs, :meth:`GANModel.compile_for_training`) and
+    ``cuda_graphs`` (the step captured once and replayed, :meth:`GANModel.use_cuda_graphs`)."""
     if spec.fused_adam:
         model.use_fused_adam()
     if spec.compile:
         model.compile_for_training()
+    if spec.cuda_graphs:
+        model.use_cuda_graphs()
 
 
 def read_snapshot(run_dir: Path, snapshot: str | None = None) -> tuple[Path, dict[str, Any]]:

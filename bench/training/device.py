@@ -5,6 +5,7 @@ the training RNG."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -40,12 +41,21 @@ def check_accelerator(spec: RunSpec, requested: str, device: torch.device) -> No
     )
 
 
-def training_device(name: str) -> torch.device:
+def training_device(name: str, deterministic: bool = False) -> torch.device:
     """:func:`resolve_device` plus the backend settings training runs with (cuDNN autotuning on
-    CUDA), so that training, ``calibrate`` and ``perf`` time the same configuration."""
+    CUDA), so that training, ``calibrate`` and ``perf`` time the same configuration.
+
+    ``deterministic``: deterministic kernels instead (cuDNN without autotuning, cuBLAS with a fixed
+    workspace, PyTorch's deterministic algorithms, warning where an op has none), so that the same
+    run repeats bit for bit on a GPU, across processes and resumes too; slower. Process-wide.
+    """
     device = resolve_device(name)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+        torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
     return device
 
 

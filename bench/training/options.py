@@ -17,3 +17,5 @@ class LoopOptions:
     log_every: int = 10  # read losses to the host every N steps (the only sync in the loop)
     checkpoint_every_s: float = 900.0  # training seconds between periodic checkpoints
     should_stop: Callable[[], bool] | None = None  # polled every step; True = checkpoint and return
+    deterministic: bool = False  # deterministic cuDNN/cuBLAS kernels: bitwise-repeatable GPU runs and resumes, slower
+    data_capacity: int | None = None  # device bytes the dataset may take a quarter of (None: the device's memory)

@@ -42,7 +42,7 @@ def write_spec(
 
 def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     """The run of ``spec``, resumed from its newest valid checkpoint when there is one."""
-    device = training_device(opts.device)
+    device = training_device(opts.device, deterministic=opts.deterministic)
     check_accelerator(spec, opts.device, device)  # before anything of the run is written
     data_cache, _ = cache_dirs(opts.out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
@@ -56,7 +56,8 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
         remove_stale_temps(shared)
     iters, unit = spec.iteration_limit(model.batch_size)
     budget = Budget(spec.budget_seconds, iters, unit or "iters")
-    sampler = Sampler(place_dataset(dataset.images, device), model.batch_size, seed=spec.seed, device=device)
+    images = place_dataset(dataset.images, device, capacity=opts.data_capacity)
+    sampler = Sampler(images, model.batch_size, seed=spec.seed, device=device)
     load_latest_checkpoint(paths, spec, model, budget, sampler)
     return Run(spec, paths, opts, model, dataset, budget, sampler)
 

@@ -43,67 +43,95 @@ def load_detector(name: str, device: torch.device, mode: str) -> tuple[Any, str 
 def measure_eval(model: models.GANModel, settings: PerfSettings, device: torch.device, n: int) -> dict[str, Any]:
     """Images/s of generation + resize + detector (bench.metrics' path) vs the detector alone.
 
-    The detector alone runs on ready (B, 3, 299, 299) float batches already on the device;
-    the full path is ``featurize(generated_batches(...))``, exactly what ``evaluate`` runs.
-    Generation alone and resize alone are timed too, to name the bottleneck, with the FLOPs per
-    image of generator and detector: where both share one device, the path cannot beat
-    generation and detection one after the other (``serial_bound_ips``).
+    The detector alone runs on ready (B, 3, 299, 299) float batches already on the device, at
+    the reference batch (:data:`features.DETECTOR_BATCH`) and at the generation batch the path
+    feeds it; the full path is :func:`features.featurize_generated`, exactly what ``evaluate``
+    runs (on CUDA in clean mode all on the device, detection overlapping generation on a second
+    stream). Generation alone and resize alone are timed too, to name the bottleneck, with the
+    FLOPs per image of generator and detector: where both share one device and neither leaves it
+    idle, the path cannot beat generation and detection one after the other (``serial_bound_ips``).
     """
     from bench.metrics import features
     from bench.metrics.protocols import PROTOCOLS, sampling_for
+    from bench.metrics.resize import device_resizable
 
     p = PROTOCOLS[settings.eval_protocol]
     det, note = load_detector(settings.detector, device, p.mode)
+    on_device = device.type == "cuda" and device_resizable(p.mode, p.pre_resize)
     transform = features.image_transform(p.mode, p.pre_resize)
-    batch = features.DETECTOR_BATCH
-    gen_kw = dict(
-        seed=settings.seed, device=device, ema=True, truncation=p.truncation, bn=p.bn_mode,
-        batch=sampling_for(p, model.sampling)[1],
-    )  # fmt: skip
-
-    def gen() -> list[Tensor]:
-        return list(features.generated_batches(model, n, **gen_kw))
+    gen_batch = sampling_for(p, model.sampling)[1]
+    gen_kw = dict(seed=settings.seed, device=device, ema=True, truncation=p.truncation, bn=p.bn_mode, batch=gen_batch)
 
     sync(device)
     t0 = time.perf_counter()
-    quantized = gen()
+    quantized = list(features.generated_batches(model, n, to_host=not on_device, **gen_kw))
     sync(device)
     gen_s = time.perf_counter() - t0
-    side = transform(quantized[0][0].permute(1, 2, 0).numpy()).shape[-1]
-    ready = torch.rand(min(batch, n), 3, side, side, device=device) * 255
-    det(ready)  # warm-up (cudnn autotuning, lazy init)
+    resize_s = _resize_seconds(quantized, transform, on_device, device)
+    side = features.clean_resize(quantized[0][:1]).shape[-1] if on_device else transform(_hwc(quantized[0])).shape[-1]
+    det_ips = {b: _detector_ips(det, min(b, n), side, n, device) for b in sorted({features.DETECTOR_BATCH, gen_batch})}
     z = torch.randn(2, model.z_dim, device=device)
     gen_flops = count_flops(lambda: model.generate(z, ema=True, truncation=p.truncation)) / 2
-    det_flops = count_flops(lambda: det(ready[:2])) / 2
-    reps = max(3, math.ceil(n / len(ready)))
-    det_times, _ = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
-    det_ips = len(ready) / statistics.median(det_times)
+    ready = torch.rand(2, 3, side, side, device=device) * 255
+    det_flops = count_flops(lambda: det(ready)) / 2
+    sync(device)
     t0 = time.perf_counter()
-    features.featurize(iter(quantized), _NoDetector(), transform)
-    resize_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    feats = features.featurize(features.generated_batches(model, n, **gen_kw), det, transform)
+    feats = features.featurize_generated(model, n, det, p.mode, p.pre_resize, **gen_kw)
     full_s = time.perf_counter() - t0
+    det_alone = det_ips[features.DETECTOR_BATCH]
     return {
         "images": n,
         "detector": det.name,
         "detector_note": note,
         "protocol": settings.eval_protocol,
         "mode": p.mode,
+        "path": "device, two streams" if on_device else "host resize threads",
         "feature_dim": int(feats.shape[1]),
-        "detector_ips": det_ips,
+        "detector_ips": det_alone,
+        "detector_ips_by_batch": det_ips,
+        "generation_batch": gen_batch,
         "pipeline_ips": n / full_s,
         "generation_ips": n / gen_s,
         "resize_ips": n / resize_s,
-        "pipeline_over_detector": (n / full_s) / det_ips,
+        "pipeline_over_detector": (n / full_s) / det_alone,
+        "pipeline_over_detector_same_batch": (n / full_s) / det_ips[gen_batch],
         # one device does both: generating and detecting each image, one after the other, bounds the path
-        "serial_bound_ips": 1.0 / (gen_s / n + 1.0 / det_ips),
-        "pipeline_over_serial_bound": (n / full_s) * (gen_s / n + 1.0 / det_ips),
+        "serial_bound_ips": 1.0 / (gen_s / n + 1.0 / det_alone),
+        "pipeline_over_serial_bound": (n / full_s) * (gen_s / n + 1.0 / det_alone),
         "generator_flops_per_image": gen_flops,
         "detector_flops_per_image": det_flops,
         # the path's time beyond generating and detecting (quantize, resize, copies), as a share
-        "pipeline_overhead_share": 1.0 - (gen_s + n / det_ips) / full_s,
+        "pipeline_overhead_share": 1.0 - (gen_s + n / det_alone) / full_s,
     }
+
+
+def _hwc(batch: Tensor) -> Any:
+    """The first image of a host batch as an HWC uint8 array."""
+    return batch[0].permute(1, 2, 0).numpy()
+
+
+def _resize_seconds(quantized: list[Tensor], transform: Any, on_device: bool, device: torch.device) -> float:
+    """Seconds to resize the generated batches alone, along the path's own resize."""
+    from bench.metrics import features
+
+    sync(device)
+    t0 = time.perf_counter()
+    if on_device:
+        for batch in quantized:
+            features.clean_resize(batch)
+    else:
+        features.featurize(iter(quantized), _NoDetector(), transform)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def _detector_ips(det: Any, batch: int, side: int, n: int, device: torch.device) -> float:
+    """Images/s of the detector alone on ready float batches of ``batch`` images on the device."""
+    ready = torch.rand(batch, 3, side, side, device=device) * 255
+    det.on_device(ready)  # warm-up (cudnn autotuning, lazy init)
+    reps = max(3, math.ceil(n / batch))
+    times, _ = time_calls(lambda _: det(ready), reps, warmup=0, device=device)
+    return batch / statistics.median(times)
 
 
 def measure_reference_cache(dataset: Dataset, settings: PerfSettings, device: torch.device) -> dict[str, Any]:

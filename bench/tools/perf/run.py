@@ -20,6 +20,7 @@ from bench.errors import BenchError
 from bench.results.envinfo import cpu_model, environment
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, cache_dirs
+from bench.tools.perf.busy import busy_fraction
 from bench.tools.perf.datapath import time_data_paths
 from bench.tools.perf.evalpath import measure_eval, measure_reference_cache
 from bench.tools.perf.settings import PerfSettings, PrecisionCheck
@@ -67,11 +68,16 @@ def measure_model(
     _reset_peak_memory(device)
     losses: dict[str, Tensor] = {}
 
-    def step_one() -> None:
+    def step_at(index: int) -> None:
         with autocast(device, settings.precision):
-            losses.update(model.train_step(real, 1))
+            losses.update(model.train_step(real, index))
+
+    def step_one() -> None:
+        step_at(1)
 
     row["flops_per_step"] = count_flops(step_one)  # eager, before any speed mode
+    for opt in model.optimizers().values():  # the speed modes start afresh: fused and capturable Adam
+        opt.state.clear()  # keep their step counters on the device, the default one on the host
     spec = perf_spec(name, kwargs, settings, settings.warmup + settings.steps)
     apply_speed_modes(model, spec)
     if settings.compile:
@@ -82,6 +88,8 @@ def measure_model(
     peak = row["peak_matmul"] = peak_matmul(device, torch.bfloat16 if settings.precision == "bf16" else torch.float32)
     t = time_interleaved(model, spec, dataset, images, real, settings)
     row["peak_memory"] = peak_memory(device)
+    first = settings.warmup + settings.steps  # the indices after the timed ones
+    row["busy"] = busy_fraction(step_at, range(first, first + settings.busy_steps), device)
     harness_wall, harness_cpu = time_harness(
         spec, dataset, images, model.batch_size, sorted(losses), settings.harness_steps, settings.log_every
     )
@@ -164,6 +172,8 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
         "torch_settings": _torch_settings(device),
         "models": [],
     }
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(settings.out) / "perf" / f"perf-{device.type}-{settings.resolution}px-{stamp}.json"
     for entry in settings.models:
         log(f"measuring {entry} at {settings.resolution} px ...")
         try:
@@ -171,6 +181,7 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
         except Exception as exc:  # e.g. LPIPS weights missing offline: report it, measure the others
             doc["models"].append({"model": entry, "error": f"{type(exc).__name__}: {exc}"})
             log(f"  {entry}: not measured ({type(exc).__name__}: {exc})")
+        atomic_write_json(path, doc | {"partial": True})  # what is measured so far survives a kill
     if settings.naive_data:
         batch = settings.batch or next((r["batch"] for r in doc["models"] if "batch" in r), 8)
         doc["data_path"] = time_data_paths(
@@ -180,8 +191,6 @@ def run_perf(settings: PerfSettings, log: Callable[[str], None] = print) -> tupl
     if settings.eval_images != 0:
         doc["reference_cache"] = measure_reference_cache(dataset, settings, device)
     doc["torch_settings"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path(settings.out) / "perf" / f"perf-{device.type}-{settings.resolution}px-{stamp}.json"
     atomic_write_json(path, doc)
     return doc, path
 

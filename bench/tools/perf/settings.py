@@ -26,12 +26,16 @@ class PerfSettings:
     steps: int = field(default=3, metadata={"help": "timed training steps; the median is reported"})
     warmup: int = field(default=1, metadata={"help": "untimed steps before them", "parse": "nonnegative"})
     harness_steps: int = field(default=100, metadata={"help": "steps of the no-work model timing the harness"})
+    busy_steps: int = 3  # model steps profiled for the busy fraction (kernel time / wall time)
     log_every: int = 10  # the loop's loss read-out interval, as in training
     precision: str = field(
         default="fp32", metadata={"help": "bf16 = autocast (opt-in), as RunSpec.precision", "choices": PRECISIONS}
     )
     compile: bool = field(default=False, metadata={"help": "torch.compile G and D (opt-in), as RunSpec.compile"})
     fused_adam: bool = field(default=False, metadata={"help": "Adam's fused kernel (opt-in), as RunSpec.fused_adam"})
+    cuda_graphs: bool = field(
+        default=False, metadata={"help": "the step as one CUDA graph (opt-in, FastGAN family), as RunSpec.cuda_graphs"}
+    )
     channels_last: bool = field(default=False, metadata={"help": "models and data in channels_last"})
     dataset: str = field(default="shapes", metadata={"help": "images the data paths draw from (default shapes)"})
     eval_images: int | None = field(

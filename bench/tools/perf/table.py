@@ -16,21 +16,28 @@ def _pct(summary: dict[str, Any]) -> str:
     return f"{100 * summary['median']:.2g} [{100 * summary['min']:.2g}, {100 * summary['max']:.2g}]"
 
 
+def _peak(peak: dict[str, Any]) -> str:
+    """'GFLOP/s (math)' of the measured matmul peak."""
+    return f"{_fmt(peak['flops'], 1e-9)} ({peak.get('math', '?')})"
+
+
 def format_table(doc: dict[str, Any]) -> str:
     """A Markdown table of the figures, one row per model, with the device in the title."""
     env, ts, s = doc["environment"], doc["torch_settings"], doc["settings"]
     on_cpu = not env["device"].startswith("cuda")
     where = f"{ts['cpu_model']} ({ts['threads']} threads)" if on_cpu else env["device_name"]
     load = f"; load average {ts['loadavg'][0]:.1f}" if ts.get("loadavg") else ""
-    modes = [m for m, on in (("compile", s["compile"]), ("fused Adam", s.get("fused_adam")),
-                             ("channels_last", s["channels_last"])) if on]  # fmt: skip
+    flags = (("compile", "compile"), ("fused Adam", "fused_adam"), ("CUDA graphs", "cuda_graphs"),
+             ("channels_last", "channels_last"))  # fmt: skip
+    modes = [label for label, key in flags if s.get(key)]
     head = (
         f"perf on {where}, {s['resolution']} px, {', '.join([s['precision'], *modes])}; "
         f"median of {s['steps']} steps after {s['warmup']} warm-up{load}"
     )
     cols = ["model", "batch", "loop s/step", "model s/step", "img/s", "peak mem MiB", "GFLOP/step", "GFLOP/s",
-            "peak GFLOP/s", "% peak", "% peak (CPU time)", "harness % (diff, pairs)", "harness % (direct)",
-            "outside model %", "Adam %", "eval img/s: path / detector (%; % of gen+det bound)"]  # fmt: skip
+            "peak GFLOP/s (math)", "% peak", "% peak (CPU time)", "busy %", "harness % (diff, pairs)",
+            "harness % (direct)", "outside model %", "Adam %",
+            "eval img/s: path / detector (%; % of gen+det bound)"]  # fmt: skip
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in doc["models"]:
         if "error" in r:
@@ -45,8 +52,8 @@ def format_table(doc: dict[str, Any]) -> str:
         cells = [
             r["model"], str(r["batch"]), _fmt(r["loop_step_s"]["median"]), _fmt(r["model_step_s"]["median"]),
             _fmt(r["images_per_s"]), _fmt(r["peak_memory"]["bytes"], 1 / 2**20, 4), _fmt(r["flops_per_step"], 1e-9),
-            _fmt(r["achieved_flops"], 1e-9), _fmt(r["peak_matmul"]["flops"], 1e-9), _fmt(r["peak_fraction"], 100, 2),
-            _fmt(r.get("peak_fraction_cpu"), 100, 2),
+            _fmt(r["achieved_flops"], 1e-9), _peak(r["peak_matmul"]), _fmt(r["peak_fraction"], 100, 2),
+            _fmt(r.get("peak_fraction_cpu"), 100, 2), _fmt(r.get("busy", {}).get("busy"), 100, 3),
             _pct(r["overhead_share_diff_cpu"] if on_cpu else r["overhead_share_diff"]),
             _fmt(r["overhead_share_direct"], 100, 2), _fmt(r["outside_model_share"], 100, 2),
             _fmt(r.get("optimizer_share"), 100, 2), eval_txt,

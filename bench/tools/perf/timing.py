@@ -73,7 +73,17 @@ def peak_matmul(device: torch.device, dtype: torch.dtype, side: int | None = Non
         per_cpu = flop / min(cpu) if device.type == "cpu" and min(cpu) > 0 else None
         out[name] = {"flops": flop / min(wall), "flops_per_cpu_s": per_cpu}
     best = max(("mm", "conv1x1"), key=lambda k: out[k]["flops_per_cpu_s"] or out[k]["flops"])
-    return out | {"best": best, "flops": out[best]["flops"], "flops_per_cpu_s": out[best]["flops_per_cpu_s"]}
+    peak = {"flops": out[best]["flops"], "flops_per_cpu_s": out[best]["flops_per_cpu_s"]}
+    return out | peak | {"best": best, "math": matmul_math(device, dtype, best)}
+
+
+def matmul_math(device: torch.device, dtype: torch.dtype, path: str) -> str:
+    """The arithmetic a float GEMM runs in: 'tf32' where CUDA's library for ``path`` (cuBLAS for mm,
+    cuDNN for conv1x1) may use TensorFloat-32 for fp32 (cuDNN's default), else the dtype's name."""
+    if device.type == "cuda" and dtype == torch.float32:
+        tf32 = torch.backends.cuda.matmul.allow_tf32 if path == "mm" else torch.backends.cudnn.allow_tf32
+        return "tf32" if tf32 else "fp32"
+    return str(dtype).removeprefix("torch.").replace("float32", "fp32").replace("bfloat16", "bf16")
 
 
 class _FlopCount(TorchDispatchMode):
