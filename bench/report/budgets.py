@@ -82,12 +82,17 @@ def _local(r: dict[str, Any]) -> str:
     return s if r["time_charged"] else f"({s}, not charged)"
 
 
+def _ratio(r: dict[str, Any]) -> str:
+    """The speed ratio and its source; "--" for a cell without hours (an iteration or kimg budget only)."""
+    return "--" if r["ref_hours"] is None else f"{r['speed_ratio']:.3g} {source_label(r['budget_source'])}"
+
+
 def table_text(rows: list[dict[str, Any]]) -> str:
     """The rows as a terminal table (github style)."""
     head = ["run_id", "model", "dataset", "res", "seed", "ref h", "local s", "cap", "speed ratio", "state",
             "it", "kimg", "images", "stopped by"]  # fmt: skip
     body = [[("* " if r["other_budget"] else "") + r["run_id"], r["model"], r["dataset"], r["resolution"], r["seed"],
-             _hours(r), _local(r), _caps(r), f"{r['speed_ratio']:.3g} {source_label(r['budget_source'])}",
+             _hours(r), _local(r), _caps(r), _ratio(r),
              r["status"], _num(r["iterations"]), _num(r["kimg"], ".3g") if r["kimg"] else "", _num(r["images"]),
              r["budget_applied"] or ""] for r in rows]  # fmt: skip
     if any(r["device"] for r in rows):  # where running cells run
@@ -97,9 +102,13 @@ def table_text(rows: list[dict[str, Any]]) -> str:
 
 def notes(rows: list[dict[str, Any]]) -> list[str]:
     """Lines under the table: every conversion source in words, the scale, and runs made otherwise."""
+    timed = [r for r in rows if r["ref_hours"] is not None]
     lines = [f"speed ratio, {source_label(code)}: {describe_source(code)}"
-             for code in dict.fromkeys(r["budget_source"] for r in rows)]  # fmt: skip
-    lines.append("local s = ref h x 3600 / speed ratio x GPUs (reference-GPU-hours of the suite's reference_gpu)")
+             for code in dict.fromkeys(r["budget_source"] for r in timed)]  # fmt: skip
+    if timed:
+        lines.append("local s = ref h x 3600 / speed ratio x GPUs (reference-GPU-hours of the suite's reference_gpu)")
+    if len(timed) < len(rows):
+        lines.append("cells without ref h: budgets in iterations or kimg only (the same run on any device)")
     scales = sorted({r["budget_scale"] for r in rows})
     if scales and scales != [1.0]:
         lines.append(f"budget scale {', '.join(f'{s:g}' for s in scales)}: every limit (hours, iterations, kimg) "
