@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,7 @@ TINY = {name: dict(models.model_info(name).tiny, batch_size=4) for name in ("fas
 STEPS = 2  # training steps compared (with 6 images and batch 4, the second one crosses an epoch)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One CPU thread: faster than two on a shared 2-core machine, and deterministic."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one CPU thread
 
 
 def _images(n: int = 6, res: int = 32) -> Tensor:

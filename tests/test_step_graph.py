@@ -4,7 +4,6 @@ spectral norm under autocast."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,7 @@ from models.step_graph import GraphCaptureError, StepGraph, host_syncs
 TINY = dict(models.model_info("fastgan").tiny, batch_size=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one CPU thread
 
 
 def _fastgan(**kw: object) -> models.GANModel:
