@@ -16,11 +16,11 @@ def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None,
     if device is not None:
         check_device(cells, device)
     check_writable_dir(out, "--out")
+    check_models(suite, cells)  # the suite's own mistakes first, whatever the cluster's state
     if launcher == "slurm":
         from bench.launchers.jobs import check_slurm
 
         check_slurm()  # sbatch there, a controller answering
-    check_models(suite, cells)
     check_detectors(cells)
     check_data(cells, out)  # last: it may build a dataset's cache
 
