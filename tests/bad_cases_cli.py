@@ -18,6 +18,11 @@ def _cal_entry(ratio: str) -> str:
     return '{"model": "baseline", "resolution": 32, "img_s": 1.0, "speed_ratio": ' + ratio + "}"
 
 
+def _calibration_ratio(ratio: str, expect: str) -> Builder:
+    """``run --dry-run --calibration`` with one entry whose speed_ratio is ``ratio`` (JSON text)."""
+    return lambda ctx: Case(_calibration(ctx, _cal_entry(ratio)), [expect])
+
+
 def _perf(*args: str) -> Builder:
     return lambda ctx: Case(["perf", "--out", str(ctx.out), *args], [PERF_HELP])
 
@@ -253,24 +258,17 @@ SILENT_CORRUPTION: dict[str, Builder] = {
         ["models.baseline.budget_hours: must be a finite number > 0, got nan"],
         ('label = "Baseline"', 'label = "Baseline"\nbudget_hours = nan'),
     ),
-    "calibration ratio NaN": lambda ctx: Case(
-        _calibration(ctx, _cal_entry("NaN")), ["entries[0]: speed_ratio must be a finite number > 0, got nan"]
-    ),
-    "calibration ratio negative": lambda ctx: Case(
-        _calibration(ctx, _cal_entry("-2")), ["speed_ratio must be a finite number > 0, got -2"]
-    ),
-    "calibration ratio zero": lambda ctx: Case(
-        _calibration(ctx, _cal_entry("0")), ["speed_ratio must be a finite number > 0, got 0"]
-    ),
-    "calibration ratio a string": lambda ctx: Case(
-        _calibration(ctx, _cal_entry('"fast"')), ["speed_ratio must be a finite number > 0, got 'fast'"]
-    ),
-    "calibration ratio inf": lambda ctx: Case(
-        _calibration(ctx, _cal_entry("1e999")), ["speed_ratio must be a finite number > 0, got inf"]
-    ),
-    "calibration ratio true": lambda ctx: Case(
-        _calibration(ctx, _cal_entry("true")), ["speed_ratio must be a finite number > 0, got True"]
-    ),
+    **{
+        f"calibration ratio {name}": _calibration_ratio(ratio, expect)
+        for name, ratio, expect in (
+            ("NaN", "NaN", "entries[0]: speed_ratio must be a finite number > 0, got nan"),
+            ("negative", "-2", "speed_ratio must be a finite number > 0, got -2"),
+            ("zero", "0", "speed_ratio must be a finite number > 0, got 0"),
+            ("a string", '"fast"', "speed_ratio must be a finite number > 0, got 'fast'"),
+            ("inf", "1e999", "speed_ratio must be a finite number > 0, got inf"),
+            ("true", "true", "speed_ratio must be a finite number > 0, got True"),
+        )
+    },
     "calibration img_s missing": lambda ctx: Case(
         _calibration(ctx, '{"model": "baseline", "resolution": 32}'),
         ["entries[0]: img_s must be a finite number > 0, got None"],

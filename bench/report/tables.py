@@ -432,19 +432,17 @@ def _report_row(suite: SuiteLike, key: tuple[str, str], ctx: _RowContext) -> Rep
         run_ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
         cell = cell_result(run_ids, ctx.statuses, ctx.selected, ctx.starts, ctx.flat)
         results.append(cell)
-        values.append(_published(ctx, model, dataset, budget, cell) if compared else None)
+        values.append(_published(ctx.paper, model, dataset, budget, cell) if compared else None)
     absent = _absent_reason(ctx, published, model, budget) if not compared else ""
     return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared, absent)
 
 
-def _published(
-    ctx: _RowContext, model: str | None, dataset: str, budget: float | None, cell: CellResult
-) -> float | str:
-    """The published value beside a compared cell, or why there is none."""
+def _published(paper: PaperTable, model: str, dataset: str, budget: float | None, cell: CellResult) -> float | str:
+    """The published value beside a compared cell (its row has a paper row), or why there is none."""
     if cell.nonstandard:
         return "non-standard detector"  # a non-standard number never gets a published one beside it
-    value = ctx.paper.value(model, dataset, budget) if ctx.paper and model else None
-    return value if value is not None else ctx.paper.absent_reason(model, dataset, budget) if ctx.paper else "--"
+    value = paper.value(model, dataset, budget)
+    return value if value is not None else paper.absent_reason(model, dataset, budget)
 
 
 def _absent_reason(ctx: _RowContext, published: PaperRow | None, model: str | None, budget: float | None) -> str:

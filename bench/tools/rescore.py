@@ -67,6 +67,7 @@ def rescore(
     data_cache, metric_cache = cache_dirs(out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
     by_snap = {r.get("snapshot"): r for r in eval_rows(paths)}
+    points = {e.get("step"): e.get("point") for e in read_jsonl(paths.events) if e.get("event") == "evaluated"}
     check_snapshots(spec, snaps)  # every one, before the first row is written
     written = []
     with tqdm(desc=f"eval {spec.run_id}", unit="img", delay=PROGRESS_DELAY_S, dynamic_ncols=True) as bar:
@@ -78,20 +79,22 @@ def rescore(
                     model, dataset, protocols, detector=detector, pr_detector=pr_detector, device=dev,
                     cache_dir=metric_cache, seed=spec.seed, progress=bar.update,
                 )  # fmt: skip
-            written += _append(paths, path, snap["step"], by_snap, rows)
+            written += _append(
+                paths, path, snap["step"], by_snap.get(str(path.relative_to(paths.root)), {}), points, rows
+            )
     return written
 
 
-def _append(paths: RunPaths, snap: Path, step: int, by_snap: dict[str, dict], rows: list[dict]) -> list[dict]:
-    """Store a snapshot's new rows with its position in training copied from its training-time evaluation."""
-    rel = str(snap.relative_to(paths.root))
+def _append(
+    paths: RunPaths, snap: Path, step: int, trained: dict, points: dict[int, float], rows: list[dict]
+) -> list[dict]:
+    """Store a snapshot's new rows with its position in training copied from its training-time evaluation
+    row (``trained``), else (a run trained without metrics) its eval point from the run's events."""
     keep = ("step", "kimg", "budget_fraction", "train_seconds", "gpu_hours", "ref_gpu_hours", "eval_point", "grid")
-    base = {k: v for k, v in by_snap.get(rel, {}).items() if k in keep}
-    base |= {"snapshot": rel, "rescored": True, "time": time.time()}
+    base = {k: v for k, v in trained.items() if k in keep}
+    base |= {"snapshot": str(snap.relative_to(paths.root)), "rescored": True, "time": time.time()}
     base.setdefault("step", step)
-    if "eval_point" not in base:  # a run trained without metrics: the point from its evaluation events
-        points = {e.get("step"): e.get("point") for e in read_jsonl(paths.events) if e.get("event") == "evaluated"}
-        base["eval_point"] = points.get(base["step"])
+    base.setdefault("eval_point", points.get(base["step"]))
     stored = [eval_row(base, row) for row in rows]
     for row in stored:
         append_eval_row(paths, row)
