@@ -217,7 +217,7 @@ def test_disk_full(where: str, tmp_path: Path, trained: Path, stopped: Path, cap
     argv = ctx.run()
     shutil.copytree(trained / "cache", ctx.out / "cache")
     if where == "checkpoint write":
-        monkeypatch.setattr(bench.results.io.torch, "save", _full_disk_save)
+        monkeypatch.setattr("torch.save", _full_disk_save)
         target = "ckpt-00000000.pt"  # the first checkpoint: written by the step-0 evaluation
     else:
         monkeypatch.setattr(bench.results.io, "os", _ShortWrites())

@@ -247,4 +247,4 @@ def test_best_table_shows_diverged_not_a_number(tmp_path) -> None:
         row = {"snapshot": "snapshots/snap-00000002.pt", "metric": "fid5k_full", "kind": "fid", "value": value}
         (paths.root / "evals.jsonl").write_text(json.dumps(row) + "\n")
     table = best_table(suite, suite.cells, tmp_path)
-    assert "diverged" in table and "12.5" not in table and "34.50" in table
+    assert "diverged" in table and "12.5" not in table and "34.5" in table

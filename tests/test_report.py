@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
+import io
 import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -24,7 +25,7 @@ from bench import cli
 from bench.errors import BenchError
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell, Suite
-from bench.results.collect import collect
+from bench.results.collect import SPEC_COLUMNS, collect
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, append_eval_row, write_state
 
@@ -79,9 +80,9 @@ def evals(
         {
             "suite": spec.suite, "run_id": spec.run_id, "model": spec.model, "dataset": spec.dataset,
             "seed": spec.seed, "budget_hours": spec.budget_hours, "budget_scale": 1.0, "status": status,
-            "eval_point": p, "step": 100 * (k + 1), "ref_gpu_hours": (spec.budget_hours or 1.0) * p,
+            "eval_point": p, "step": 100 * (k + 1), "ref_gpu_hours": (spec.budget_hours or 1.0) * p, "kimg": 10.0 * p,
             "snapshot": f"snapshots/snap-{k:08d}.pt", "grid": f"samples/grid-{k:08d}.png",
-            "metric": metric, "value": v, "std": math.nan, "kind": kind,
+            "metric": metric, "value": v, "std": None, "kind": kind,
             "detector": "inception-v3" if standard else "inception-random", "detector_standard": standard,
             "mode": "clean", "num_gen": 5000, "reference": "full", "ref_count": 99, "weights": "ema",
             **dict(zip(("bn_mode", "bn_stats", "gen_batch"), SAMPLING[spec.model], strict=True)),
@@ -119,13 +120,13 @@ def test_golden_latex(tmp_path: Path) -> None:
 def test_cells_mean_std_pending_diverged_and_paper() -> None:
     suite, df, states = golden_case()
     md = report_render.render_markdown(report_tables.build_table(suite, df, states=states))
-    assert "**47.50 ± 2.12**" not in md  # std over seeds of 48 and 47, not of the evaluations
-    assert "**47.50 ± 0.71**" in md
-    assert "| 55.50 " in md  # best within budget: the 40.0 at 1.5x the budget is ignored
-    assert "diverged (1/2 seeds done)" in md and "9.50" not in md
+    assert "**47.5 ± 2.1**" not in md  # std over seeds of 48 and 47, not of the evaluations
+    assert "**47.5 ± 0.7**" in md  # fid5k_full: one decimal (5,000 generated images)
+    assert "| 55.5 " in md  # best within budget: the 40.0 at 1.5x the budget is ignored
+    assert "diverged (1/2 seeds done)" in md and "| 9.5 " not in md
     assert "pending" in md and "running" in md and "failed" in md
-    assert "| 46.87 " in md and "+8.63" in md  # paper sub-row and Δ of StyleGAN2 (DiffAugment's fid5k-train)
-    assert "41.05" not in md and "+6.45" not in md  # FastGAN's published numbers are fid2k_fastgan's
+    assert "| 46.87 " in md and "+8.6" in md  # paper sub-row (as published) and Δ of StyleGAN2 (fid5k-train)
+    assert "41.05" not in md and "+6.5" not in md  # FastGAN's published numbers are fid2k_fastgan's
     assert "mini: 4/8 cells done (1 running, 1 pending, 1 failed, 1 diverged)" in md
 
 
@@ -133,11 +134,11 @@ def test_selection_last_names_rule() -> None:
     suite, df, states = golden_case()
     table = report_tables.build_table(suite, df, selection="last", states=states)
     md = report_render.render_markdown(table)
-    assert "| 57.25 " in md and "FID at the last evaluation within the training budget" in md
+    assert "| 57.2 " in md and "last evaluation within the budget" in md
 
 
 @pytest.mark.parametrize(
-    ("metric", "kind", "best"), [("fid5k_full", "fid", "**40.00**"), ("pr5k_precision", "pr", "**0.700**")]
+    ("metric", "kind", "best"), [("fid5k_full", "fid", "**40.0**"), ("pr5k_precision", "pr", "**0.700**")]
 )
 def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -> None:
     rows = [("", "A", "baseline", 5.0, (0,)), ("", "B", "fastgan", 5.0, (0,))]
@@ -148,7 +149,7 @@ def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -
         + evals(spec_of(suite, "fastgan", "obama"), [low], metric=metric, kind=kind)
     )
     md = report_render.render_markdown(report_tables.build_table(suite, df, states={}))
-    assert md.count("**") == 2 and best in md
+    assert sum(line.count("**") for line in md.splitlines() if line.startswith("| ")) == 2 and best in md
     assert "| Image number | 99 (paper 100) " in md  # the prepared set's count, the paper's beside it
 
 
@@ -163,15 +164,19 @@ def test_image_number_is_the_prepared_sets_count() -> None:
     assert "| Image number | 99 | 100 |" in " ".join(md.split())  # the paper's only beside a different count
 
 
-def test_nonstandard_detector_marked_in_every_format(tmp_path: Path) -> None:
-    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("obama",))
-    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "obama"), [30.0], standard=False))
-    tex, md, csv = (p.read_text() for p in bench_report.write_report(suite, df, tmp_path, states={}, with_plots=False))
-    legend = "non-standard detector (inception-random): not comparable to published numbers"
-    assert r"\mathbf{30.00}$\dag" in tex and r"\textbf{Non-standard detector" in tex and rf"\dag{{}} {legend}" in tex
-    assert "**30.00** †" in md and f"† {legend}" in md and "**Non-standard detector" in md
-    frame = pd.read_csv(tmp_path / "tables" / "mini-fid5k_full.csv")
-    assert frame.loc[frame["source"] == "ours", "detector_standard"].tolist() == [False]
+def test_nonstandard_detector_is_one_warning_not_a_mark_on_every_cell(tmp_path: Path) -> None:
+    suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,)), ("", "B", "baseline", 5.0, (0,))], datasets=("obama",))
+    df = pd.DataFrame(evals(spec_of(suite, "fastgan", "obama"), [30.0], standard=False)
+                      + evals(spec_of(suite, "baseline", "obama"), [35.0], standard=False))  # fmt: skip
+    paths = bench_report.write_report(suite, df, tmp_path, states={}, with_plots=False)
+    assert [p.name.startswith("mini-fid5k_full-inception-random-") for p in paths] == [True] * 3  # not the suite's
+    tex, md, csv = (p.read_text() for p in paths)
+    warning = "these numbers rank this table's rows against each other only"
+    assert tex.count(warning) == md.count(warning) == 1 and r"\textbf{Non-standard detector}" in tex
+    assert "†" not in md + csv and r"\dag" not in tex and r"$\mathbf{30.0}$ & " not in tex
+    assert r"& $\mathbf{30.0}$ \\" in tex and "| **30.0** " in md
+    frame = pd.read_csv(paths[2])
+    assert frame.loc[frame["source"] == "ours", "detector_standard"].tolist() == [False, False]
     assert "inception-random" in csv
 
 
@@ -221,7 +226,7 @@ def test_kid_scaled_and_named_without_paper_comparison() -> None:
     )
     table = report_tables.build_table(suite, df, metric="kid5k_full", states={})
     tex = report_render.render_latex(table)
-    assert r"$\mathbf{12.34}$" in tex and r"KID $\times$10$^3$" in tex and r"\quad paper" not in tex
+    assert r"$\mathbf{12.3}$" in tex and r"KID $\times$10$^3$" in tex and r"\quad paper" not in tex
     assert "The paper reports FID only" in tex
     assert report_tables.build_table(suite, df, states={}).metric == "fid5k_full"  # default: first FID metric
 
@@ -267,7 +272,7 @@ def write_runs(suite: Suite, rows: list[dict[str, Any]], out: Path) -> None:
         paths = RunPaths.of(out, spec)
         atomic_write_json(paths.spec, {"spec": spec.to_dict()})
         write_state(paths, status=row["status"])
-        append_eval_row(paths, {k: v for k, v in row.items() if k not in RunSpec.__dataclass_fields__})
+        append_eval_row(paths, {k: v for k, v in row.items() if k not in SPEC_COLUMNS})
         (paths.root / row["grid"]).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (16, 16), (int(row["value"]) % 256, 90, 160)).save(paths.root / row["grid"])
         (paths.root / row["snapshot"]).parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +288,7 @@ def test_plots_from_collected_runs(
     ]
     suite = make_suite(rows, datasets=("obama",))
     stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-diffaug", "fastgan"))
-    write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0], standard=False), tmp_path)
+    write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0]), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
     monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
     paths = bench_report.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
@@ -302,33 +307,53 @@ def test_plots_from_collected_runs(
         assert img.width > 3 * img.height
 
 
-def test_curves_at_the_true_budget_fraction_and_real_images_first(tmp_path: Path, monkeypatch) -> None:
-    """Iteration-capped runs: each point where the evaluation really happened (the budget fraction
-    reached, not the nominal eval point); the samples figure opens with a grid of training images."""
+def test_curves_on_one_kimg_axis_with_step0_and_real_images_first(tmp_path: Path, monkeypatch) -> None:
+    """Runs of different lengths on one scale (kimg: images shown), a marker per evaluation, step 0 included;
+    the samples figure opens with a grid of training images."""
     cells = [
         Cell(RunSpec(suite="it", model=m, dataset="shapes", resolution=32, max_iters=100, grid_size=4), label, "")
         for m, label in (("baseline", "Baseline"), ("fastgan", "FastGAN"))
     ]
     suite = Suite("it", Path("it.toml"), "", None, ["shapes"], cells)
-    rows = evals(cells[0].spec, [60.0, 50.0]) + evals(cells[1].spec, [55.0, 45.0])
-    rows[0]["budget_fraction"], rows[2]["budget_fraction"] = 0.62, 0.5
+    rows = evals(cells[0].spec, [400.0, 60.0, 50.0], points=[0.0, 0.5, 1.0])
+    rows += evals(cells[1].spec, [410.0, 45.0], points=[0.0, 1.0])
+    for row, kimg in zip(rows, [0.0, 0.4, 0.8, 0.0, 0.2], strict=True):
+        row["kimg"] = kimg
     write_runs(suite, rows, tmp_path)
     drawn: dict[str, Any] = {}
     curves_figure, panels_figure = report_draw.curves_figure, report_draw.panels_figure
     monkeypatch.setattr(
-        report_draw, "curves_figure", lambda c, b, **kw: drawn.update(c=c, b=b) or curves_figure(c, b, **kw)
+        report_draw, "curves_figure", lambda c, **kw: drawn.update(c=c, kw=kw) or curves_figure(c, **kw)
     )
     monkeypatch.setattr(
-        report_draw, "panels_figure", lambda p, **kw: drawn.setdefault("p", p) and panels_figure(p, **kw)
+        report_draw, "panels_figure", lambda p, **kw: drawn.setdefault("p", p) is not None and panels_figure(p, **kw)
     )
     monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
     bench_report.write_report(suite, collect(tmp_path, "it"), tmp_path)
-    assert [c.x for c in drawn["c"]] == [[0.62, 1.0], [0.5, 1.0]]  # no budget_fraction (older rows): eval_point
-    assert drawn["b"] == [(1.0, "end of budget")]
-    title, real = drawn["p"][0]
-    assert title.startswith("training images (shapes)\n4 of 256 at 32 px") and real.name == "real_shapes.png"
-    with Image.open(real) as img:
-        assert img.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # 2 x 2 grid, 2 px padding, as the sample grids
+    assert [(c.x, c.y) for c in drawn["c"]] == [([0.0, 0.4, 0.8], [400.0, 60.0, 50.0]), ([0.0, 0.2], [410.0, 45.0])]
+    assert drawn["kw"]["xlabel"] == report_figures.X_AXIS.label and "kimg" == report_figures.X_AXIS.column
+    label, real = drawn["p"][0]
+    assert label == "training images\n4 of 256 at 32 px" and real.shape == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2, 3)
+    with Image.open(tmp_path / "plots" / "it" / "real_shapes.png") as img:
+        assert img.size == (70, 70)  # 2 x 2 grid, 2 px padding, as the sample grids
+
+
+def test_figures_fit_their_content_and_enlarge_small_images_without_smoothing(tmp_path: Path) -> None:
+    grid = (np.arange(206 * 206 * 3) % 251).astype(np.uint8).reshape(206, 206, 3)
+    big = report_draw.scaled(grid, report_draw.PANEL_SIDE)
+    assert big.shape == (412, 412, 3) and (big[::2, ::2] == grid).all() and (big[1::2, 1::2] == grid).all()
+    title = "smoke on emoji-faces: training images and each model's best evaluation (lowest seed)"
+    fig = report_draw.panels_figure([("training images\n36 of 112 at 32 px", grid), ("Baseline\nseed 0", grid)],
+                                    title=title)  # fmt: skip
+    png = report_draw.render(fig)[".png"]
+    with Image.open(io.BytesIO(png)) as img:
+        width, height = img.size
+    label_h, title_h = report_draw._text_px("a\nb", 8)[1], report_draw._text_px(title, 10)[1]
+    assert height <= 412 + label_h + title_h + 3 * report_draw._PAD  # no empty band
+    assert width >= report_draw._text_px(title, 10)[0]  # the title fits, unwrapped
+    strip = report_draw.strip_figure(np.zeros((8, 32, 32, 3)), title="FastGAN on shapes, seed 0, step 1,000")
+    with Image.open(io.BytesIO(report_draw.render(strip)[".png"])) as img:
+        assert img.height < 96 + 80 and img.width > 8 * 96  # 32 px enlarged 3x
 
 
 def test_interpolation_is_a_slerp() -> None:

@@ -61,6 +61,28 @@ def finite_positive(value: Any) -> bool:
         return False
 
 
+_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "dict[str, Any]": dict}
+
+
+def _type_problem(name: str, hint: str, value: Any) -> str | None:
+    """Why ``value`` does not fit RunSpec field ``name`` annotated ``hint`` (spec.json is read back from disk)."""
+    optional = hint.endswith(" | None")
+    base = hint.removesuffix(" | None")
+    if value is None:
+        return None if optional else f"{name} must not be null"
+    if base.startswith("tuple[") and base[6:].split(",")[0] in _TYPES:
+        item = _TYPES[base[6:].split(",")[0]]
+        ok = isinstance(value, list | tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
+        return None if ok else f"{name} must be a list of {base[6:].split(',')[0]} values, got {value!r:.60}"
+    if base not in _TYPES:
+        return None  # a type this check does not know: the field's own checks apply
+    want = _TYPES[base]
+    ok = isinstance(value, want) and (base == "bool" or not isinstance(value, bool))
+    if ok and base == "dict[str, Any]":
+        ok = all(isinstance(k, str) for k in value)
+    return None if ok else f"{name} must be {base.split('[')[0]}{' or null' if optional else ''}, got {value!r:.60}"
+
+
 def _check_numbers(spec: RunSpec) -> None:
     """Every number that reaches the budget clock, a count or a seed: finite, in range (one-line BenchError)."""
     for name in _POSITIVE:
@@ -116,6 +138,9 @@ class RunSpec:
     cuda_graphs: bool = False  # the step as one CUDA graph (FastGAN family; capturable Adam: rounding differs)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if problem := _type_problem(f.name, str(f.type), getattr(self, f.name)):
+                raise BenchError(problem)
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "eval_fractions", tuple(float(f) for f in self.eval_fractions))

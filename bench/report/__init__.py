@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.figures import write_plots
-from bench.report.render import write_tables
-from bench.report.tables import SuiteLike, build_table
+from bench.report.figures import render_plots
+from bench.report.render import table_files
+from bench.report.tables import SuiteLike, build_tables
+from bench.results.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ def write_report(
     states: dict[str, str] | None = None,
     with_plots: bool = True,
 ) -> list[Path]:
-    """Write ``out_dir/tables/<suite>-<metric>.{tex,md,csv}`` and ``out_dir/plots/<suite>/*``.
+    """Write ``out_dir/tables/<suite>-<metric>.{tex,md,csv}`` (the suite's detector), one more such set per
+    other protocol the runs were scored with (``<suite>-<metric>-<detector>-<digest>``), and
+    ``out_dir/plots/<suite>/*``. Everything is built and rendered first, then written (each file atomically).
 
     Args:
         out: the results folder holding ``runs/`` (grids, snapshots, states); default ``out_dir``.
@@ -50,9 +53,13 @@ def write_report(
     """
     runs_root = Path(out if out is not None else out_dir)
     states = states if states is not None else read_states(suite, runs_root)
-    table = build_table(suite, df, selection=selection, metric=metric, states=states)
-    paths = write_tables(table, Path(out_dir) / "tables", standalone=standalone)
-    log.info("%s", table.summary)
+    tables = build_tables(suite, df, selection=selection, metric=metric, states=states)
+    files = {Path(out_dir) / "tables" / name: text.encode() for t in tables for name, text in table_files(
+        t, standalone=standalone).items()}  # fmt: skip
     if with_plots:
-        paths += write_plots(suite, df, table, Path(out_dir) / "plots" / suite.name, runs_root)
-    return paths
+        plots = Path(out_dir) / "plots" / suite.name
+        files |= {plots / name: data for name, data in render_plots(suite, df, tables, runs_root).items()}
+    for path, data in files.items():
+        atomic_write_bytes(path, data)
+    log.info("%s", tables[0].summary)
+    return list(files)

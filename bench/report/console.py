@@ -1,60 +1,82 @@
 """Terminal tables: the plan (cells with run ids, budgets and states: bench.report.budgets) and the
-best-FID summary, which names its protocol and flags models not clearly better than their untrained
-generator (step 0)."""
+best-FID summary, built as the report's table (:func:`bench.report.tables.build_tables`: one protocol,
+the suite's labels, the step-0 check's ‡, the digits its sample size supports)."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from pathlib import Path
 
+import pandas as pd
 from tabulate import tabulate
 
+from bench.errors import BenchError
 from bench.plan.suites import Cell, Suite
 from bench.report import gain
 from bench.report.budgets import budget_text
-from bench.report.tables import protocol_text, select_runs
-from bench.results.collect import collect
+from bench.report.tables import CellResult, ReportTable, build_tables, fmt_number
+from bench.results.collect import collect, unreadable_runs
 from bench.results.runs import cell_state
 
 
 def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
     """The expanded grid with run ids, budgets (with their conversion), states and progress, as a text table
-    (with the device of running cells when there are any)."""
+    (with the device and time left of running cells when there are any)."""
     ref = f"; budgets in hours of {suite.reference_gpu}" if suite.reference_gpu else ""
     return f"suite {suite.name} ({suite.path}): {len(cells)} cells{ref}\n" + budget_text(cells, out)
 
 
 def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:
-    """Markdown table of the best (lowest) FID per model × dataset over this suite's runs, within budget and
-    after step 0, with its protocol (detector, BatchNorm, generation batch) and the step-0 check's flags."""
+    """Markdown table of the best FID per row (the suite's labels) × dataset over these cells' runs, within
+    budget and after step 0, under the suite's own detector, with the protocol and the step-0 check's flags;
+    other detectors' numbers are only named (``report`` tabulates them)."""
     df = collect(out, suite.name)
-    ids = {c.spec.run_id for c in cells}
-    df = df[df["run_id"].isin(ids)] if len(df) else df
-    if "kind" not in df.columns or not (df["kind"] == "fid").any():
-        return "(no FID evaluations yet)"
-    fid = df[df["kind"] == "fid"]
-    metric = fid["metric"].iloc[0]
-    fid = fid[fid["metric"] == metric].assign(eval_point=fid.get("eval_point", math.nan))
-    best = select_runs(fid, metric, "fid", "best")
-    flat = gain.flat_runs(best, gain.step0_of(best, fid, metric), "fid")
-    table = best.groupby(["model", "dataset"])["value"].mean().unstack("dataset").astype(object).map(_fmt_value)
-    for model, dataset in {(best.loc[r, "model"], best.loc[r, "dataset"]) for r in flat}:
-        table.loc[model, dataset] += f" {gain.MARK}"  # some seed not clearly better than its untrained generator
-    for c in cells:  # a diverged run shows as such, never as its last number
-        if cell_state(out, c)["status"] == "diverged":
-            table.loc[c.spec.model, c.spec.dataset] = "diverged"
-    order = list(dict.fromkeys(c.spec.model for c in cells))
-    table = table.reindex([m for m in order if m in table.index]).fillna("--")
-    notes = [f"protocol: {protocol_text(fid, metric)}"]
-    if "detector_standard" in fid.columns and not fid["detector_standard"].astype(bool).all():
-        names = ", ".join(sorted(set(fid["detector"])))
-        notes.append(f"non-standard detector ({names}): not comparable to published FID")
-    notes += [gain.LEGEND] if flat else []
-    body = tabulate(table, headers="keys", tablefmt="github")
-    return f"best {metric} within budget (mean over seeds)\n\n{body}\n\n" + "\n".join(notes)
+    mine = dataclasses.replace(suite, cells=cells, datasets=[d for d in suite.datasets if any(
+        c.spec.dataset == d for c in cells)])  # fmt: skip
+    states = {c.spec.run_id: cell_state(out, c)["status"] for c in cells}
+    fid = df[df["kind"] == "fid"] if "kind" in df.columns else df.iloc[:0]
+    fid = fid[fid["run_id"].isin(states)]
+    if fid.empty:
+        return "(no FID evaluations yet)" + _unreadable_lines(df, states)
+    metric = next((m for m in dict.fromkeys(p for c in cells for p in c.spec.protocols) if m in set(fid["metric"])),
+                  str(fid["metric"].iloc[0]))  # fmt: skip
+    try:
+        tables = build_tables(mine, df, metric=metric, states=states)
+    except BenchError as exc:
+        return f"({exc})"
+    text = _text(tables[0])
+    others = [f"{t.key.detector_name} ({t.stem})" for t in tables[1:]]
+    if others:
+        text += f"\nalso scored with: {', '.join(others)}; `report` writes each its own table"
+    return text + _unreadable_lines(df, states)
 
 
-def _fmt_value(v: object) -> str:
-    if isinstance(v, str):
-        return v
-    return "--" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+def _text(table: ReportTable) -> str:
+    """The table as terminal Markdown: its notes' protocol, the non-standard warning and the ‡ legend."""
+    head = ["model", *table.datasets]
+    body = []
+    for row in table.rows:
+        label = f"{row.label} ({row.group})" if row.group else row.label
+        body.append([label, *(_cell(c, table) for c in row.cells)])
+    seeds = "mean over seeds" if table.seeds > 1 else "one seed"
+    body_text = tabulate(body, head, tablefmt="github", disable_numparse=True)
+    lines = [f"best {table.metric} within budget ({seeds})", "", body_text, "", f"protocol: {table.protocol}"]
+    if table.nonstandard_detectors:
+        lines.append(
+            f"non-standard detector ({', '.join(table.nonstandard_detectors)}): not comparable to published FID"
+        )
+    return "\n".join(lines + ([gain.LEGEND] if table.any_flat else []))
+
+
+def _cell(cell: CellResult, table: ReportTable) -> str:
+    if cell.status == "absent":
+        return "--"
+    if cell.status != "done":
+        return {"pending": "--", "mixed": "mixed protocol"}.get(cell.status, cell.status)
+    value = fmt_number(cell.mean, table.kind, table.digits)
+    return value + (f" {gain.MARK}" if cell.flat else "")
+
+
+def _unreadable_lines(df: pd.DataFrame, states: dict[str, str]) -> str:
+    bad = {r: why for r, why in unreadable_runs(df).items() if r in states}
+    return "".join(f"\nunreadable: {why}" for why in bad.values())

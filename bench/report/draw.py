@@ -1,16 +1,18 @@
-"""Matplotlib figures for the report, saved as PNG and PDF: curves, image panels, latent strips.
+"""Matplotlib figures for the report, rendered to PNG and PDF bytes: curves, image panels, latent strips.
 
 :mod:`bench.report` prepares the data and writes every title and label; this module draws (and
-walks the latent space for interpolation strips). Figures are built on
-:class:`matplotlib.figure.Figure` directly (Agg canvas for PNG), so no global pyplot state or
-interactive backend is touched.
+walks the latent space for interpolation strips). Image figures are laid out in pixels around their
+images, so no band is left empty and every title fits its figure (titles are measured, never
+wrapped); small images are enlarged by a whole factor with nearest-neighbour sampling (a 32 px
+face stays sharp), large ones reduced with antialiasing. Curves mark the measured points only.
+Figures are built on :class:`matplotlib.figure.Figure` directly (Agg canvas), so no global pyplot
+state or interactive backend is touched.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 from PIL import Image
 
 STRIP_STEPS = 8  # images in a latent interpolation strip
-_PANEL_SIDE = 768  # px: sample grids are downscaled to at most this before drawing
+DPI = 110  # of the PNGs
+PANEL_SIDE = 420  # px: a panel's image is scaled (by a whole factor when enlarged) to about this side
+STRIP_SIDE = 112  # px: each image of an interpolation strip, about
+_PAD = 14  # px between and around panels
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 class Generator(Protocol):
@@ -36,35 +44,45 @@ class Generator(Protocol):
 
 @dataclass(frozen=True)
 class Curve:
-    """One line of a metric-over-time plot."""
+    """One row's measured points on a metric-over-training plot (``err``: spread over seeds, or None)."""
 
     label: str
     x: Sequence[float]
     y: Sequence[float]
+    err: Sequence[float] | None = None
 
 
-def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem``.png and ``stem``.pdf (no creation date: same input, same bytes)."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    png, pdf = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"
-    fig.savefig(png, dpi=110, metadata={"Software": None})
-    fig.savefig(pdf, metadata={"CreationDate": None})
-    return [png, pdf]
+def render(fig: Figure) -> dict[str, bytes]:
+    """'.png' and '.pdf' bytes of ``fig`` (no creation date: same input, same bytes)."""
+    out = {}
+    for suffix, meta in ((".png", {"Software": None}), (".pdf", {"CreationDate": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=suffix[1:], dpi=DPI, metadata=meta)
+        out[suffix] = buf.getvalue()
+    return out
 
 
-def curves_figure(
-    curves: Sequence[Curve], budgets: Sequence[tuple[float, str]], *, title: str, xlabel: str, ylabel: str
-) -> Figure:
-    """One line per curve (markers at evaluations) and a dashed vertical line per budget."""
-    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+def _text_px(text: str, size: float) -> tuple[float, float]:
+    """(width, height) in px of ``text`` (lines) at ``size`` points."""
+    lines = text.split("\n")
+    widths = [TextToPath().get_text_width_height_descent(ln, FontProperties(size=size), ismath=False)[0]
+              for ln in lines]  # fmt: skip
+    return max(widths) * DPI / 72, len(lines) * size * 1.35 * DPI / 72
+
+
+def curves_figure(curves: Sequence[Curve], *, title: str, note: str, xlabel: str, ylabel: str) -> Figure:
+    """Markers at the measured points of each curve (error bars: spread over seeds), joined by a faint
+    dotted line that only groups them; ``note``: one small line under the title."""
+    fig = Figure(figsize=(7.0, 4.4), layout="constrained")
     ax = fig.add_subplot()
-    for curve in curves:
-        ax.plot(curve.x, curve.y, marker="o", label=curve.label)
-    for (x, text), style in zip(budgets, itertools.cycle(("--", ":", "-.")), strict=False):
-        ax.axvline(x, color="0.25", linestyle=style, linewidth=1.2, label=text)
-    right = max([x for curve in curves for x in curve.x] + [x for x, _ in budgets] + [1e-9])
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1.06 * right))  # time starts at 0
-    ax.title.set_fontsize(10)
+    for curve, marker in zip(curves, itertools.cycle(_MARKERS), strict=False):
+        (line,) = ax.plot(curve.x, curve.y, linestyle=":", linewidth=0.8, alpha=0.45)
+        ax.errorbar(curve.x, curve.y, yerr=curve.err, fmt=marker, color=line.get_color(), markersize=6,
+                    capsize=3, label=curve.label)  # fmt: skip
+    ax.set_xlim(left=0)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(note, fontsize=8, color="0.3")
+    fig.suptitle(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -81,30 +99,52 @@ def grid_png(images: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def _load_image(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        img.thumbnail((_PANEL_SIDE, _PANEL_SIDE))
-        return np.asarray(img)
+def scaled(image: np.ndarray, side: int) -> np.ndarray:
+    """(H, W, 3) image at about ``side`` px: enlarged by a whole factor (nearest neighbour) or reduced
+    (antialiased), never stretched by a fraction."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        k = max(1, side // max(h, w))
+        return image.repeat(k, axis=0).repeat(k, axis=1)
+    img = Image.fromarray(image)
+    img.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return np.asarray(img)
 
 
-def panels_figure(panels: Sequence[tuple[str, Path | None]], *, title: str) -> Figure:
-    """Images side by side, each with its title; a panel without an image says so."""
-    cols = min(len(panels), 5)
-    rows = -(-len(panels) // cols)
-    width, height = max(3.4 * cols, 6.0), 3.8 * rows + 0.7
-    fig = Figure(figsize=(width, height))
-    margins = {"left": 0.02, "right": 0.98, "bottom": 0.02, "top": 1 - 1.1 / height}
-    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=margins | {"hspace": 0.3}).ravel()
-    for ax, (label, path) in zip(axes, panels, strict=False):
-        if path is None:
-            ax.text(0.5, 0.5, "no sample grid", ha="center", va="center", transform=ax.transAxes)
-        else:
-            ax.imshow(_load_image(path))
-        ax.set_title(label, fontsize=8)
-    for ax in axes:
+def load_image(source: Path | bytes) -> np.ndarray:
+    """An image file (or its bytes) as (H, W, 3) uint8."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def panels_figure(panels: Sequence[tuple[str, np.ndarray | None]], *, title: str, cols: int = 5) -> Figure:
+    """Images (uint8 (H, W, 3), scaled by :func:`scaled`) side by side, each under its title; a panel
+    without an image says so. The figure is as large as its images and titles, no larger."""
+    shown = [(label, None if img is None else scaled(img, PANEL_SIDE)) for label, img in panels]
+    side = max([max(img.shape[:2]) for _, img in shown if img is not None] + [120])
+    cols = min(len(shown), cols)
+    rows = -(-len(shown) // cols)
+    label_h = max(_text_px(label, 8)[1] for label, _ in shown)
+    cell_w = max([side] + [_text_px(label, 8)[0] for label, _ in shown]) + _PAD
+    title_w, title_h = _text_px(title, 10)
+    width = max(cols * cell_w + _PAD, title_w + 2 * _PAD)
+    height = _PAD + title_h + rows * (label_h + side + _PAD) + _PAD / 2
+    fig = Figure(figsize=(width / DPI, height / DPI))
+    fig.text(0.5, 1 - _PAD / height, title, ha="center", va="top", fontsize=10)
+    left0 = (width - cols * cell_w) / 2 + _PAD / 2
+    for i, (label, img) in enumerate(shown):
+        r, c = divmod(i, cols)
+        top = _PAD + title_h + r * (label_h + side + _PAD) + _PAD / 2
+        x = left0 + c * cell_w + (cell_w - _PAD - side) / 2
+        ax = fig.add_axes((x / width, 1 - (top + label_h + side) / height, side / width, side / height))
         ax.set_axis_off()
-    fig.suptitle(textwrap.fill(title, width=int(width * 11)), fontsize=10)
+        if img is None:
+            ax.text(0.5, 0.5, "no sample grid", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        else:
+            ax.imshow(img, interpolation="nearest", extent=(0, img.shape[1], img.shape[0], 0))
+            ax.set_xlim(-(side - img.shape[1]) / 2, img.shape[1] + (side - img.shape[1]) / 2)
+            ax.set_ylim(img.shape[0] + (side - img.shape[0]) / 2, -(side - img.shape[0]) / 2)
+        fig.text((x + side / 2) / width, 1 - top / height, label, ha="center", va="top", fontsize=8)
     return fig
 
 
@@ -131,18 +171,25 @@ def interpolation_images(model: Generator, *, seed: int = 0, steps: int = STRIP_
 
 
 def strip_figure(images: np.ndarray, *, title: str) -> Figure:
-    """Images (N, H, W, 3) in one row, each labelled with its interpolation fraction."""
-    n, h, w, _ = images.shape
-    gap = np.ones((h, max(w // 16, 1), 3))
-    row = np.concatenate([part for img in images for part in (img, gap)][:-1], axis=1)
-    fig = Figure(figsize=(1.6 * n, 2.3))
-    ax = fig.add_axes((0.01, 0.14, 0.98, 0.66))
-    ax.imshow(row)
-    ax.set_xticks([(i + 0.5) * w + i * gap.shape[1] for i in range(n)])
-    ax.set_xticklabels([f"t = {i / max(n - 1, 1):.2f}" for i in range(n)], fontsize=8)
+    """Images (N, H, W, 3) in [0, 1] in one row (enlarged by a whole factor, nearest neighbour), each
+    labelled with its interpolation fraction; the figure as large as the strip and its title."""
+    tiles = [scaled((img * 255).round().astype(np.uint8), STRIP_SIDE) for img in images]
+    h, w = tiles[0].shape[:2]
+    gap = max(w // 16, 2)
+    row = np.concatenate([part for t in tiles for part in (t, np.full((h, gap, 3), 255, np.uint8))][:-1], axis=1)
+    title_w, title_h = _text_px(title, 9)
+    tick_h = _text_px("t = 1.00", 8)[1] + 4
+    width = max(row.shape[1], title_w) + 2 * _PAD
+    height = _PAD + title_h + h + tick_h + _PAD / 2
+    fig = Figure(figsize=(width / DPI, height / DPI))
+    fig.text(0.5, 1 - _PAD / height, title, ha="center", va="top", fontsize=9)
+    left = (width - row.shape[1]) / 2
+    ax = fig.add_axes((left / width, 1 - (_PAD + title_h + h) / height, row.shape[1] / width, h / height))
+    ax.imshow(row, interpolation="nearest")
+    ax.set_xticks([(i + 0.5) * w + i * gap - 0.5 for i in range(len(tiles))])
+    ax.set_xticklabels([f"t = {i / max(len(tiles) - 1, 1):.2f}" for i in range(len(tiles))], fontsize=8)
     ax.set_yticks([])
-    ax.tick_params(length=0)
+    ax.tick_params(length=0, pad=2)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle(textwrap.fill(title, width=int(1.6 * n * 12)), fontsize=9)
     return fig

@@ -1,11 +1,17 @@
-"""The report's figures: metric over training time, side-by-side samples and per-run sample grids
-with latent interpolation strips (data and titles here; drawing in :mod:`bench.report.draw`).
+"""The report's figures: metric over training, side-by-side samples and per-run sample grids with latent
+interpolation strips (data and titles here; drawing in :mod:`bench.report.draw`).
+
+Every curve plots the numbers of one table's protocol (:class:`bench.report.selection.ProtocolKey`)
+against one shared quantity of training, :data:`X_AXIS` (the one place to change it), with a marker
+at each measured point, step 0 included. Figures are rendered to bytes first; :func:`write_plots`'
+caller writes them once everything is rendered.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,24 +20,32 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.report import draw
-from bench.report.render import legend
+from bench.report.selection import mixed_runs, select_runs
 from bench.report.tables import (
     CellLike,
     ReportTable,
     SuiteLike,
     fmt_number,
     metric_name,
-    nonstandard_detectors,
     row_cells,
     row_keys,
-    select_runs,
     suite_rows,
 )
-from bench.results.io import atomic_write_bytes
 from bench.results.runs import RunPaths
 
 log = logging.getLogger(__name__)
 PROGRESS_DELAY_S = 3.0  # a bar only when the figures take longer
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The training quantity curves are drawn against: a column of the result rows and its label."""
+
+    column: str
+    label: str
+
+
+X_AXIS = Axis("kimg", "real images shown to the discriminator (thousands)")  # the same scale for every run
 
 
 def load_generator(run_dir: Path, snapshot: str) -> draw.Generator:
@@ -45,82 +59,67 @@ def _row_name(key: tuple[str, str]) -> str:
     return f"{key[1]} ({key[0]})" if key[0] else key[1]
 
 
-def _nonstandard_note(rows: pd.DataFrame) -> str:
-    bad = nonstandard_detectors(rows)
-    return f"\n[{legend(bad)}]" if bad else ""
-
-
-def _budget_lines(suite: SuiteLike, dataset: str) -> list[tuple[float, str]]:
-    specs = [c.spec for c in suite.cells if c.spec.dataset == dataset and c.spec.budget_hours is not None]
-    budgets = sorted({(s.budget_hours, s.budget_scale) for s in specs})
-    return [(h * k, f"budget {h:g} ref. GPU-h" + (f" × scale {k:g}" if k != 1 else "")) for h, k in budgets]
-
-
-def _time_axis(suite: SuiteLike, dataset: str) -> bool:
-    """Every cell on ``dataset`` has a time budget and no iteration cap: plot over reference
-    GPU-hours; else over the fraction of each run's budget reached (an iteration cap ends runs of
-    different models at different times, and may end them before their time budget)."""
-    cells = [c for c in suite.cells if c.spec.dataset == dataset]
-    return all(c.spec.budget_seconds is not None and c.spec.max_iters is None for c in cells)
-
-
-def _positions(sub: pd.DataFrame, hours: bool) -> pd.Series:
-    """Each evaluation where it really happened: reference GPU-hours, or the budget fraction reached
-    (``budget_fraction``; rows written before it was recorded: their nominal ``eval_point``)."""
-    if hours:
-        return sub["ref_gpu_hours"]
-    reached = sub["budget_fraction"] if "budget_fraction" in sub.columns else pd.Series(float("nan"), sub.index)
-    return reached.fillna(sub["eval_point"])
-
-
-def _plot_over_time(
-    suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset: str, out_dir: Path
-) -> list[Path]:
-    curves, used, hours = [], [], _time_axis(suite, dataset)
-    for key in row_keys(suite):
-        ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
-        sub = rows[rows["run_id"].isin(ids)]
-        if sub.empty:
-            continue
-        sub = sub.assign(x=_positions(sub, hours))
-        mean = sub.groupby("eval_point")[["x", "value"]].mean().sort_index()
-        scale = 1e3 if table.kind == "kid" else 1.0
-        curves.append(draw.Curve(_row_name(key), mean["x"].tolist(), (mean["value"] * scale).tolist()))
-        used.append(sub)
-    if not curves:
-        return []
-    name = metric_name(table.metric, table.kind) + (" ×10³" if table.kind == "kid" else "")
-    title = f"{suite.name}: {name} ({table.metric}) over training on {dataset}, mean over seeds"
-    fig = draw.curves_figure(
-        curves,
-        _budget_lines(suite, dataset) if hours else [(1.0, "end of budget")],
-        title=title + _nonstandard_note(pd.concat(used)),
-        xlabel="training time (reference GPU-hours)" if hours else "fraction of the run's training budget reached",
-        ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
-    )
-    return draw.save(fig, out_dir / f"{table.metric}_over_time_{_slug(dataset)}")
-
-
-def _panel(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) -> tuple[str, Path | None]:
-    """(title, grid path or None) of one run's selected evaluation."""
-    grid = row.get("grid")
-    path = RunPaths.of(runs_root, cell.spec).root / grid if isinstance(grid, str) else None
-    value = fmt_number(float(row["value"]), table.kind)
-    reached = row.get("budget_fraction")
-    reached = reached if pd.notna(reached) else row.get("eval_point")
-    where = f"step {int(row['step'])}" if pd.notna(row.get("step")) else "eval"
-    where += f" ({float(reached):.0%} of budget)" if pd.notna(reached) else ""
-    title = f"{_row_name((cell.group, cell.label))}\nseed {cell.spec.seed}: {table.metric} {value} at {where}"
-    return title, path if path is not None and path.is_file() else None
-
-
 def _slug(name: str) -> str:
     """A dataset name as part of a file name (``folder:/data/x`` -> ``folder_data_x``)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _real_panel(suite: SuiteLike, dataset: str, out_dir: Path, runs_root: Path) -> list[tuple[str, Path | None]]:
-    """A grid of training images (a fixed draw, as many as a sample grid) to put beside the generated ones."""
+def _display(table: ReportTable) -> tuple[str, float]:
+    """The metric's display name (KID x10³) and the factor its values are shown with."""
+    kid = table.kind == "kid"
+    return metric_name(table.metric, table.kind) + (" ×10³" if kid else ""), 1e3 if kid else 1.0
+
+
+def _curve(label: str, sub: pd.DataFrame, scale: float) -> draw.Curve | None:
+    """A row's measured points (mean over seeds at each evaluation, the spread as error bars)."""
+    sub = sub[sub[X_AXIS.column].notna()] if X_AXIS.column in sub.columns else sub.iloc[:0]
+    if sub.empty:
+        return None
+    by = sub.groupby("eval_point", dropna=False)
+    mean, spread = by[[X_AXIS.column, "value"]].mean().sort_values(X_AXIS.column), by["value"].std()
+    err = (spread.reindex(mean.index).fillna(0.0) * scale).tolist() if by.size().max() > 1 else None
+    return draw.Curve(label, mean[X_AXIS.column].tolist(), (mean["value"] * scale).tolist(), err)
+
+
+def _over_time(suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset: str) -> dict[str, bytes]:
+    """``<metric>_over_time_<dataset>[-<protocol>]``: each row's measured points, step 0 included."""
+    name, scale = _display(table)
+    curves = []
+    for key in row_keys(suite):
+        ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
+        if (curve := _curve(_row_name(key), rows[rows["run_id"].isin(ids)], scale)) is not None:
+            curves.append(curve)
+    if not curves:
+        log.warning("%s: no evaluation of %s records %s; no curve over training", dataset, table.metric, X_AXIS.column)
+        return {}
+    seeds = "one seed" if table.seeds <= 1 else f"mean ± std over {table.seeds} seeds"
+    note = f"{table.metric} with {table.key.detector_name}; {seeds}; markers: evaluations (step 0 included)"
+    note += "; non-standard detector: ranks these rows only" if table.nonstandard_detectors else ""
+    fig = draw.curves_figure(
+        curves, title=f"{suite.name}: {name} over training on {dataset}", note=note, xlabel=X_AXIS.label,
+        ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
+    )  # fmt: skip
+    stem = f"{table.metric}_over_time_{_slug(dataset)}" + ("" if table.main else f"-{table.key.slug}")
+    return {stem + suffix: data for suffix, data in draw.render(fig).items()}
+
+
+def _panel(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) -> tuple[str, Path | None]:
+    """(label, grid path or None) of one run's selected evaluation."""
+    grid = row.get("grid")
+    path = RunPaths.of(runs_root, cell.spec).root / grid if isinstance(grid, str) else None
+    value = fmt_number(float(row["value"]), table.kind, table.digits)
+    where = f"step {int(row['step']):,}" if pd.notna(row.get("step")) else "its evaluation"
+    label = f"seed {cell.spec.seed}: {metric_name(table.metric, table.kind)} {value} at {where}"
+    return label, path if path is not None and path.is_file() else None
+
+
+def _image(path: Path | None) -> object:
+    return None if path is None else draw.load_image(path)
+
+
+def _real_panel(suite: SuiteLike, dataset: str, runs_root: Path) -> tuple[list[tuple[str, object]], dict[str, bytes]]:
+    """A grid of training images (a fixed draw, as many as a sample grid) to put beside the generated ones
+    (none when the dataset cannot be loaded here)."""
     from bench.data.catalog import load_dataset
     from bench.results.runs import cache_dirs
 
@@ -129,69 +128,78 @@ def _real_panel(suite: SuiteLike, dataset: str, out_dir: Path, runs_root: Path) 
         images = load_dataset(dataset, spec.resolution, cache_dir=cache_dirs(runs_root)[0]).images
     except BenchError as exc:
         log.warning("%s: no panel of training images: %s", dataset, exc)
-        return []
+        return [], {}
     n = min(spec.grid_size, len(images))
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
-    path = out_dir / f"real_{_slug(dataset)}.png"
-    atomic_write_bytes(path, draw.grid_png(images[pick]))
-    return [(f"training images ({dataset})\n{n} of {len(images)} at {spec.resolution} px", path)]
+    png = draw.grid_png(images[pick])
+    label = f"training images\n{n} of {len(images)} at {spec.resolution} px"
+    return [(label, draw.load_image(png))], {f"real_{_slug(dataset)}.png": png}
 
 
-def _plot_samples(
-    suite: SuiteLike, selected: pd.DataFrame, table: ReportTable, dataset: str, out_dir: Path, runs_root: Path
-) -> list[Path]:
+def _samples(
+    suite: SuiteLike, selected: pd.DataFrame, table: ReportTable, dataset: str, runs_root: Path
+) -> dict[str, bytes]:
+    """``samples_<dataset>``: training images beside each row's selected grid (lowest seed)."""
     panels = []
     for key in row_keys(suite):
         cell = next((c for c in row_cells(suite, key, dataset) if c.spec.run_id in selected.index), None)
         if cell is not None:
-            panels.append(_panel(cell, selected.loc[cell.spec.run_id], table, runs_root))
-    if not any(path for _, path in panels):
+            label, path = _panel(cell, selected.loc[cell.spec.run_id], table, runs_root)
+            panels.append((f"{_row_name(key)}\n{label}", _image(path)))
+    if not any(img is not None for _, img in panels):
         log.warning("%s: no sample grids for %s yet; side-by-side figure skipped", suite.name, dataset)
-        return []
-    panels = _real_panel(suite, dataset, out_dir, runs_root) + panels
-    title = f"{suite.name}: training images and samples on {dataset}, each model's {table.selection} evaluation"
-    return draw.save(draw.panels_figure(panels, title=title + " (lowest seed)"), out_dir / f"samples_{_slug(dataset)}")
+        return {}
+    real, files = _real_panel(suite, dataset, runs_root)
+    title = f"{suite.name} on {dataset}: training images and each model's {table.selection} evaluation (lowest seed)"
+    fig = draw.panels_figure([*real, *panels], title=title)
+    return files | {f"samples_{_slug(dataset)}{suffix}": data for suffix, data in draw.render(fig).items()}
 
 
-def _plot_run(cell: CellLike, row: pd.Series, table: ReportTable, out_dir: Path, runs_root: Path) -> list[Path]:
+def _run_figures(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) -> dict[str, bytes]:
     """The run's sample grid and latent interpolation strip at its selected evaluation."""
-    spec, paths, name = cell.spec, [], _row_name((cell.group, cell.label))
-    panel = _panel(cell, row, table, runs_root)
-    if panel[1] is not None:
-        title = f"{name} on {spec.dataset}, seed {spec.seed}: samples ({spec.run_id})"
-        paths += draw.save(draw.panels_figure([panel], title=title), out_dir / f"samples_{spec.run_id}")
-    run_dir = RunPaths.of(runs_root, spec).root
-    snapshot = row.get("snapshot")
+    spec, files, name = cell.spec, {}, _row_name((cell.group, cell.label))
+    label, path = _panel(cell, row, table, runs_root)
+    who = f"{name} on {spec.dataset}"
+    if path is not None:
+        fig = draw.panels_figure([(label, draw.load_image(path))], title=who)
+        files |= {f"samples_{spec.run_id}{suffix}": data for suffix, data in draw.render(fig).items()}
+    run_dir, snapshot = RunPaths.of(runs_root, spec).root, row.get("snapshot")
     if not isinstance(snapshot, str) or not (run_dir / snapshot).is_file():
         log.warning("%s: no snapshot at its %s evaluation; interpolation strip skipped", spec.run_id, table.selection)
-        return paths
+        return files
     try:
         model = load_generator(run_dir, snapshot)
     except BenchError as exc:
         log.warning("%s: interpolation strip skipped: %s", spec.run_id, exc)
-        return paths
-    title = (
-        "Latent interpolation (slerp between two z of seed 0, EMA generator): "
-        f"{name} on {spec.dataset}, seed {spec.seed}, {snapshot}"
-    )
+        return files
+    where = f"step {int(row['step']):,}" if pd.notna(row.get("step")) else "its selected evaluation"
+    title = f"{who}, seed {spec.seed}, {where}: slerp between two latents (seed 0), EMA generator"
     strip = draw.strip_figure(draw.interpolation_images(model), title=title)
-    return paths + draw.save(strip, out_dir / f"interp_{spec.run_id}")
+    return files | {f"interp_{spec.run_id}{suffix}": data for suffix, data in draw.render(strip).items()}
 
 
-def write_plots(suite: SuiteLike, df: pd.DataFrame, table: ReportTable, out_dir: Path, runs_root: Path) -> list[Path]:
-    """Metric over time per dataset, side-by-side samples per dataset, and per run grid + strip."""
+def render_plots(suite: SuiteLike, df: pd.DataFrame, tables: list[ReportTable], runs_root: Path) -> dict[str, bytes]:
+    """File name -> bytes: each table's metric over training per dataset; for the first table (the suite's
+    own detector's), samples side by side per dataset and each selected run's grid and strip."""
     rows = suite_rows(suite, df)
-    rows = rows[rows["metric"] == table.metric]
-    selected = select_runs(rows, table.metric, table.kind, table.selection)
+    first = tables[0]
+    mine = first.key.rows(rows)
+    selected = select_runs(mine, first.kind, first.selection)
     runs = [cell for cell in suite.cells if cell.spec.run_id in selected.index]
-    paths = []
-    with tqdm(total=2 * len(table.datasets) + len(runs), desc=f"report {suite.name}: figures", unit="fig",
-              delay=PROGRESS_DELAY_S, dynamic_ncols=True) as bar:  # fmt: skip
-        for dataset in table.datasets:
-            paths += _plot_over_time(suite, rows, table, dataset, out_dir)
-            paths += _plot_samples(suite, selected, table, dataset, out_dir, runs_root)
-            bar.update(2)
-        for cell in runs:
-            paths += _plot_run(cell, selected.loc[cell.spec.run_id], table, out_dir, runs_root)
+    files: dict[str, bytes] = {}
+    total = len(tables) * len(first.datasets) + len(first.datasets) + len(runs)
+    with tqdm(total=total, desc=f"report {suite.name}: figures", unit="fig", delay=PROGRESS_DELAY_S,
+              dynamic_ncols=True) as bar:  # fmt: skip
+        for table in tables:
+            protocol_rows = table.key.rows(rows)
+            protocol_rows = protocol_rows[~protocol_rows["run_id"].isin(mixed_runs(protocol_rows))]
+            for dataset in table.datasets:
+                files |= _over_time(suite, protocol_rows, table, dataset)
+                bar.update(1)
+        for dataset in first.datasets:
+            files |= _samples(suite, selected, first, dataset, runs_root)
             bar.update(1)
-    return paths
+        for cell in runs:
+            files |= _run_figures(cell, selected.loc[cell.spec.run_id], first, runs_root)
+            bar.update(1)
+    return files

@@ -34,23 +34,18 @@ def is_step0(points: pd.Series) -> pd.Series:
     return points.fillna(-1.0).abs() < 1e-12
 
 
-def step0_of(selected: pd.DataFrame, rows: pd.DataFrame, metric: str) -> dict[str, float]:
-    """run_id (the index of ``selected``) -> its step-0 value of ``metric`` under the detector of its
-    selected row; runs without one (evaluated before this check existed, imported) are left out."""
+def step0_of(selected: pd.DataFrame, rows: pd.DataFrame) -> dict[str, float]:
+    """run_id (the index of ``selected``) -> its step-0 value among ``rows``, the rows of the selected rows'
+    protocol (:class:`bench.report.selection.ProtocolKey`); runs without one (evaluated before this check
+    existed, imported) are left out."""
     if "eval_point" not in rows.columns:
         return {}
-    mine = rows[(rows["metric"] == metric) & is_step0(rows["eval_point"]) & rows["value"].notna()]
-    found = zip(mine["run_id"], _detectors(mine), mine["value"], strict=True)
-    start = {(str(r), str(d)): float(v) for r, d, v in found}
-    keys = zip(selected.index.astype(str), _detectors(selected).astype(str), strict=True)
-    return {run: start[(run, det)] for run, det in keys if (run, det) in start}
+    mine = rows[is_step0(rows["eval_point"]) & rows["value"].notna()]
+    start = {str(r): float(v) for r, v in zip(mine["run_id"], mine["value"], strict=True)}
+    return {run: start[run] for run in selected.index.astype(str) if run in start}
 
 
 def flat_runs(selected: pd.DataFrame, starts: dict[str, float], kind: str) -> set[str]:
     """Run ids whose selected value is not clearly better than their step-0 value (``starts``)."""
     values = dict(zip(selected.index.astype(str), selected["value"], strict=True))
     return {run for run, start in starts.items() if not clearly_better(float(values[run]), start, kind)}
-
-
-def _detectors(rows: pd.DataFrame) -> pd.Series:
-    return rows["detector"] if "detector" in rows.columns else pd.Series("", index=rows.index)

@@ -1,9 +1,11 @@
-"""A :class:`~bench.report.tables.ReportTable` as LaTeX (booktabs), Markdown and CSV. Every
-number carries its selection rule and protocol (detector, BatchNorm mode and statistics, generation
-batch) in the caption, which also says which evaluation each published number came from; numbers
-from a non-standard detector carry a dagger, and numbers not clearly better than their run's
-untrained generator (:mod:`bench.report.gain`) a double dagger, in every format; a table whose
-cells trained on different device types says so, naming them.
+"""A :class:`~bench.report.tables.ReportTable` as LaTeX (booktabs), Markdown and CSV.
+
+The caption says what is measured, the selection rule and the budget in about 40 words; the notes
+under the table give the whole protocol in one line (detector with its weights' sha256, BatchNorm
+mode and statistics, generation batch), the rule behind the printed digits, one warning when the
+detector is non-standard, the ‡ legend of the step-0 check (numbers not clearly better than their
+run's untrained generator: :mod:`bench.report.gain`), which evaluation each published number came
+from, and which device types the cells trained on when they differ.
 """
 
 from __future__ import annotations
@@ -18,21 +20,28 @@ from tabulate import tabulate
 
 from bench.report import gain
 from bench.report.paper import PaperRow, PaperSource, PaperTable
-from bench.report.tables import SELECTION_RULES, CellResult, ReportTable, fmt_delta, fmt_number, metric_name
+from bench.report.tables import (
+    DIGITS_RULE,
+    CellResult,
+    ReportTable,
+    fmt_delta,
+    fmt_number,
+    metric_name,
+)
 from bench.results.io import atomic_write_text
 
 UNALIGNED_TITLE = "paper (unaligned; column alignment unknown)"
+_RULES = {"best": "best evaluation within the budget (the paper's rule)", "last": "last evaluation within the budget"}
 
 
 @dataclass(frozen=True)
 class Shown:
-    """One printed cell: plain text, or a number with an optional ± part, bold and † marks."""
+    """One printed cell: plain text, or a number with an optional ± part, bold and ‡ marks."""
 
     text: str
     std: str | None = None
     number: bool = False
     bold: bool = False
-    dagger: bool = False
     flat: bool = False  # not clearly better than step 0 (‡)
 
 
@@ -47,59 +56,77 @@ class Line:
     rule: str = ""  # before the row: 'midrule', 'space' or ''
 
 
-def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
-    """The caption as (sentence, bold) pieces: measure, rule, protocol, comparison and markers."""
-    name = metric_name(table.metric, table.kind)
-    unit = " ×10³" if table.kind == "kid" else ""
-    rule = SELECTION_RULES[table.selection].format(name=name)
-    better = "lower" if table.lower_is_better else "higher"
-    bold = f"Bold: best per column ({better} is better)"
-    bold += " among the values that pass the step-0 check" if table.any_flat else ""
+def caption(table: ReportTable) -> str:
+    """What is measured, the selection rule and the budget (about 40 words)."""
+    name = metric_name(table.metric, table.kind) + (" ×10³" if table.kind == "kid" else "")
+    images = f"{table.num_gen:,} generated images" if table.num_gen else "generated images"
+    seeds = "one seed" if table.seeds <= 1 else f"mean ± std over {table.seeds} seeds"
+    better = "Lower" if table.lower_is_better else "Higher"
+    return (
+        f"{table.suite}: {name} ({table.metric} with {table.key.detector_name}, {images} against each training "
+        f"set), {_RULES[table.selection]}; {table.budget}; {seeds}. {better} is better; bold: best per column."
+    )
+
+
+def digits_note(table: ReportTable) -> str:
+    """The rule behind the printed decimals."""
+    n = f"{table.num_gen:,} generated images" if table.num_gen else "The generated images"
+    places = {0: "no decimals", 1: "one decimal"}.get(table.digits, f"{table.digits} decimals")
+    return f"Digits: {n} support {places} ({DIGITS_RULE[table.kind]})."
+
+
+def notes(table: ReportTable) -> list[tuple[str, str]]:
+    """The lines under the table as (bold lead, text): protocol, digits, warnings, legends, sources."""
+    out = [("Protocol:", f"{table.protocol}."), ("", digits_note(table))]
     if table.nonstandard_detectors:
-        bold += f"; a ranking under the non-standard detector {', '.join(table.nonstandard_detectors)}"
-    parts = [
-        (f"{table.suite}: {name}{unit}, mean ± std over seeds (one seed: its value); {rule}.", False),
-        (f"Protocol: {table.protocol}.", False),
-        (f"{bold}.", False),
-        *_paper_parts(table),
-    ]
+        out.append(("Non-standard detector", nonstandard_warning(table)))
     if table.any_flat:
-        parts.append((f"{gain.LEGEND}.", False))
-    if table.nonstandard_detectors:
-        parts.append(("Non-standard detector: not comparable to published numbers.", True))
-        parts.append((legend(table.nonstandard_detectors) + ".", False))
+        out.append(("", f"{gain.LEGEND}; never bold."))
+    out += [("", text) for text in _paper_notes(table)]
+    if table.mixed:
+        out.append(
+            ("", f"Left out (their rows of this protocol differ in sampling or reference): {', '.join(table.mixed)}.")
+        )
     if table.device_mix:
-        parts.append(("Cells trained on different device types:", True))
-        parts.append((device_mix_text(table.device_mix) + ".", False))
-    return parts
+        out.append(("Cells trained on different device types:", device_mix_text(table.device_mix) + "."))
+    return out
 
 
-def _paper_parts(table: ReportTable) -> list[tuple[str, bool]]:
+def nonstandard_warning(table: ReportTable) -> str:
+    """The one warning of a table scored with a non-standard detector."""
+    name = metric_name(table.metric, table.kind)
+    return (
+        f"({', '.join(table.nonstandard_detectors)}): these numbers rank this table's rows against each other only; "
+        f"they are not comparable to published {name} values."
+    )
+
+
+def _paper_notes(table: ReportTable) -> list[str]:
     """Which evaluation each published number came from, and where they are printed (or why not)."""
     if table.paper is None:
         return []
     if table.kind != "fid":
-        return [("The paper reports FID only: no published numbers for this metric.", False)]
+        return ["The paper reports FID only: no published numbers for this metric."]
     cite = f"{table.paper.cite}, Table {table.paper.key}"
     by_source: dict[PaperSource, list[str]] = {}
     for row in table.paper_rows:
         by_source.setdefault(row.source, []).append(row.label)
     sources = "; ".join(f"{', '.join(labels)}: {source.describe()}" for source, labels in by_source.items())
-    notes = "".join(f" {r.label}: {r.note}." for r in table.paper_rows if r.note)
-    parts = [(f"Published numbers ({cite}) by the evaluation they came from: {sources}.{notes}", False)]
+    notes_ = "".join(f" {r.label}: {r.note}." for r in table.paper_rows if r.note)
+    out = [f"Published numbers ({cite}) by the evaluation they came from: {sources}.{notes_}"]
     if table.aligned_paper:
-        sub = "Sub-rows: paper = published; Δ = ours − paper; only beside rows whose numbers share the source's"
-        parts.append((f"{sub} protocol and detector; a cell without a published number says why.", False))
+        out.append("Sub-rows: paper = published; Δ = ours − paper; only beside rows whose numbers share the "
+                   "source's protocol and detector; a cell without a published number says why.")  # fmt: skip
     elif not table.unaligned_paper:
         ours = f"{table.metric} with {' / '.join(table.detectors)}"
-        parts.append((f"No published number is printed: none came from this table's protocol ({ours}).", False))
+        out.append(f"No published number is printed: none came from this table's protocol ({ours}).")
     if table.unaligned_paper:
-        unaligned = f"Published numbers ({cite}) are unaligned in the source (six values for seven columns)"
-        parts.append((f"{unaligned}: printed as given below the table, never placed into columns.", False))
+        out.append(f"Published numbers ({cite}) are unaligned in the source (six values for seven columns): "
+                   "printed as given below the table, never placed into columns.")  # fmt: skip
     absent = "; ".join(f"{r.label} ({r.absent})" for r in table.rows if r.absent)
     if absent:
-        parts.append((f"No published number beside: {absent}.", False))
-    return parts
+        out.append(f"No published number beside: {absent}.")
+    return out
 
 
 def device_mix_text(mix: dict[str, list[str]]) -> str:
@@ -107,11 +134,6 @@ def device_mix_text(mix: dict[str, list[str]]) -> str:
     (common, cells), *others = mix.items()
     counted = f"{common} ({len(cells)} cell{'s' if len(cells) > 1 else ''})"
     return "; ".join([counted, *(f"{d}: {', '.join(c)}" for d, c in others)])
-
-
-def legend(detectors: Sequence[str]) -> str:
-    """The † legend naming the non-standard detectors."""
-    return f"† non-standard detector ({', '.join(detectors)}): not comparable to published numbers"
 
 
 def display_lines(table: ReportTable) -> list[Line]:
@@ -124,12 +146,12 @@ def display_lines(table: ReportTable) -> list[Line]:
     previous: str | None = None
     for i, row in enumerate(table.rows):
         new_group = row.group != previous
-        ours = tuple(_shown(c, table.kind, i in best[j]) for j, c in enumerate(row.cells))
+        ours = tuple(_shown(c, table, i in best[j]) for j, c in enumerate(row.cells))
         lines.append(Line("ours", row.group if new_group else "", row.label, ours, _rule(table, i, new_group)))
         previous = row.group
         if row.compared:
             lines.append(Line("paper", "", "paper", tuple(_paper_shown(v) for v in row.paper)))
-            deltas = tuple(_delta_shown(c, v) for c, v in zip(row.cells, row.paper, strict=True))
+            deltas = tuple(_delta_shown(c, v, table.digits) for c, v in zip(row.cells, row.paper, strict=True))
             lines.append(Line("delta", "", "Δ (ours − paper)", deltas))
     return lines
 
@@ -147,14 +169,15 @@ def _rule(table: ReportTable, i: int, new_group: bool) -> str:
     return "space" if table.aligned_paper else ""
 
 
-def _shown(cell: CellResult, kind: str, bold: bool) -> Shown:
+def _shown(cell: CellResult, table: ReportTable, bold: bool) -> Shown:
     if cell.status == "absent":
         return Shown("--")
     if cell.status != "done":
-        return Shown(cell.status + (f" ({cell.done}/{cell.runs} seeds done)" if cell.runs > 1 else ""))
-    std = fmt_number(cell.std, kind) if cell.std is not None else None
-    text = fmt_number(cell.mean, kind)
-    return Shown(text, std, number=True, bold=bold, dagger=bool(cell.nonstandard), flat=cell.flat)
+        word = "mixed protocol" if cell.status == "mixed" else cell.status
+        return Shown(word + (f" ({cell.done}/{cell.runs} seeds done)" if cell.runs > 1 else ""))
+    std = fmt_number(cell.std, table.kind, table.digits) if cell.std is not None else None
+    text = fmt_number(cell.mean, table.kind, table.digits)
+    return Shown(text, std, number=True, bold=bold, flat=cell.flat)
 
 
 def _paper_shown(value: float | str | None) -> Shown:
@@ -163,10 +186,10 @@ def _paper_shown(value: float | str | None) -> Shown:
     return Shown(value) if isinstance(value, str) else Shown(f"{value:.2f}", number=True)
 
 
-def _delta_shown(cell: CellResult, value: float | str | None) -> Shown:
+def _delta_shown(cell: CellResult, value: float | str | None, digits: int) -> Shown:
     if cell.status != "done" or value is None or isinstance(value, str):
         return Shown("--")
-    return Shown(fmt_delta(cell.mean - value), number=True, dagger=bool(cell.nonstandard))
+    return Shown(fmt_delta(cell.mean - value, digits), number=True)
 
 
 _LATEX = {
@@ -194,7 +217,7 @@ def _tex_cell(s: Shown) -> str:
         return latex_escape(s.text)
     body = s.text if s.std is None else f"{s.text} \\pm {s.std}"
     body = rf"\mathbf{{{body}}}" if s.bold else body
-    return f"${body}$" + (r"\dag" if s.dagger else "") + (r"\ddag" if s.flat else "")
+    return f"${body}$" + (r"\ddag" if s.flat else "")
 
 
 def _tex_label(line: Line) -> str:
@@ -215,9 +238,7 @@ def render_latex(table: ReportTable, *, standalone: bool = False) -> str:
         cells = [latex_escape(line.group)] * (lead - 1) + [_tex_label(line)]
         body.append(_tex_row(cells + [_tex_cell(c) for c in line.cells]))
     body += _tex_unaligned(table, lead) + [r"\bottomrule"]
-    caption = " ".join(
-        rf"\textbf{{{latex_escape(t)}}}" if bold else latex_escape(t) for t, bold in caption_parts(table)
-    )
+    lines = [(rf"\textbf{{{latex_escape(lead_)}}} " if lead_ else "") + latex_escape(t) for lead_, t in notes(table)]
     tex = [
         f"% {table.summary}",
         "% Generated by bench.report from the collected results; do not edit.",
@@ -226,11 +247,15 @@ def render_latex(table: ReportTable, *, standalone: bool = False) -> str:
         r"\centering",
         r"\small",
         r"\setlength{\tabcolsep}{4pt}",
-        rf"\caption{{{caption}}}",
-        rf"\label{{tab:{table.suite}-{table.metric}}}",
+        rf"\caption{{{latex_escape(caption(table))}}}",
+        rf"\label{{tab:{table.stem}}}",
         rf"\begin{{tabular}}{{{'l' * lead}{'r' * len(table.datasets)}}}",
         *body,
         r"\end{tabular}",
+        r"\par\smallskip",
+        r"\begin{minipage}{\linewidth}\footnotesize\raggedright",
+        *(f"{line}\\par" for line in lines),
+        r"\end{minipage}",
         r"\end{table}",
     ]
     if standalone:
@@ -254,7 +279,6 @@ def _tex_unaligned(table: ReportTable, lead: int) -> list[str]:
 def _md_cell(s: Shown) -> str:
     text = s.text if s.std is None else f"{s.text} ± {s.std}"
     text = f"**{text}**" if s.bold else text
-    text += " †" if s.dagger else ""
     return (text + f" {gain.MARK}" if s.flat else text).replace("|", "\\|")
 
 
@@ -277,19 +301,18 @@ def render_markdown(table: ReportTable) -> str:
     lead = ["Group"] if table.has_groups else []
     head = [*lead, "Model", *table.headers]
     rows = [[*([ln.group] if lead else []), ln.label, *(_md_cell(c) for c in ln.cells)] for ln in display_lines(table)]
-    caption = " ".join(f"**{t}**" if bold else t for t, bold in caption_parts(table))
     out = [
         "<!-- Generated by bench.report from the collected results; do not edit. -->",
-        f"### {table.suite}: {table.metric}",
+        f"### {table.suite}: {table.metric} ({table.key.detector_name})",
         "",
-        caption,
+        caption(table),
         "",
         tabulate(rows, head, tablefmt="github", disable_numparse=True),
+        "",
+        *(f"- {f'**{lead}** ' if lead else ''}{text}" for lead, text in notes(table)),
     ]
     if table.unaligned_paper and table.paper is not None:
         out += ["", _md_unaligned_note(table.paper), "", _md_unaligned(table.unaligned_paper)]
-    if table.nonstandard_detectors:
-        out += ["", legend(table.nonstandard_detectors)]
     if table.paper is not None:
         out += ["", f"Published numbers: {table.paper.source}"]
     return "\n".join([*out, "", table.summary]) + "\n"
@@ -332,7 +355,7 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
         "paper_image_number": table.paper_image_numbers[j],
         "status": cell.status, "seeds": cell.runs, "seeds_done": cell.done,
         "value": cell.mean if done else None, "std": cell.std if done else None,
-        "text": _md_cell(_shown(cell, table.kind, False)),
+        "text": _md_cell(_shown(cell, table, False)),
         "paper": "" if paper is None else _paper_shown(paper).text,
         "paper_protocol": row.published.source.describe() if row.published is not None else None,
         "delta": cell.mean - paper if done and isinstance(paper, int | float) else None,
@@ -345,17 +368,19 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def write_tables(table: ReportTable, out_dir: Path, *, standalone: bool = False) -> list[Path]:
-    """``<suite>-<metric>[-last]`` .tex, .md and .csv under ``out_dir``."""
-    stem = f"{table.suite}-{table.metric}" + ("" if table.selection == "best" else f"-{table.selection}")
-    texts = {
-        ".tex": render_latex(table, standalone=standalone),
-        ".md": render_markdown(table),
-        ".csv": table_csv(table),
+def table_files(table: ReportTable, *, standalone: bool = False) -> dict[str, str]:
+    """File name -> text: ``<stem>`` .tex, .md and .csv (:attr:`ReportTable.stem`)."""
+    return {
+        f"{table.stem}.tex": render_latex(table, standalone=standalone),
+        f"{table.stem}.md": render_markdown(table),
+        f"{table.stem}.csv": table_csv(table),
     }
+
+
+def write_tables(table: ReportTable, out_dir: Path, *, standalone: bool = False) -> list[Path]:
+    """The table's files (:func:`table_files`) under ``out_dir``, each written atomically."""
     paths = []
-    for suffix, text in texts.items():
-        path = Path(out_dir) / f"{stem}{suffix}"
-        atomic_write_text(path, text)
-        paths.append(path)
+    for name, text in table_files(table, standalone=standalone).items():
+        atomic_write_text(Path(out_dir) / name, text)
+        paths.append(Path(out_dir) / name)
     return paths

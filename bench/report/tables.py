@@ -1,9 +1,12 @@
-"""Collected results -> a :class:`ReportTable`: selection within budget, aggregation over seeds,
-and the published numbers beside ours. Nothing is formatted here (see :mod:`bench.report.render`).
+"""Collected results -> a :class:`ReportTable` per protocol: selection within budget (through
+:mod:`bench.report.selection`: one protocol per table), aggregation over seeds, the step-0 check, the
+digits the sample size supports, and the published numbers beside ours. Nothing is formatted here
+(see :mod:`bench.report.render`).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -17,12 +20,18 @@ from bench.errors import BenchError
 from bench.plan.specs import RunSpec
 from bench.report import gain
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
+from bench.report.selection import SELECTION_RULES, ProtocolKey, mixed_runs, protocols_of, select_runs
+from bench.results.collect import unreadable_runs
 
-SELECTION_RULES = {
-    "best": "best {name} within the training budget over evaluations (the paper's rule)",
-    "last": "{name} at the last evaluation within the training budget",
+# a cell shows the first present; 'mixed': a run's rows of this protocol were sampled or referenced differently
+_NOT_DONE = ("unreadable", "mixed", "diverged", "failed", "running", "pending", "missing")
+# FID's sample-size bias shrinks as 1/n (Chong & Forsyth, CVPR 2020): one more decimal per tenfold images
+FID_DIGITS_FROM = 5_000  # generated images from which FID gets one decimal (none below; two from 50,000)
+DIGITS_RULE = {
+    "fid": "one decimal per tenfold images from 5,000: FID's sample-size bias shrinks as 1/n",
+    "kid": "down to the first digit of the spread over KID's subsets",
+    "pr": "down to the first digit of a share's binomial noise, 0.5/sqrt(n)",
 }
-_NOT_DONE = ("unreadable", "diverged", "failed", "running", "pending", "missing")  # a cell shows the first present
 
 
 class CellLike(Protocol):
@@ -40,6 +49,7 @@ class SuiteLike(Protocol):
     paper_table: str | None
     datasets: list[str]
     cells: Sequence[CellLike]
+    reference_gpu: str | None
 
 
 def metric_kind(df: pd.DataFrame, metric: str) -> str:
@@ -59,34 +69,34 @@ def metric_name(metric: str, kind: str) -> str:
     return kind.upper()
 
 
-def fmt_number(value: float, kind: str) -> str:
-    """Fixed format: FID 2 decimals, KID ×10³ with 2 decimals, precision/recall 3 decimals."""
-    digits = 3 if kind == "pr" else 2
+def digits_for(kind: str, num_gen: int | None, spread: float | None = None) -> int:
+    """Decimals the evaluation supports (:data:`DIGITS_RULE`): FID by its number of generated images,
+    KID (printed x10³) by the largest spread over its subsets (``spread``), precision/recall by the
+    binomial noise of ``num_gen`` images."""
+    n = max(int(num_gen or 0), 1)
+    if kind == "kid" and spread is not None and spread > 0:
+        return min(max(-math.floor(math.log10(spread * 1e3)), 0), 3)
+    if kind == "pr":
+        return min(max(-math.floor(math.log10(0.5 / math.sqrt(n))), 1), 4)
+    return min(max(math.floor(math.log10(n * 10 / FID_DIGITS_FROM) + 1e-9), 0), 2)
+
+
+def fmt_number(value: float, kind: str, digits: int) -> str:
+    """``value`` with ``digits`` decimals (KID x10³)."""
     scaled = value * (1e3 if kind == "kid" else 1.0)
     return f"{round(scaled, digits) + 0.0:.{digits}f}"
 
 
-def fmt_delta(value: float) -> str:
-    """Signed, 2 decimals (ours − paper)."""
-    return f"{round(value, 2) + 0.0:+.2f}"
-
-
-def select_runs(df: pd.DataFrame, metric: str, kind: str, selection: str) -> pd.DataFrame:
-    """One row per run (index ``run_id``): its best, or last, evaluation of ``metric`` within budget,
-    after training began (the step-0 evaluation is the baseline of :mod:`bench.report.gain`, never picked)."""
-    rows = df[(df["metric"] == metric) & df["value"].notna()]
-    rows = rows[~(rows["eval_point"] > 1 + 1e-9) & ~gain.is_step0(rows["eval_point"])]
-    if selection == "best":
-        keys, ascending = ["run_id", "value", "eval_point"], [True, kind != "pr", True]
-    else:
-        keys, ascending = ["run_id", "eval_point"], [True, False]
-    return rows.sort_values(keys, ascending=ascending, kind="mergesort").drop_duplicates("run_id").set_index("run_id")
+def fmt_delta(value: float, digits: int) -> str:
+    """Signed, ``digits`` decimals (ours − paper)."""
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
 
 
 def run_statuses(suite: SuiteLike, df: pd.DataFrame, states: dict[str, str] | None = None) -> dict[str, str]:
-    """Status of each suite cell's run: ``states`` first, then the results table, else 'todo'."""
+    """Status of each suite cell's run: 'unreadable' when collect could not use it, else ``states``, then the
+    results table, else 'todo'."""
     known = dict(zip(df["run_id"], df["status"], strict=True)) if "status" in df.columns else {}
-    known |= states or {}
+    known |= (states or {}) | {r: "unreadable" for r in unreadable_runs(df)}
     return {c.spec.run_id: str(known.get(c.spec.run_id, "todo")) for c in suite.cells}
 
 
@@ -196,8 +206,15 @@ class ReportTable:
     paper: PaperTable | None  # the suite's published table
     detectors: tuple[str, ...]  # the detectors the suite's cells score this metric with
     unaligned_paper: tuple[PaperRow, ...]  # unaligned published rows of this protocol and detector (printed)
-    protocol: str
+    protocol: str  # the protocol in words (protocol_text)
     summary: str
+    key: ProtocolKey  # what every number of the table shares
+    main: bool  # scored with the suite's own detector (the table named <suite>-<metric>); else another table
+    digits: int  # decimals printed (digits_for)
+    num_gen: int | None  # generated images per evaluation
+    budget: str  # the cells' training budgets in words (budget_words)
+    seeds: int  # runs per cell (the most of any cell)
+    mixed: tuple[str, ...] = ()  # runs left out: their rows of this protocol differ in sampling or reference
 
     @property
     def lower_is_better(self) -> bool:
@@ -238,11 +255,18 @@ class ReportTable:
                     cells.setdefault(device, []).append(f"{row.label} / {dataset}")
         return dict(sorted(cells.items(), key=lambda kv: -len(kv[1]))) if len(cells) > 1 else {}
 
+    @property
+    def stem(self) -> str:
+        """File name stem: ``<suite>-<metric>[-last]``, plus the detector and the protocol's digest for a
+        table of another detector than the suite's."""
+        stem = f"{self.suite}-{self.metric}" + ("" if self.selection == "best" else f"-{self.selection}")
+        return stem if self.main else f"{stem}-{self.key.slug}"
+
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the
         step-0 check is never the best."""
         shown = {
-            i: fmt_number(r.cells[j].mean, self.kind)
+            i: fmt_number(r.cells[j].mean, self.kind, self.digits)
             for i, r in enumerate(self.rows)
             if r.cells[j].status == "done" and not r.cells[j].flat
         }
@@ -285,11 +309,12 @@ def paper_image_number(dataset: str, paper: PaperTable | None) -> int | None:
 
 
 def protocol_text(rows: pd.DataFrame, metric: str) -> str:
-    """Metric name plus detector, mode, generated images, reference (and its resize filter), weights
-    and how each model was sampled (all values seen)."""
+    """Metric name plus detector (with its weights' sha256), mode, generated images, reference (and its
+    resize filter), weights and how each model was sampled (all values seen)."""
     parts = [metric]
     for column, template in (
-        ("detector", "detector {}"), ("mode", "mode {}"), ("num_gen", "{} generated images"),
+        ("detector", "detector {}"), ("detector_sha256", "sha256 {:.12}"), ("mode", "mode {}"),
+        ("num_gen", "{} generated images"),
         ("reference", "reference {}"), ("ref_filter", "reference resized with {}"), ("weights", "{} weights"),
     ):  # fmt: skip
         values = sorted({_plain(v) for v in rows[column].dropna()}) if column in rows.columns else []
@@ -324,7 +349,7 @@ def suite_rows(suite: SuiteLike, df: pd.DataFrame) -> pd.DataFrame:
     if df.empty or "run_id" not in df.columns:
         run = f"python run_bench.py run --suite {suite.name}"
         raise BenchError(f"no results for suite {suite.name!r} yet; run `{run}` first")
-    missing = sorted({"metric", "value", "eval_point"} - set(df.columns))
+    missing = sorted({"metric", "value"} - set(df.columns))
     if missing:
         raise BenchError(f"results table lacks the columns {', '.join(missing)}; collect it with bench.results")
     mine = df[df["run_id"].isin({c.spec.run_id for c in suite.cells})]
@@ -357,6 +382,58 @@ def _paper_of(suite: SuiteLike) -> PaperTable | None:
     return tables[suite.paper_table]
 
 
+def budget_words(suite: SuiteLike) -> str:
+    """The cells' training budgets in a few words: 'budget 5 reference GPU-hours (2080ti) per run', or
+    'unequal budgets per row: 1,000 / 300 / 150 iterations'."""
+    ref = f" ({suite.reference_gpu})" if getattr(suite, "reference_gpu", None) else ""
+    limits: list[tuple[str, str]] = []
+    for spec in (c.spec for c in suite.cells):
+        parts = []
+        if spec.budget_hours is not None and spec.budget_pin is None:
+            parts.append((f"{spec.budget_hours * spec.budget_scale:g}", f"reference GPU-hours{ref}"))
+        if spec.max_iters is not None and spec.budget_pin != "kimg":
+            parts.append((f"{math.ceil(spec.max_iters * spec.budget_scale):,}", "iterations"))
+        if spec.max_kimg is not None and spec.budget_pin != "iters":
+            parts.append((f"{spec.max_kimg * spec.budget_scale:g}", "kimg"))
+        if not parts:
+            parts.append(("no", "limit"))
+        limit = parts[0] if len(parts) == 1 else (" or ".join(" ".join(p) for p in parts) + ", first reached", "")
+        limits.append(limit)
+    limits = list(dict.fromkeys(limits))
+    if len(limits) == 1:
+        return f"budget {' '.join(limits[0]).strip()} per run"
+    units = {unit for _, unit in limits}
+    text = (
+        " / ".join(n for n, _ in limits) + f" {units.pop()}"
+        if len(units) == 1
+        else "; ".join(" ".join(limit).strip() for limit in limits)
+    )
+    return f"unequal budgets per row: {text}"
+
+
+def build_tables(
+    suite: SuiteLike,
+    df: pd.DataFrame,
+    *,
+    selection: str = "best",
+    metric: str | None = None,
+    states: dict[str, str] | None = None,
+) -> list[ReportTable]:
+    """One table per protocol of ``metric`` in the suite's results (:func:`bench.report.selection.protocols_of`):
+    the suite's own detector's first; every table is built before anything is written."""
+    if selection not in SELECTION_RULES:
+        raise BenchError(f"selection {selection!r}: choose one of {', '.join(SELECTION_RULES)}")
+    rows = suite_rows(suite, df)
+    metric = metric or default_metric(suite, rows)
+    if metric not in set(rows["metric"].dropna()):
+        have = ", ".join(sorted(set(rows["metric"].dropna())))
+        raise BenchError(f"--metric {metric}: not in the results of suite {suite.name!r} (have: {have})")
+    declared = _suite_detectors(suite, metric_kind(rows, metric))
+    found = protocols_of(rows, metric, declared)
+    return [_build(suite, df, rows, p, selection, states, main=i == 0 and p.detector in declared)
+            for i, p in enumerate(found)]  # fmt: skip
+
+
 def build_table(
     suite: SuiteLike,
     df: pd.DataFrame,
@@ -365,23 +442,30 @@ def build_table(
     metric: str | None = None,
     states: dict[str, str] | None = None,
 ) -> ReportTable:
+    """The table of the suite's own detector (else the first protocol found): :func:`build_tables`' first."""
+    return build_tables(suite, df, selection=selection, metric=metric, states=states)[0]
+
+
+def _build(
+    suite: SuiteLike, df: pd.DataFrame, rows: pd.DataFrame, key: ProtocolKey, selection: str,
+    states: dict[str, str] | None, *, main: bool,
+) -> ReportTable:  # fmt: skip
     """Select, aggregate over seeds, check against step 0 and pair with the published numbers of the
-    same protocol and detector; nothing is formatted yet."""
-    if selection not in SELECTION_RULES:
-        raise BenchError(f"selection {selection!r}: choose one of {', '.join(SELECTION_RULES)}")
-    rows = suite_rows(suite, df)
-    metric = metric or default_metric(suite, rows)
-    if metric not in set(rows["metric"]):
-        have = ", ".join(sorted(set(rows["metric"].dropna())))
-        raise BenchError(f"--metric {metric}: not in the results of suite {suite.name!r} (have: {have})")
-    kind = metric_kind(rows, metric)
-    selected = select_runs(rows, metric, kind, selection)
-    starts, detectors, paper = gain.step0_of(selected, rows, metric), _suite_detectors(suite, kind), _paper_of(suite)
-    ctx = _RowContext(
-        run_statuses(suite, df, states), selected, starts, gain.flat_runs(selected, starts, kind), paper, metric,
-        kind, set(detectors),
-    )  # fmt: skip
+    same protocol; nothing is formatted yet."""
+    mine = key.rows(rows)
+    kind, metric, paper = metric_kind(mine, key.metric), key.metric, _paper_of(suite)
+    selected = select_runs(mine, kind, selection)
+    starts = gain.step0_of(selected, mine)
+    mixed = tuple(sorted(mixed_runs(mine) & {c.spec.run_id for c in suite.cells}))
+    statuses = run_statuses(suite, df, states) | dict.fromkeys(mixed, "mixed")
+    ctx = _RowContext(statuses, selected, starts, gain.flat_runs(selected, starts, kind), paper, metric, kind,
+                      {key.detector})  # fmt: skip
     unaligned = tuple(r for r in paper.unaligned if printed_beside(r, metric, ctx.detectors)) if paper else ()
+    num_gen = _num_gen(key)
+    spread = (
+        float(selected["std"].max()) if kind == "kid" and "std" in selected and selected["std"].notna().any() else None
+    )
+    table_rows = tuple(_report_row(suite, k, ctx) for k in row_keys(suite))
     return ReportTable(
         suite=suite.name,
         metric=metric,
@@ -389,15 +473,32 @@ def build_table(
         selection=selection,
         datasets=tuple(suite.datasets),
         headers=tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
-        image_numbers=tuple(image_number(d, rows) for d in suite.datasets),
+        image_numbers=tuple(image_number(d, mine) for d in suite.datasets),
         paper_image_numbers=tuple(paper_image_number(d, paper) for d in suite.datasets),
-        rows=tuple(_report_row(suite, k, ctx) for k in row_keys(suite)),
+        rows=table_rows,
         paper=paper,
-        detectors=detectors,
+        detectors=(key.detector,),
         unaligned_paper=unaligned,
-        protocol=protocol_text(rows[rows["metric"] == metric], metric),
-        summary=_summary(suite.name, ctx.statuses),
+        protocol=protocol_text(mine, metric),
+        summary=_summary(suite.name, statuses),
+        key=key,
+        main=main,
+        digits=digits_for(kind, num_gen, spread),
+        num_gen=num_gen,
+        budget=budget_words(suite),
+        seeds=max((c.runs for r in table_rows for c in r.cells), default=1),
+        mixed=mixed,
     )
+
+
+def _num_gen(key: ProtocolKey) -> int | None:
+    """Generated images per evaluation: the rows', else (rows written before they said) the protocol's."""
+    if key.get("num_gen"):
+        return int(key.get("num_gen"))
+    from bench.metrics.protocols import PROTOCOLS
+
+    protocol = PROTOCOLS.get(key.metric.removesuffix("_precision").removesuffix("_recall"))
+    return protocol.num_gen if protocol is not None else None
 
 
 def _suite_detectors(suite: SuiteLike, kind: str) -> tuple[str, ...]:

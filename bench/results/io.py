@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 from bench.errors import BenchError
 from bench.files import FileReadError, open_regular
 
@@ -112,6 +110,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
     """``torch.save`` to a temporary file, fsync, then rename over ``path``."""
+    import torch
+
     path = Path(path)
     with _disk_full_as_error(path):
         _atomic_write(path, lambda f: torch.save(obj, f))
@@ -163,11 +163,20 @@ def _ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
+NOT_AN_OBJECT = object()  # numbered_jsonl's value for a complete line that is not a JSON object
+
+
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a JSON-lines file (none when it is missing); torn, invalid or overlong lines are skipped.
 
     Raises :class:`FileReadError` when ``path`` is not a regular file.
     """
+    return (row for _, row in numbered_jsonl(path) if row is not NOT_AN_OBJECT)
+
+
+def numbered_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, row) of each complete line (ending in a newline: a torn last line is skipped); a line
+    that is invalid, overlong or not a JSON object gives :data:`NOT_AN_OBJECT`."""
     try:
         fd = open_regular(Path(path))
     except FileReadError as exc:
@@ -175,17 +184,21 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             return
         raise FileReadError(exc.path, f"{exc.reason}; move it away") from None
     with os.fdopen(fd, "rb") as f:
+        number = 0
         while line := f.readline(MAX_JSONL_LINE + 1):
+            number += 1
             if not line.endswith(b"\n"):
+                overlong = len(line) > MAX_JSONL_LINE
                 while len(line) > MAX_JSONL_LINE and (line := f.readline(MAX_JSONL_LINE + 1)):
                     pass  # the rest of an overlong line
+                if overlong:
+                    yield number, NOT_AN_OBJECT
                 continue
             try:
                 row = json.loads(line.decode("utf-8", errors="replace"))
             except (ValueError, RecursionError):
-                continue
-            if isinstance(row, dict):
-                yield row
+                row = NOT_AN_OBJECT
+            yield number, row if isinstance(row, dict) else NOT_AN_OBJECT
 
 
 def check_writable_dir(path: Path, flag: str) -> None:

@@ -9,6 +9,7 @@ Layout: ``<out>/runs/<suite>/<run_id>/`` holds ``spec.json`` (resolved spec and 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,9 @@ from bench.errors import BenchError
 from bench.files import FileReadError, read_json
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
-from bench.results.io import (
-    append_jsonl,
-    atomic_write_json,
-    read_jsonl,
-)
+from bench.results.io import NOT_AN_OBJECT, append_jsonl, atomic_write_json, numbered_jsonl, read_jsonl
 from bench.results.lock import is_locked
+from bench.results.rows import ROW_FIX, STATE_FIX, row_problem, state_problem
 
 STATES = (
     "todo",
@@ -75,14 +73,17 @@ class RunPaths:
 
 def read_state(paths: RunPaths) -> dict[str, Any]:
     """The run's state: ``{"status": "todo"}`` when it never started; ``{"status": "unreadable", "error": ...}``
-    when state.json cannot be read or is not a run state (the run resumes from its checkpoints)."""
+    when state.json cannot be read or is not a run state (:func:`bench.results.rows.state_problem`; the run
+    resumes from its checkpoints)."""
     try:
         state = read_json(paths.state)
     except FileReadError as exc:
         return {"status": "todo"} if exc.missing else {"status": "unreadable", "error": f"{exc}"}
-    if isinstance(state, dict) and state.get("status") in STATES:
-        return state
-    return {"status": "unreadable", "error": f"{paths.state}: not a run state"}
+    if not isinstance(state, dict) or state.get("status") not in STATES:
+        return {"status": "unreadable", "error": f"{paths.state}: not a run state; {STATE_FIX}"}
+    if problem := state_problem(state):
+        return {"status": "unreadable", "error": f"{paths.state}: {problem}; {STATE_FIX}"}
+    return state
 
 
 def write_state(paths: RunPaths, **fields: Any) -> dict[str, Any]:
@@ -105,14 +106,30 @@ def eval_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
     """The run's evaluation rows, de-duplicated on :func:`eval_key`, first kept."""
-    seen: set[tuple[Any, ...]] = set()
+    return _unique(read_jsonl(paths.evals))
+
+
+def checked_eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
+    """:func:`eval_rows` for a reader of results: every line a row that passes
+    :func:`bench.results.rows.row_problem`, else :class:`UnreadableRunError` naming the line and the fix."""
     rows = []
-    for row in read_jsonl(paths.evals):
+    for number, row in numbered_jsonl(paths.evals):
+        problem = "not a JSON object" if row is NOT_AN_OBJECT else row_problem(row)
+        if problem:
+            raise UnreadableRunError(f"{paths.evals} line {number}: {problem}; {ROW_FIX}")
+        rows.append(row)
+    return _unique(rows)
+
+
+def _unique(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for row in rows:
         key = eval_key(row)
         if key not in seen:
             seen.add(key)
-            rows.append(row)
-    return rows
+            kept.append(row)
+    return kept
 
 
 def eval_row(base: dict[str, Any], metric_row: dict[str, Any]) -> dict[str, Any]:
