@@ -234,7 +234,7 @@ def test_diverging_cell_stops_keeps_last_good_and_suite_goes_on(zygote, tmp_path
 
 
 def test_best_table_shows_diverged_not_a_number(tmp_path) -> None:
-    from bench.report.console import best_table
+    from bench.report.summary import best_table
 
     suite_path = write_suite(tmp_path, "tab", iters=4, fractions=[1.0])
     suite_path.write_text(suite_path.read_text() + '\n[models.fastgan]\nkwargs = { recon = "mse" }\n')

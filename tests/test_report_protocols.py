@@ -16,8 +16,8 @@ import models
 from bench.metrics import PROTOCOLS
 from bench.plan.suites import list_suites, load_suite
 from bench.report import gain
-from bench.report.console import best_table
 from bench.report.paper import load_paper_tables
+from bench.report.summary import best_table
 from bench.results.collect import SPEC_COLUMNS
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, append_eval_row, write_state

@@ -65,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> tuple[int, str | None]:
     """The command's exit code and, for bad input or an unmet precondition, its one-line message."""
-    from models import ModelConfigError
-
     try:
         return COMMANDS[args.command](args), None
-    except (BenchError, ModelConfigError) as exc:
+    except BenchError as exc:
         return 2, " ".join(str(exc).split("\n"))
     except OSError as exc:
         from bench.results.io import DISK_FULL, disk_full_error
@@ -79,6 +77,11 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
         if exc.filename is None:
             raise
         return 2, f"{exc.filename}: {exc.strerror}; check the path and its permissions"
+    except Exception as exc:
+        base = sys.modules.get("models.base")  # not imported: no model configuration was checked
+        if base is None or not isinstance(exc, base.ModelConfigError):
+            raise
+        return 2, " ".join(str(exc).split("\n"))
 
 
 def _warning_line(w: warnings.WarningMessage) -> str:

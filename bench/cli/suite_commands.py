@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, str]) -> int:
     """The best-FID table and the cells' outcomes; the exit code (1 when a cell failed)."""
-    from bench.report.console import best_table
+    from bench.report.summary import best_table
 
     print()
     print(best_table(suite, cells, out))
@@ -190,7 +190,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Cells with state, progress and best FID so far; jobs and errors when there are any."""
     from bench.launchers.jobs import jobs_table
     from bench.plan.suites import Cell
-    from bench.report.console import best_table, plan_table
+    from bench.report.console import plan_table
+    from bench.report.summary import best_table
     from bench.results.variants import budget_variants
 
     suite, cells = suite_and_cells(args)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from bench.cli.args import add_dataclass_flags, count, resolution
+from bench.cli.listing import SECTIONS
 from bench.cli.registry import command
 from bench.errors import BenchError
 from bench.plan.specs import RESIZE_FILTERS
@@ -21,7 +22,8 @@ RESIZE_FILTER_HELP = (
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The tool subcommands' parsers."""
-    sub.add_parser("list", help="registered models, datasets, protocols, detectors and suites")
+    p = sub.add_parser("list", help="registered models, datasets, protocols, detectors, suites and device profiles")
+    p.add_argument("what", nargs="?", choices=SECTIONS, help="only this section (default: all)")
     p = sub.add_parser("eval", help="re-score a run's saved snapshots and append the rows")
     p.add_argument("--run", type=Path, required=True, help="run folder (results/runs/<suite>/<run_id>)")
     p.add_argument("--checkpoint", default="all", help="snapshot file name, 'latest' or 'all' (default)")
@@ -68,53 +70,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
-    """Everything registered (device profiles too); per model its recipe source and G/D parameters at its
-    suites' resolutions."""
-    from bench.data.catalog import list_datasets
-    from bench.metrics import list_detectors, list_protocols
-    from bench.plan.devices import load_profiles
-    from bench.plan.suites import list_suites
+    """Everything registered, or one section; per model its recipe source and G/D parameters at its suites'
+    resolutions (bench.cli.listing)."""
+    from bench.cli.listing import listing
 
-    print(_models_table(list_suites()))
-    print()
-    for title, names in (
-        ("datasets", list_datasets()),
-        ("protocols", list_protocols()),
-        ("detectors", list_detectors()),
-        ("suites", list_suites()),
-        ("device profiles (--device-profile)", list(load_profiles())),
-    ):
-        print(f"{title}: {', '.join(names)}")
+    print(listing(args.what))
     return 0
-
-
-def _models_table(suites: list[str]) -> str:
-    """One row per model and (resolution, keyword arguments) it runs with in a shipped suite
-    (defaults at 256 px when in none)."""
-    import json
-
-    from tabulate import tabulate
-
-    import models
-    from bench.plan.suites import load_suite
-
-    used: dict[str, dict[tuple[int, str], list[str]]] = {}
-    for name in suites:
-        for cell in load_suite(name).cells:
-            key = (cell.spec.resolution, json.dumps(cell.spec.model_kwargs, sort_keys=True))
-            where = used.setdefault(cell.spec.model, {}).setdefault(key, [])
-            if name not in where:
-                where.append(name)
-    rows = []
-    for name in models.list_models():
-        for (res, kw), where in sorted(used.get(name, {(256, "{}"): []}).items()):
-            g, d = models.param_counts(name, res, **json.loads(kw))
-            kwargs = ", ".join(f"{k}={v}" for k, v in json.loads(kw).items() if k != "init_from")
-            rows.append(
-                [name, res, f"{g:,}", f"{d:,}", ", ".join(where) or "--", kwargs, models.model_info(name).recipe]
-            )
-    head = ["model", "px", "G params", "D params", "suites", "suite kwargs", "recipe (source)"]
-    return "models:\n" + tabulate(rows, head, tablefmt="github", disable_numparse=True)
 
 
 @command("eval")

@@ -4,9 +4,12 @@ builds (on the meta device), each dataset is there with enough images, and each 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench.errors import BenchError, DataError
+from bench.plan import names
+from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell, Suite
 from bench.results.io import check_writable_dir
 
@@ -35,29 +38,39 @@ def check_device(cells: list[Cell], device: str) -> None:
 
 
 def check_models(suite: Suite, cells: list[Cell]) -> None:
-    """Fail before anything is written when a cell's model kwargs are bad (built on the meta device)."""
+    """Fail before anything is written when a cell's model kwargs are bad (built on the meta device; a
+    configuration that built is remembered until a source file changes: :mod:`bench.plan.names`)."""
+    seen = set()
+    for spec in (c.spec for c in cells):
+        key = json.dumps([spec.model, spec.resolution, spec.model_kwargs, spec.cuda_graphs], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        if "init_from" in spec.model_kwargs:  # reads a checkpoint, which may change without a source change
+            _build_on_meta(suite, spec)
+        else:
+            names.remembered("builds", key, lambda spec=spec: _build_on_meta(suite, spec))
+
+
+def _build_on_meta(suite: Suite, spec: RunSpec) -> bool:
+    """Build ``spec``'s model on the meta device (no memory, no compute); a one-line BenchError when it fails."""
     import torch
 
     import models
 
-    seen = set()
-    for spec in (c.spec for c in cells):
-        key = (spec.model, spec.resolution, repr(spec.model_kwargs))
-        if key in seen:
-            continue
-        seen.add(key)
+    try:
+        with torch.device("meta"):
+            model = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
+    except (models.ModelConfigError, TypeError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"
+        raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; {fix}") from None
+    if spec.cuda_graphs:
         try:
-            with torch.device("meta"):  # no memory, no compute
-                model = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
-        except (models.ModelConfigError, TypeError, ValueError) as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"
-            raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; {fix}") from None
-        if spec.cuda_graphs:
-            try:
-                model.use_cuda_graphs()
-            except models.ModelConfigError as exc:
-                raise BenchError(f"{suite.path}: models.{spec.model}.cuda_graphs: {exc}; set it false") from None
+            model.use_cuda_graphs()
+        except models.ModelConfigError as exc:
+            raise BenchError(f"{suite.path}: models.{spec.model}.cuda_graphs: {exc}; set it false") from None
+    return True
 
 
 def check_data(cells: list[Cell], out: Path) -> None:

@@ -33,7 +33,6 @@ from bench.plan.suites import Cell
 from bench.results.io import append_jsonl, atomic_write_text, read_jsonl
 from bench.results.lock import is_locked
 from bench.results.runs import RunPaths, cell_state, read_state, write_state
-from bench.training.cell import run_cell
 from bench.training.options import LoopOptions
 from bench.training.threads import limit_threads
 
@@ -110,6 +109,13 @@ class CellJob(submitit.helpers.Checkpointable):
 
 def _jobs_dir(paths: RunPaths) -> Path:
     return paths.root / "jobs"
+
+
+def run_cell(spec: RunSpec, opts: LoopOptions) -> str:
+    """:func:`bench.training.cell.run_cell`, imported when a job runs (it loads torch and the models)."""
+    from bench.training.cell import run_cell as run
+
+    return run(spec, opts)
 
 
 def job_records(paths: RunPaths) -> list[JobRecord]:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from bench.errors import BenchError, SuiteError
 from bench.files import FileReadError, read_text
+from bench.plan import names
 from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
 from bench.plan.specs import (
@@ -224,27 +225,15 @@ def _type_name(t: type | tuple[type, ...]) -> str:
     return " or ".join(x.__name__ for x in t) if isinstance(t, tuple) else t.__name__
 
 
-def _check_dataset(name: str) -> None:
-    """A known dataset name; for ``folder:PATH``, an existing folder."""
-    from bench.data.catalog import check_dataset_name
-    from bench.data.folders import FOLDER_PREFIX, folder_root
-
-    check_dataset_name(name)
-    if name.startswith(FOLDER_PREFIX):
-        folder_root(name)
-
-
 def _check_names(data: dict[str, Any], where: str) -> list[str]:
-    import models
-    from bench.metrics import check_detector, check_protocol
-
+    """Unknown model, dataset, protocol and detector names (from the registries' cached listing)."""
     problems = []
-    checks = [(f"models.{m}", models.registry.check_model_name, m) for m in data.get("models", {})]
-    checks += [(f"suite.datasets[{i}]", _check_dataset, d) for i, d in enumerate(_ds(data))]
+    checks = [(f"models.{m}", names.check_model, m) for m in data.get("models", {})]
+    checks += [(f"suite.datasets[{i}]", names.check_dataset, d) for i, d in enumerate(_ds(data))]
     protos = data.get("eval", {}).get("protocols", spec_default("protocols"))
-    checks += [(f"eval.protocols[{i}]", check_protocol, p) for i, p in enumerate(protos)]
+    checks += [(f"eval.protocols[{i}]", names.check_protocol, p) for i, p in enumerate(protos)]
     for key in ("detector", "pr_detector"):
-        checks += [(f"eval.{key}", check_detector, data.get("eval", {}).get(key, spec_default(key)))]
+        checks += [(f"eval.{key}", names.check_detector, data.get("eval", {}).get(key, spec_default(key)))]
     for key, check, value in checks:
         try:
             check(str(value))
@@ -255,12 +244,10 @@ def _check_names(data: dict[str, Any], where: str) -> list[str]:
 
 def _check_overrides(overrides: dict[str, str]) -> list[str]:
     """Detector names given as flags (``--detector``, ``--pr-detector``)."""
-    from bench.metrics import check_detector
-
     problems = []
     for key, name in overrides.items():
         try:
-            check_detector(name)
+            names.check_detector(name)
         except BenchError as exc:
             problems.append(f"--{key.replace('_', '-')}: {exc}")
     return problems
@@ -392,9 +379,11 @@ def _expand(
 
 def _fingerprint(dataset: str) -> str | None:
     """The listing hash of a ``folder:PATH`` dataset (a changed folder gives new run ids), else None."""
-    from bench.data.folders import FOLDER_PREFIX, folder_fingerprint
+    if not dataset.startswith(names.FOLDER_PREFIX):
+        return None
+    from bench.data.folders import folder_fingerprint
 
-    return folder_fingerprint(dataset) if dataset.startswith(FOLDER_PREFIX) else None
+    return folder_fingerprint(dataset)
 
 
 def load_suite(

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.figures import render_plots
-from bench.report.render import table_files
-from bench.report.tables import SuiteLike, build_tables
-from bench.results.io import atomic_write_bytes
+from bench.report.tables import SuiteLike
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +48,11 @@ def write_report(
         metric: metric to tabulate; default the suite's first FID-kind metric present.
         states: run_id -> status; default read from the run folders under ``out``.
     """
+    from bench.report.figures import render_plots  # matplotlib and torch: only when writing a report
+    from bench.report.render import table_files
+    from bench.report.tables import build_tables
+    from bench.results.io import atomic_write_bytes
+
     runs_root = Path(out if out is not None else out_dir)
     states = states if states is not None else read_states(suite, runs_root)
     tables = build_tables(suite, df, selection=selection, metric=metric, states=states)

@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from tabulate import tabulate
 
 from bench.plan.sources import describe_source, source_flags, source_label
@@ -128,6 +127,8 @@ def budget_text(cells: list[Cell], out: Path) -> str:
 
 def write_budget_table(suite_name: str, cells: list[Cell], out: Path, out_dir: Path) -> list[Path]:
     """``<out_dir>/tables/<suite>-budgets.{md,csv}``: the budget rows (Markdown with notes, tidy CSV)."""
+    import pandas as pd
+
     rows = budget_rows(cells, out)
     base = Path(out_dir) / "tables" / f"{suite_name}-budgets"
     md = f"Budgets of suite {suite_name}\n\n{table_text(rows)}\n\n" + "\n".join(f"- {n}" for n in notes(rows))

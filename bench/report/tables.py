@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from bench.data.paper import get_dataset_info
 from bench.errors import BenchError
+from bench.plan import names
 from bench.plan.specs import RunSpec
 from bench.report import gain
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
@@ -302,10 +302,7 @@ def paper_image_number(dataset: str, paper: PaperTable | None) -> int | None:
     """Images the paper used: its table's image-number row, else the dataset registry's count."""
     if paper is not None and (count := paper.image_count(dataset)) is not None:
         return count
-    try:
-        return get_dataset_info(dataset).count
-    except BenchError:
-        return None
+    return names.registry()["paper_counts"].get(dataset)
 
 
 def protocol_text(rows: pd.DataFrame, metric: str) -> str:
@@ -334,9 +331,9 @@ def sampling_text(rows: pd.DataFrame) -> str:
     for model, bn, stat, batch in zip(models, rows["bn_mode"], stats, batches, strict=True):
         groups.setdefault((str(bn), str(stat), _plain(batch)), []).append(str(model))
     parts = []
-    for (bn, stat, batch), names in sorted(groups.items()):
+    for (bn, stat, batch), sampled in sorted(groups.items()):
         how = "no BatchNorm" if bn == "none" else f"BatchNorm {bn} (statistics: {stat})"
-        parts.append(f"{how}, generation batch {batch} ({', '.join(sorted(set(names)))})")
+        parts.append(f"{how}, generation batch {batch} ({', '.join(sorted(set(sampled)))})")
     return "sampling: " + "; ".join(parts)
 
 

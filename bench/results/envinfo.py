@@ -10,9 +10,10 @@ import platform
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 _PACKAGES = ("torch", "torchvision", "numpy", "clean-fid", "lpips", "pandas", "scipy", "pillow", "submitit")
 
@@ -67,6 +68,8 @@ def nvidia_driver() -> str | None:
 
 def device_info(device: torch.device) -> dict[str, Any]:
     """The device a run trains on: type, name, how many of its kind are visible, driver and CUDA versions."""
+    import torch
+
     if device.type != "cuda":
         name = cpu_model() if device.type == "cpu" else str(device)
         return {"type": device.type, "name": name, "count": 1, "threads": torch.get_num_threads()}
@@ -100,6 +103,8 @@ def device_type(env: dict[str, Any]) -> str:
 
 def cuda_absence() -> str:
     """What was found instead of a CUDA device, in a few words (for one-line refusals)."""
+    import torch
+
     if torch.version.cuda is None:
         why = f"torch {torch.__version__} has no CUDA"
     else:
@@ -111,6 +116,8 @@ def cuda_absence() -> str:
 
 def device_name(device: torch.device) -> str:
     """A human-readable device name (GPU model, or the CPU and its thread count)."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"

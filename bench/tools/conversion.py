@@ -22,9 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError
 from bench.files import FileReadError, read_json
@@ -32,9 +30,10 @@ from bench.plan.devices import DeviceProfile, get_profile, load_profiles, match_
 from bench.plan.roofline import step_seconds
 from bench.plan.specs import PRECISIONS, finite_positive
 from bench.plan.suites import Converter, SpeedRatio, suite_budget_basis
-from bench.results.envinfo import environment
-from bench.tools.stepcost import step_cost
-from bench.training.device import resolve_device
+from bench.results.envinfo import device_name
+
+if TYPE_CHECKING:  # torch, the step counter and the device helpers load when a suite converts hours
+    import torch
 
 REFERENCE_PRECISION = "fp32"  # the paper's code trained in fp32 on the reference GPUs
 
@@ -59,19 +58,23 @@ def cpu_description() -> str:
 
 def device_description(device: torch.device) -> str:
     """The name a profile's ``match`` pattern is searched in."""
+    import torch
+
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
 
 
 def local_profile(device: torch.device, name: str | None = None) -> DeviceProfile | None:
     """The profile of ``device`` (``name`` when given, else matched by name; None when none matches);
     a per-core CPU profile is scaled to the threads torch uses."""
+    import torch
+
     profile = get_profile(name) if name else match_profile(device_description(device), device.type)
     return profile.for_cores(torch.get_num_threads()) if profile is not None else None
 
 
 def calibration_path(out: Path, device: torch.device) -> Path:
     """``<out>/calibration/<device-name>.json``: where ``calibrate`` writes and ``run`` looks."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", environment(device)["device_name"]).strip("_")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", device_name(device)).strip("_")
     return Path(out) / "calibration" / f"{slug}.json"
 
 
@@ -91,6 +94,8 @@ class ProfileEstimate:
 
     def __call__(self, model: str, resolution: int, kwargs: Mapping[str, Any], precision: str) -> tuple[float, str]:
         """(ratio, 'profile:LOCAL:REFERENCE') for one configuration."""
+        from bench.tools.stepcost import step_cost
+
         cost = step_cost(model, resolution, dict(kwargs), self.cache_dir)
         ratio = step_seconds(cost, self.reference, REFERENCE_PRECISION) / step_seconds(cost, self.local, precision)
         return round_ratio(ratio), f"profile:{self.local.label}:{self.reference.name}"
@@ -207,6 +212,8 @@ def budget_conversion(
             raise BenchError(f"--device-profile {device_profile}: suite {suite} converts no hours (no reference_gpu, "
                              "or budget.speed_ratio set); drop the flag")  # fmt: skip
         return None
+    from bench.training.device import resolve_device
+
     dev = resolve_device(device)
     local = local_profile(dev, device_profile)
     estimate = ProfileEstimate(local, reference, Path(out) / "cache" / "stepcost") if local else None

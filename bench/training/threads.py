@@ -8,6 +8,7 @@ before torch loads its OpenMP runtime, which reads it once.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2 CPU quota: "<quota> <period>" or "max <period>"
@@ -37,11 +38,18 @@ def limit_threads(cpus: int | None = None) -> int:
     """``OMP_WAIT_POLICY=PASSIVE`` unless the user set it, then torch's intra-op threads capped at
     :func:`usable_cpus` (and at ``cpus``, e.g. a SLURM task's); returns the thread count.
 
-    Call it before anything imports torch (the CLI entry does), so the wait policy takes effect.
+    Before torch is imported (the CLI entry calls it first), the cap goes into ``OMP_NUM_THREADS``
+    (a user's smaller value is kept), which torch reads when it starts, so a command that never needs
+    torch does not pay for importing it; once torch is loaded, ``torch.set_num_threads`` applies it.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
-
-    threads = min(torch.get_num_threads(), usable_cpus(), cpus or usable_cpus())
+    cap = min(usable_cpus(), cpus or usable_cpus())
+    torch = sys.modules.get("torch")
+    if torch is None:
+        given = os.environ.get("OMP_NUM_THREADS", "")
+        threads = min(int(given), cap) if given.isdigit() and int(given) > 0 else cap
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        return threads
+    threads = min(torch.get_num_threads(), cap)
     torch.set_num_threads(threads)
     return threads

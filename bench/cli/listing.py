@@ -1,0 +1,132 @@
+"""``list [models|datasets|protocols|detectors|suites|devices]``: what is registered, as blocks that fit a
+100-column terminal, from the registries' cached listing (:mod:`bench.plan.names`: no torch when warm).
+
+A model's block: its name and recipe source, then one line per (resolution, keyword arguments) it runs
+with in a shipped suite (G/D parameters, the suites), then any lines of detail its registry entry holds.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+from bench.plan import names
+
+WIDTH = 100  # columns of the terminal every line fits
+SECTIONS = ("models", "datasets", "protocols", "detectors", "suites", "devices")
+_INDENT = "    "
+
+
+def _wrap(text: str, indent: str = _INDENT, first: str | None = None) -> list[str]:
+    """``text`` wrapped to :data:`WIDTH` columns (``first``: the first line's indent)."""
+    return textwrap.wrap(text, WIDTH, initial_indent=indent if first is None else first, subsequent_indent=indent,
+                         break_on_hyphens=False) or [indent]  # fmt: skip
+
+
+def _configs() -> dict[str, dict[tuple[int, str], list[str]]]:
+    """model -> (resolution, kwargs JSON) -> the shipped suites that run it so."""
+    from bench.plan.suites import list_suites, load_suite
+
+    used: dict[str, dict[tuple[int, str], list[str]]] = {}
+    for suite in list_suites():
+        for cell in load_suite(suite).cells:
+            kwargs = {k: v for k, v in cell.spec.model_kwargs.items() if k != "init_from"}
+            key = (cell.spec.resolution, json.dumps(kwargs, sort_keys=True))
+            where = used.setdefault(cell.spec.model, {}).setdefault(key, [])
+            if suite not in where:
+                where.append(suite)
+    return used
+
+
+def _params(model: str, resolution: int, kwargs: str) -> list[int]:
+    """[G, D] parameters (models.param_counts), remembered until a source changes."""
+
+    def count() -> list[int]:
+        import models
+
+        return list(models.param_counts(model, resolution, **json.loads(kwargs)))
+
+    return names.remembered("params", json.dumps([model, resolution, kwargs]), count)
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n:,}"
+
+
+def models_text() -> list[str]:
+    """One block per registered model (see the module docstring)."""
+    lines = ["models (G / D parameters at the resolutions and widths the shipped suites use):"]
+    configs = _configs()
+    for name, info in sorted(names.registry()["models"].items()):
+        lines += _wrap(info["recipe"] or "(no recipe source)", first=f"  {name}: ")
+        for (res, kwargs), suites in sorted(configs.get(name, {(256, "{}"): []}).items()):
+            g, d = _params(name, res, kwargs)
+            where = ", ".join(suites) or "no shipped suite (defaults)"
+            kw = ", ".join(f"{k}={v}" for k, v in json.loads(kwargs).items())
+            lines += _wrap(f"{res} px: G {_millions(g)}, D {_millions(d)}; {where}" + (f"; {kw}" if kw else ""))
+        for detail in info.get("details", []):
+            lines += _wrap(detail)
+    return lines
+
+
+def datasets_text() -> list[str]:
+    """Built-in sets, then the paper's (images, native resolution)."""
+    reg = names.registry()
+    paper = reg["paper_counts"]
+    lines = ["datasets (built in, then the paper's: prepare with `run_bench.py prepare --dataset NAME`):"]
+    built = [d for d in reg["datasets"] if d not in paper]
+    lines += _wrap(", ".join(built) + ", folder:PATH (any image folder)", first="  built in: ")
+    lines += _wrap(", ".join(f"{d} ({n:,})" for d, n in paper.items()), first="  paper (images): ")
+    return lines
+
+
+def protocols_text() -> list[str]:
+    """Metric names (they spell the protocol)."""
+    return [
+        "protocols (metric names: kind, generated images, reference):",
+        *_wrap(", ".join(names.registry()["protocols"])),
+    ]
+
+
+def detectors_text() -> list[str]:
+    """Detector names."""
+    known = ", ".join(names.registry()["detectors"])
+    return ["detectors (--detector; standard: inception-v3 for FID/KID, vgg16-fc2 for precision/recall):",
+            *_wrap(f"{known}, torchscript:PATH (a local file)")]  # fmt: skip
+
+
+def suites_text() -> list[str]:
+    """Shipped suites with their descriptions."""
+    from bench.files import read_text
+    from bench.plan.suites import list_suites, suite_path
+
+    lines = ["suites (--suite NAME, experiments/NAME.toml):"]
+    for suite in list_suites():
+        about = _description(read_text(suite_path(suite)))
+        lines += _wrap(about, first=f"  {suite}: ")
+    return lines
+
+
+def _description(text: str) -> str:
+    import tomllib
+
+    table: Any = tomllib.loads(text).get("suite", {})
+    return str(table.get("description", "")) if isinstance(table, dict) else ""
+
+
+def devices_text() -> list[str]:
+    """Device profiles (--device-profile)."""
+    from bench.plan.devices import load_profiles
+
+    lines = ["device profiles (--device-profile NAME):"]
+    for name, profile in load_profiles().items():
+        lines += _wrap(profile.title, first=f"  {name}: ")
+    return lines
+
+
+def listing(what: str | None) -> str:
+    """The section ``what`` (one of :data:`SECTIONS`), or every section."""
+    render = {"models": models_text, "datasets": datasets_text, "protocols": protocols_text,
+              "detectors": detectors_text, "suites": suites_text, "devices": devices_text}  # fmt: skip
+    return "\n\n".join("\n".join(render[s]()) for s in ([what] if what else SECTIONS))

@@ -1,0 +1,161 @@
+"""What the registries hold, without importing them: a cache keyed by the sources' modification times.
+
+The registries of models, detectors, protocols and datasets are filled when their modules are imported,
+and those import torch (seconds on a small machine). ``list``, ``status``, a dry run and a refused name
+need only the names, each model's recipe, its parameter counts and whether a configuration builds:
+:func:`registry` and :func:`remembered` keep those in one JSON file under :func:`cache_dir`, rebuilt (by
+importing the registries) whenever a source file under ``models/`` or ``bench/`` changes (path, size or
+modification time). The checks here give the registries' own messages (tests compare them).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+CACHE_ENV = "FEWSHOT_BENCH_CACHE"  # folder of the cache; default $XDG_CACHE_HOME/fewshot-gan-bench
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("models", "bench")  # their *.py files key the cache
+TORCHSCRIPT_PREFIX = "torchscript:"  # bench.metrics.detectors' prefix of a user's TorchScript file
+FOLDER_PREFIX = "folder:"  # bench.data.folders' prefix of an image folder dataset
+_loaded: dict[str, Any] = {}
+
+
+def cache_dir() -> Path:
+    """``$FEWSHOT_BENCH_CACHE``, else ``$XDG_CACHE_HOME/fewshot-gan-bench`` (``~/.cache/...``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fewshot-gan-bench"
+
+
+def sources_key() -> str:
+    """sha256 over every source file's path, size and modification time (and the Python version)."""
+    h = hashlib.sha256(sys.version.encode())
+    for top in SOURCES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            st = path.stat()
+            h.update(f"{path.relative_to(ROOT)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _path() -> Path:
+    return cache_dir() / "registry.json"
+
+
+def _document() -> dict[str, Any]:
+    """The cache's content for the current sources (empty when missing, stale or unreadable)."""
+    key = sources_key()
+    if _loaded.get("key") == key:
+        return _loaded
+    from bench.files import FileReadError, read_json
+
+    try:
+        doc = read_json(_path())
+    except (FileReadError, ValueError):
+        doc = None
+    _loaded.clear()
+    _loaded.update(doc if isinstance(doc, dict) and doc.get("key") == key else {"key": key})
+    return _loaded
+
+
+def _save() -> None:
+    """Write the cache (atomically; a folder that cannot be written only costs the next command time)."""
+    from bench.results.io import atomic_write_text
+
+    try:
+        atomic_write_text(_path(), json.dumps(_loaded, sort_keys=True) + "\n")
+    except (OSError, BenchError):
+        pass
+
+
+def _build() -> dict[str, Any]:
+    """The registries' content, imported (slow: torch)."""
+    import models
+    from bench.data.catalog import list_datasets
+    from bench.data.paper import PAPER_DATASETS
+    from bench.metrics import list_detectors, list_protocols
+
+    infos = {name: models.model_info(name) for name in models.list_models()}
+    return {
+        "models": {name: {"recipe": info.recipe, "init_from": info.init_from} for name, info in infos.items()},
+        "detectors": list_detectors(),
+        "protocols": list_protocols(),
+        "datasets": list_datasets(),
+        "paper_counts": {name: info.count for name, info in PAPER_DATASETS.items()},
+    }
+
+
+def registry() -> dict[str, Any]:
+    """``models`` (name -> recipe, init_from), ``detectors``, ``protocols``, ``datasets`` and
+    ``paper_counts`` (a paper dataset's image count): cached."""
+    doc = _document()
+    if "registry" not in doc:
+        doc["registry"] = _build()
+        _save()
+    return doc["registry"]
+
+
+def remembered(section: str, key: str, compute: Any) -> Any:
+    """``compute()`` (JSON-able), cached under ``section``/``key`` until a source changes."""
+    doc = _document()
+    found = doc.setdefault(section, {})
+    if key not in found:
+        found[key] = compute()
+        _save()
+    return found[key]
+
+
+def check_model(name: str) -> None:
+    """:func:`models.registry.check_model_name`'s check and message (a BenchError)."""
+    known = list(registry()["models"])
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(known))}"
+    raise BenchError(f"unknown model {name!r}; {hint}")
+
+
+def check_detector(name: str) -> None:
+    """:func:`bench.metrics.detectors.check_detector`'s check and message."""
+    if name.startswith(TORCHSCRIPT_PREFIX):
+        path = Path(name[len(TORCHSCRIPT_PREFIX) :])
+        if not path.is_file():
+            raise BenchError(f"detector {name}: no such file {str(path)!r}")
+        return
+    known = registry()["detectors"]
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BenchError(f"unknown detector {name!r} (known: {', '.join(known)}, torchscript:PATH){hint}")
+
+
+def check_protocol(name: str) -> None:
+    """:func:`bench.metrics.protocols.check_protocol`'s check and message."""
+    known = registry()["protocols"]
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BenchError(f"unknown metric {name!r} (known: {', '.join(known)}){hint}")
+
+
+def check_dataset(name: str) -> None:
+    """:func:`bench.data.catalog.check_dataset_name`'s check and message (a folder's path: by the catalog)."""
+    if name.startswith(FOLDER_PREFIX):
+        from bench.data.catalog import check_dataset_name
+        from bench.data.folders import folder_root
+
+        check_dataset_name(name)
+        folder_root(name)
+        return
+    known = registry()["datasets"]
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+        raise BenchError(f"unknown dataset {name!r}{hint} (known: {', '.join(known)}; or folder:PATH)")
