@@ -69,7 +69,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The suite subcommands' parsers."""
     p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
     add_suite_args(p)
-    p.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
+    p.add_argument(
+        "--dry-run", action="store_true",
+        help="print the plan, its total budget and what a run would still need here (prepare commands), and exit",
+    )  # fmt: skip
+    p.add_argument("--wide", action="store_true", help="a row per cell with its run id (default: cells that differ "
+                   "only in their dataset share a row)")  # fmt: skip
     p.add_argument(
         "--device", default="auto",
         help="auto (cuda if available; a suite with budget.accelerator = 'gpu' refuses to train without it), "
@@ -85,6 +90,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_dataclass_flags(group, LaunchSettings, keep_defaults=False)
     p = sub.add_parser("status", help="table of a suite's cells with state, progress and best FID")
     add_suite_args(p)
+    p.add_argument("--wide", action="store_true", help="a row per cell with its run id")
     p = sub.add_parser("cancel", help="cancel the suite's queued and running SLURM jobs")
     add_suite_args(p)
     p = sub.add_parser("calibrate", help="measure this device's training throughput for a suite's models")
@@ -114,7 +120,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Train and evaluate every cell not yet done (here, on a device pool, or as jobs); print the tables."""
     from bench.launchers.base import get_launcher
-    from bench.launchers.checks import check_models, preflight
+    from bench.launchers.checks import check_models, missing_before_run, preflight
     from bench.launchers.pool import DevicePool, check_devices, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
     from bench.report.console import plan_table
@@ -128,7 +134,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_models(suite, cells)  # a dry run validates what costs nothing to check
     else:
         check_writable_dir(args.out, "--out")  # before the plan table looks into it
-    print(plan_table(suite, cells, args.out))
+    print(plan_table(suite, cells, args.out, wide=args.wide))
+    if args.dry_run:
+        missing = missing_before_run(cells, args.out)
+        print("\npre-run checks: " + ("datasets prepared, detector weights here" if not missing else
+                                       f"{len(missing)} to fix before `run` starts"))  # fmt: skip
+        print("".join(f"- {line}\n" for line in missing), end="")
     if settings.launcher != "local":
         print(plan_text(plan_launch(cells, args.out, settings), settings))
         if (elsewhere := _converted_for_this_machine(args, cells)) is not None:
@@ -195,7 +206,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from bench.results.variants import budget_variants
 
     suite, cells = suite_and_cells(args)
-    print(plan_table(suite, cells, args.out))
+    print(plan_table(suite, cells, args.out, wide=args.wide))
     if (jobs := jobs_table(cells, args.out)) is not None:
         print()
         print(jobs)

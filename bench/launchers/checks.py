@@ -90,14 +90,43 @@ def check_data(cells: list[Cell], out: Path) -> None:
             raise DataError(f"dataset {name!r} has {count} image; a GAN needs at least {MIN_IMAGES}: add images")
 
 
-def check_detectors(cells: list[Cell]) -> None:
-    """Load each detector the cells will need once, so a missing weights file stops the run before training."""
-    from bench.metrics import PROTOCOLS, detector_for, get_detector
+def missing_before_run(cells: list[Cell], out: Path) -> list[str]:
+    """What ``run`` would stop at here, each with its fix: paper datasets not prepared (with the exact
+    ``prepare`` command) and detector weights that would have to be downloaded; loads, builds and
+    downloads nothing (a dry run's pre-run checks)."""
+    problems = []
+    paper = names.registry()["paper_counts"]
+    for name, res, how in sorted({(c.spec.dataset, c.spec.resolution, c.spec.resize_filter) for c in cells}):
+        if name in paper:
+            from bench.data.paper import check_prepared
+            from bench.results.runs import cache_dirs
 
-    needed = {
-        (detector_for(p, c.spec.detector, c.spec.pr_detector), PROTOCOLS[p].mode)
+            try:
+                check_prepared(name, res, cache_dirs(out)[0], how)
+            except DataError as exc:
+                problems.append(str(exc))
+    for name, mode in sorted(_detectors_needed(cells)):
+        if name != "inception-random" and not name.startswith(names.TORCHSCRIPT_PREFIX):
+            from bench.metrics.detectors import weights_problem
+
+            if (why := weights_problem(name, mode)) is not None:
+                problems.append(why)
+    return problems
+
+
+def _detectors_needed(cells: list[Cell]) -> set[tuple[str, str]]:
+    """(detector, clean-fid mode) of every protocol the cells evaluate (bench.metrics.detector_for's choice)."""
+    protocols = names.registry()["protocols"]
+    return {
+        (c.spec.pr_detector if protocols[p]["kind"] == "pr" else c.spec.detector, protocols[p]["mode"])
         for c in cells
         for p in c.spec.protocols
     }
-    for name, mode in sorted(needed):
+
+
+def check_detectors(cells: list[Cell]) -> None:
+    """Load each detector the cells will need once, so a missing weights file stops the run before training."""
+    from bench.metrics import get_detector
+
+    for name, mode in sorted(_detectors_needed(cells)):
         get_detector(name, "cpu", mode=mode)

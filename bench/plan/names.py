@@ -80,21 +80,21 @@ def _build() -> dict[str, Any]:
     import models
     from bench.data.catalog import list_datasets
     from bench.data.paper import PAPER_DATASETS
-    from bench.metrics import list_detectors, list_protocols
+    from bench.metrics import PROTOCOLS, list_detectors
 
     infos = {name: models.model_info(name) for name in models.list_models()}
     return {
         "models": {name: {"recipe": info.recipe, "init_from": info.init_from} for name, info in infos.items()},
         "detectors": list_detectors(),
-        "protocols": list_protocols(),
+        "protocols": {name: {"kind": p.kind, "mode": p.mode} for name, p in sorted(PROTOCOLS.items())},
         "datasets": list_datasets(),
         "paper_counts": {name: info.count for name, info in PAPER_DATASETS.items()},
     }
 
 
 def registry() -> dict[str, Any]:
-    """``models`` (name -> recipe, init_from), ``detectors``, ``protocols``, ``datasets`` and
-    ``paper_counts`` (a paper dataset's image count): cached."""
+    """``models`` (name -> recipe, init_from), ``detectors``, ``protocols`` (name -> kind, clean-fid mode),
+    ``datasets`` and ``paper_counts`` (a paper dataset's image count): cached."""
     doc = _document()
     if "registry" not in doc:
         doc["registry"] = _build()
@@ -138,7 +138,7 @@ def check_detector(name: str) -> None:
 
 def check_protocol(name: str) -> None:
     """:func:`bench.metrics.protocols.check_protocol`'s check and message."""
-    known = registry()["protocols"]
+    known = list(registry()["protocols"])
     if name not in known:
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas: only when a table is built
+    import pandas as pd
 
-from bench.report.tables import SuiteLike
+    from bench.report.tables import SuiteLike
 
 log = logging.getLogger(__name__)
 

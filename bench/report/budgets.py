@@ -1,10 +1,13 @@
 """Budgets per cell, as ``--dry-run``, ``status`` and ``report`` show them.
 
-A row says the reference-GPU-hours (scaled), the local seconds they convert to, the iteration or
-kimg cap, the speed ratio and where it came from (:mod:`bench.plan.sources`), and once a run has
-trained the iterations, kimg and images it reached and which limit ended it. A cell whose own run
-folder is missing but which was run with other budget settings (:mod:`bench.results.variants`) shows
-that run, marked, with the flags that address it.
+A row says the suite's label of the cell, the reference-GPU-hours (scaled), the local seconds they
+convert to, the iteration or kimg cap, the speed ratio and where it came from
+(:mod:`bench.plan.sources`), and once a run has trained the iterations, kimg and images it reached
+and which limit ended it (a running cell: its device and the training time left). Cells that differ
+only in their dataset share one printed row unless ``wide`` (then each shows its run id); columns
+that are empty for every row are left out; the notes end with the cells' total budget. A cell whose
+own run folder is missing but which was run with other budget settings
+(:mod:`bench.results.variants`) shows that run, marked, with the flags that address it.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from bench.results.runs import cell_state
 from bench.results.variants import budget_variants
 
 
-def budget_row(spec: RunSpec, state: dict[str, Any], cell_spec: RunSpec | None = None) -> dict[str, Any]:
+def budget_row(
+    spec: RunSpec, state: dict[str, Any], cell_spec: RunSpec | None = None, label: str = ""
+) -> dict[str, Any]:
     """One cell's budget and progress as a tidy row (numbers unformatted); ``cell_spec``: the cell's
-    own spec when ``spec`` is a run of it made with other budget settings."""
+    own spec when ``spec`` is a run of it made with other budget settings; ``label``: its row's name."""
     kimg = state.get("kimg")
     running = state["status"] == "running" and isinstance(state.get("device"), dict)
     return {
-        "run_id": spec.run_id, "model": spec.model, "dataset": spec.dataset, "resolution": spec.resolution,
+        "run_id": spec.run_id, "label": label or spec.model, "model": spec.model, "dataset": spec.dataset,
+        "resolution": spec.resolution,
         "seed": spec.seed, "budget_hours": spec.budget_hours, "budget_scale": spec.budget_scale,
         "ref_hours": None if spec.budget_hours is None else spec.budget_hours * spec.budget_scale,
         "local_seconds": spec.converted_seconds, "time_charged": spec.budget_seconds is not None,
@@ -40,7 +46,16 @@ def budget_row(spec: RunSpec, state: dict[str, Any], cell_spec: RunSpec | None =
         "images": None if kimg is None else round(kimg * 1000), "train_seconds": state.get("train_seconds"),
         "budget_applied": state.get("budget_applied"), "other_budget": cell_spec is not None,
         "flags": source_flags(spec, cell_spec), "device": device_summary(state["device"]) if running else "",
+        "left_seconds": _left(state) if state["status"] == "running" else None,
     }  # fmt: skip
+
+
+def _left(state: dict[str, Any]) -> float | None:
+    """Training seconds left: those trained so far times the share of the budget still to go."""
+    used, seconds = state.get("budget_fraction"), state.get("train_seconds")
+    if not isinstance(used, int | float) or not isinstance(seconds, int | float) or not 0 < used <= 1:
+        return None
+    return seconds * (1 - used) / used
 
 
 def budget_rows(cells: list[Cell], out: Path) -> list[dict[str, Any]]:
@@ -50,7 +65,8 @@ def budget_rows(cells: list[Cell], out: Path) -> list[dict[str, Any]]:
     for c in cells:
         spec = variants.get(c.spec.run_id, c.spec)
         state = cell_state(out, Cell(spec, c.label, c.group))
-        rows.append(budget_row(spec, state, c.spec if spec is not c.spec else None))
+        label = f"{c.label} ({c.group})" if c.group else c.label
+        rows.append(budget_row(spec, state, c.spec if spec is not c.spec else None, label))
     return rows
 
 
@@ -86,17 +102,53 @@ def _ratio(r: dict[str, Any]) -> str:
     return "--" if r["ref_hours"] is None else f"{r['speed_ratio']:.3g} {source_label(r['budget_source'])}"
 
 
-def table_text(rows: list[dict[str, Any]]) -> str:
-    """The rows as a terminal table (github style)."""
-    head = ["run_id", "model", "dataset", "res", "seed", "ref h", "local s", "cap", "speed ratio", "state",
-            "it", "kimg", "images", "stopped by"]  # fmt: skip
-    body = [[("* " if r["other_budget"] else "") + r["run_id"], r["model"], r["dataset"], r["resolution"], r["seed"],
-             _hours(r), _local(r), _caps(r), _ratio(r),
-             r["status"], _num(r["iterations"]), _num(r["kimg"], ".3g") if r["kimg"] else "", _num(r["images"]),
-             r["budget_applied"] or ""] for r in rows]  # fmt: skip
-    if any(r["device"] for r in rows):  # where running cells run
-        body, head = [[*b, r["device"]] for b, r in zip(body, rows, strict=True)], [*head, "device"]
-    return tabulate(body, head, tablefmt="github", disable_numparse=True)
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"~{seconds:.0f} s"
+    return f"~{seconds / 60:.0f} min" if seconds < 5400 else f"~{seconds / 3600:.1f} h"
+
+
+def _cells(r: dict[str, Any]) -> dict[str, str]:
+    """One row's printed cells, by column."""
+    return {
+        "run_id": ("* " if r["other_budget"] else "") + r["run_id"], "row": r["label"], "model": r["model"],
+        "dataset": r["dataset"], "res": str(r["resolution"]), "seed": str(r["seed"]), "ref h": _hours(r),
+        "local s": _local(r), "cap": _caps(r), "speed ratio": _ratio(r), "state": r["status"],
+        "it": _num(r["iterations"]), "kimg": _num(r["kimg"], ".3g") if r["kimg"] else "", "images": _num(r["images"]),
+        "stopped by": r["budget_applied"] or "", "device": r["device"], "left": _duration(r["left_seconds"]),
+    }  # fmt: skip
+
+
+def _collapsed(shown: list[dict[str, str]], datasets: list[str]) -> list[dict[str, str]]:
+    """Rows equal but for their dataset (and run id) as one, naming its datasets ('all N' for every one)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for cells in shown:
+        key = tuple(v for k, v in cells.items() if k not in ("run_id", "dataset"))
+        groups.setdefault(key, []).append(cells["dataset"])
+    out = []
+    for cells in shown:
+        key = tuple(v for k, v in cells.items() if k not in ("run_id", "dataset"))
+        if key in groups:
+            names = groups.pop(key)
+            every = len(names) > 1 and set(names) == set(datasets)
+            out.append({k: v for k, v in cells.items() if k != "run_id"} | {
+                "dataset": f"all {len(names)}" if every else ", ".join(names)})  # fmt: skip
+    return out
+
+
+def table_text(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
+    """The rows as a terminal table (github style): one per cell with its run id when ``wide``, else
+    cells that differ only in their dataset as one row; columns empty in every row left out."""
+    shown = [_cells(r) for r in rows]
+    if not wide:
+        shown = _collapsed(shown, list(dict.fromkeys(r["dataset"] for r in rows)))
+    if all(c["model"] == c["row"] for c in shown):
+        shown = [{k: v for k, v in c.items() if k != "model"} for c in shown]
+    columns = [k for k in (shown[0] if shown else {}) if any(c[k] not in ("", "--") for c in shown)]
+    head = ["datasets" if k == "dataset" and not wide else k for k in columns]
+    return tabulate([[c[k] for k in columns] for c in shown], head, tablefmt="github", disable_numparse=True)
 
 
 def notes(rows: list[dict[str, Any]]) -> list[str]:
@@ -112,6 +164,11 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
     if scales and scales != [1.0]:
         lines.append(f"budget scale {', '.join(f'{s:g}' for s in scales)}: every limit (hours, iterations, kimg) "
                      "scaled; ref h shows the scaled hours")  # fmt: skip
+    if timed:
+        ref = sum(r["ref_hours"] for r in timed)
+        local = sum(r["local_seconds"] for r in timed if r["time_charged"]) / 3600
+        lines.append(f"total: {len(rows)} cells, {ref:.4g} reference GPU-hours = {local:.4g} h of training here at "
+                     "these speed ratios (evaluations and checkpoints extra)")  # fmt: skip
     others = [r["flags"] for r in rows if r["other_budget"]]
     for flags in dict.fromkeys(others):
         lines.append(f"* {others.count(flags)} cell(s) shown as run with other budget settings; pass "
@@ -119,10 +176,10 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def budget_text(cells: list[Cell], out: Path) -> str:
-    """The budget table with its notes."""
+def budget_text(cells: list[Cell], out: Path, *, wide: bool = False) -> str:
+    """The budget table with its notes (``wide``: a row per cell, with its run id)."""
     rows = budget_rows(cells, out)
-    return table_text(rows) + "\n" + "\n".join(notes(rows))
+    return table_text(rows, wide=wide) + "\n" + "\n".join(notes(rows))
 
 
 def write_budget_table(suite_name: str, cells: list[Cell], out: Path, out_dir: Path) -> list[Path]:
@@ -131,7 +188,9 @@ def write_budget_table(suite_name: str, cells: list[Cell], out: Path, out_dir: P
 
     rows = budget_rows(cells, out)
     base = Path(out_dir) / "tables" / f"{suite_name}-budgets"
-    md = f"Budgets of suite {suite_name}\n\n{table_text(rows)}\n\n" + "\n".join(f"- {n}" for n in notes(rows))
+    md = f"Budgets of suite {suite_name}\n\n{table_text(rows, wide=True)}\n\n" + "\n".join(
+        f"- {n}" for n in notes(rows)
+    )
     atomic_write_text(base.with_suffix(".md"), md + "\n")
     atomic_write_text(base.with_suffix(".csv"), pd.DataFrame(rows).to_csv(index=False))
     return [base.with_suffix(".md"), base.with_suffix(".csv")]

@@ -10,8 +10,11 @@ from bench.plan.suites import Cell, Suite
 from bench.report.budgets import budget_text
 
 
-def plan_table(suite: Suite, cells: list[Cell], out: Path) -> str:
-    """The expanded grid with run ids, budgets (with their conversion), states and progress, as a text table
-    (with the device and time left of running cells when there are any)."""
+def plan_table(suite: Suite, cells: list[Cell], out: Path, *, wide: bool = False) -> str:
+    """The expanded grid by the suite's labels with budgets (with their conversion), states and progress, as a
+    text table (with the device and time left of running cells when there are any); ``wide``: a row per cell
+    with its run id."""
     ref = f"; budgets in hours of {suite.reference_gpu}" if suite.reference_gpu else ""
-    return f"suite {suite.name} ({suite.path}): {len(cells)} cells{ref}\n" + budget_text(cells, out)
+    rows = "a row per cell" if wide else "cells that differ only in their dataset share a row; --wide: one per cell"
+    head = f"suite {suite.name} ({suite.path}): {len(cells)} cells on {len(suite.datasets)} dataset(s){ref} ({rows})"
+    return head + "\n" + budget_text(cells, out, wide=wide)
