@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep instead of spinning
+# the registries' cached listing (bench.plan.names) of the tests and the commands they start: not the user's
+os.environ.setdefault("FEWSHOT_BENCH_CACHE", str(Path(tempfile.gettempdir()) / f"fewshot-bench-tests-{os.getuid()}"))
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

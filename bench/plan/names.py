@@ -75,31 +75,59 @@ def _save() -> None:
         pass
 
 
-def _build() -> dict[str, Any]:
-    """The registries' content, imported (slow: torch)."""
+def _models() -> dict[str, Any]:
     import models
+
+    return {name: {"recipe": (i := models.model_info(name)).recipe, "init_from": i.init_from}
+            for name in models.list_models()}  # fmt: skip
+
+
+def _detectors() -> list[str]:
+    from bench.metrics.detectors import list_detectors
+
+    return list_detectors()
+
+
+def _protocols() -> dict[str, Any]:
+    from bench.metrics.protocols import PROTOCOLS
+
+    return {name: {"kind": p.kind, "mode": p.mode} for name, p in sorted(PROTOCOLS.items())}
+
+
+def _datasets() -> dict[str, Any]:
     from bench.data.catalog import list_datasets
     from bench.data.paper import PAPER_DATASETS
-    from bench.metrics import PROTOCOLS, list_detectors
 
-    infos = {name: models.model_info(name) for name in models.list_models()}
-    return {
-        "models": {name: {"recipe": info.recipe, "init_from": info.init_from} for name, info in infos.items()},
-        "detectors": list_detectors(),
-        "protocols": {name: {"kind": p.kind, "mode": p.mode} for name, p in sorted(PROTOCOLS.items())},
-        "datasets": list_datasets(),
-        "paper_counts": {name: info.count for name, info in PAPER_DATASETS.items()},
-    }
+    return {"datasets": list_datasets(), "paper_counts": {n: info.count for n, info in PAPER_DATASETS.items()}}
+
+
+# section -> (the module whose import fills it, how to read it)
+_SECTIONS = {
+    "models": ("models", _models),
+    "detectors": ("bench.metrics.detectors", _detectors),
+    "protocols": ("bench.metrics.protocols", _protocols),
+    "datasets": ("bench.data.paper", _datasets),
+}
 
 
 def registry() -> dict[str, Any]:
     """``models`` (name -> recipe, init_from), ``detectors``, ``protocols`` (name -> kind, clean-fid mode),
-    ``datasets`` and ``paper_counts`` (a paper dataset's image count): cached."""
+    ``datasets`` and ``paper_counts`` (a paper dataset's image count). A registry already imported in this
+    process is read directly (it may hold names registered at run time); the others come from the cache,
+    filled by importing them when it is cold or stale."""
     doc = _document()
     if "registry" not in doc:
-        doc["registry"] = _build()
+        doc["registry"] = _flat({section: read() for section, (_, read) in _SECTIONS.items()})
         _save()
-    return doc["registry"]
+    live = {section: read() for section, (module, read) in _SECTIONS.items() if module in sys.modules}
+    return doc["registry"] | _flat(live)
+
+
+def _flat(sections: dict[str, Any]) -> dict[str, Any]:
+    """The datasets section holds two entries (``datasets``, ``paper_counts``): lifted to the top."""
+    out = dict(sections)
+    out.update(out.pop("datasets", {}))
+    return out
 
 
 def remembered(section: str, key: str, compute: Any) -> Any:
