@@ -342,13 +342,10 @@ def _plain(value: Any) -> str:
 
 
 def suite_rows(suite: SuiteLike, df: pd.DataFrame) -> pd.DataFrame:
-    """The results rows of the suite's runs; BenchError when there are none."""
+    """The results rows of the suite's runs; BenchError when there are none, or none readable."""
     if df.empty or "run_id" not in df.columns:
         run = f"python run_bench.py run --suite {suite.name}"
         raise BenchError(f"no results for suite {suite.name!r} yet; run `{run}` first")
-    missing = sorted({"metric", "value"} - set(df.columns))
-    if missing:
-        raise BenchError(f"results table lacks the columns {', '.join(missing)}; collect it with bench.results")
     mine = df[df["run_id"].isin({c.spec.run_id for c in suite.cells})]
     if mine.empty:
         raise BenchError(
@@ -356,6 +353,15 @@ def suite_rows(suite: SuiteLike, df: pd.DataFrame) -> pd.DataFrame:
             "loaded; pass the options used with `run` (--budget-scale, --speed-ratio, --calibration, --init-from, "
             "--detector)"
         )
+    if "metric" not in mine.columns or mine["metric"].isna().all():
+        why = list(unreadable_runs(mine).values())
+        if why:
+            raise BenchError(
+                f"suite {suite.name!r}: no readable evaluation row; {len(why)} run(s) unreadable: {why[0]}"
+            )
+        raise BenchError(f"suite {suite.name!r}: no evaluation row yet; its runs evaluate at the end of their budget")
+    if "value" not in mine.columns:
+        raise BenchError("results table lacks the column value; collect it with bench.results")
     return mine
 
 
@@ -421,6 +427,13 @@ def build_tables(
     if selection not in SELECTION_RULES:
         raise BenchError(f"selection {selection!r}: choose one of {', '.join(SELECTION_RULES)}")
     rows = suite_rows(suite, df)
+    if rows["metric"].isna().all():
+        why = list(unreadable_runs(rows).values())
+        if why:
+            raise BenchError(
+                f"suite {suite.name!r}: no readable evaluation row; {len(why)} run(s) unreadable: {why[0]}"
+            )
+        raise BenchError(f"suite {suite.name!r}: no evaluation row yet; its runs evaluate at the end of their budget")
     metric = metric or default_metric(suite, rows)
     if metric not in set(rows["metric"].dropna()):
         have = ", ".join(sorted(set(rows["metric"].dropna())))
