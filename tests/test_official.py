@@ -110,8 +110,9 @@ def test_another_checkpoint_at_the_same_place_is_refused(tmp_path: Path, capsys)
 
 
 def test_the_official_parity_fixture_imports_and_reproduces_its_outputs(tmp_path: Path) -> None:
-    """The official code's own state dicts (256 px, ngf = ndf = 8) through ``import-official``: the
-    snapshot's generator gives the official outputs (train mode, as the fixture was made)."""
+    """The official code's own state dicts (the shipped fixture: 256 px, ngf = ndf = 8; any fixture of that form
+    at its ``im_size``) through ``import-official``: the snapshot's generator gives the official outputs (train
+    mode, as the fixture was made)."""
     fixture = Path(os.environ.get("FASTGAN_PARITY_FIXTURE", ROOT / "../shared/fixtures/fastgan_official_256_ngf8.pt"))
     if not fixture.is_file():
         pytest.skip(f"parity fixture not found at {fixture} (set FASTGAN_PARITY_FIXTURE)")
@@ -120,7 +121,8 @@ def test_the_official_parity_fixture_imports_and_reproduces_its_outputs(tmp_path
     torch.save({"g": fx["G_state"], "d": fx["D_state"]}, path)
     w, out = fx["ngf"], tmp_path / "results"
     entry = f"fastgan:ngf={w}:ndf={w}:nz={fx['nz']}"
-    args = ["import-official", str(path), "--dataset", "shapes", "--resolution", "256", "--model", entry]
+    size = str(fx.get("im_size", 256))
+    args = ["import-official", str(path), "--dataset", "shapes", "--resolution", size, "--model", entry]
     assert main([*args, "--out", str(out)]) == 0
     (root,) = (out / "runs" / "official").iterdir()
     model = load_snapshot_model(root).train()
