@@ -71,21 +71,30 @@ def _text_px(text: str, size: float) -> tuple[float, float]:
 
 
 def curves_figure(curves: Sequence[Curve], *, title: str, note: str, xlabel: str, ylabel: str) -> Figure:
-    """Markers at the measured points of each curve (error bars: spread over seeds), joined by a faint
-    dotted line that only groups them; ``note``: one small line under the title."""
+    """A marker at each measured point of each curve (error bars: the spread over seeds) and no line
+    between them (a line would show values that were not measured); ``note``: small lines under the
+    title, broken at '; ' where one line would be wider than the axes."""
     fig = Figure(figsize=(7.0, 4.4), layout="constrained")
     ax = fig.add_subplot()
     for curve, marker in zip(curves, itertools.cycle(_MARKERS), strict=False):
-        (line,) = ax.plot(curve.x, curve.y, linestyle=":", linewidth=0.8, alpha=0.45)
-        ax.errorbar(curve.x, curve.y, yerr=curve.err, fmt=marker, color=line.get_color(), markersize=6,
-                    capsize=3, label=curve.label)  # fmt: skip
-    ax.set_xlim(left=0)
+        ax.errorbar(curve.x, curve.y, yerr=curve.err, fmt=marker, markersize=7, capsize=3, label=curve.label)
     ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.set_title(note, fontsize=8, color="0.3")
+    ax.set_title(_fit(note, 8, 0.82 * 7.0 * DPI), fontsize=8, color="0.3")
     fig.suptitle(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def _fit(text: str, size: float, width_px: float) -> str:
+    """``text`` with its '; ' turned into line breaks where a line would be wider than ``width_px``."""
+    lines: list[str] = []
+    for part in text.split("; "):
+        if lines and _text_px(f"{lines[-1]}; {part}", size)[0] <= width_px:
+            lines[-1] = f"{lines[-1]}; {part}"
+        else:
+            lines.append(part)
+    return "\n".join(lines)
 
 
 def grid_png(images: torch.Tensor) -> bytes:

@@ -93,7 +93,7 @@ def _over_time(suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset
         log.warning("%s: no evaluation of %s records %s; no curve over training", dataset, table.metric, X_AXIS.column)
         return {}
     seeds = "one seed" if table.seeds <= 1 else f"mean ± std over {table.seeds} seeds"
-    note = f"{table.metric} with {table.key.detector_name}; {seeds}; markers: evaluations (step 0 included)"
+    note = f"{table.metric} with {table.key.detector_name}; {seeds}; a marker per evaluation, step 0 at 0"
     note += "; non-standard detector: ranks these rows only" if table.nonstandard_detectors else ""
     fig = draw.curves_figure(
         curves, title=f"{suite.name}: {name} over training on {dataset}", note=note, xlabel=X_AXIS.label,
