@@ -21,16 +21,8 @@ from tqdm import tqdm
 from bench.errors import BenchError
 from bench.report import draw
 from bench.report.selection import mixed_runs, select_runs
-from bench.report.tables import (
-    CellLike,
-    ReportTable,
-    SuiteLike,
-    fmt_number,
-    metric_name,
-    row_cells,
-    row_keys,
-    suite_rows,
-)
+from bench.report.tables import CellLike, ReportTable, SuiteLike, row_cells, row_keys, suite_rows
+from bench.report.words import fmt_number, metric_name
 from bench.results.runs import RunPaths
 
 log = logging.getLogger(__name__)

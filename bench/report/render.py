@@ -20,18 +20,12 @@ from tabulate import tabulate
 
 from bench.report import gain
 from bench.report.paper import PaperRow, PaperSource, PaperTable
-from bench.report.tables import (
-    DIGITS_RULE,
-    CellResult,
-    ReportTable,
-    fmt_delta,
-    fmt_number,
-    metric_name,
-)
+from bench.report.selection import SELECTION_RULES
+from bench.report.tables import CellResult, ReportTable
+from bench.report.words import DIGITS_RULE, fmt_delta, fmt_number, metric_name
 from bench.results.io import atomic_write_text
 
 UNALIGNED_TITLE = "paper (unaligned; column alignment unknown)"
-_RULES = {"best": "best evaluation within the budget (the paper's rule)", "last": "last evaluation within the budget"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,7 @@ def caption(table: ReportTable) -> str:
     better = "Lower" if table.lower_is_better else "Higher"
     return (
         f"{table.suite}: {name} ({table.metric} with {table.key.detector_name}, {images} against each training "
-        f"set), {_RULES[table.selection]}; {table.budget}; {seeds}. {better} is better; bold: best per column."
+        f"set), {SELECTION_RULES[table.selection]}; {table.budget}; {seeds}. {better} is better; bold: best per column."
     )
 
 

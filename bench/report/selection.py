@@ -25,9 +25,9 @@ TABLE_FIELDS = ("metric", "detector", "detector_sha256", "detector_standard", "m
                 "pre_resize", "weights", "truncation", "kid_subsets", "pr_k")  # fmt: skip
 RUN_FIELDS = ("bn_mode", "bn_stats", "gen_batch", "ref_count", "ref_resolution", "ref_filter", "resize_chain",
               "kid_subset_size")  # fmt: skip
-SELECTION_RULES = {
-    "best": "best {name} within the training budget over evaluations (the paper's rule)",
-    "last": "{name} at the last evaluation within the training budget",
+SELECTION_RULES = {  # which evaluation of a run a table shows, as its caption says it
+    "best": "best evaluation within the budget (the paper's rule)",
+    "last": "last evaluation within the budget",
 }
 
 

@@ -13,7 +13,8 @@ from tabulate import tabulate
 from bench.errors import BenchError
 from bench.plan.suites import Cell, Suite
 from bench.report import gain
-from bench.report.tables import CellResult, ReportTable, build_tables, fmt_number
+from bench.report.tables import CellResult, ReportTable, build_tables
+from bench.report.words import fmt_number
 from bench.results.collect import collect, unreadable_runs
 from bench.results.runs import cell_state
 

@@ -6,12 +6,11 @@ digits the sample size supports, and the published numbers beside ours. Nothing 
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 
@@ -21,17 +20,11 @@ from bench.plan.specs import RunSpec
 from bench.report import gain
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
 from bench.report.selection import SELECTION_RULES, ProtocolKey, mixed_runs, protocols_of, select_runs
+from bench.report.words import budget_words, digits_for, fmt_number, protocol_text
 from bench.results.collect import unreadable_runs
 
 # a cell shows the first present; 'mixed': a run's rows of this protocol were sampled or referenced differently
 _NOT_DONE = ("unreadable", "mixed", "diverged", "failed", "running", "pending", "missing")
-# FID's sample-size bias shrinks as 1/n (Chong & Forsyth, CVPR 2020): one more decimal per tenfold images
-FID_DIGITS_FROM = 5_000  # generated images from which FID gets one decimal (none below; two from 50,000)
-DIGITS_RULE = {
-    "fid": "one decimal per tenfold images from 5,000: FID's sample-size bias shrinks as 1/n",
-    "kid": "down to the first digit of the spread over KID's subsets",
-    "pr": "down to the first digit of a share's binomial noise, 0.5/sqrt(n)",
-}
 
 
 class CellLike(Protocol):
@@ -60,36 +53,6 @@ def metric_kind(df: pd.DataFrame, metric: str) -> str:
     if metric.endswith(("_precision", "_recall")):
         return "pr"
     return "kid" if metric.startswith("kid") else "fid"
-
-
-def metric_name(metric: str, kind: str) -> str:
-    """Display name: FID, KID, precision or recall."""
-    if kind == "pr":
-        return "recall" if metric.endswith("_recall") else "precision"
-    return kind.upper()
-
-
-def digits_for(kind: str, num_gen: int | None, spread: float | None = None) -> int:
-    """Decimals the evaluation supports (:data:`DIGITS_RULE`): FID by its number of generated images,
-    KID (printed x10³) by the largest spread over its subsets (``spread``), precision/recall by the
-    binomial noise of ``num_gen`` images."""
-    n = max(int(num_gen or 0), 1)
-    if kind == "kid" and spread is not None and spread > 0:
-        return min(max(-math.floor(math.log10(spread * 1e3)), 0), 3)
-    if kind == "pr":
-        return min(max(-math.floor(math.log10(0.5 / math.sqrt(n))), 1), 4)
-    return min(max(math.floor(math.log10(n * 10 / FID_DIGITS_FROM) + 1e-9), 0), 2)
-
-
-def fmt_number(value: float, kind: str, digits: int) -> str:
-    """``value`` with ``digits`` decimals (KID x10³)."""
-    scaled = value * (1e3 if kind == "kid" else 1.0)
-    return f"{round(scaled, digits) + 0.0:.{digits}f}"
-
-
-def fmt_delta(value: float, digits: int) -> str:
-    """Signed, ``digits`` decimals (ours − paper)."""
-    return f"{round(value, digits) + 0.0:+.{digits}f}"
 
 
 def run_statuses(suite: SuiteLike, df: pd.DataFrame, states: dict[str, str] | None = None) -> dict[str, str]:
@@ -305,42 +268,6 @@ def paper_image_number(dataset: str, paper: PaperTable | None) -> int | None:
     return names.registry()["paper_counts"].get(dataset)
 
 
-def protocol_text(rows: pd.DataFrame, metric: str) -> str:
-    """Metric name plus detector (with its weights' sha256), mode, generated images, reference (and its
-    resize filter), weights and how each model was sampled (all values seen)."""
-    parts = [metric]
-    for column, template in (
-        ("detector", "detector {}"), ("detector_sha256", "sha256 {:.12}"), ("mode", "mode {}"),
-        ("num_gen", "{} generated images"),
-        ("reference", "reference {}"), ("ref_filter", "reference resized with {}"), ("weights", "{} weights"),
-    ):  # fmt: skip
-        values = sorted({_plain(v) for v in rows[column].dropna()}) if column in rows.columns else []
-        if values:
-            parts.append(template.format(" / ".join(values)))
-    return ", ".join(parts + ([sampling_text(rows)] if "bn_mode" in rows.columns else []))
-
-
-def sampling_text(rows: pd.DataFrame) -> str:
-    """How the rows' generators were sampled, per model, e.g. 'sampling: BatchNorm batch (statistics:
-    batch), generation batch 16 (fastgan); no BatchNorm, generation batch 32 (stylegan2-lite)'."""
-    rows = rows.dropna(subset=["bn_mode"])
-    models = rows["model"] if "model" in rows.columns else pd.Series("?", index=rows.index)
-    stats = rows["bn_stats"] if "bn_stats" in rows.columns else rows["bn_mode"]
-    batches = rows["gen_batch"] if "gen_batch" in rows.columns else pd.Series("?", index=rows.index)
-    groups: dict[tuple[str, str, str], list[str]] = {}
-    for model, bn, stat, batch in zip(models, rows["bn_mode"], stats, batches, strict=True):
-        groups.setdefault((str(bn), str(stat), _plain(batch)), []).append(str(model))
-    parts = []
-    for (bn, stat, batch), sampled in sorted(groups.items()):
-        how = "no BatchNorm" if bn == "none" else f"BatchNorm {bn} (statistics: {stat})"
-        parts.append(f"{how}, generation batch {batch} ({', '.join(sorted(set(sampled)))})")
-    return "sampling: " + "; ".join(parts)
-
-
-def _plain(value: Any) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
 def suite_rows(suite: SuiteLike, df: pd.DataFrame) -> pd.DataFrame:
     """The results rows of the suite's runs; BenchError when there are none, or none readable."""
     if df.empty or "run_id" not in df.columns:
@@ -383,35 +310,6 @@ def _paper_of(suite: SuiteLike) -> PaperTable | None:
             f"(has {', '.join(tables)})"
         )
     return tables[suite.paper_table]
-
-
-def budget_words(suite: SuiteLike) -> str:
-    """The cells' training budgets in a few words: 'budget 5 reference GPU-hours (2080ti) per run', or
-    'unequal budgets per row: 1,000 / 300 / 150 iterations'."""
-    ref = f" ({suite.reference_gpu})" if getattr(suite, "reference_gpu", None) else ""
-    limits: list[tuple[str, str]] = []
-    for spec in (c.spec for c in suite.cells):
-        parts = []
-        if spec.budget_hours is not None and spec.budget_pin is None:
-            parts.append((f"{spec.budget_hours * spec.budget_scale:g}", f"reference GPU-hours{ref}"))
-        if spec.max_iters is not None and spec.budget_pin != "kimg":
-            parts.append((f"{math.ceil(spec.max_iters * spec.budget_scale):,}", "iterations"))
-        if spec.max_kimg is not None and spec.budget_pin != "iters":
-            parts.append((f"{spec.max_kimg * spec.budget_scale:g}", "kimg"))
-        if not parts:
-            parts.append(("no", "limit"))
-        limit = parts[0] if len(parts) == 1 else (" or ".join(" ".join(p) for p in parts) + ", first reached", "")
-        limits.append(limit)
-    limits = list(dict.fromkeys(limits))
-    if len(limits) == 1:
-        return f"budget {' '.join(limits[0]).strip()} per run"
-    units = {unit for _, unit in limits}
-    text = (
-        " / ".join(n for n, _ in limits) + f" {units.pop()}"
-        if len(units) == 1
-        else "; ".join(" ".join(limit).strip() for limit in limits)
-    )
-    return f"unequal budgets per row: {text}"
 
 
 def build_tables(
@@ -495,7 +393,7 @@ def _build(
         main=main,
         digits=digits_for(kind, num_gen, spread),
         num_gen=num_gen,
-        budget=budget_words(suite),
+        budget=budget_words(suite.cells, suite.reference_gpu),
         seeds=max((c.runs for r in table_rows for c in r.cells), default=1),
         mixed=mixed,
     )
