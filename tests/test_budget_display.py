@@ -46,15 +46,20 @@ def test_status_after_a_budget_scale_run(tiny_suite, tmp_path, capsys) -> None:
     scaled = load_suite(suite, budget_scale=0.5).cells[0].spec
     assert read_state(RunPaths.of(out, scaled))["budget_applied"] == "iters"
 
-    code, stdout, _ = _cli(capsys, "status", "--suite", suite, "--out", out)  # without the flag
+    code, stdout, _ = _cli(capsys, "status", "--suite", suite, "--out", out, "--wide")  # without the flag
     assert code == 0
-    row = next(line for line in stdout.splitlines() if scaled.run_id in line)
-    cells = [c.strip() for c in row.split("|")]
-    assert cells[1] == f"* {scaled.run_id}" and cells[8] == "3 it"
-    assert cells[10:15] == ["done", "3", "0.012", "12", "iters"]  # state, it, kimg, images, stopped by
+    lines = stdout.splitlines()
+    head = [c.strip() for c in next(line for line in lines if line.startswith("| run_id")).split("|")]
+    cells = dict(
+        zip(head, [c.strip() for c in next(ln for ln in lines if scaled.run_id in ln).split("|")], strict=True)
+    )
+    assert cells["run_id"] == f"* {scaled.run_id}" and cells["row"] == "* Baseline" and cells["cap"] == "3 it"
+    assert [cells[k] for k in ("state", "it", "kimg", "images", "stopped by")] == ["done", "3", "0.012", "12", "iters"]
     assert "pass `--budget-scale 0.5` to address them" in stdout
+    code, stdout, _ = _cli(capsys, "status", "--suite", suite, "--out", out)  # the row's label is marked too
+    assert code == 0 and "| * Baseline " in stdout
 
-    code, stdout, _ = _cli(capsys, "status", "--suite", suite, "--out", out, "--budget-scale", "0.5")
+    code, stdout, _ = _cli(capsys, "status", "--suite", suite, "--out", out, "--budget-scale", "0.5", "--wide")
     row = next(line for line in stdout.splitlines() if scaled.run_id in line)
     assert "* " not in row and "| done" in row and "budget scale 0.5: every limit" in stdout
 

@@ -121,3 +121,8 @@ def test_rescoring_a_finished_suite_with_a_second_detector(tiny_suite, tmp_path:
     assert main(["status", "--suite", suite, "--out", str(out)]) == 0
     assert "also scored with: effnet-lite0" in capsys.readouterr().out
     assert len(collect(out, "tiny")["detector"].unique()) == 2
+    # told otherwise: no run was made with effnet-lite0, so the suite's runs are shown by its rows
+    assert main(["status", "--suite", suite, "--out", str(out), "--detector", "effnet-lite0"]) == 0
+    assert f"protocol: {TINY_FID}, detector effnet-lite0" in capsys.readouterr().out
+    assert main(["report", "--suite", suite, "--out", str(out), "--detector", "effnet-lite0"]) == 0
+    assert {p.name: p.read_bytes() for p in tables.iterdir()} == after  # the same files, rewritten alike

@@ -36,7 +36,8 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--detector",
         help="FID/KID detector of every cell instead of the suite's eval.detector (offline: effnet-lite0); "
-        "it changes the run ids, so pass it to status and report too",
+        "it changes the run ids, so pass it to status and report too (which, when no run was made with it, "
+        "show the suite's runs by their rows re-scored with it: `eval --detector`)",
     )
     p.add_argument("--pr-detector", help="precision/recall detector instead of the suite's eval.pr_detector")
     p.add_argument(
@@ -63,6 +64,21 @@ def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any
         detector=args.detector, pr_detector=args.pr_detector,
     )  # fmt: skip
     return suite, filter_cells(suite, csv_list(args.models), csv_list(args.datasets))
+
+
+def suite_scored_with(args: argparse.Namespace) -> tuple[Any, list[Any], str | None]:
+    """The suite and cells ``status`` and ``report`` show, and the detector whose rows they tabulate: with
+    ``--detector X`` and no run of the cells it names, the suite's own runs by their rows scored with X
+    (``eval --detector X``), and X; else the cells as named, and None (the suite's own detector)."""
+    from bench.results.runs import RunPaths
+
+    suite, cells = suite_and_cells(args)
+    if args.detector is None or any(RunPaths.of(args.out, c.spec).spec.exists() for c in cells):
+        return suite, cells, None
+    own_suite, own_cells = suite_and_cells(argparse.Namespace(**(vars(args) | {"detector": None})))
+    if any(RunPaths.of(args.out, c.spec).spec.exists() for c in own_cells):
+        return own_suite, own_cells, args.detector
+    return suite, cells, None
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -205,7 +221,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from bench.report.summary import best_table
     from bench.results.variants import budget_variants
 
-    suite, cells = suite_and_cells(args)
+    suite, cells, scored_with = suite_scored_with(args)
     print(plan_table(suite, cells, args.out, wide=args.wide))
     if (jobs := jobs_table(cells, args.out)) is not None:
         print()
@@ -213,7 +229,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print()
     found = budget_variants(args.out, cells)  # runs of these cells made with other budget settings
     shown = [Cell(found.get(c.spec.run_id, c.spec), c.label, c.group) for c in cells]
-    print(best_table(suite, shown, args.out))
+    print(best_table(suite, shown, args.out, detector=scored_with))
     return 0
 
 
@@ -262,19 +278,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.results.io import check_writable_dir
     from bench.results.runs import RunPaths
 
-    suite, _ = suite_and_cells(args)
+    suite, _, scored_with = suite_scored_with(args)
     check_writable_dir(args.out, "--out")
     other = other_budget_note(suite.cells, args.out)
     if other and not any(RunPaths.of(args.out, c.spec).spec.exists() for c in suite.cells):
         raise BenchError(f"suite {suite.name}: no runs with these budget settings in {args.out}; {other}")
+    df = collect(args.out, suite.name)
     paths = write_report(
-        suite, collect(args.out, suite.name), args.out, selection=args.selection,
-        standalone=args.standalone, metric=args.metric,
+        suite, df, args.out, selection=args.selection, standalone=args.standalone, metric=args.metric,
+        detector=scored_with,
     )  # fmt: skip
     paths += write_budget_table(suite.name, suite.cells, args.out, args.out)
     for p in paths:
         print(p)
-    print(summary_line(suite, collect(args.out, suite.name), read_states(suite, args.out)))
+    print(summary_line(suite, df, read_states(suite, args.out)))
     if other:
         print(other)
     return 0

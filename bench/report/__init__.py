@@ -38,6 +38,7 @@ def write_report(
     metric: str | None = None,
     states: dict[str, str] | None = None,
     with_plots: bool = True,
+    detector: str | None = None,
 ) -> list[Path]:
     """Write ``out_dir/tables/<suite>-<metric>.{tex,md,csv}`` (the suite's detector), one more such set per
     other protocol the runs were scored with (``<suite>-<metric>-<detector>-<digest>``), and
@@ -49,6 +50,7 @@ def write_report(
         standalone: the .tex is a whole document (pdflatex compiles it on its own).
         metric: metric to tabulate; default the suite's first FID-kind metric present.
         states: run_id -> status; default read from the run folders under ``out``.
+        detector: only the tables of rows scored with this detector (default: every protocol found).
     """
     from bench.report.figures import render_plots  # matplotlib and torch: only when writing a report
     from bench.report.render import table_files
@@ -57,7 +59,7 @@ def write_report(
 
     runs_root = Path(out if out is not None else out_dir)
     states = states if states is not None else read_states(suite, runs_root)
-    tables = build_tables(suite, df, selection=selection, metric=metric, states=states)
+    tables = build_tables(suite, df, selection=selection, metric=metric, states=states, detector=detector)
     files = {Path(out_dir) / "tables" / name: text.encode() for t in tables for name, text in table_files(
         t, standalone=standalone).items()}  # fmt: skip
     if with_plots:

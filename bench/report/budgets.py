@@ -113,7 +113,8 @@ def _duration(seconds: float | None) -> str:
 def _cells(r: dict[str, Any]) -> dict[str, str]:
     """One row's printed cells, by column."""
     return {
-        "run_id": ("* " if r["other_budget"] else "") + r["run_id"], "row": r["label"], "model": r["model"],
+        "run_id": ("* " if r["other_budget"] else "") + r["run_id"],
+        "row": ("* " if r["other_budget"] else "") + r["label"], "model": r["model"],
         "dataset": r["dataset"], "res": str(r["resolution"]), "seed": str(r["seed"]), "ref h": _hours(r),
         "local s": _local(r), "cap": _caps(r), "speed ratio": _ratio(r), "state": r["status"],
         "it": _num(r["iterations"]), "kimg": _num(r["kimg"], ".3g") if r["kimg"] else "", "images": _num(r["images"]),
@@ -122,11 +123,14 @@ def _cells(r: dict[str, Any]) -> dict[str, str]:
 
 
 def _collapsed(shown: list[dict[str, str]], datasets: list[str]) -> list[dict[str, str]]:
-    """Rows equal but for their dataset (and run id) as one, naming its datasets ('all N' for every one)."""
+    """Rows equal but for their dataset (and run id) as one, naming its datasets ('all N' for every one);
+    when no two rows are alike, the rows as they are (run ids kept)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for cells in shown:
-        key = tuple(v for k, v in cells.items() if k not in ("run_id", "dataset"))
-        groups.setdefault(key, []).append(cells["dataset"])
+        groups.setdefault(tuple(v for k, v in cells.items() if k not in ("run_id", "dataset")), []).append(
+            cells["dataset"])  # fmt: skip
+    if len(groups) == len(shown):
+        return shown
     out = []
     for cells in shown:
         key = tuple(v for k, v in cells.items() if k not in ("run_id", "dataset"))
@@ -139,15 +143,16 @@ def _collapsed(shown: list[dict[str, str]], datasets: list[str]) -> list[dict[st
 
 
 def table_text(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
-    """The rows as a terminal table (github style): one per cell with its run id when ``wide``, else
-    cells that differ only in their dataset as one row; columns empty in every row left out."""
+    """The rows as a terminal table (github style): one per cell with its run id when ``wide`` (or when no
+    two cells differ only in their dataset), else those cells as one row; columns empty in every row left
+    out."""
     shown = [_cells(r) for r in rows]
     if not wide:
         shown = _collapsed(shown, list(dict.fromkeys(r["dataset"] for r in rows)))
     if all(c["model"] == c["row"] for c in shown):
         shown = [{k: v for k, v in c.items() if k != "model"} for c in shown]
     columns = [k for k in (shown[0] if shown else {}) if any(c[k] not in ("", "--") for c in shown)]
-    head = ["datasets" if k == "dataset" and not wide else k for k in columns]
+    head = ["datasets" if k == "dataset" and "run_id" not in columns else k for k in columns]
     return tabulate([[c[k] for k in columns] for c in shown], head, tablefmt="github", disable_numparse=True)
 
 

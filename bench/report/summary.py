@@ -19,10 +19,10 @@ from bench.results.collect import collect, unreadable_runs
 from bench.results.runs import cell_state
 
 
-def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:
+def best_table(suite: Suite, cells: list[Cell], out: Path, *, detector: str | None = None) -> str:
     """Markdown table of the best FID per row (the suite's labels) × dataset over these cells' runs, within
     budget and after step 0, under the suite's own detector, with the protocol and the step-0 check's flags;
-    other detectors' numbers are only named (``report`` tabulates them)."""
+    other detectors' numbers are only named (``report`` tabulates them); ``detector``: that detector's numbers."""
     df = collect(out, suite.name)
     mine = dataclasses.replace(suite, cells=cells, datasets=[d for d in suite.datasets if any(
         c.spec.dataset == d for c in cells)])  # fmt: skip
@@ -34,7 +34,7 @@ def best_table(suite: Suite, cells: list[Cell], out: Path) -> str:
     metric = next((m for m in dict.fromkeys(p for c in cells for p in c.spec.protocols) if m in set(fid["metric"])),
                   str(fid["metric"].iloc[0]))  # fmt: skip
     try:
-        tables = build_tables(mine, df, metric=metric, states=states)
+        tables = build_tables(mine, df, metric=metric, states=states, detector=detector)
     except BenchError as exc:
         return f"({exc})"
     text = _text(tables[0])

@@ -319,9 +319,10 @@ def build_tables(
     selection: str = "best",
     metric: str | None = None,
     states: dict[str, str] | None = None,
+    detector: str | None = None,
 ) -> list[ReportTable]:
     """One table per protocol of ``metric`` in the suite's results (:func:`bench.report.selection.protocols_of`):
-    the suite's own detector's first; every table is built before anything is written."""
+    the suite's own detector's first; ``detector``: only the tables of rows scored with it."""
     if selection not in SELECTION_RULES:
         raise BenchError(f"selection {selection!r}: choose one of {', '.join(SELECTION_RULES)}")
     rows = suite_rows(suite, df)
@@ -337,7 +338,10 @@ def build_tables(
         have = ", ".join(sorted(set(rows["metric"].dropna())))
         raise BenchError(f"--metric {metric}: not in the results of suite {suite.name!r} (have: {have})")
     declared = _suite_detectors(suite, metric_kind(rows, metric))
-    found = protocols_of(rows, metric, declared)
+    found = [p for p in protocols_of(rows, metric, declared) if detector is None or p.detector == detector]
+    if not found:
+        raise BenchError(f"--detector {detector}: no {metric} row of suite {suite.name!r} was scored with it; "
+                         "score the runs with `run_bench.py eval --run RUN --detector ...`")  # fmt: skip
     return [_build(suite, df, rows, p, selection, states, main=i == 0 and p.detector in declared)
             for i, p in enumerate(found)]  # fmt: skip
 
