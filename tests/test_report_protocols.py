@@ -78,11 +78,11 @@ def test_step0_check_flags_models_no_better_than_untrained() -> None:
     assert (fastgan.cells[0].mean, fastgan.cells[0].step0, fastgan.cells[0].flat) == (100.0, 400.0, False)
     assert baseline.cells[0].flat and baseline.cells[0].mean == 82.5 and baseline.cells[0].step0 == 245.0
     md = report_render.render_markdown(table)
-    assert "**100.0**" in md and "82.5 ± 3.5 ‡" in md and "**82.5" not in md  # a flagged cell is never bold
+    assert "**100**" in md and "82 ± 4 ‡" in md and "**82" not in md  # 5,000 images at FID 80: no decimals  # a flagged cell is never bold
     assert gain.LEGEND in md and "never bold" in md
     frame = pd.read_csv(pd.io.common.StringIO(report_render.table_csv(table)))
     assert frame["clearly_better"].tolist() == [True, False] and frame["step0"].tolist() == [400.0, 245.0]
-    assert r"82.5 \pm 3.5$\ddag" in report_render.render_latex(table)
+    assert r"82 \pm 4$\ddag" in report_render.render_latex(table)
 
     df.loc[(df["model"] == "fastgan") & (df["eval_point"] == 0.0), "value"] = 50.0  # step 0 lower than training
     table = report_tables.build_table(suite, df, states={})
@@ -110,7 +110,7 @@ def test_console_table_names_protocol_and_flags(tmp_path: Path) -> None:
         write_state(paths, status="done")
         append_eval_row(paths, {k: v for k, v in row.items() if k not in SPEC_COLUMNS} | {"eval_seed": 0})
     text = best_table(suite, suite.cells, tmp_path)
-    assert "| FastGAN  | 100.0   |" in text and "| Baseline | 82.5 ‡  |" in text  # the suite's labels
+    assert "| FastGAN  | 100     |" in text and "| Baseline | 82 ‡    |" in text  # the suite's labels
     assert "protocol: fid5k_full, detector inception-v3, mode clean" in text
     assert "sampling: BatchNorm batch (statistics: batch), generation batch 16 (baseline, fastgan)" in text
     assert gain.LEGEND in text

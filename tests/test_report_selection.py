@@ -59,7 +59,7 @@ def test_a_second_detectors_rows_make_their_own_table_and_leave_the_first_unchan
     assert "| **60.0** " in md and "80.0 " in md and "240" not in md  # its own numbers only, its own ranking
     assert "fid5k_full with torchscript:inception.pt" in md  # the caption names the detector, not its path
     main_md = mixed[1].read_text()
-    assert "| **240.0** " in main_md and "360.0 ‡" in main_md  # min over detectors would be 80 and 60
+    assert "| **240** " in main_md and "360 ‡" in main_md  # min over detectors would be 80 and 60
 
 
 def test_step0_check_and_status_use_the_tables_protocol(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_step0_check_and_status_use_the_tables_protocol(tmp_path: Path) -> None:
     assert [c.step0 for r in tables[1].rows for c in r.cells] == [300.0, 300.0]
     write_runs(suite, both.to_dict("records"), tmp_path)
     text = best_table(suite, suite.cells, tmp_path)
-    assert "| FastGAN   | 240.0   |" in text and "| StyleGAN2 | 360.0 ‡ |" in text
+    assert "| FastGAN   | 240     |" in text and "| StyleGAN2 | 360 ‡   |" in text
     assert "also scored with: torchscript:inception.pt" in text and "80.0" not in text
 
 

@@ -64,9 +64,9 @@ def caption(table: ReportTable) -> str:
 
 def digits_note(table: ReportTable) -> str:
     """The rule behind the printed decimals."""
-    n = f"{table.num_gen:,} generated images" if table.num_gen else "The generated images"
     places = {0: "no decimals", 1: "one decimal"}.get(table.digits, f"{table.digits} decimals")
-    return f"Digits: {n} support {places} ({DIGITS_RULE[table.kind]})."
+    n = f" (n = {table.num_gen:,} generated images)" if table.num_gen else ""
+    return f"Digits: {places}, {DIGITS_RULE[table.kind]}{n}."
 
 
 def notes(table: ReportTable) -> list[tuple[str, str]]:

@@ -395,12 +395,18 @@ def _build(
         summary=_summary(suite.name, statuses),
         key=key,
         main=main,
-        digits=digits_for(kind, num_gen, spread),
+        digits=digits_for(kind, num_gen, spread=spread, best=_best(selected, kind)),
         num_gen=num_gen,
         budget=budget_words(suite.cells, suite.reference_gpu),
         seeds=max((c.runs for r in table_rows for c in r.cells), default=1),
         mixed=mixed,
     )
+
+
+def _best(selected: pd.DataFrame, kind: str) -> float | None:
+    """The best selected value (the smallest FID or KID): the digits are sized by its noise."""
+    values = selected["value"].dropna()
+    return None if values.empty or kind == "pr" else float(values.abs().min())
 
 
 def _num_gen(key: ProtocolKey) -> int | None:

@@ -12,10 +12,10 @@ import pandas as pd
 
 from bench.plan.specs import RunSpec
 
-# FID's sample-size bias shrinks as 1/n (Chong & Forsyth, CVPR 2020): one more decimal per tenfold images
-FID_DIGITS_FROM = 5_000  # generated images from which FID gets one decimal (none below; two from 50,000)
+# FID's spread over generated samples shrinks as 1/sqrt(n); it is taken as FID_NOISE / sqrt(n) of the value
+FID_NOISE = 1.0  # assumed: 7 % of the value at 200 images, 1.4 % at 5,000, 0.45 % at 50,000
 DIGITS_RULE = {
-    "fid": "one decimal per tenfold images from 5,000: FID's sample-size bias shrinks as 1/n",
+    "fid": "down to the first digit of the evaluation noise at the table's best value, taken as 1/sqrt(n) of it",
     "kid": "down to the first digit of the spread over KID's subsets",
     "pr": "down to the first digit of a share's binomial noise, 0.5/sqrt(n)",
 }
@@ -32,16 +32,21 @@ def metric_name(metric: str, kind: str) -> str:
     return kind.upper()
 
 
-def digits_for(kind: str, num_gen: int | None, spread: float | None = None) -> int:
-    """Decimals the evaluation supports (:data:`DIGITS_RULE`): FID by its number of generated images,
-    KID (printed x10³) by the largest spread over its subsets (``spread``), precision/recall by the
-    binomial noise of ``num_gen`` images."""
+def digits_for(kind: str, num_gen: int | None, *, spread: float | None = None, best: float | None = None) -> int:
+    """Decimals the evaluation supports (:data:`DIGITS_RULE`): precision/recall by the binomial noise of
+    ``num_gen`` images, KID (printed x10³) by the largest spread over its subsets (``spread``), FID (and a
+    KID without a spread) by the noise :data:`FID_NOISE` / sqrt(n) at the table's ``best`` value."""
     n = max(int(num_gen or 0), 1)
-    if kind == "kid" and spread is not None and spread > 0:
-        return min(max(-math.floor(math.log10(spread * 1e3)), 0), 3)
+    scale = 1e3 if kind == "kid" else 1.0
     if kind == "pr":
-        return min(max(-math.floor(math.log10(0.5 / math.sqrt(n))), 1), 4)
-    return min(max(math.floor(math.log10(n * 10 / FID_DIGITS_FROM) + 1e-9), 0), 2)
+        noise = 0.5 / math.sqrt(n)
+    elif kind == "kid" and spread is not None and spread > 0:
+        noise = spread * scale
+    elif best is not None and abs(best) > 0:
+        noise = abs(best) * scale * FID_NOISE / math.sqrt(n)
+    else:
+        return 2  # no value to size the noise by
+    return min(max(-math.floor(math.log10(noise)), 0), 4)
 
 
 def fmt_number(value: float, kind: str, digits: int) -> str:
