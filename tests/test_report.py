@@ -338,6 +338,15 @@ def test_curves_on_one_kimg_axis_with_step0_and_real_images_first(tmp_path: Path
         assert img.size == (70, 70)  # 2 x 2 grid, 2 px padding, as the sample grids
 
 
+@pytest.mark.parametrize("n", [1, 2, 5, 36])
+def test_grid_png_lays_out_as_make_grid(n: int) -> None:
+    from torchvision.utils import make_grid
+
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
+    expected = make_grid(images, nrow=max(1, int(n**0.5)), padding=2).permute(1, 2, 0).numpy()
+    assert (report_draw.load_image(report_draw.grid_png(images)) == expected).all()
+
+
 def test_figures_fit_their_content_and_enlarge_small_images_without_smoothing(tmp_path: Path) -> None:
     grid = (np.arange(206 * 206 * 3) % 251).astype(np.uint8).reshape(206, 206, 3)
     big = report_draw.scaled(grid, report_draw.PANEL_SIDE)
