@@ -22,6 +22,7 @@ from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_ta
 from bench.report.selection import SELECTION_RULES, ProtocolKey, mixed_runs, protocols_of, select_runs
 from bench.report.words import budget_words, digits_for, fmt_number, protocol_text
 from bench.results.collect import unreadable_runs
+from bench.results.rows import kind_of
 
 # a cell shows the first present; 'mixed': a run's rows of this protocol were sampled or referenced differently
 _NOT_DONE = ("unreadable", "mixed", "diverged", "failed", "running", "pending", "missing")
@@ -48,11 +49,7 @@ class SuiteLike(Protocol):
 def metric_kind(df: pd.DataFrame, metric: str) -> str:
     """'fid', 'kid' or 'pr' (from the ``kind`` column, else from the metric's name)."""
     kinds = df.loc[df["metric"] == metric, "kind"].dropna() if "kind" in df.columns else []
-    if len(kinds):
-        return str(kinds.iloc[0])
-    if metric.endswith(("_precision", "_recall")):
-        return "pr"
-    return "kid" if metric.startswith("kid") else "fid"
+    return str(kinds.iloc[0]) if len(kinds) else kind_of({"metric": metric})
 
 
 def run_statuses(suite: SuiteLike, df: pd.DataFrame, states: dict[str, str] | None = None) -> dict[str, str]:
