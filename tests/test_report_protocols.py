@@ -78,7 +78,7 @@ def test_step0_check_flags_models_no_better_than_untrained() -> None:
     assert (fastgan.cells[0].mean, fastgan.cells[0].step0, fastgan.cells[0].flat) == (100.0, 400.0, False)
     assert baseline.cells[0].flat and baseline.cells[0].mean == 82.5 and baseline.cells[0].step0 == 245.0
     md = report_render.render_markdown(table)
-    assert "**100**" in md and "82 ± 4 ‡" in md and "**82" not in md  # 5,000 images at FID 80: no decimals  # a flagged cell is never bold
+    assert "**100**" in md and "82 ± 4 ‡" in md and "**82" not in md  # FID 80 at 5,000 images: no decimals
     assert gain.LEGEND in md and "never bold" in md
     frame = pd.read_csv(pd.io.common.StringIO(report_render.table_csv(table)))
     assert frame["clearly_better"].tolist() == [True, False] and frame["step0"].tolist() == [400.0, 245.0]
