@@ -77,6 +77,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     print(_models_table(list_suites()))
     print()
+    print(_sources_text())
+    print()
     for title, names in (
         ("datasets", list_datasets()),
         ("protocols", list_protocols()),
@@ -115,6 +117,27 @@ def _models_table(suites: list[str]) -> str:
             )
     head = ["model", "px", "G params", "D params", "suites", "suite kwargs", "recipe (source)"]
     return "models:\n" + tabulate(rows, head, tablefmt="github", disable_numparse=True)
+
+
+def _sources_text(width: int = 100) -> str:
+    """Per comparison model (a registered ``sources``), one source per setting group and the mix of
+    sources when the groups do not all follow one; wrapped to ``width`` columns."""
+    import textwrap
+
+    import models
+
+    lines = ["recipe sources, one per setting group (models/<family>.py):"]
+    for name in models.list_models():
+        sources = models.model_info(name).sources
+        if not sources:
+            continue
+        mix = models.recipe_mix(sources)
+        lines.append(f"{name}: " + (f"mixes sources ({mix})" if mix else "one source throughout"))
+        for group, src in sources.items():
+            head = f"  {group:<28}"
+            lines.append(textwrap.fill(f"{src.source}: {src.detail}", width, initial_indent=head,
+                                       subsequent_indent=" " * len(head)))  # fmt: skip
+    return "\n".join(lines)
 
 
 @command("eval")

@@ -65,7 +65,7 @@ def measure(
     """Seconds per mean training step of one configuration (see the module docstring)."""
     torch.manual_seed(0)
     model = models.get_model(name, resolution=resolution, **kwargs).to(device)
-    real = torch.rand(model.batch_size, 3, resolution, resolution, device=device) * 2 - 1
+    real = torch.rand(model.reals_per_step, 3, resolution, resolution, device=device) * 2 - 1
     pattern = model.cost_steps()
     _time_step(model, real, max(pattern), device, precision)  # warm-up
     reps = max(1, steps // len(pattern))
