@@ -5,7 +5,7 @@ builders run. A family module is a top-level module whose name has no underscore
 shared infrastructure (``_INFRA``); a family's own parts are named ``<family>_<part>.py``
 (``fastgan_blocks``, ``stylegan2_layers``) and imported by the family, never registering
 anything themselves. ``bench`` asks for models only through :func:`get_model`,
-:func:`model_info` (its per-group ``sources``: :func:`recipe_mix`),
+:func:`model_info` (its per-group ``sources``: :func:`recipe_summary`),
 :func:`param_counts` (and :func:`structure_only` to count a step's work).
 """
 
@@ -23,7 +23,7 @@ from models.registry import (
     model_info,
     param_counts,
     parse_entry,
-    recipe_mix,
+    recipe_summary,
     register_model,
 )
 
@@ -56,7 +56,7 @@ __all__ = [
     "model_info",
     "param_counts",
     "parse_entry",
-    "recipe_mix",
+    "recipe_summary",
     "register_model",
     "structure_only",
 ]

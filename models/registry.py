@@ -37,13 +37,16 @@ class Source:
     detail: str  # the settings it gives, with the flags or files that say so
 
 
-def recipe_mix(sources: Mapping[str, Source]) -> str:
-    """'' when every group has one source, else e.g. 'architecture: BigGAN-PyTorch @9845943; other groups:
-    DiffAugment-biggan-cifar @0b63395' (the commonest source is 'other groups')."""
+def recipe_summary(sources: Mapping[str, Source]) -> str:
+    """One line: 'S throughout' when every group has one source S, else e.g. 'architecture:
+    BigGAN-PyTorch @9845943; other groups: DiffAugment-biggan-cifar @0b63395' (the commonest
+    source is 'other groups'); '' without sources."""
     names = [s.source for s in sources.values()]
-    if len(set(names)) <= 1:
+    if not names:
         return ""
     common = max(dict.fromkeys(names), key=names.count)
+    if len(set(names)) == 1:
+        return f"{common} throughout"
     parts = [f"{group}: {s.source}" for group, s in sources.items() if s.source != common]
     return "; ".join([*parts, f"other groups: {common}"])
 

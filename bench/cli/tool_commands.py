@@ -120,8 +120,8 @@ def _models_table(suites: list[str]) -> str:
 
 
 def _sources_text(width: int = 100) -> str:
-    """Per comparison model (a registered ``sources``), one source per setting group and the mix of
-    sources when the groups do not all follow one; wrapped to ``width`` columns."""
+    """Per comparison model (a registered ``sources``): its sources in one line (which groups follow
+    which), then one source per setting group with what it sets; wrapped to ``width`` columns."""
     import textwrap
 
     import models
@@ -131,8 +131,7 @@ def _sources_text(width: int = 100) -> str:
         sources = models.model_info(name).sources
         if not sources:
             continue
-        mix = models.recipe_mix(sources)
-        lines.append(f"{name}: " + (f"mixes sources ({mix})" if mix else "one source throughout"))
+        lines.append(textwrap.fill(f"{name}: {models.recipe_summary(sources)}", width, subsequent_indent="    "))
         for group, src in sources.items():
             head = f"  {group:<28}"
             lines.append(textwrap.fill(f"{src.source}: {src.detail}", width, initial_indent=head,

@@ -60,6 +60,7 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
     parts = [
         (f"{table.suite}: {name}{unit}, mean ± std over seeds (one seed: its value); {rule}.", False),
         (f"Protocol: {table.protocol}.", False),
+        *[(f"{head}: {text}.", False) for head, text in _row_notes(table) if text],
         (f"{bold}.", False),
         *_paper_parts(table),
     ]
@@ -72,6 +73,12 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
         parts.append(("Cells trained on different device types:", True))
         parts.append((device_mix_text(table.device_mix) + ".", False))
     return parts
+
+
+def _row_notes(table: ReportTable) -> list[tuple[str, str]]:
+    """What the rows trained under: length, recipe sources (``run_bench.py list``) and the suite's reading."""
+    recipes = "Recipe sources (per setting group: run_bench.py list)"
+    return [("Training length", table.lengths), (recipes, table.recipes), ("Reading", table.reading)]
 
 
 def _paper_parts(table: ReportTable) -> list[tuple[str, bool]]:

@@ -17,6 +17,7 @@ from bench.errors import BenchError
 from bench.plan.specs import RunSpec
 from bench.report import gain
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
+from bench.report.recipes import grouped, recipe_text, row_length
 
 SELECTION_RULES = {
     "best": "best {name} within the training budget over evaluations (the paper's rule)",
@@ -40,6 +41,7 @@ class SuiteLike(Protocol):
     paper_table: str | None
     datasets: list[str]
     cells: Sequence[CellLike]
+    reading: str  # how the rows read the paper where it is silent ("" when the suite says nothing)
 
 
 def metric_kind(df: pd.DataFrame, metric: str) -> str:
@@ -198,6 +200,9 @@ class ReportTable:
     unaligned_paper: tuple[PaperRow, ...]  # unaligned published rows of this protocol and detector (printed)
     protocol: str
     summary: str
+    lengths: str = ""  # how long each row trained: 'label: 20 h; label: 300 kimg (pinned)' (bench.report.recipes)
+    recipes: str = ""  # each comparison row's source per setting group, in one line per row
+    reading: str = ""  # the suite's reading of the paper where it is silent
 
     @property
     def lower_is_better(self) -> bool:
@@ -382,6 +387,7 @@ def build_table(
         kind, set(detectors),
     )  # fmt: skip
     unaligned = tuple(r for r in paper.unaligned if printed_beside(r, metric, ctx.detectors)) if paper else ()
+    keys = row_keys(suite)
     return ReportTable(
         suite=suite.name,
         metric=metric,
@@ -391,12 +397,15 @@ def build_table(
         headers=tuple(paper.datasets.get(d, d) if paper else d for d in suite.datasets),
         image_numbers=tuple(image_number(d, rows) for d in suite.datasets),
         paper_image_numbers=tuple(paper_image_number(d, paper) for d in suite.datasets),
-        rows=tuple(_report_row(suite, k, ctx) for k in row_keys(suite)),
+        rows=tuple(_report_row(suite, k, ctx) for k in keys),
         paper=paper,
         detectors=detectors,
         unaligned_paper=unaligned,
         protocol=protocol_text(rows[rows["metric"] == metric], metric),
         summary=_summary(suite.name, ctx.statuses),
+        lengths=grouped({k[1]: row_length([c.spec for c in suite.cells if (c.group, c.label) == k]) for k in keys}),
+        recipes=grouped({k[1]: recipe_text(_row_model(suite, k)) for k in keys}),
+        reading=suite.reading,
     )
 
 
@@ -419,29 +428,44 @@ class _RowContext:
     detectors: set[str]
 
 
+def _row_model(suite: SuiteLike, key: tuple[str, str]) -> str | None:
+    """The one model of row ``key`` (None when the row mixes models)."""
+    models = {c.spec.model for c in suite.cells if (c.group, c.label) == key}
+    return models.pop() if len(models) == 1 else None
+
+
 def _report_row(suite: SuiteLike, key: tuple[str, str], ctx: _RowContext) -> ReportRow:
     cells = [c for c in suite.cells if (c.group, c.label) == key]
-    models = {c.spec.model for c in cells}
     budgets = {c.spec.budget_hours for c in cells}
-    model = models.pop() if len(models) == 1 else None
+    model = _row_model(suite, key)
     budget = budgets.pop() if len(budgets) == 1 else None
-    published = ctx.paper.row_for(model, budget) if ctx.paper and model else None
+    kimg = _pinned_kimg(cells)
+    published = ctx.paper.row_for(model, budget, kimg) if ctx.paper and model else None
     compared = printed_beside(published, ctx.metric, ctx.detectors)
     results, values = [], []
     for dataset in suite.datasets:
         run_ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
         cell = cell_result(run_ids, ctx.statuses, ctx.selected, ctx.starts, ctx.flat)
         results.append(cell)
-        values.append(_published(ctx.paper, model, dataset, budget, cell) if compared else None)
+        values.append(_published(ctx.paper, model, dataset, budget, cell, kimg) if compared else None)
     absent = _absent_reason(ctx, published, model, budget) if not compared else ""
     return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared, absent)
 
 
-def _published(paper: PaperTable, model: str, dataset: str, budget: float | None, cell: CellResult) -> float | str:
+def _pinned_kimg(cells: Sequence[CellLike]) -> dict[str, float] | None:
+    """{dataset: kimg} when every cell of a row is pinned to a length in kimg (budget scale applied), else None."""
+    if not cells or any(c.spec.budget_pin != "kimg" or c.spec.max_kimg is None for c in cells):
+        return None
+    return {c.spec.dataset: c.spec.max_kimg * c.spec.budget_scale for c in cells}
+
+
+def _published(
+    paper: PaperTable, model: str, dataset: str, budget: float | None, cell: CellResult, kimg: dict[str, float] | None
+) -> float | str:
     """The published value beside a compared cell (its row has a paper row), or why there is none."""
     if cell.nonstandard:
         return "non-standard detector"  # a non-standard number never gets a published one beside it
-    value = paper.value(model, dataset, budget)
+    value = paper.value(model, dataset, budget, kimg)
     return value if value is not None else paper.absent_reason(model, dataset, budget)
 
 
