@@ -351,3 +351,24 @@ def test_each_d_step_sees_its_own_real_chunk():
     assert seen[3].shape[0] == 2
     with pytest.raises(ValueError, match="6 reals per step"):
         m.train_step(real[:2], 1)
+
+
+def test_the_loop_draws_a_real_batch_per_d_step_and_counts_them_as_kimg(tiny_suite, tmp_path):
+    """Through the real loop: the sampler draws batch_size x d_steps images per step (DA's loader),
+    kimg counts them, and spec.json records it; a kimg cap converts at that many reals per step."""
+    from bench.plan.suites import load_suite
+    from bench.results.runs import RunPaths, read_state
+    from bench.training.cell import run_cell
+    from bench.training.options import LoopOptions
+
+    text = tiny_suite().read_text()
+    text = text.replace("[models.baseline]", "[models.biggan]").replace(
+        'recon = "mse", ngf = 4, ndf = 4, batch_size = 4', "ch = 4, batch_size = 2, d_steps = 3"
+    )
+    text = text.replace("max_iters = 6", "max_kimg = 0.018")  # 18 reals: 3 steps of 6
+    spec = load_suite(str(tiny_suite(name="bg", text=text))).cells[0].spec
+    assert run_cell(spec, LoopOptions(out=tmp_path, progress=False)) == "done"
+    paths = RunPaths.of(tmp_path, spec)
+    state, doc = read_state(paths), json.loads(paths.spec.read_text())
+    assert (state["step"], state["kimg"]) == (3, 0.018)
+    assert (doc["resolved"]["batch_size"], doc["resolved"]["reals_per_step"]) == (2, 6)

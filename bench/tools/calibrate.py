@@ -23,15 +23,9 @@ import models
 from bench.plan.devices import DeviceProfile
 from bench.plan.roofline import ideal_seconds, step_seconds
 from bench.plan.suites import Cell
-from bench.results.envinfo import environment
+from bench.results.envinfo import device_description, environment
 from bench.results.io import atomic_write_json
-from bench.tools.conversion import (
-    REFERENCE_PRECISION,
-    device_description,
-    entry_key,
-    read_calibration,
-    round_ratio,
-)
+from bench.tools.conversion import REFERENCE_PRECISION, entry_key, read_calibration, round_ratio
 from bench.tools.stepcost import step_cost
 from bench.tools.throughputs import check_rows
 from bench.training.device import autocast, sync

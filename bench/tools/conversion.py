@@ -28,11 +28,11 @@ import torch
 
 from bench.errors import BenchError
 from bench.files import FileReadError, read_json
-from bench.plan.devices import DeviceProfile, get_profile, load_profiles, match_profile
+from bench.plan.devices import DeviceProfile, get_profile, load_profiles
 from bench.plan.roofline import step_seconds
 from bench.plan.specs import PRECISIONS, finite_positive
 from bench.plan.suites import Converter, SpeedRatio, suite_budget_basis
-from bench.results.envinfo import environment
+from bench.results.envinfo import device_description, environment, matched_profile
 from bench.tools.stepcost import step_cost
 from bench.training.device import resolve_device
 
@@ -44,28 +44,10 @@ def round_ratio(ratio: float) -> float:
     return float(f"{ratio:.3g}")
 
 
-def cpu_description() -> str:
-    """'<model name> family <F> model <M>' from /proc/cpuinfo (what CPU profiles match)."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return "unknown CPU"
-    name = fields.get("model name", "unknown CPU")
-    return f"{name} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
-
-
-def device_description(device: torch.device) -> str:
-    """The name a profile's ``match`` pattern is searched in."""
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
-
-
 def local_profile(device: torch.device, name: str | None = None) -> DeviceProfile | None:
-    """The profile of ``device`` (``name`` when given, else matched by name; None when none matches);
-    a per-core CPU profile is scaled to the threads torch uses."""
-    profile = get_profile(name) if name else match_profile(device_description(device), device.type)
+    """The profile of ``device`` (``name`` when given, else matched by SKU: name and memory; None when
+    none matches); a per-core CPU profile is scaled to the threads torch uses."""
+    profile = get_profile(name) if name else matched_profile(device)
     return profile.for_cores(torch.get_num_threads()) if profile is not None else None
 
 
