@@ -42,7 +42,7 @@ def _gpu_suite(tiny_suite, name: str = "gpu", extra: str = "") -> Path:
 
 
 def test_paper_suites_assume_one_gpu_and_smoke_none() -> None:
-    for name in ("fewshot256", "fewshot1024", "large", "ablation-ss"):
+    for name in ("fewshot256", "fewshot256-kimg", "fewshot1024", "large", "ablation-ss"):
         assert {(c.spec.accelerator, c.spec.num_gpus) for c in load_suite(name).cells} == {("gpu", 1)}, name
     assert {c.spec.accelerator for c in load_suite("smoke").cells} == {"none"}
 

@@ -81,3 +81,19 @@ def test_every_comparison_model_names_one_source_per_setting_group() -> None:
     assert models.recipe_summary(models.model_info("stylegan2-diffaug").sources).endswith("throughout")
     with pytest.raises(models.ModelConfigError, match="give exactly the groups"):
         models.register_model("x", sources={"architecture": models.Source("a", "b")})
+
+
+def test_list_shows_one_source_per_setting_group_per_comparison_model() -> None:
+    from bench.cli.tool_commands import _sources_text
+
+    text = _sources_text()
+    assert all(len(line) <= 100 for line in text.splitlines())
+    blocks = {b.split(":", 1)[0]: b for b in ("\n" + text).split("\n") if b and not b.startswith(" ")}
+    for name in models.list_models():
+        sources = models.model_info(name).sources
+        assert (name in blocks) == bool(sources), name
+    biggan = text.split("\nbiggan:", 1)[1].split("\nbiggan-paper:", 1)[0]
+    for group in models.SOURCE_GROUPS:
+        assert f"\n  {group} " in biggan
+    assert "architecture: BigGAN-PyTorch @9845943; other groups: DiffAugment-biggan-cifar @0b63395" in biggan
+    assert "--G_init N02 --D_init N02" in biggan and "without --G_eval_mode" in biggan

@@ -2,8 +2,9 @@
 
 ``fid5k_full`` = FID, 5,000 generated images against the full training set, clean-fid mode
 ``clean``. Protocols sample each family the way its authors evaluate it (``models.Sampling``:
-FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN with the EMA of its running
-statistics, StyleGAN2 without BatchNorm) unless they fix the BatchNorm mode themselves.
+FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN's EMA generator with
+batch-statistics BatchNorm at its training batch, StyleGAN2 without BatchNorm) unless they fix the
+BatchNorm mode themselves.
 ``fid2k_fastgan`` is the FastGAN code's own: 2,000 images in batch-statistics BatchNorm, 16 per
 generator call, only whole batches (``eval.py`` draws ``n_sample // batch`` of them: a protocol that
 claims the official evaluation sets ``full_batches`` and records the count it really generated),
