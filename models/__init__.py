@@ -5,7 +5,8 @@ builders run. A family module is a top-level module whose name has no underscore
 shared infrastructure (``_INFRA``); a family's own parts are named ``<family>_<part>.py``
 (``fastgan_blocks``, ``stylegan2_layers``) and imported by the family, never registering
 anything themselves. ``bench`` asks for models only through :func:`get_model`,
-:func:`model_info`, :func:`param_counts` (and :func:`structure_only` to count a step's work).
+:func:`model_info` (its per-group ``sources``: :func:`recipe_summary`),
+:func:`param_counts` (and :func:`structure_only` to count a step's work).
 """
 
 import importlib
@@ -13,13 +14,16 @@ import pkgutil
 
 from models.base import BN_MODES, GANModel, Sampling, structure_only
 from models.registry import (
+    SOURCE_GROUPS,
     ModelConfigError,
     ModelInfo,
+    Source,
     get_model,
     list_models,
     model_info,
     param_counts,
     parse_entry,
+    recipe_summary,
     register_model,
 )
 
@@ -40,16 +44,19 @@ for _name in family_modules():
 
 __all__ = [
     "BN_MODES",
+    "SOURCE_GROUPS",
     "GANModel",
     "ModelConfigError",
     "ModelInfo",
     "Sampling",
+    "Source",
     "family_modules",
     "get_model",
     "list_models",
     "model_info",
     "param_counts",
     "parse_entry",
+    "recipe_summary",
     "register_model",
     "structure_only",
 ]

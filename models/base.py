@@ -118,8 +118,8 @@ class GANModel(nn.Module):
         """One training iteration (D update, G update, EMA update) on ``real``.
 
         Args:
-            real: (B, 3, R, R) float images in [-1, 1] on the model's device, already
-                x-flipped by the loop; augmentation (DiffAugment) is the model's business.
+            real: (:attr:`reals_per_step`, 3, R, R) float images in [-1, 1] on the model's device,
+                already x-flipped by the loop; augmentation (DiffAugment) is the model's business.
             step: index of this iteration, 0-based (drives lazy regularization, EMA ramps).
 
         Returns:
@@ -127,6 +127,12 @@ class GANModel(nn.Module):
             only every few steps (no host-device sync inside the step).
         """
         raise NotImplementedError
+
+    @property
+    def reals_per_step(self) -> int:
+        """Real images one :meth:`train_step` takes (the loop draws this many per step): by default
+        ``batch_size``; a family whose D steps each see a fresh real batch takes all of them at once."""
+        return self.batch_size
 
     def cost_steps(self) -> dict[int, float]:
         """Step indices whose weighted sum of work is one mean training step: ``{index: weight}``.

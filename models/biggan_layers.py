@@ -16,7 +16,9 @@ are those of the reference implementation at one class.
   top with multiplier 1 (G's 512 table is the released code's; D mirrors it). 32 and 64 drop
   stages from the top of the 128 tables ("test-scale") and exist for fast CPU tests.
 - Spectral norm on every conv and linear (one power iteration per training-mode forward) except
-  G's shared embedding; orthogonal init (the released default).
+  G's shared embedding. Weight init as BigGAN-PyTorch's ``init_weights`` (:func:`init_weights`):
+  every conv, linear and embedding weight N(0, 0.02) (``N02``, DiffAugment's BigGAN script) or
+  orthogonal (``ortho``, the parser default); biases keep PyTorch's default.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ ARCH_STATUS = {
 }
 
 M = TypeVar("M", nn.Conv2d, nn.Linear, nn.Embedding)
+INITS = ("N02", "ortho")  # weight init styles (BigGAN-PyTorch --G_init / --D_init)
 ATTN_CHUNK_BYTES = 256 * 2**20  # attention weights per query chunk (G's 128 px attention: 268 MB per image)
 
 
@@ -81,6 +84,13 @@ class SpectralNorm(nn.Module):
         v = F.normalize(m.T @ torch.randn(m.size(0), dtype=m.dtype, device=m.device), dim=0)
         self.register_buffer("u", F.normalize(m @ v, dim=0))  # (out,)
         self.register_buffer("v", v)  # (fan_in,)
+
+    @torch.no_grad()
+    def restart(self, weight: Tensor) -> None:
+        """u and v from a random start against ``weight`` (after the weight is re-initialised)."""
+        m = weight.flatten(1)  # (out, fan_in)
+        self.v.copy_(F.normalize(m.T @ torch.randn(m.size(0), dtype=m.dtype, device=m.device), dim=0))
+        self.u.copy_(F.normalize(m @ self.v, dim=0))
 
     def forward(self, weight: Tensor) -> Tensor:
         m = weight.flatten(1)  # (out, fan_in)
@@ -101,10 +111,28 @@ def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def _sn(layer: M) -> M:
-    """Orthogonal init of ``layer.weight`` (the released default), then spectral norm."""
-    nn.init.orthogonal_(layer.weight)
+    """Spectral norm on ``layer.weight`` (the weight is drawn by :func:`init_weights`)."""
     parametrize.register_parametrization(layer, "weight", SpectralNorm(layer.weight))
     return layer
+
+
+def init_weights(net: nn.Module, init: str) -> None:
+    """BigGAN-PyTorch's ``init_weights``: every conv, linear and embedding weight of ``net`` drawn
+    from N(0, 0.02) (``"N02"``) or orthogonal (``"ortho"``); biases keep PyTorch's default; the
+    spectral-norm vectors restart against the new weights."""
+    if init not in INITS:
+        raise ModelConfigError(f"init must be one of {INITS}, got {init!r}")
+    for mod in net.modules():
+        if not isinstance(mod, nn.Conv2d | nn.Linear | nn.Embedding):
+            continue
+        sn = parametrize.is_parametrized(mod, "weight")
+        weight = mod.parametrizations.weight.original if sn else mod.weight
+        if init == "N02":
+            nn.init.normal_(weight, 0.0, 0.02)
+        else:
+            nn.init.orthogonal_(weight)
+        if sn:
+            mod.parametrizations.weight[0].restart(weight)
 
 
 def sn_conv(c_in: int, c_out: int, kernel: int = 3, bias: bool = True) -> nn.Conv2d:
@@ -190,13 +218,12 @@ class GBlock(nn.Module):
 class Generator(nn.Module):
     """BigGAN generator with shared embedding (one class) and hierarchical z."""
 
-    def __init__(self, resolution: int, ch: int = 64, attn: int = 64):
+    def __init__(self, resolution: int, ch: int = 64, attn: int = 0, init: str = "N02"):
         super().__init__()
         mults = G_ARCH[resolution]
         self.z_dim = Z_CHUNK * (len(mults) + 1)
         chans = [16 * ch] + [m * ch for m in mults]
         self.shared = nn.Embedding(1, SHARED_DIM)  # no spectral norm, no ortho reg
-        nn.init.orthogonal_(self.shared.weight)
         self.linear = sn_linear(Z_CHUNK, chans[0] * 4 * 4)
         self.blocks = nn.ModuleList(
             GBlock(c_in, c_out, SHARED_DIM + Z_CHUNK) for c_in, c_out in zip(chans[:-1], chans[1:], strict=True)
@@ -208,6 +235,7 @@ class Generator(nn.Module):
         )
         self.out_bn = nn.BatchNorm2d(chans[-1])
         self.out_conv = sn_conv(chans[-1], 3)
+        init_weights(self, init)
 
     def forward(self, z: Tensor) -> Tensor:
         # z (B, z_dim) -> (B, 3, R, R) in [-1, 1]
@@ -243,7 +271,7 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """BigGAN discriminator with the projection term for the single class."""
 
-    def __init__(self, resolution: int, ch: int = 64, attn: int = 64):
+    def __init__(self, resolution: int, ch: int = 64, attn: int = 0, init: str = "N02"):
         super().__init__()
         mults = D_ARCH[resolution]
         chans = [3] + [m * ch for m in mults]
@@ -256,6 +284,7 @@ class Discriminator(nn.Module):
         )
         self.linear = sn_linear(chans[-1], 1)
         self.embed = _sn(nn.Embedding(1, chans[-1]))  # projection embedding of the one class
+        init_weights(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         # x (B, 3, R, R) -> logits (B,)

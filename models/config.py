@@ -107,6 +107,11 @@ class ModelConfig:
             except (ValueError, AttributeError) as exc:
                 raise ModelConfigError(f"{key}: {exc}") from None
 
+    def _bool(self, *keys: str) -> None:
+        for key in keys:
+            if not isinstance(getattr(self, key), bool):
+                self._fail(key, "must be true or false")
+
     def _choice(self, key: str, choices: Sequence[Any]) -> None:
         if getattr(self, key) not in choices:
             self._fail(key, f"must be one of {tuple(choices)}")

@@ -3,8 +3,9 @@
 A builder takes ``resolution`` plus documented keyword arguments and returns a
 :class:`models.base.GANModel`. ``get_model`` drops ``None`` overrides so that CLI or suite
 defaults never mask a model's own defaults. Each name also carries a :class:`ModelInfo`: its
-family, the recipe its defaults follow, a tiny configuration for tests, and the builder's
-docstring (:func:`model_info`); :func:`param_counts` sizes a configuration without memory.
+family, the recipe its defaults follow, a tiny configuration for tests, the builder's docstring
+and, for the comparison models, one source per setting group (``sources``: :data:`SOURCE_GROUPS`,
+each a :class:`Source`) (:func:`model_info`); :func:`param_counts` sizes a configuration without memory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,30 @@ from models.base import GANModel, ModelConfigError
 
 Builder = Callable[..., GANModel]
 TINY_RESOLUTION = 32  # side in px at which every ``tiny`` configuration builds and trains quickly
+# The setting groups a comparison recipe names one source for (``sources`` of ``register_model``).
+SOURCE_GROUPS = ("architecture", "init", "optimiser/schedule", "regularisation/augmentation", "ema", "sampling/eval")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one setting group of a recipe comes from: the code or paper (with its commit) and what it sets."""
+
+    source: str  # short name with commit, e.g. "DiffAugment-biggan-cifar @0b63395"
+    detail: str  # the settings it gives, with the flags or files that say so
+
+
+def recipe_summary(sources: Mapping[str, Source]) -> str:
+    """One line: 'S throughout' when every group has one source S, else e.g. 'architecture:
+    BigGAN-PyTorch @9845943; other groups: DiffAugment-biggan-cifar @0b63395' (the commonest
+    source is 'other groups'); '' without sources."""
+    names = [s.source for s in sources.values()]
+    if not names:
+        return ""
+    common = max(dict.fromkeys(names), key=names.count)
+    if len(set(names)) == 1:
+        return f"{common} throughout"
+    parts = [f"{group}: {s.source}" for group, s in sources.items() if s.source != common]
+    return "; ".join([*parts, f"other groups: {common}"])
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,7 @@ class ModelInfo:
     tiny: Mapping[str, Any] = field(default_factory=dict)  # kwargs of a tiny CPU build at TINY_RESOLUTION
     doc: str = ""  # the builder's docstring (what the name is, its G/D parameter counts)
     init_from: str | None = None  # finetune names: the registered model whose checkpoint init_from must hold
+    sources: Mapping[str, Source] = field(default_factory=dict)  # comparison models: SOURCE_GROUPS -> Source
 
 
 _BUILDERS: dict[str, Builder] = {}
@@ -43,7 +69,11 @@ _INFO: dict[str, ModelInfo] = {}
 
 
 def register_model(
-    *names: str, recipe: str = "", tiny: Mapping[str, Any] | None = None, init_from: str | None = None
+    *names: str,
+    recipe: str = "",
+    tiny: Mapping[str, Any] | None = None,
+    init_from: str | None = None,
+    sources: Mapping[str, Source] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``fn`` under each of ``names``; registering a name twice is an error.
 
@@ -52,7 +82,10 @@ def register_model(
         tiny: keyword arguments that make a tiny model (a few thousand parameters) for tests.
         init_from: for names that fine-tune (``init_from`` required), the registered model whose
             harness checkpoint they start from (the same architecture under the same kwargs).
+        sources: for comparison models, one :class:`Source` for each of :data:`SOURCE_GROUPS`.
     """
+    if sources is not None and tuple(sources) != SOURCE_GROUPS:
+        raise ModelConfigError(f"sources of {names}: give exactly the groups {SOURCE_GROUPS}, in order")
 
     def deco(fn: Builder) -> Builder:
         for name in names:
@@ -60,9 +93,10 @@ def register_model(
                 raise ModelConfigError(f"model name {name!r} is already registered")
         family = fn.__module__.rsplit(".", 1)[-1]
         doc = inspect.cleandoc(fn.__doc__ or "")
+        groups = MappingProxyType(dict(sources or {}))
         for name in names:
             _BUILDERS[name] = fn
-            _INFO[name] = ModelInfo(name, family, recipe, MappingProxyType(dict(tiny or {})), doc, init_from)
+            _INFO[name] = ModelInfo(name, family, recipe, MappingProxyType(dict(tiny or {})), doc, init_from, groups)
         return fn
 
     return deco

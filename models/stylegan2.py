@@ -16,7 +16,8 @@ One implementation (:class:`StyleGAN2`, hyperparameters in :class:`StyleGAN2Conf
 
 Training step: non-saturating logistic loss; R1 (every step inside the D loss, or lazily every
 ``r1_interval`` steps with Adam's lr and betas scaled by k/(k+1)); optional path-length
-regularisation (lazy likewise); style mixing; DiffAugment on reals and fakes in both steps, the
+regularisation (lazy likewise); style mixing (one cutoff per batch as ADA, or per sample as DA's
+TF code: ``mixing_per_sample``, set by the DA names); DiffAugment on reals and fakes in both steps, the
 R1 gradient taken w.r.t. the un-augmented reals through DiffAugment; EMA of G by half-life, a
 copy of G until ``ema_start_kimg``. The loop x-flips the reals (DA's ``--mirror-augment``).
 
@@ -27,6 +28,8 @@ DA's ``resume_with_new_nets``). Published TF pickles (DA's ``DiffAugment-stylega
 NVIDIA's ``stylegan2-ffhq-config-f.pkl``) are not read: no converter is provided; train the
 source model with the harness (``stylegan2-diffaug-ffhq`` on ``ffhq-70k``) or convert them
 yourself to this state_dict layout (the parameter names are ADA's).
+
+Each name's source per setting group: ``models.stylegan2_sources`` (``run_bench.py list``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models import stylegan2_sources as src
 from models.base import GANModel
 from models.common import diff_augment, ema_update
 from models.config import ModelConfig
@@ -79,6 +83,7 @@ class StyleGAN2Config(ModelConfig):
     pl_decay: float = 0.01  # decay of the running mean path length (ADA)
     pl_batch_shrink: int = 2  # path-length batch = batch_size // pl_batch_shrink (ADA)
     style_mixing: float = 0.9  # probability of mixing two latents at one random cutoff (DA, ADA)
+    mixing_per_sample: bool = False  # draw the mixing and its cutoff per sample (DA's TF G_main), else per batch (ADA)
     ema_kimg: float = 10.0  # EMA half-life of g_ema in kimg: beta = 0.5 ** (B / (1000 ema_kimg)) (DA)
     ema_rampup: float | None = None  # half-life at most ema_rampup x images seen (ADA 'auto' 0.05); None: off
     ema_start_kimg: float | None = None  # g_ema copies G until this many kimg (DA: = ema_kimg); None: from step 0
@@ -90,6 +95,7 @@ class StyleGAN2Config(ModelConfig):
         self._positive("lr", "mapping_lr_mul", "ema_kimg")
         self._non_negative("r1_gamma", "pl_weight", "pl_decay")
         self._unit_interval("style_mixing")
+        self._bool("mixing_per_sample")
         self._optional_positive("conv_clamp", "ema_rampup")
         if self.ema_start_kimg is not None:
             self._non_negative("ema_start_kimg")
@@ -116,13 +122,15 @@ def path_lengths(img: Tensor, ws: Tensor, pl_noise: Tensor) -> Tensor:
     return grad.square().sum(dim=2).mean(dim=1).sqrt()
 
 
-def mix_styles(ws: Tensor, ws2: Tensor, prob: float) -> Tensor:
-    """Style mixing: with probability ``prob`` take ws2 from one cutoff ~ U{1..num_ws-1} on (one
-    cutoff per batch, drawn on the device: no host sync)."""
+def mix_styles(ws: Tensor, ws2: Tensor, prob: float, per_sample: bool = False) -> Tensor:
+    """Style mixing: with probability ``prob`` take ws2 from a cutoff ~ U{1..num_ws-1} on. One draw
+    for the batch (ADA's ``loss.py``), or ``per_sample``: each sample draws its own mixing and cutoff
+    (DA's TF ``G_main``: ``tf.random_uniform([minibatch])``). Drawn on the device: no host sync."""
     n = ws.shape[1]
-    cutoff = torch.randint(1, n, (), device=ws.device)
-    cutoff = torch.where(torch.rand((), device=ws.device) < prob, cutoff, n)
-    take2 = torch.arange(n, device=ws.device)[None, :, None] >= cutoff  # (1, num_ws, 1)
+    shape = (ws.shape[0], 1, 1) if per_sample else ()
+    cutoff = torch.randint(1, n, shape, device=ws.device)
+    cutoff = torch.where(torch.rand(shape, device=ws.device) < prob, cutoff, n)
+    take2 = torch.arange(n, device=ws.device)[None, :, None] >= cutoff  # (1 or B, num_ws, 1)
     return torch.where(take2, ws2, ws)
 
 
@@ -206,7 +214,7 @@ class StyleGAN2(GANModel):
         mapping = self.generator.mapping
         ws = mapping(z, update_w_avg=True)
         if self.cfg.style_mixing > 0:
-            ws = mix_styles(ws, mapping(torch.randn_like(z)), self.cfg.style_mixing)
+            ws = mix_styles(ws, mapping(torch.randn_like(z)), self.cfg.style_mixing, self.cfg.mixing_per_sample)
         return ws
 
     def _d_logits(self, img: Tensor) -> Tensor:
@@ -331,13 +339,17 @@ def build_finetune(name: str, source: str, resolution: int, kw: dict[str, Any], 
 
 TINY = dict(channel_base=256, channel_max=16, z_dim=16, w_dim=16, mapping_layers=2, batch_size=2)
 # DA's low-shot recipe (run_low_shot.py defaults; comparison_recipes.md section 1); config-f widths
-DIFFAUG = dict(batch_size=16, conv_clamp=None, r1_interval=1, pl_weight=0.0, ema_start_kimg=10.0)
+DIFFAUG = dict(
+    batch_size=16, conv_clamp=None, r1_interval=1, pl_weight=0.0, ema_start_kimg=10.0, mixing_per_sample=True
+)
 CONFIG_E = dict(channel_base=16384)  # DA --fmap-base 8192 (TF) = ADA channel_base 16384; channel_max 512
 HALF = dict(channel_base=23170, channel_max=362, z_dim=362, w_dim=362)  # every config-f width / sqrt(2)
 LITE = dict(channel_base=16384, channel_max=256, z_dim=256, w_dim=256)  # every config-f width halved
 
 
-@register_model("stylegan2-diffaug", recipe=f"{DA} run_low_shot.py defaults, config-f widths", tiny=TINY)
+@register_model(
+    "stylegan2-diffaug", recipe=f"{DA} run_low_shot.py defaults, config-f widths", tiny=TINY, sources=src.LOW_SHOT
+)
 def stylegan2_diffaug(resolution: int, **kw: Any) -> StyleGAN2:
     """StyleGAN2 as the DiffAugment authors ran it for few-shot data: Table A's StyleGAN2 row
     (their fid5k-train 46.87 / 27.08 / 12.06 / 42.44 / 58.85 on Obama / Grumpy / Panda / cat / dog).
@@ -345,8 +357,9 @@ def stylegan2_diffaug(resolution: int, **kw: Any) -> StyleGAN2:
     Config-f widths (z = w = 512, mapping depth 8), batch 16, Adam 0.002 with betas (0, 0.99),
     R1 gamma 10 every step (no lazy regularisation), no path-length term, DiffAugment
     'color,translation,cutout' on reals and fakes in both steps, x-flips, style mixing 0.9, EMA
-    half-life 10 kimg and a copy of G before 10 kimg, no conv clamp. Length: 300 kimg (500 for
-    AnimalFace in DA's README) is the suite's budget, not a model setting.
+    half-life 10 kimg and a copy of G before 10 kimg, no conv clamp, style mixing drawn per sample
+    (DA's TF ``G_main``). Length: DA's 300 kimg (500 for AnimalFace in its README) is a budget, not
+    a model setting: suite ``fewshot256-kimg`` pins it, ``fewshot256`` gives the paper's hours.
 
     Params at 256 px: G 30,034,338 / D 28,864,129 (comparison_recipes.md: computed there, equal to
     ADA's instantiated config-f).
@@ -354,7 +367,9 @@ def stylegan2_diffaug(resolution: int, **kw: Any) -> StyleGAN2:
     return build(resolution, kw, DIFFAUG)
 
 
-@register_model("stylegan2-diffaug-ffhq", recipe=f"{DA} run_ffhq.py defaults (fmap_base 8192)", tiny=TINY)
+@register_model(
+    "stylegan2-diffaug-ffhq", recipe=f"{DA} run_ffhq.py defaults (fmap_base 8192)", tiny=TINY, sources=src.FFHQ
+)
 def stylegan2_diffaug_ffhq(resolution: int, **kw: Any) -> StyleGAN2:
     """DA's FFHQ recipe, the source model of Table A's finetune row (DA's ``DiffAugment-stylegan2-ffhq.pkl``:
     full FFHQ 70k at 256 px, 25,000 kimg, fid50k 4.24): config-e widths (``--fmap-base 8192``),
@@ -370,6 +385,7 @@ def stylegan2_diffaug_ffhq(resolution: int, **kw: Any) -> StyleGAN2:
     recipe=f"{DA} README low-shot fine-tuning: --resume DiffAugment-stylegan2-ffhq.pkl --fmap-base=8192",
     tiny=TINY,
     init_from="stylegan2-diffaug-ffhq",
+    sources=src.FINETUNE,
 )
 def stylegan2_diffaug_finetune(resolution: int, **kw: Any) -> StyleGAN2:
     """Table A's 'StyleGAN2 finetune' row: DA's low-shot recipe at config-e widths, started from an
@@ -386,7 +402,12 @@ def stylegan2_diffaug_finetune(resolution: int, **kw: Any) -> StyleGAN2:
     return build_finetune("stylegan2-diffaug-finetune", "stylegan2-diffaug-ffhq", resolution, kw, DIFFAUG | CONFIG_E)
 
 
-@register_model("stylegan2-half", recipe=f"{DA} run_low_shot.py defaults, every config-f width / sqrt(2)", tiny=TINY)
+@register_model(
+    "stylegan2-half",
+    recipe=f"{DA} run_low_shot.py defaults, every config-f width / sqrt(2)",
+    tiny=TINY,
+    sources=src.HALF,
+)
 def stylegan2_half(resolution: int, **kw: Any) -> StyleGAN2:
     """The 1024 px StyleGAN2 row of Tables B and C: DA's low-shot recipe with about half of
     config-f's parameters, as the FastGAN paper states it cut StyleGAN2 at 1024 px (the talk
@@ -404,6 +425,7 @@ def stylegan2_half(resolution: int, **kw: Any) -> StyleGAN2:
     recipe=f"{DA} run_low_shot.py defaults, widths / sqrt(2), from a checkpoint (source model not stated)",
     tiny=TINY,
     init_from="stylegan2-half",
+    sources=src.HALF_FINETUNE,
 )
 def stylegan2_half_finetune(resolution: int, **kw: Any) -> StyleGAN2:
     """Table B's 'StyleGAN2 finetune' row: stylegan2-half started from ``init_from`` (required).
@@ -417,7 +439,12 @@ def stylegan2_half_finetune(resolution: int, **kw: Any) -> StyleGAN2:
     return build_finetune("stylegan2-half-finetune", "stylegan2-half", resolution, kw, DIFFAUG | HALF)
 
 
-@register_model("stylegan2", recipe=f"{ADA} config-f networks + lazy R1 (16), DA augmentation, batch 8", tiny=TINY)
+@register_model(
+    "stylegan2",
+    recipe=f"{ADA} config-f networks + lazy R1 (16), DA augmentation, batch 8",
+    tiny=TINY,
+    sources=src.ADA_F,
+)
 def stylegan2(resolution: int, **kw: Any) -> StyleGAN2:
     """Config-f StyleGAN2 with this project's earlier defaults (no paper row uses it): ADA's
     networks (conv_clamp 256) and lazy R1 (gamma 10 every 16 steps), DiffAugment
@@ -428,7 +455,12 @@ def stylegan2(resolution: int, **kw: Any) -> StyleGAN2:
     return build(resolution, kw)
 
 
-@register_model("stylegan2-lite", recipe=f"{ADA} config-f with every width halved; else as stylegan2", tiny=TINY)
+@register_model(
+    "stylegan2-lite",
+    recipe=f"{ADA} config-f with every width halved; else as stylegan2",
+    tiny=TINY,
+    sources=src.LITE,
+)
 def stylegan2_lite(resolution: int, **kw: Any) -> StyleGAN2:
     """stylegan2 with every width halved (channel_base 16384, channel_max 256, z = w = 256):
     exactly a quarter of config-f's parameters (no paper row uses it).
@@ -443,6 +475,7 @@ def stylegan2_lite(resolution: int, **kw: Any) -> StyleGAN2:
     recipe=f"{ADA} config-f with every width halved, from a checkpoint",
     tiny=TINY,
     init_from="stylegan2-lite",
+    sources=src.LITE_FINETUNE,
 )
 def stylegan2_lite_finetune(resolution: int, **kw: Any) -> StyleGAN2:
     """stylegan2-lite started from ``init_from`` (required): a harness checkpoint of

@@ -121,6 +121,14 @@ SUITE_VALUES: dict[str, Builder] = {
     "max_iters beyond any run": suite_case(
         ["max_iters must be an integer from 1 to 1000000000000"], ("max_iters = 2", "max_iters = 10000000000000")
     ),
+    "max_kimg_by_dataset names no suite dataset": suite_case(
+        ["budget.max_kimg_by_dataset.shapez: not one of suite.datasets"],
+        ("max_iters = 2", "max_iters = 2\nmax_kimg_by_dataset = { shapez = 1 }"),
+    ),
+    "max_kimg_by_dataset of 0": suite_case(
+        ["budget.max_kimg_by_dataset.shapes: must be a finite number > 0, got 0"],
+        ("max_iters = 2", "max_iters = 2\nmax_kimg_by_dataset = { shapes = 0 }"),
+    ),
     "no budget at all": suite_case(
         ["models.baseline: no budget; set budget.hours, max_iters or max_kimg"], ("max_iters = 2", "")
     ),

@@ -24,7 +24,7 @@ from bench.plan.launching import LaunchSettings
 from bench.plan.suites import load_suite
 from bench.report.console import plan_table
 from bench.results.collect import collect
-from bench.results.envinfo import cpu_model, device_summary, device_type
+from bench.results.envinfo import cpu_model, device_summary, device_type, matched_profile
 from bench.results.io import atomic_write_json
 from bench.results.lock import RunLock
 from bench.results.runs import RunPaths, read_state, write_state
@@ -42,7 +42,7 @@ def _gpu_suite(tiny_suite, name: str = "gpu", extra: str = "") -> Path:
 
 
 def test_paper_suites_assume_one_gpu_and_smoke_none() -> None:
-    for name in ("fewshot256", "fewshot1024", "large", "ablation-ss"):
+    for name in ("fewshot256", "fewshot256-kimg", "fewshot1024", "large", "ablation-ss"):
         assert {(c.spec.accelerator, c.spec.num_gpus) for c in load_suite(name).cells} == {("gpu", 1)}, name
     assert {c.spec.accelerator for c in load_suite("smoke").cells} == {"none"}
 
@@ -119,7 +119,15 @@ def test_explicit_cpu_trains_and_records_the_device(tiny_suite, tmp_path, capsys
     doc = json.loads(paths.spec.read_text())
     info = doc["environment"]["device_info"]
     assert doc["spec"]["accelerator"] == "gpu"
-    assert info == {"type": "cpu", "name": cpu_model(), "count": 1, "threads": torch.get_num_threads()}
+    here = matched_profile(torch.device("cpu"))
+    profile = here.name if here else None  # the device profile this CPU's SKU matched
+    assert info == {
+        "type": "cpu",
+        "name": cpu_model(),
+        "count": 1,
+        "threads": torch.get_num_threads(),
+        "profile": profile,
+    }
     assert read_state(paths)["device"] == info
 
 

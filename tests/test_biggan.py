@@ -1,4 +1,5 @@
-"""BigGAN: exact parameter counts, attention, ortho reg, skip-z, truncation, SN, training smoke."""
+"""BigGAN: exact parameter counts, attention, init, ortho reg, skip-z, truncation, SN, the D steps' real
+batches, sampling mode, training smoke."""
 
 from __future__ import annotations
 
@@ -36,16 +37,19 @@ def attn_positions(net: torch.nn.Module) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    "res, n_g, n_d, z_dim, g_attn, d_attn, status",
-    [
-        (128, 31_850_756, 38_425_282, 120, [3], [0], "reference"),
-        (256, 37_136_132, 43_422_914, 140, [4], [1], "reference"),
-        (1024, None, None, 180, [4], [3], "extension"),
+    "name, res, n_g, n_d, z_dim, g_attn, d_attn, status",
+    [  # biggan-paper (the tables' attention): BigGAN-PyTorch's instantiated counts (comparison_models.md)
+        ("biggan-paper", 128, 31_850_756, 38_425_282, 120, [3], [0], "reference"),
+        ("biggan-paper", 256, 37_136_132, 43_422_914, 140, [4], [1], "reference"),
+        ("biggan-paper", 1024, None, None, 180, [4], [3], "extension"),
+        # biggan: no attention (DA's --G_attn 0 --D_attn 0); counted here
+        ("biggan", 128, 31_830_275, 38_420_161, 120, [], [], "reference"),
+        ("biggan", 256, 37_115_651, 43_402_433, 140, [], [], "reference"),
     ],
 )
-def test_full_size_counts_attention_and_shapes(res, n_g, n_d, z_dim, g_attn, d_attn, status):
+def test_full_size_counts_attention_and_shapes(name, res, n_g, n_d, z_dim, g_attn, d_attn, status):
     with torch.device("meta"):  # no memory, no init cost beyond spectral norm's setup
-        m = get_model("biggan", resolution=res)
+        m = get_model(name, resolution=res)
         img = m.generator(torch.empty(2, m.z_dim))
         logits = m.discriminator(torch.empty(2, 3, res, res))
     if n_g is not None:
@@ -59,7 +63,7 @@ def test_full_size_counts_attention_and_shapes(res, n_g, n_d, z_dim, g_attn, d_a
 
 def test_attention_is_identity_at_init_and_matches_naive_form():
     torch.manual_seed(0)
-    attn = SelfAttention(16)
+    attn = SelfAttention(16).eval()  # no power iteration between the calls compared
     x = torch.randn(2, 16, 8, 6)
     assert torch.equal(attn(x), x)
     with torch.no_grad():
@@ -95,7 +99,7 @@ def test_train_step_adds_beta_times_ortho_grad_to_g_weights_only():
 
     capture(on, "on")
     capture(off, "off")
-    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    real = torch.rand(on.reals_per_step, 3, 32, 32) * 2 - 1
     w_before = {n: p.detach().clone() for n, p in on.generator.named_parameters()}
     for model in (on, off):
         torch.manual_seed(1)
@@ -144,8 +148,8 @@ def test_truncation_psi_one_is_identity_and_psi_below_one_truncates():
     assert truncate_z(z, 1.0) is z
     with torch.no_grad():
         ref = m.g_ema.eval()(z)
-    assert torch.equal(m.generate(z, truncation=1.0), ref)
-    assert not torch.allclose(m.generate(z, truncation=0.5), ref)
+    assert torch.equal(m.generate(z, truncation=1.0, bn="running"), ref)  # eval mode, as ref
+    assert not torch.allclose(m.generate(z, truncation=0.5, bn="running"), ref)
 
     zz = torch.randn(200_000, dtype=torch.float64)
     t = truncate_z(zz, 0.5)
@@ -187,7 +191,8 @@ def test_training_is_finite(name, res, d_steps):
     torch.manual_seed(0)
     m = small(res, name, ema_start=1)
     assert m.hparams["d_steps"] == d_steps and m.arch_status == "test-scale"
-    real = torch.rand(2, 3, res, res) * 2 - 1
+    assert m.reals_per_step == 2 * d_steps
+    real = torch.rand(2 * d_steps, 3, res, res) * 2 - 1
     for step in range(2):
         losses = m.train_step(real, step)
     assert set(losses) == {"loss_d", "loss_g", "d_real", "d_fake"}
@@ -205,7 +210,7 @@ def test_training_is_finite(name, res, d_steps):
 def test_ema_copies_before_start_then_averages():
     torch.manual_seed(0)
     m = small(ema_start=1, policy="")
-    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    real = torch.rand(m.reals_per_step, 3, 32, 32) * 2 - 1
     m.train_step(real, 0)
     for e, p in zip(m.g_ema.parameters(), m.generator.parameters(), strict=True):
         assert torch.equal(e, p)
@@ -246,11 +251,13 @@ def test_hparams_roundtrip_and_optimizer_state():
     assert m.hparams["policy"] == "translation,cutout" and m.batch_size == 2
     again = get_model("biggan-paper", resolution=32, **json.loads(json.dumps(m.hparams)))
     assert again.hparams == m.hparams
-    m.train_step(torch.rand(2, 3, 32, 32) * 2 - 1, 0)
+    m.train_step(torch.rand(m.reals_per_step, 3, 32, 32) * 2 - 1, 0)
     again.load_optimizer_state(m.optimizer_state())
     assert again.opt_g.state_dict()["state"].keys() == m.opt_g.state_dict()["state"].keys()
-    assert get_model("biggan", resolution=32, ch=4, g_attn=0, d_attn=0).hparams["g_attn"] == 0
-    for bad in ({"resolution": 48}, {"resolution": 32, "g_attn": 48}):
+    with_attn = get_model("biggan", resolution=32, ch=4, g_attn=32, d_attn=16)
+    assert (with_attn.hparams["g_attn"], with_attn.hparams["d_attn"]) == (32, 16)
+    assert attn_positions(with_attn.generator) == [2] and attn_positions(with_attn.discriminator) == [0]
+    for bad in ({"resolution": 48}, {"resolution": 32, "g_attn": 48}, {"resolution": 32, "init": "xavier"}):
         with pytest.raises(ValueError):
             get_model("biggan", **bad)
     with pytest.raises(ValueError):
@@ -274,18 +281,94 @@ def test_attention_in_query_chunks_equals_one_call(monkeypatch) -> None:
 
 
 def test_defaults_are_one_source_the_diffaugment_biggan_recipe():
-    """biggan: DA's DiffAugment-biggan-cifar10.sh throughout; biggan-paper: the paper's optimisation."""
+    """biggan: DA's DiffAugment-biggan-cifar10.sh and eval.py in every group but the architecture's
+    tables; biggan-paper: the paper's init, attention and optimisation."""
     with torch.device("meta"):
         m = get_model("biggan", resolution=256)
     hp = m.hparams
     assert (hp["batch_size"], hp["lr_g"], hp["lr_d"], hp["d_steps"], hp["adam_eps"]) == (50, 2e-4, 2e-4, 4, 1e-8)
     assert (hp["ortho_reg"], hp["ema_decay"], hp["ema_start"]) == (0.0, 0.9999, 1000)
     assert hp["policy"] == "translation,cutout"
-    assert (hp["g_attn"], hp["d_attn"]) == (128, 64)  # the 256 px reference tables
+    assert (hp["init"], hp["g_attn"], hp["d_attn"]) == ("N02", 0, 0)  # --G_init N02 --D_init N02 --G_attn 0 --D_attn 0
+    assert m.reals_per_step == 200  # train.py: D_batch_size = batch_size * num_D_steps
+    assert (m.sampling.bn, m.sampling.batch, m.sampling.stats) == ("batch", 50, "batch")  # eval.py, no --G_eval_mode
     for opt in (m.opt_g, m.opt_d):
         group = opt.param_groups[0]
         assert (group["lr"], group["betas"], group["eps"]) == (2e-4, (0.0, 0.999), 1e-8)
     paper = small(name="biggan-paper").hparams
     assert (paper["lr_g"], paper["lr_d"], paper["d_steps"], paper["ortho_reg"]) == (5e-5, 2e-4, 2, 1e-4)
+    assert (paper["init"], paper["g_attn"], paper["d_attn"]) == ("ortho", 32, 16)  # the tables' sides, capped at 32 px
     released = small(lr_g=1e-4, lr_d=4e-4, d_steps=1, adam_eps=1e-6, ema_start=20000)  # the ImageNet script
     assert released.opt_d.param_groups[0]["eps"] == 1e-6 and released.hparams["d_steps"] == 1
+    assert (
+        get_model("biggan", resolution=32, ch=4, batch_size=8).sampling.batch == 8
+    )  # G_batch_size = max(G_batch_size, batch_size)
+
+
+def _weights(net: torch.nn.Module) -> list[torch.Tensor]:
+    """Every conv, linear and embedding weight (under spectral norm: the raw one)."""
+    out = []
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.Conv2d | torch.nn.Linear | torch.nn.Embedding):
+            sn = parametrize.is_parametrized(mod, "weight")
+            out.append(mod.parametrizations.weight.original if sn else mod.weight)
+    return out
+
+
+@pytest.mark.parametrize("init", ["N02", "ortho"])
+def test_init_draws_every_weight_as_named(init):
+    """N02: every conv/linear/embedding weight of G and D (the shared embedding too) N(0, 0.02);
+    ortho: orthogonal rows or columns; spectral norm's u, v restarted against the drawn weight."""
+    torch.manual_seed(0)
+    m = get_model("biggan", resolution=32, ch=8, batch_size=2, init=init)
+    weights = _weights(m.generator) + _weights(m.discriminator)
+    assert len(weights) > 20
+    flat = torch.cat([w.detach().flatten() for w in weights if w.numel() >= 64])
+    if init == "N02":
+        assert abs(flat.std().item() - 0.02) < 0.001 and abs(flat.mean().item()) < 0.001
+    for w in weights:
+        mat = w.detach().flatten(1)
+        gram = mat @ mat.T if mat.size(0) <= mat.size(1) else mat.T @ mat
+        assert torch.allclose(gram, torch.eye(len(gram)), atol=1e-4) == (init == "ortho" and w.numel() > 1)
+    for mod in m.discriminator.modules():
+        if parametrize.is_parametrized(mod, "weight"):
+            sn, w = mod.parametrizations.weight[0], mod.parametrizations.weight.original.detach().flatten(1)
+            assert torch.allclose(sn.u, torch.nn.functional.normalize(w @ sn.v, dim=0), atol=1e-6)
+
+
+def test_each_d_step_sees_its_own_real_chunk():
+    """DA's train_fns: D step k takes the k-th batch_size chunk of the loader's batch_size * num_D_steps
+    reals; the G step uses none."""
+    torch.manual_seed(0)
+    m = small(d_steps=3, policy="")
+    seen: list[torch.Tensor] = []
+    m.discriminator.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    real = torch.rand(6, 3, 32, 32) * 2 - 1
+    m.train_step(real, 0)
+    assert len(seen) == 4  # three D steps (fakes + reals in one pass), then the G step (fakes only)
+    for k in range(3):
+        assert seen[k].shape[0] == 4 and torch.equal(seen[k][2:], real[2 * k : 2 * k + 2])
+    assert seen[3].shape[0] == 2
+    with pytest.raises(ValueError, match="6 reals per step"):
+        m.train_step(real[:2], 1)
+
+
+def test_the_loop_draws_a_real_batch_per_d_step_and_counts_them_as_kimg(tiny_suite, tmp_path):
+    """Through the real loop: the sampler draws batch_size x d_steps images per step (DA's loader),
+    kimg counts them, and spec.json records it; a kimg cap converts at that many reals per step."""
+    from bench.plan.suites import load_suite
+    from bench.results.runs import RunPaths, read_state
+    from bench.training.cell import run_cell
+    from bench.training.options import LoopOptions
+
+    text = tiny_suite().read_text()
+    text = text.replace("[models.baseline]", "[models.biggan]").replace(
+        'recon = "mse", ngf = 4, ndf = 4, batch_size = 4', "ch = 4, batch_size = 2, d_steps = 3"
+    )
+    text = text.replace("max_iters = 6", "max_kimg = 0.018")  # 18 reals: 3 steps of 6
+    spec = load_suite(str(tiny_suite(name="bg", text=text))).cells[0].spec
+    assert run_cell(spec, LoopOptions(out=tmp_path, progress=False)) == "done"
+    paths = RunPaths.of(tmp_path, spec)
+    state, doc = read_state(paths), json.loads(paths.spec.read_text())
+    assert (state["step"], state["kimg"]) == (3, 0.018)
+    assert (doc["resolved"]["batch_size"], doc["resolved"]["reals_per_step"]) == (2, 6)

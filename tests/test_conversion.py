@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bench.errors import BenchError
-from bench.plan.devices import get_profile, load_profiles, match_profile
+from bench.plan.devices import get_profile, load_profiles
 from bench.plan.roofline import OpGroup, StepCost, ideal_seconds, step_seconds
 from bench.plan.sources import source_flags
 from bench.plan.suites import load_suite
@@ -21,23 +21,11 @@ TINY = {"recon": "mse", "ngf": 4, "ndf": 4, "batch_size": 4}
 
 def test_every_profile_is_sourced_positive_and_an_estimate() -> None:
     profiles = load_profiles()
-    want = {"rtx-2080-ti", "rtx-titan", "v100", "a100", "h100", "h200", "l4", "rtx-4090", "cpu-epyc-zen4"}
-    assert want <= set(profiles)
+    assert {"rtx-2080-ti", "rtx-titan", "a100-sxm4-80gb", "h100-sxm", "h200-sxm", "cpu-epyc-zen4"} <= set(profiles)
     for p in profiles.values():
         assert p.source and p.efficiency > 0 and p.bandwidth > 0 and p.peaks["fp32"] > 0, p.name
         assert p.summary()["estimate"] is True
         assert all(p.flops(f) >= p.flops("fp32") for f in ("tf32", "fp16", "bf16")), p.name  # tensor units: faster
-
-
-@pytest.mark.parametrize(
-    ("name", "profile"),
-    [("NVIDIA GeForce RTX 2080 Ti", "rtx-2080-ti"), ("NVIDIA TITAN RTX", "rtx-titan"), ("Tesla V100-SXM2-16GB", "v100"),
-     ("NVIDIA A100-SXM4-80GB", "a100"), ("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
-     ("NVIDIA L4", "l4"), ("NVIDIA GeForce RTX 4090", "rtx-4090"), ("NVIDIA L40S", None)],
-)  # fmt: skip
-def test_gpu_names_match_their_profile(name: str, profile: str | None) -> None:
-    found = match_profile(name, "cuda")
-    assert (found.name if found else None) == profile
 
 
 def test_suite_names_resolve_and_unknown_is_refused() -> None:
@@ -132,7 +120,11 @@ def test_conversion_order_and_errors(tiny_suite, tmp_path) -> None:
     with pytest.raises(BenchError, match="unknown device profile 'GTX 480'"):
         budget_conversion("fewshot256", tmp_path, device_profile="GTX 480")
     conv = budget_conversion("fewshot256", tmp_path, device_profile="a100")
-    assert isinstance(conv, ProfileEstimate) and conv.local.name == "a100" and conv.reference.name == "rtx-2080-ti"
+    assert (
+        isinstance(conv, ProfileEstimate)
+        and conv.local.name == "a100-sxm4-80gb"
+        and conv.reference.name == "rtx-2080-ti"
+    )
     cal = tmp_path / "cal.json"
     cal.write_text(
         json.dumps(

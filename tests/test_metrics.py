@@ -39,6 +39,7 @@ from bench.metrics import (
 from bench.metrics import detectors as D
 from bench.metrics import features as feats_mod
 from bench.metrics.features import quantize
+from bench.metrics.protocols import generated_count, generated_for
 from bench.metrics.scores import subset_size_for
 from models.base import GANModel, Sampling
 
@@ -317,6 +318,27 @@ def test_evaluate_rows_groups_and_rng(
     assert [(c["n"], c["train_bn"]) for c in gen.calls] == [(12, False), (12, True)]
     assert by["fid12_train"]["bn_mode"] == "batch" and by["fid12_train"]["pre_resize"] == 16
     assert by["fid12_t"]["bn_mode"] == "none" and by["fid12_t"]["gen_batch"] == 50
+
+
+def test_official_protocols_drop_the_short_last_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool_detector: str
+) -> None:
+    """A protocol claiming FastGAN's eval.py generates n // batch whole batches (30 at batch 8: 24) and
+    records that count; the others keep the short last batch (30 = 8 + 8 + 8 + 6)."""
+    monkeypatch.setitem(PROTOCOLS, "fid30_official_t", EvalProtocol("fid", 30, gen_batch=8, full_batches=True))
+    monkeypatch.setitem(PROTOCOLS, "fid30_t", EvalProtocol("fid", 30, gen_batch=8))
+    gen, data = TinyGenerator(), ImageSet.of(procedural(10, 0))
+    kw = dict(detector=pool_detector, device="cpu", cache_dir=tmp_path)
+    seen: list[int] = []
+    official = evaluate(gen, data, ["fid30_official_t"], progress=seen.append, **kw)[0]
+    assert [c["n"] for c in gen.calls] == [8, 8, 8] and sum(seen) == 24 and official["num_gen"] == 24
+    gen.calls.clear()
+    other = evaluate(gen, data, ["fid30_t"], **kw)[0]
+    assert [c["n"] for c in gen.calls] == [8, 8, 8, 6] and other["num_gen"] == 30
+    assert generated_count(["fid30_official_t", "fid30_t"], gen.sampling) == 54  # two passes: 24 + 30
+    official_fastgan = PROTOCOLS["fid2k_fastgan"]
+    assert official_fastgan.full_batches and generated_for(official_fastgan, 16) == 2000  # 125 whole batches
+    assert generated_for(PROTOCOLS["fid5k_full"], 16) == 5000 and generated_for(official_fastgan, 48) == 1968
 
 
 def test_reference_cache_hit_and_invalidation(

@@ -35,7 +35,7 @@ def test_model_builds_generates_and_trains_one_step(name: str, tmp_path) -> None
     z = torch.randn(2, model.z_dim)
     assert model.generate(z).shape == (2, 3, 32, 32)
     g0, d0, e0 = _params(model.generator), _params(model.discriminator), _params(model.g_ema)
-    real = torch.rand(model.batch_size, 3, 32, 32) * 2 - 1
+    real = torch.rand(model.reals_per_step, 3, 32, 32) * 2 - 1
     losses = model.train_step(real, 0)
     assert losses, "train_step returns its losses"
     for k, v in losses.items():
@@ -49,7 +49,7 @@ def test_model_builds_generates_and_trains_one_step(name: str, tmp_path) -> None
 def test_state_round_trip(name: str, tmp_path) -> None:
     torch.manual_seed(0)
     a = build(name, tmp_path)
-    a.train_step(torch.rand(a.batch_size, 3, 32, 32) * 2 - 1, 0)
+    a.train_step(torch.rand(a.reals_per_step, 3, 32, 32) * 2 - 1, 0)
     torch.save({"model": a.state_dict(), "optim": a.optimizer_state()}, tmp_path / "ck.pt")
     ck = torch.load(tmp_path / "ck.pt", weights_only=True)  # checkpoints never need pickle
     torch.manual_seed(1)
@@ -109,7 +109,8 @@ def test_family_parts_register_nothing() -> None:
 def test_param_counts_on_meta_device() -> None:
     assert models.param_counts("fastgan", 256) == (29_127_846, 11_526_160)  # the official counts
     assert models.param_counts("stylegan2", 256) == (30_034_338, 28_864_129)
-    assert models.param_counts("biggan", 128) == (31_850_756, 38_425_282)
+    assert models.param_counts("biggan-paper", 128) == (31_850_756, 38_425_282)  # BigGAN-PyTorch's, with attention
+    assert models.param_counts("biggan", 128) == (31_830_275, 38_420_161)  # DA's --G_attn 0 --D_attn 0
     # the discriminator side includes the heads D's optimizer trains
     assert models.param_counts("fastgan-ss-contrastive", 256) == (29_127_846, 8_386_672 + 328_320)
     # a finetune name without init_from counts the model it starts from

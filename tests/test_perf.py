@@ -141,7 +141,7 @@ def test_optimized_loop_equals_straightforward_steps(name: str, monkeypatch) -> 
 
     _straightforward(ref)
     monkeypatch.setattr(sys.modules[type(ref).__module__], "ema_update", plain_ema)
-    sampler = PlainSampler(images, ref.batch_size, seed=spec.seed)
+    sampler = PlainSampler(images, ref.reals_per_step, seed=spec.seed)
     torch.manual_seed(1)
     for step in range(STEPS):
         ref.train_step(sampler.next(), step)
@@ -161,7 +161,7 @@ def test_bf16_autocast_steps_keep_fp32_weights(name: str) -> None:
     optimizer state staying fp32 (BigGAN's spectral-norm sigma and StyleGAN2's w_avg included)."""
     spec = RunSpec(suite="t", model=name, dataset="t", resolution=32, model_kwargs=TINY[name], max_iters=2)
     model = build_model(spec, torch.device("cpu"))
-    real = _images(4).float() / 127.5 - 1
+    real = _images(model.reals_per_step).float() / 127.5 - 1
     with torch.autocast("cpu", dtype=torch.bfloat16):
         losses = [model.train_step(real, step) for step in range(2)]
     assert all(torch.isfinite(v) for step in losses for v in step.values())

@@ -41,7 +41,7 @@ ROWS_A = [
 # (BatchNorm mode, its statistics, generation batch) per model, as models.Sampling gives them
 SAMPLING = {
     "stylegan2-diffaug": ("none", "none", 32), "fastgan": ("batch", "batch", 16), "baseline": ("batch", "batch", 16),
-    "biggan": ("running", "ema-of-running", 50),
+    "biggan": ("batch", "batch", 50),
 }  # fmt: skip
 
 

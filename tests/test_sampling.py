@@ -81,14 +81,14 @@ def test_batch_statistics_make_the_generation_batch_part_of_the_protocol() -> No
 def test_biggan_standing_statistics_are_recomputed_and_never_stored() -> None:
     torch.manual_seed(0)
     model = models.get_model("biggan", resolution=32, ch=4, batch_size=4, ema_start=0, ema_decay=0.5)
-    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    real = torch.rand(model.reals_per_step, 3, 32, 32) * 2 - 1
     for step in range(3):
         model.train_step(real, step)
-    assert model.sampling.bn == "running" and model.sampling.stats == "ema-of-running"
+    assert model.sampling.bn == "batch" and model.sampling.batch == 4  # DA's eval.py: train mode, batch_size
     state = {k: v.clone() for k, v in model.state_dict().items()}
     z = torch.randn(8, model.z_dim)
-    running, standing = model.generate(z), model.generate(z, bn="standing")
-    assert not torch.equal(running, standing)
+    batch, running, standing = model.generate(z), model.generate(z, bn="running"), model.generate(z, bn="standing")
+    assert not torch.equal(running, standing) and not torch.equal(batch, running)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     bns = [m for m in model.g_ema.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(m.momentum == 0.1 for m in bns)  # the cumulative-average switch is undone

@@ -179,6 +179,33 @@ def test_style_mixing_cutoff() -> None:
     assert len(cutoffs) > 1
 
 
+def test_style_mixing_per_sample_as_diffaugment_tf() -> None:
+    """DA's TF G_main draws the mixing and its cutoff per sample (``tf.random_uniform([minibatch])``);
+    ADA's loss.py draws one cutoff for the batch. The DA names mix per sample, the ADA ones per batch."""
+    torch.manual_seed(0)
+    ws, ws2 = torch.zeros(64, 6, 3), torch.ones(64, 6, 3)
+
+    def cutoffs(per_sample: bool, prob: float) -> list[int]:
+        mixed = mix_styles(ws, ws2, prob, per_sample)[:, :, 0]  # (B, num_ws): 0 ... 0 1 ... 1
+        cut = (mixed == 0).sum(1)
+        assert torch.equal(mixed, (torch.arange(6)[None] >= cut[:, None]).float())
+        return cut.tolist()
+
+    assert len(set(cutoffs(False, 1.0))) == 1  # one cutoff for the whole batch
+    per_sample = cutoffs(True, 1.0)
+    assert len(set(per_sample)) == 5 and min(per_sample) >= 1 and max(per_sample) <= 5  # U{1..num_ws-1}
+    half = cutoffs(True, 0.5)
+    assert 10 < half.count(6) < 54  # about half of the samples not mixed (cutoff = num_ws)
+    flags = {
+        name: get_model(name, resolution=16, **TINY).cfg.mixing_per_sample
+        for name in ("stylegan2-diffaug", "stylegan2-diffaug-ffhq", "stylegan2-half", "stylegan2", "stylegan2-lite")
+    }
+    assert flags == {"stylegan2-diffaug": True, "stylegan2-diffaug-ffhq": True, "stylegan2-half": True,
+                     "stylegan2": False, "stylegan2-lite": False}  # fmt: skip
+    with pytest.raises(ValueError, match="mixing_per_sample must be true or false"):
+        get_model("stylegan2", resolution=16, **TINY, mixing_per_sample=1)
+
+
 def test_ema_half_life() -> None:
     model = get_model("stylegan2", resolution=16, **TINY)
     assert model.ema_beta(0) == pytest.approx(0.5 ** (4 / 10_000))

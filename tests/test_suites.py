@@ -88,8 +88,25 @@ def test_large_is_table_c() -> None:
 def test_ablation_is_table_d() -> None:
     rows = _table("Table D")[1:]
     suite = load_suite("ablation-ss")
-    assert [c.label for c in suite.cells[:: len(suite.datasets)]] == [r[0] for r in rows]
+    labels = [c.label for c in suite.cells[:: len(suite.datasets)]]
+    assert labels[:-1] == [r[0] for r in rows]  # the paper's rows, then the sensitivity row
     assert {c.spec.budget_hours for c in suite.cells} == {8}
+    extra = [c for c in suite.cells if c.label == labels[-1]]
+    assert {(c.spec.model, c.spec.model_kwargs["d_sle"]) for c in extra} == {("fastgan", False)}
+    assert all(c.spec.model_kwargs.get("d_sle", True) for c in suite.cells if c not in extra)
+    assert "d_sle = true" in suite.reading and "sensitivity" in suite.reading
+
+
+def test_stylegan2_at_its_source_length_is_pinned_per_dataset() -> None:
+    """fewshot256-kimg: DiffAugment's 300 kimg, 500 on AnimalFace (its README), pinned; fewshot256: hours."""
+    kimg = {(c.spec.model, c.spec.dataset): c.spec for c in load_suite("fewshot256-kimg").cells}
+    hours = {(c.spec.model, c.spec.dataset): c.spec for c in load_suite("fewshot256").cells}
+    assert kimg and all(spec.budget_pin == "kimg" and spec.budget_seconds is None for spec in kimg.values())
+    assert {k: s.max_kimg for k, s in kimg.items()} == {
+        k: 500.0 if k[1].startswith("animalface") else 300.0 for k in kimg
+    }
+    assert all(hours[k].budget_hours == 20 and hours[k].max_kimg is None for k in kimg)
+    assert all(s.iteration_limit(16)[0] == s.max_kimg * 1000 / 16 for s in kimg.values())  # batch 16
 
 
 def test_budget_scale_and_speed_ratio_apply() -> None:

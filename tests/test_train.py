@@ -10,6 +10,7 @@ import torch
 
 from bench.errors import CheckpointError
 from bench.plan.suites import load_suite
+from bench.results.envinfo import matched_profile
 from bench.results.runs import RunPaths, read_state
 from bench.training.cell import run_cell
 from bench.training.checkpoints import load_snapshot_model
@@ -65,6 +66,9 @@ def test_finished_run_is_skipped(tiny_suite, tmp_path) -> None:
     doc = json.loads(paths.spec.read_text())
     assert doc["run_id"] == spec.run_id and doc["resolved"]["model_hparams"]
     assert doc["environment"]["packages"]["torch"]
+    here = matched_profile(torch.device("cpu"))
+    assert doc["environment"]["device_info"]["profile"] == (here.name if here else None)  # the SKU's profile
+    assert doc["resolved"]["reals_per_step"] == doc["resolved"]["batch_size"]  # one real batch per step
 
 
 def test_corrupt_newest_checkpoint_falls_back(tiny_suite, tmp_path) -> None:

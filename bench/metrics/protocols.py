@@ -2,10 +2,13 @@
 
 ``fid5k_full`` = FID, 5,000 generated images against the full training set, clean-fid mode
 ``clean``. Protocols sample each family the way its authors evaluate it (``models.Sampling``:
-FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN with the EMA of its running
-statistics, StyleGAN2 without BatchNorm) unless they fix the BatchNorm mode themselves.
+FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN's EMA generator with
+batch-statistics BatchNorm at its training batch, StyleGAN2 without BatchNorm) unless they fix the
+BatchNorm mode themselves.
 ``fid2k_fastgan`` is the FastGAN code's own: 2,000 images in batch-statistics BatchNorm, 16 per
-generator call, both sets resized to 256 then bilinear to 299 (``legacy_pytorch``); its reference set
+generator call, only whole batches (``eval.py`` draws ``n_sample // batch`` of them: a protocol that
+claims the official evaluation sets ``full_batches`` and records the count it really generated),
+both sets resized to 256 then bilinear to 299 (``legacy_pytorch``); its reference set
 is the official one exactly when the dataset is prepared with ``--resize-filter bilinear`` (the
 official code's ``transforms.Resize``; suite key ``resize_filter``). Each result row carries every
 :class:`EvalSpec` field, the whole resize chain of both sets included (``resize_chain``).
@@ -52,6 +55,7 @@ class EvalProtocol:
     pre_resize: int | None = None  # px both sets are resized to before the detector's resize; None: none
     bn_mode: str | None = None  # generator BatchNorm (models.BN_MODES); None: the family's own convention
     gen_batch: int | None = None  # latents per generator call; None: the family's evaluation batch
+    full_batches: bool = False  # whole generator calls only (num_gen // batch of them), as FastGAN's eval.py
     truncation: float = 1.0  # psi; 1.0 = none
     reference: str = "full"  # the whole prepared training set
     kid_subset_size: int | None = None  # nominal; capped by the smaller set
@@ -83,7 +87,16 @@ register_protocol("fid1k_full", "fid", 1_000)
 register_protocol("fid500_full", "fid", 500)
 register_protocol("fid200_full", "fid", 200)  # CPU smoke runs only: far too few for a real FID
 register_protocol("fid50_full", "fid", 50)  # plumbing checks only (gpu-check at tiny sizes): not a measurement
-register_protocol("fid2k_fastgan", "fid", 2_000, mode="legacy_pytorch", pre_resize=256, bn_mode="batch", gen_batch=16)
+register_protocol(
+    "fid2k_fastgan",
+    "fid",
+    2_000,
+    mode="legacy_pytorch",
+    pre_resize=256,
+    bn_mode="batch",
+    gen_batch=16,
+    full_batches=True,
+)
 register_protocol("kid50k_full", "kid", 50_000)
 register_protocol("kid5k_full", "kid", 5_000)
 register_protocol("kid1k_full", "kid", 1_000)
@@ -146,6 +159,12 @@ def sampling_for(p: EvalProtocol, sampling: Sampling) -> tuple[Sampling, int]:
     return resolved, p.gen_batch or resolved.batch
 
 
+def generated_for(p: EvalProtocol, gen_batch: int) -> int:
+    """Images protocol ``p`` really generates at ``gen_batch`` per call: ``num_gen``, or with
+    ``full_batches`` the whole calls only (the official FastGAN ``eval.py`` drops the remainder)."""
+    return p.num_gen // gen_batch * gen_batch if p.full_batches else p.num_gen
+
+
 def make_spec(
     name: str, det: Detector, dataset: features.EvalDataset, *, seed: int, weights: str, sampling: Sampling
 ) -> EvalSpec:
@@ -153,12 +172,13 @@ def make_spec(
     p = PROTOCOLS[name]
     standard = det.standard and det.name == p.standard_detector
     resolved, gen_batch = sampling_for(p, sampling)
+    num_gen = generated_for(p, gen_batch)
     n_ref, ref_filter = len(dataset.images), features.reference_filter(dataset)
     chain = features.resize_chain(p.mode, p.pre_resize, dataset.resolution, ref_filter)
-    kid_size = subset_size_for(p.kid_subset_size, n_ref, p.num_gen) if p.kind == "kid" else None
+    kid_size = subset_size_for(p.kid_subset_size, n_ref, num_gen) if p.kind == "kid" else None
     return EvalSpec(
         metric=name, kind=p.kind, detector=det.name, detector_sha256=det.sha256,
-        detector_standard=standard, mode=p.mode, num_gen=p.num_gen, reference=p.reference,
+        detector_standard=standard, mode=p.mode, num_gen=num_gen, reference=p.reference,
         ref_count=n_ref, ref_resolution=dataset.resolution, ref_filter=ref_filter, pre_resize=p.pre_resize,
         resize_chain=chain, weights=weights, bn_mode=resolved.bn, bn_stats=resolved.stats,
         gen_batch=gen_batch, truncation=p.truncation, seed=seed,
@@ -220,7 +240,8 @@ def evaluate(
 
 def generated_count(names: Sequence[str], sampling: Sampling) -> int:
     """Images :func:`evaluate` generates for protocols ``names`` (those sharing a pass count once)."""
-    return sum(PROTOCOLS[group[0]].num_gen for group in _groups(list(dict.fromkeys(names)), sampling))
+    groups = _groups(list(dict.fromkeys(names)), sampling)
+    return sum(generated_for(PROTOCOLS[g[0]], sampling_for(PROTOCOLS[g[0]], sampling)[1]) for g in groups)
 
 
 def _groups(names: list[str], sampling: Sampling) -> list[list[str]]:
@@ -229,7 +250,7 @@ def _groups(names: list[str], sampling: Sampling) -> list[list[str]]:
     for name in names:
         p = PROTOCOLS[name]
         resolved, batch = sampling_for(p, sampling)
-        key = (p.num_gen, p.mode, p.pre_resize, resolved.bn, batch, p.truncation)
+        key = (generated_for(p, batch), p.mode, p.pre_resize, resolved.bn, batch, p.truncation)
         groups.setdefault(key, []).append(name)
     return list(groups.values())
 
@@ -246,9 +267,10 @@ def _generated_features(
 ) -> list[np.ndarray]:
     """Features of protocol ``p``'s generated images under each of ``dets`` (one generation pass)."""
     stacked = _Stacked(dets)
+    batch = sampling_for(p, model.sampling)[1]
     feats = features.featurize_generated(
-        model, p.num_gen, stacked, p.mode, p.pre_resize, progress, seed=seed, device=device, ema=weights == "ema",
-        truncation=p.truncation, bn=p.bn_mode, batch=sampling_for(p, model.sampling)[1],
+        model, generated_for(p, batch), stacked, p.mode, p.pre_resize, progress, seed=seed, device=device,
+        ema=weights == "ema", truncation=p.truncation, bn=p.bn_mode, batch=batch,
     )  # fmt: skip
     return stacked.split(feats)
 

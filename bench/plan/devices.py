@@ -4,7 +4,8 @@ A profile names a device kind (``rtx-2080-ti``, ``a100``, ``cpu-epyc-zen4``, ...
 FLOP/s per number format, memory bandwidth and size, the source of those figures, and the conversion
 model's per-kind assumptions (host overhead per op, achieved efficiency; :mod:`bench.plan.roofline`).
 Suites name their reference device by a profile name or alias (``reference_gpu = "RTX 2080-Ti"``);
-the local device is matched by its name (:func:`match_profile`) or named with ``--device-profile``.
+the local device is matched by SKU, its name and total memory (:func:`match_profile`), or named
+with ``--device-profile``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bench.errors import BenchError
 
 DEVICES_FILE = Path(__file__).with_name("devices.toml")
 FORMATS = ("fp32", "tf32", "fp16", "bf16")
+MEMORY_FIT = (0.88, 1.05)  # a GPU's total memory in GiB over its nominal GB: what drivers report of a card
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class DeviceProfile:
     efficiency_source: str
     match: str = ""
     aliases: tuple[str, ...] = ()
+    match_memory: tuple[float, ...] = ()  # nominal sizes (GB) a matched GPU's total memory must fit; () = any
     per_core: bool = False  # CPU profiles: figures per core (see :meth:`for_cores`)
     cores: int = 1
 
@@ -93,6 +96,7 @@ def load_profiles(path: Path = DEVICES_FILE) -> dict[str, DeviceProfile]:
             op_overhead=float(model["op_overhead_us"][kind]) * 1e-6, efficiency=float(model["efficiency"][kind]),
             efficiency_source=model["efficiency_source"][kind], match=d.get("match", ""),
             aliases=tuple(d.get("aliases", ())), per_core=bool(d.get("per_core", False)),
+            match_memory=tuple(float(m) for m in d.get("match_memory", [memory] if memory else [])),
         )  # fmt: skip
     return out
 
@@ -106,9 +110,20 @@ def get_profile(name: str) -> DeviceProfile:
     raise BenchError(f"unknown device profile {name!r}; choose one of {', '.join(load_profiles())} ({DEVICES_FILE})")
 
 
-def match_profile(description: str, kind: str) -> DeviceProfile | None:
-    """The profile of ``kind`` whose ``match`` pattern is found in the device's ``description``."""
-    for p in load_profiles().values():
-        if p.kind == kind and p.match and re.search(p.match, description):
-            return p
-    return None
+def fits_memory(profile: DeviceProfile, memory_bytes: int | None) -> bool:
+    """The device's total memory (None: unknown) is one of the profile's nominal sizes, as drivers report it."""
+    if not profile.match_memory or memory_bytes is None:
+        return True
+    gib = memory_bytes / 2**30
+    return any(MEMORY_FIT[0] * size <= gib <= MEMORY_FIT[1] * size for size in profile.match_memory)
+
+
+def match_profile(description: str, kind: str, memory_bytes: int | None = None) -> DeviceProfile | None:
+    """The one profile of ``kind`` whose ``match`` pattern is found in the device's ``description``
+    (a GPU's name) and whose nominal memory its ``memory_bytes`` fit; None when none or several do
+    (e.g. an A100 whose memory is unknown: 40 or 80 GB)."""
+    found = [
+        p for p in load_profiles().values()
+        if p.kind == kind and p.match and re.search(p.match, description) and fits_memory(p, memory_bytes)
+    ]  # fmt: skip
+    return found[0] if len(found) == 1 else None

@@ -78,8 +78,19 @@ def _save() -> None:
 def _models() -> dict[str, Any]:
     import models
 
-    return {name: {"recipe": (i := models.model_info(name)).recipe, "init_from": i.init_from}
+    return {name: {"recipe": (i := models.model_info(name)).recipe, "init_from": i.init_from,
+                   "sources": models.recipe_summary(i.sources), "details": _source_lines(i.sources)}
             for name in models.list_models()}  # fmt: skip
+
+
+def _source_lines(sources: Any) -> list[str]:
+    """A comparison model's recipe sources: a summary line, then one source per setting group."""
+    import models
+
+    if not sources:
+        return []
+    lines = [f"recipe: {models.recipe_summary(sources)}"]
+    return lines + [f"{group}: {src.source}: {src.detail}" for group, src in sources.items()]
 
 
 def _detectors() -> list[str]:

@@ -132,7 +132,7 @@ class RunSpec:
     fused_adam: bool = False  # Adam's fused kernel (~7x faster optimizer step on CPU); rounding differs
     resize_filter: str = RESIZE_FILTERS[0]  # of the dataset's images to ``resolution`` (RESIZE_FILTERS)
     data_fingerprint: str | None = None  # folder:PATH datasets: their listing's hash (a changed folder is a new run)
-    max_kimg: float | None = None  # cap in thousands of real images shown (iterations x batch); None = none
+    max_kimg: float | None = None  # cap in thousands of real images shown (iterations x reals per step); None = none
     budget_pin: str | None = None  # 'iters' or 'kimg': only that limit applies; None = every limit given
     budget_source: str = ""  # where speed_ratio came from (a bench.tools.conversion code); not hashed
     cuda_graphs: bool = False  # the step as one CUDA graph (FastGAN family; capturable Adam: rounding differs)
@@ -168,7 +168,7 @@ class RunSpec:
         return None if self.budget_pin else self.converted_seconds
 
     def iteration_limit(self, batch: int) -> tuple[int | None, str | None]:
-        """(iterations, 'iters' or 'kimg'): the tighter of the scaled caps that apply at ``batch``."""
+        """(iterations, 'iters' or 'kimg'): the tighter of the scaled caps that apply at ``batch`` reals per step."""
         caps = []
         if self.max_iters is not None and self.budget_pin != "kimg":
             caps.append((math.ceil(self.max_iters * self.budget_scale), "iters"))

@@ -16,10 +16,20 @@ def check_numbers(data: dict[str, Any], where: str) -> list[str]:
     numbers = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
                ("budget.max_kimg", b.get("max_kimg")), ("budget.speed_ratio", b.get("speed_ratio")),
                ("budget.num_gpus", b.get("num_gpus")), ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
+    tables = [("budget", b)] + [(f"models.{m}", mt) for m, mt in model_tables(data)]
     for m, mt in model_tables(data):
         numbers += [(f"models.{m}.{k}", mt.get(k)) for k in ("budget_hours", "max_iters", "max_kimg")]
-    return [f"{where}: {key}: must be a finite number > 0, got {value}" for key, value in numbers
-            if isinstance(value, int | float) and not finite_positive(value)]  # fmt: skip
+    problems = [f"{where}: {key}: must be a finite number > 0, got {value}" for key, value in numbers
+                if isinstance(value, int | float) and not finite_positive(value)]  # fmt: skip
+    datasets = data.get("suite", {}).get("datasets", [])
+    for name, table in tables:
+        for dataset, kimg in table.get("max_kimg_by_dataset", {}).items():
+            key = f"{where}: {name}.max_kimg_by_dataset.{dataset}"
+            if dataset not in datasets:
+                problems.append(f"{key}: not one of suite.datasets; name a dataset of the suite")
+            elif not finite_positive(kimg):
+                problems.append(f"{key}: must be a finite number > 0, got {kimg!r}")
+    return problems
 
 
 def model_tables(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -1,10 +1,11 @@
 """Suites as data: ``experiments/*.toml`` → validated → an expanded grid of cells.
 
 A suite file has the tables ``[suite]`` (name, description, include, paper_table, reference_gpu,
-resolution, resize_filter, datasets, seeds), ``[budget]`` (hours, max_iters, max_kimg, pin, speed_ratio,
-num_gpus, accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'),
-``[eval]`` (protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group,
-budget_hours, max_iters, max_kimg, budget_pin, kwargs, needs) and an optional ``[slurm]`` block. A
+resolution, resize_filter, datasets, seeds, reading: how its rows read the paper where it is silent),
+``[budget]`` (hours, max_iters, max_kimg, max_kimg_by_dataset, pin, speed_ratio, num_gpus,
+accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'), ``[eval]``
+(protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours,
+max_iters, max_kimg, max_kimg_by_dataset, budget_pin, kwargs, needs) and an optional ``[slurm]`` block. A
 budget is ``hours`` (reference-GPU-hours of training time), ``max_iters`` (an iteration cap:
 deterministic), ``max_kimg`` or several, the first limit reached ending the run unless a pin names
 the one that applies; a model's own keys win over ``[budget]``. ``include`` names other TOML files
@@ -68,17 +69,17 @@ def spec_default(name: str) -> Any:
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "suite": {
         "name": str, "description": str, "include": list, "paper_table": str, "reference_gpu": str,
-        "resolution": int, "resize_filter": str, "datasets": list, "seeds": list,
+        "resolution": int, "resize_filter": str, "datasets": list, "seeds": list, "reading": str,
     },
     "budget": {
         "hours": (int, float), "max_iters": int, "max_kimg": (int, float), "pin": str, "speed_ratio": (int, float),
-        "num_gpus": int, "accelerator": str,
+        "num_gpus": int, "accelerator": str, "max_kimg_by_dataset": dict,
     },
     "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "max_kimg": (int, float),
         "budget_pin": str, "kwargs": dict, "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
-        "cuda_graphs": bool,
+        "cuda_graphs": bool, "max_kimg_by_dataset": dict,
     },
     "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
@@ -106,6 +107,7 @@ class Suite:
     cells: list[Cell]
     slurm: dict[str, Any] = field(default_factory=dict)
     reference_gpu: str | None = None  # the device the budget hours are hours of (a devices.toml profile)
+    reading: str = ""  # how the suite's rows read the paper where it is silent (the report's caption says it)
 
 
 def suite_name_problem(name: str) -> str | None:
@@ -352,6 +354,7 @@ def _expand(
                 continue
             kwargs["init_from"] = str(Path(init_from).resolve())
         budget = _budget_of(data, mt, f"{path}: models.{model}")
+        by_dataset = mt.get("max_kimg_by_dataset", b.get("max_kimg_by_dataset", {}))
         precision = mt.get("precision", spec_default("precision"))
         ratio, source = _ratio(speed_ratio, data, model, kwargs, precision)
         given = {  # keys the suite sets; RunSpec owns the defaults of the others
@@ -369,7 +372,8 @@ def _expand(
                         data_fingerprint=prints[dataset],
                         suite=s["name"], model=model, dataset=dataset, resolution=s["resolution"], seed=seed,
                         model_kwargs=kwargs, speed_ratio=ratio, budget_source=source, budget_scale=budget_scale,
-                        eval_fractions=fractions, **budget, **given,
+                        eval_fractions=fractions, **budget | {"max_kimg": by_dataset.get(dataset, budget["max_kimg"])},
+                        **given,
                     )  # fmt: skip
                 except BenchError as exc:
                     raise SuiteError(f"{path}: models.{model}: {exc}") from None
@@ -420,7 +424,7 @@ def load_suite(
     return Suite(
         name=s["name"], path=path, description=s.get("description", ""),
         paper_table=s.get("paper_table"), datasets=list(s["datasets"]), cells=cells,
-        slurm=dict(data.get("slurm", {})), reference_gpu=s.get("reference_gpu"),
+        slurm=dict(data.get("slurm", {})), reference_gpu=s.get("reference_gpu"), reading=s.get("reading", ""),
     )  # fmt: skip
 
 

@@ -44,6 +44,15 @@ class PaperRow:
     budget_hours: float | None  # reference GPU-hours when the paper states them
     values: tuple[float | str, ...]  # a number, "N/A" (no number) or "?" (unreadable)
     aligned: bool  # False: `column = "?"` in the data, columns unknown
+    kimg: tuple[tuple[str, float], ...] = ()  # (our dataset, kimg) of the runs behind the values, when stated
+
+    def same_length(self, budget_hours: float | None, kimg: dict[str, float] | None) -> bool:
+        """Our row trained as long as this row's numbers: the same stated hours, or pinned to exactly
+        the kimg of the source's runs on each of our datasets."""
+        if self.budget_hours in (None, budget_hours):
+            return True
+        stated = dict(self.kimg)
+        return bool(kimg) and bool(stated) and all(stated.get(d) == k for d, k in kimg.items())
 
 
 @dataclass(frozen=True)
@@ -59,16 +68,19 @@ class PaperTable:
     cite: str
     source: str
 
-    def row_for(self, model: str, budget_hours: float | None) -> PaperRow | None:
-        """The aligned published row our ``model`` at this budget is printed beside, if any."""
+    def row_for(self, model: str, budget_hours: float | None, kimg: dict[str, float] | None = None) -> PaperRow | None:
+        """The aligned published row our ``model`` at this budget (or pinned ``kimg`` per dataset) is
+        printed beside, if any."""
         for row in self.rows:
-            if row.aligned and row.model == model and row.budget_hours in (None, budget_hours):
+            if row.aligned and row.model == model and row.same_length(budget_hours, kimg):
                 return row
         return None
 
-    def value(self, model: str, dataset: str, budget_hours: float | None) -> float | str | None:
+    def value(
+        self, model: str, dataset: str, budget_hours: float | None, kimg: dict[str, float] | None = None
+    ) -> float | str | None:
         """The published value for our (model, dataset) at this budget; None when the paper has none."""
-        row = self.row_for(model, budget_hours)
+        row = self.row_for(model, budget_hours, kimg)
         if dataset not in self.datasets or row is None:
             return None
         return row.values[self.columns.index(self.datasets[dataset])]
@@ -130,8 +142,9 @@ def _paper_table(key: str, t: dict[str, Any], data: dict[str, Any], sources: dic
 def _paper_row(r: dict[str, Any], source: PaperSource) -> PaperRow:
     """One row of the data file; ``column = "?"`` marks a row whose columns are unknown."""
     values, budget, aligned = tuple(r["values"]), r.get("budget_hours"), r.get("column") != "?"
+    kimg = tuple((d, float(k)) for d, k in r.get("kimg", {}).items())
     return PaperRow(r["label"], r["model"], r["recipe"], source, r.get("note", ""), r.get("group", ""), budget,
-                    values, aligned)  # fmt: skip
+                    values, aligned, kimg)  # fmt: skip
 
 
 def printed_beside(row: PaperRow | None, metric: str, detectors: set[str]) -> bool:

@@ -72,6 +72,7 @@ def digits_note(table: ReportTable) -> str:
 def notes(table: ReportTable) -> list[tuple[str, str]]:
     """The lines under the table as (bold lead, text): protocol, digits, warnings, legends, sources."""
     out = [("Protocol:", f"{table.protocol}."), ("", digits_note(table))]
+    out += [(f"{head}:", f"{text}.") for head, text in _row_notes(table) if text]
     if table.nonstandard_detectors:
         out.append(("Non-standard detector", nonstandard_warning(table)))
     if table.any_flat:
@@ -93,6 +94,12 @@ def nonstandard_warning(table: ReportTable) -> str:
         f"({', '.join(table.nonstandard_detectors)}): these numbers rank this table's rows against each other only; "
         f"they are not comparable to published {name} values."
     )
+
+
+def _row_notes(table: ReportTable) -> list[tuple[str, str]]:
+    """What the rows trained under: length, recipe sources (``run_bench.py list``) and the suite's reading."""
+    recipes = "Recipe sources (per setting group: run_bench.py list)"
+    return [("Training length", table.lengths), (recipes, table.recipes), ("Reading", table.reading)]
 
 
 def _paper_notes(table: ReportTable) -> list[str]:

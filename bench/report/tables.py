@@ -19,6 +19,7 @@ from bench.plan import names
 from bench.plan.specs import RunSpec
 from bench.report import gain
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
+from bench.report.recipes import grouped, recipe_text, row_length
 from bench.report.selection import SELECTION_RULES, ProtocolKey, mixed_runs, protocols_of, select_runs
 from bench.report.words import budget_words, digits_for, fmt_number, protocol_text
 from bench.results.collect import unreadable_runs
@@ -44,6 +45,7 @@ class SuiteLike(Protocol):
     datasets: list[str]
     cells: Sequence[CellLike]
     reference_gpu: str | None
+    reading: str  # how the rows read the paper where it is silent ("" when the suite says nothing)
 
 
 def metric_kind(df: pd.DataFrame, metric: str) -> str:
@@ -175,6 +177,9 @@ class ReportTable:
     budget: str  # the cells' training budgets in words (budget_words)
     seeds: int  # runs per cell (the most of any cell)
     mixed: tuple[str, ...] = ()  # runs left out: their rows of this protocol differ in sampling or reference
+    lengths: str = ""  # how long each row trained: 'label: 20 h; label: 300 kimg (pinned)' (bench.report.recipes)
+    recipes: str = ""  # each comparison row's source per setting group, in one line per row
+    reading: str = ""  # the suite's reading of the paper where it is silent
 
     @property
     def lower_is_better(self) -> bool:
@@ -374,7 +379,8 @@ def _build(
     spread = (
         float(selected["std"].max()) if kind == "kid" and "std" in selected and selected["std"].notna().any() else None
     )
-    table_rows = tuple(_report_row(suite, k, ctx) for k in row_keys(suite))
+    keys = row_keys(suite)
+    table_rows = tuple(_report_row(suite, k, ctx) for k in keys)
     return ReportTable(
         suite=suite.name,
         metric=metric,
@@ -397,6 +403,9 @@ def _build(
         budget=budget_words(suite.cells, suite.reference_gpu),
         seeds=max((c.runs for r in table_rows for c in r.cells), default=1),
         mixed=mixed,
+        lengths=grouped({k[1]: row_length([c.spec for c in suite.cells if (c.group, c.label) == k]) for k in keys}),
+        recipes=grouped({k[1]: recipe_text(_row_model(suite, k)) for k in keys}),
+        reading=suite.reading,
     )
 
 
@@ -435,29 +444,44 @@ class _RowContext:
     detectors: set[str]
 
 
+def _row_model(suite: SuiteLike, key: tuple[str, str]) -> str | None:
+    """The one model of row ``key`` (None when the row mixes models)."""
+    models = {c.spec.model for c in suite.cells if (c.group, c.label) == key}
+    return models.pop() if len(models) == 1 else None
+
+
 def _report_row(suite: SuiteLike, key: tuple[str, str], ctx: _RowContext) -> ReportRow:
     cells = [c for c in suite.cells if (c.group, c.label) == key]
-    models = {c.spec.model for c in cells}
     budgets = {c.spec.budget_hours for c in cells}
-    model = models.pop() if len(models) == 1 else None
+    model = _row_model(suite, key)
     budget = budgets.pop() if len(budgets) == 1 else None
-    published = ctx.paper.row_for(model, budget) if ctx.paper and model else None
+    kimg = _pinned_kimg(cells)
+    published = ctx.paper.row_for(model, budget, kimg) if ctx.paper and model else None
     compared = printed_beside(published, ctx.metric, ctx.detectors)
     results, values = [], []
     for dataset in suite.datasets:
         run_ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
         cell = cell_result(run_ids, ctx.statuses, ctx.selected, ctx.starts, ctx.flat)
         results.append(cell)
-        values.append(_published(ctx.paper, model, dataset, budget, cell) if compared else None)
+        values.append(_published(ctx.paper, model, dataset, budget, cell, kimg) if compared else None)
     absent = _absent_reason(ctx, published, model, budget) if not compared else ""
     return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared, absent)
 
 
-def _published(paper: PaperTable, model: str, dataset: str, budget: float | None, cell: CellResult) -> float | str:
+def _pinned_kimg(cells: Sequence[CellLike]) -> dict[str, float] | None:
+    """{dataset: kimg} when every cell of a row is pinned to a length in kimg (budget scale applied), else None."""
+    if not cells or any(c.spec.budget_pin != "kimg" or c.spec.max_kimg is None for c in cells):
+        return None
+    return {c.spec.dataset: c.spec.max_kimg * c.spec.budget_scale for c in cells}
+
+
+def _published(
+    paper: PaperTable, model: str, dataset: str, budget: float | None, cell: CellResult, kimg: dict[str, float] | None
+) -> float | str:
     """The published value beside a compared cell (its row has a paper row), or why there is none."""
     if cell.nonstandard:
         return "non-standard detector"  # a non-standard number never gets a published one beside it
-    value = paper.value(model, dataset, budget)
+    value = paper.value(model, dataset, budget, kimg)
     return value if value is not None else paper.absent_reason(model, dataset, budget)
 
 

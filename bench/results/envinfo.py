@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from bench.plan.devices import DeviceProfile, match_profile
+
 _PACKAGES = ("torch", "torchvision", "numpy", "clean-fid", "lpips", "pandas", "scipy", "pillow", "submitit")
 
 
@@ -66,17 +68,54 @@ def nvidia_driver() -> str | None:
     return versions[0] if done.returncode == 0 and versions else None
 
 
-def device_info(device: torch.device) -> dict[str, Any]:
-    """The device a run trains on: type, name, how many of its kind are visible, driver and CUDA versions."""
+def cpu_description() -> str:
+    """'<model name> family <F> model <M>' from /proc/cpuinfo (what CPU profiles match)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown CPU"
+    name = fields.get("model name", "unknown CPU")
+    return f"{name} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+
+
+def device_description(device: torch.device) -> str:
+    """The name a profile's ``match`` pattern is searched in (the GPU's name, or :func:`cpu_description`)."""
     import torch
 
+    return torch.cuda.get_device_properties(device).name if device.type == "cuda" else cpu_description()
+
+
+def matched_profile(device: torch.device) -> DeviceProfile | None:
+    """The device profile (``bench/plan/devices.toml``) of ``device``'s SKU: its name and, for a GPU, its
+    total memory (an A100 40 GB and 80 GB, an H100 SXM, PCIe and NVL differ); None when none or several match."""
+    import torch
+
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return match_profile(props.name, "cuda", props.total_memory)
+    return match_profile(cpu_description(), device.type)
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """The device a run trains on: type, name, how many of its kind are visible, driver and CUDA versions,
+    and the device profile its SKU matched (None: none)."""
+    import torch
+
+    profile = matched_profile(device)
     if device.type != "cuda":
         name = cpu_model() if device.type == "cpu" else str(device)
-        return {"type": device.type, "name": name, "count": 1, "threads": torch.get_num_threads()}
+        return {
+            "type": device.type, "name": name, "count": 1, "threads": torch.get_num_threads(),
+            "profile": profile.name if profile else None,
+        }  # fmt: skip
     index = device.index if device.index is not None else torch.cuda.current_device()
     props = torch.cuda.get_device_properties(index)
     return {
         "type": "cuda", "index": index, "name": props.name, "count": torch.cuda.device_count(),
+        "profile": profile.name if profile else None,
         "memory_gib": round(props.total_memory / 2**30, 1), "capability": f"{props.major}.{props.minor}",
         "driver": nvidia_driver(), "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
         "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -84,11 +123,15 @@ def device_info(device: torch.device) -> dict[str, Any]:
 
 
 def device_summary(info: dict[str, Any]) -> str:
-    """One line: 'cuda:0 NVIDIA H200 (1 of 8; driver 580.1, CUDA 13.0)' or 'cpu AMD EPYC 7B13 (2 threads)'."""
+    """One line: 'cuda:0 NVIDIA H200 (1 of 8; driver 580.1, CUDA 13.0; profile h200-sxm)' or 'cpu AMD
+    EPYC 7B13 (2 threads; profile cpu-epyc-zen4)'; 'profile none' when no profile matched."""
+    profile = f"profile {info['profile'] or 'none'}" if "profile" in info else ""  # older state files: absent
     if info.get("type") != "cuda":
-        return f"{info.get('type', '?')} {info.get('name', '?')} ({info.get('threads', '?')} threads)"
+        detail = "; ".join(filter(None, [f"{info.get('threads', '?')} threads", profile]))
+        return f"{info.get('type', '?')} {info.get('name', '?')} ({detail})"
     versions = f"driver {info.get('driver') or '?'}, CUDA {info.get('cuda') or '?'}"
-    return f"cuda:{info.get('index', '?')} {info.get('name', '?')} (1 of {info.get('count', '?')}; {versions})"
+    detail = "; ".join(filter(None, [f"1 of {info.get('count', '?')}", versions, profile]))
+    return f"cuda:{info.get('index', '?')} {info.get('name', '?')} ({detail})"
 
 
 def device_type(env: dict[str, Any]) -> str:

@@ -23,15 +23,9 @@ import models
 from bench.plan.devices import DeviceProfile
 from bench.plan.roofline import ideal_seconds, step_seconds
 from bench.plan.suites import Cell
-from bench.results.envinfo import environment
+from bench.results.envinfo import device_description, environment
 from bench.results.io import atomic_write_json
-from bench.tools.conversion import (
-    REFERENCE_PRECISION,
-    device_description,
-    entry_key,
-    read_calibration,
-    round_ratio,
-)
+from bench.tools.conversion import REFERENCE_PRECISION, entry_key, read_calibration, round_ratio
 from bench.tools.stepcost import step_cost
 from bench.tools.throughputs import check_rows
 from bench.training.device import autocast, sync
@@ -65,7 +59,7 @@ def measure(
     """Seconds per mean training step of one configuration (see the module docstring)."""
     torch.manual_seed(0)
     model = models.get_model(name, resolution=resolution, **kwargs).to(device)
-    real = torch.rand(model.batch_size, 3, resolution, resolution, device=device) * 2 - 1
+    real = torch.rand(model.reals_per_step, 3, resolution, resolution, device=device) * 2 - 1
     pattern = model.cost_steps()
     _time_step(model, real, max(pattern), device, precision)  # warm-up
     reps = max(1, steps // len(pattern))

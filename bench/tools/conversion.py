@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError
 from bench.files import FileReadError, read_json
-from bench.plan.devices import DeviceProfile, get_profile, load_profiles, match_profile
+from bench.plan.devices import DeviceProfile, get_profile, load_profiles
 from bench.plan.roofline import step_seconds
 from bench.plan.specs import PRECISIONS, finite_positive
 from bench.plan.suites import Converter, SpeedRatio, suite_budget_basis
-from bench.results.envinfo import device_name
+from bench.results.envinfo import device_description, device_name, matched_profile
 
 if TYPE_CHECKING:  # torch, the step counter and the device helpers load when a suite converts hours
     import torch
@@ -43,32 +43,12 @@ def round_ratio(ratio: float) -> float:
     return float(f"{ratio:.3g}")
 
 
-def cpu_description() -> str:
-    """'<model name> family <F> model <M>' from /proc/cpuinfo (what CPU profiles match)."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return "unknown CPU"
-    name = fields.get("model name", "unknown CPU")
-    return f"{name} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
-
-
-def device_description(device: torch.device) -> str:
-    """The name a profile's ``match`` pattern is searched in."""
-    import torch
-
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
-
-
 def local_profile(device: torch.device, name: str | None = None) -> DeviceProfile | None:
-    """The profile of ``device`` (``name`` when given, else matched by name; None when none matches);
-    a per-core CPU profile is scaled to the threads torch uses."""
+    """The profile of ``device`` (``name`` when given, else matched by SKU: name and memory; None when
+    none matches); a per-core CPU profile is scaled to the threads torch uses."""
     import torch
 
-    profile = get_profile(name) if name else match_profile(device_description(device), device.type)
+    profile = get_profile(name) if name else matched_profile(device)
     return profile.for_cores(torch.get_num_threads()) if profile is not None else None
 
 

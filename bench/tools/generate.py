@@ -38,12 +38,12 @@ def generate_folder(
     *,
     protocol: str = "fid5k_full",  # whose images: count, truncation, BatchNorm mode
     snapshot: str | None = None,  # snapshot file name; default: the newest
-    num: int | None = None,  # images (default: the protocol's count); the first ``num`` of them
+    num: int | None = None,  # images (default: the count the protocol generates); the first ``num`` of them
     device: str = "auto",
 ) -> dict[str, Any]:
     """Write the PNGs and ``generated.json`` into ``outdir`` (which must not exist); returns the record."""
     from bench.metrics import check_protocol, features
-    from bench.metrics.protocols import PROTOCOLS, sampling_for
+    from bench.metrics.protocols import PROTOCOLS, generated_for, sampling_for
 
     check_protocol(protocol)
     outdir = Path(outdir)
@@ -56,7 +56,7 @@ def generate_folder(
     model = load_snapshot_model(paths.root, snapshot, dev)
     snaps = sorted(paths.snapshots.glob("snap-*.pt"))
     snapshot = Path(snapshot).name if snapshot else snaps[-1].name
-    count = p.num_gen if num is None else num
+    count = generated_for(p, sampling_for(p, model.sampling)[1]) if num is None else num
     with new_folders(outdir.parent):
         work = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}-"))
         try:

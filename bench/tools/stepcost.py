@@ -83,7 +83,7 @@ def trace_step_cost(name: str, resolution: int, kwargs: dict[str, Any]) -> StepC
     with _meta():
         torch.manual_seed(0)
         model = models.get_model(name, resolution=resolution, **kwargs)
-        real = torch.zeros(model.batch_size, 3, resolution, resolution)
+        real = torch.zeros(model.reals_per_step, 3, resolution, resolution)
         steps = model.cost_steps()
         model.train_step(real, max(steps))  # untraced warm-up: lazy builds, optimizer state
         recorder = _OpRecorder()

@@ -31,8 +31,9 @@ def write_spec(
         "model_hparams": model.hparams,
         "params": model.parameter_counts(),
         "budget_seconds": spec.budget_seconds,
-        "budget_iterations": spec.iteration_limit(model.batch_size)[0],
+        "budget_iterations": spec.iteration_limit(model.reals_per_step)[0],
         "batch_size": model.batch_size,
+        "reals_per_step": model.reals_per_step,
         "dataset": {k: dataset.manifest.get(k) for k in ("source", "count", "resize_filter", "sha256")},
         **(extra or {}),
     }
@@ -54,10 +55,10 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     _remove_stale_temps(paths)
     for shared in cache_dirs(opts.out):  # caches other runs share: old temporaries only
         remove_stale_temps(shared)
-    iters, unit = spec.iteration_limit(model.batch_size)
+    iters, unit = spec.iteration_limit(model.reals_per_step)
     budget = Budget(spec.budget_seconds, iters, unit or "iters")
     images = place_dataset(dataset.images, device, capacity=opts.data_capacity)
-    sampler = Sampler(images, model.batch_size, seed=spec.seed, device=device)
+    sampler = Sampler(images, model.reals_per_step, seed=spec.seed, device=device)
     load_latest_checkpoint(paths, spec, model, budget, sampler)
     return Run(spec, paths, opts, model, dataset, budget, sampler)
 

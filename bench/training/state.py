@@ -36,7 +36,7 @@ def progress_row(run: Run) -> dict[str, Any]:
     return {
         "step": step,
         "budget_fraction": run.budget.fraction(),
-        "kimg": step * run.model.batch_size / 1000.0,
+        "kimg": step * run.model.reals_per_step / 1000.0,  # real images shown
         "train_seconds": secs,
         "gpu_hours": secs * run.spec.num_gpus / 3600.0,
         "ref_gpu_hours": secs * run.spec.num_gpus * run.spec.speed_ratio / 3600.0,

@@ -213,7 +213,7 @@ def _step_memory(name: str, kwargs: dict[str, Any], res: int, precision: str, de
     try:
         torch.manual_seed(0)
         model = models.get_model(name, resolution=res, **kwargs).to(device)
-        real = torch.rand(model.batch_size, 3, res, res, device=device) * 2 - 1
+        real = torch.rand(model.reals_per_step, 3, res, res, device=device) * 2 - 1
         for first in (True, False):
             if not first:
                 sync(device)

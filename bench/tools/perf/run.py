@@ -62,7 +62,7 @@ def measure_model(
     name, kwargs = models.parse_entry(entry)
     kwargs = kwargs | ({"batch_size": settings.batch} if settings.batch is not None else {})
     model = build_perf_model(name, kwargs, settings, device)
-    real = Sampler(images, model.batch_size, seed=settings.seed + 1).next()
+    real = Sampler(images, model.reals_per_step, seed=settings.seed + 1).next()
     row: dict[str, Any] = {"model": entry, "name": name, "kwargs": kwargs, "batch": model.batch_size}
     row["params"] = model.parameter_counts()
     _reset_peak_memory(device)
@@ -91,7 +91,7 @@ def measure_model(
     first = settings.warmup + settings.steps  # the indices after the timed ones
     row["busy"] = busy_fraction(step_at, range(first, first + settings.busy_steps), device)
     harness_wall, harness_cpu = time_harness(
-        spec, dataset, images, model.batch_size, sorted(losses), settings.harness_steps, settings.log_every
+        spec, dataset, images, model.reals_per_step, sorted(losses), settings.harness_steps, settings.log_every
     )
     pairs = [(lw - mw) / lw for lw, mw in zip(t["loop_wall"], t["model_wall"], strict=True)]
     pairs_cpu = [(lc - mc) / lc for lc, mc in zip(t["loop_cpu"], t["model_cpu"], strict=True) if lc > 0]

@@ -59,7 +59,7 @@ def time_loop(
             out=Path(tmp), device=str(device), progress=False, log_every=log_every,
             checkpoint_every_s=math.inf, should_stop=stamp,
         )  # fmt: skip
-        sampler = Sampler(images, model.batch_size, seed=spec.seed)
+        sampler = Sampler(images, model.reals_per_step, seed=spec.seed)
         run = Run(spec, RunPaths(Path(tmp)), opts, model, dataset, Budget(None, warmup + steps), sampler)
         train_steps(run, None)
     wall = [b[0] - a[0] for a, b in zip(stamps[warmup - 1 : -1], stamps[warmup:], strict=True)]
@@ -89,7 +89,7 @@ def time_interleaved(
             out=Path(tmp), device=str(device), progress=False, log_every=settings.log_every,
             checkpoint_every_s=math.inf, should_stop=stamp,
         )  # fmt: skip
-        sampler = Sampler(images, model.batch_size, seed=spec.seed)
+        sampler = Sampler(images, model.reals_per_step, seed=spec.seed)
         for i in range(settings.warmup + settings.steps):
             run = Run(spec, RunPaths(Path(tmp)), opts, model, dataset, Budget(None, i + 1, iters=i), sampler)
             w0, c0 = clocks(device)
