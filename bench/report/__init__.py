@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.report.figures import write_plots
 from bench.report.render import write_tables
+from bench.report.study_render import study_report
 from bench.report.tables import SuiteLike, build_table
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def write_report(
     states: dict[str, str] | None = None,
     with_plots: bool = True,
 ) -> list[Path]:
-    """Write ``out_dir/tables/<suite>-<metric>.{tex,md,csv}`` and ``out_dir/plots/<suite>/*``.
+    """Write ``out_dir/tables/<suite>-<metric>.{tex,md,csv}`` and ``out_dir/plots/<suite>/*``, and a suite
+    with a ``[study]`` its study (:func:`bench.report.study_render.study_report`).
 
     Args:
         out: the results folder holding ``runs/`` (grids, snapshots, states); default ``out_dir``.
@@ -55,4 +57,6 @@ def write_report(
     log.info("%s", table.summary)
     if with_plots:
         paths += write_plots(suite, df, table, Path(out_dir) / "plots" / suite.name, runs_root)
+    if getattr(suite, "study", None) is not None:
+        paths += study_report(suite, df, out_dir, states=states, figures=with_plots)
     return paths
