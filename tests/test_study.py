@@ -13,11 +13,16 @@ from PIL import Image
 from scipy import stats as sp
 
 import bench.report as bench_report
+from bench.cli import main
+from bench.cli.suite_commands import _print_results
 from bench.errors import BenchError, SuiteError
 from bench.plan.suites import EXPERIMENTS, Suite, load_suite
 from bench.report import stats
 from bench.report.study import build_study, run_values
 from bench.report.study_render import render_latex, render_markdown, study_csv, study_report, verdict_text
+from bench.results.collect import SPEC_COLUMNS
+from bench.results.io import atomic_write_json
+from bench.results.runs import RunPaths, append_eval_row, write_state
 
 MODELS = {
     "baseline": "Baseline", "baseline-skip": "Baseline+Skip", "baseline-decode": "Baseline+decode",
@@ -46,7 +51,8 @@ def rows_of(suite: Suite, model: str, dataset: str, seed: int, values: list[floa
             "status": "done", "detector": "effnet-lite0", "detector_standard": False, "mode": "clean"}  # fmt: skip
     kid = {"metric": "kid200_full", "kind": "kid"}
     return [
-        base | {"eval_point": p, "kimg": 0.8 * p, "step": int(100 * p), "metric": "fid200_full", "kind": "fid",
+        base | {"eval_point": p, "kimg": 0.8 * p, "step": int(100 * p), "snapshot": f"snapshots/snap-{int(100 * p)}.pt",
+                "metric": "fid200_full", "kind": "fid",
                 "value": v} | extra | m
         for p, v in zip(POINTS[-len(values) :], values, strict=True)
         for m in ({}, kid | {"value": v / 2000})
@@ -246,3 +252,44 @@ def test_report_writes_the_study_and_its_figure(study_case, tmp_path: Path) -> N
         assert img.width > img.height > 300  # two panels: the ladder, FastGAN against the other rows
     hooked = bench_report.write_report(suite, df, tmp_path / "r", states=states, with_plots=False)
     assert tmp_path / "r" / "tables" / "st-study.md" in hooked  # `report` of a suite with [study]
+
+
+def _write_runs(suite: Suite, df: pd.DataFrame, states: dict[str, str], out: Path) -> None:
+    """Run folders as training leaves them (spec, state, evals.jsonl), for the real `report` and `run` output."""
+    for cell in suite.cells:
+        paths = RunPaths.of(out, cell.spec)
+        atomic_write_json(paths.spec, {"spec": cell.spec.to_dict()})
+        write_state(paths, status=states[cell.spec.run_id])
+        for row in df[df["run_id"] == cell.spec.run_id].to_dict("records"):
+            append_eval_row(paths, {k: v for k, v in row.items() if k not in SPEC_COLUMNS})  # collect adds those
+
+
+def test_report_and_run_print_the_study(study_case, tmp_path: Path, capsys) -> None:
+    """`report` of a suite with [study] writes the study from the run folders; the end of `run` prints
+    one verdict line per claim and dataset."""
+    suite, df, states = study_case
+    _write_runs(suite, df, states, tmp_path)
+    assert main(["report", "--suite", str(suite.path), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert str(tmp_path / "tables" / "st-study.md") in printed
+    assert str(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") in printed
+    assert "the self-supervised decoder helps" in (tmp_path / "tables" / "st-study.md").read_text()
+    _print_results(suite, suite.cells, tmp_path, {c.spec.run_id: states[c.spec.run_id] for c in suite.cells})
+    verdicts = capsys.readouterr().out.split("verdicts (st, computed from the numbers):\n")[1].splitlines()[:4]
+    assert [line.split(": ")[1].split(";")[0] for line in verdicts] == [
+        "inconclusive at this scale",
+        "supported",
+        "contradicted",
+        "inconclusive at this scale",
+    ]
+
+
+def test_a_finished_run_without_the_metric_is_named(study_case) -> None:
+    suite, df, states = study_case
+    pending = next(c.spec.run_id for c in suite.cells if (c.spec.model, c.spec.seed) == ("biggan", 1))
+    result = build_study(suite, df, states=states | {pending: "done"})  # done, but no row of the metric
+    assert "| BigGAN          | 90.00 1 seed: no interval; n=1/3, 1 diverged, 1 done without a value" in (
+        render_markdown(result)
+    )
+    tex = render_latex(result, standalone=True)
+    assert tex.startswith(r"\documentclass") and tex.endswith("\\end{document}\n")

@@ -58,5 +58,5 @@ def write_report(
     if with_plots:
         paths += write_plots(suite, df, table, Path(out_dir) / "plots" / suite.name, runs_root)
     if getattr(suite, "study", None) is not None:
-        paths += study_report(suite, df, out_dir, states=states, figures=with_plots)
+        paths += study_report(suite, df, out_dir, states=states, figures=with_plots, standalone=standalone)
     return paths

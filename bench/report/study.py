@@ -57,6 +57,7 @@ class StudyCell:
     values: dict[int, float]  # seed -> value
     planned: int  # seeds the suite runs in this cell
     diverged: int = 0  # seeds whose run diverged (no value)
+    unscored: int = 0  # seeds whose run finished without an evaluation of this metric within its budget
     flat: bool = False  # some seed's value is not clearly better than its step-0 value (bench.report.gain)
 
     @property
@@ -179,15 +180,16 @@ def _metrics(suite: SuiteLike, rows: pd.DataFrame, first: str) -> list[str]:
 
 def _cell(suite: SuiteLike, model: str, dataset: str, selected: pd.DataFrame, ctx: _Context) -> StudyCell:
     cells = [c for c in suite.cells if c.spec.model == model and c.spec.dataset == dataset]
-    values, diverged = {}, 0
+    values, diverged, unscored = {}, 0, 0
     for c in cells:
         rid = c.spec.run_id
         status = ctx.statuses.get(rid, "todo")
         diverged += status == "diverged"
         if status == "done" and rid in selected.index:
             values[c.spec.seed] = float(selected.loc[rid, "value"])
+        unscored += status == "done" and rid not in selected.index
     flat = any(c.spec.run_id in ctx.flat for c in cells if c.spec.seed in values)
-    return StudyCell(values, len(cells), diverged, flat)
+    return StudyCell(values, len(cells), diverged, unscored, flat)
 
 
 @dataclass(frozen=True)
