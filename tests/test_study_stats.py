@@ -168,3 +168,13 @@ def test_a_straddling_interval_is_inconclusive_whatever_the_p_passed() -> None:
     c = stats.welch([10.0, 12.0, 14.0], [11.0, 15.0, 16.0])
     assert c.excludes_zero() == 0 and c.p > 0.05
     assert stats.verdict(c, 0.001, lower_is_better=True) == stats.INCONCLUSIVE
+
+
+def test_a_single_seed_row_never_anchors_the_tie() -> None:
+    """One seed with the best mean cannot be compared: it ties with the best testable row, but a row
+    that the testable best clearly separates stays out of the group."""
+    rows = {"A": {0: 50.0, 1: 51.0, 2: 52.0}, "B": {0: 40.0}, "C": {0: 90.0, 1: 91.0, 2: 92.0}}
+    g = stats.best_group(rows, lower_is_better=True)
+    assert g.best == "A" and g.tied == {"A", "B"}
+    only = stats.best_group({"B": {0: 40.0}, "D": {0: 45.0}}, lower_is_better=True)
+    assert only.best == "B" and only.tied == {"B", "D"}

@@ -172,7 +172,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 class BestGroup:
     """The best row of a column and the rows that cannot be told apart from it."""
 
-    best: Hashable | None  # the row with the best mean (None when no row has a value)
+    best: Hashable | None  # the row with the best mean, of two seeds or more if any (None: no row has a value)
     tied: frozenset[Hashable]  # rows not significantly worse than the best (the best included)
 
     @property
@@ -184,13 +184,16 @@ class BestGroup:
 def best_group(
     rows: Mapping[K, Mapping[int, float]], *, lower_is_better: bool, test: str = "welch", alpha: float = ALPHA
 ) -> BestGroup:
-    """The row with the best mean among ``rows`` (seed -> value; empty rows ignored) and every row
-    whose comparison with it has no interval or an interval that holds zero (unadjusted: a tie is
-    reported rather than a winner whenever the seeds do not separate two rows)."""
+    """The row with the best mean among ``rows`` (seed -> value; empty rows ignored) that have two
+    seeds or more (among all when none has), and every row whose comparison with it has no interval or
+    an interval that holds zero (unadjusted: a tie is reported rather than a winner whenever the seeds
+    do not separate two rows). A row of one seed can be told apart from none: it is always in the
+    group, but never its anchor while a row with an interval exists (else every row would tie with it)."""
     means = {k: statistics.fmean(v.values()) for k, v in rows.items() if v}
     if not means:
         return BestGroup(None, frozenset())
-    best = (min if lower_is_better else max)(means, key=lambda k: means[k])
+    anchors = [k for k in means if len(rows[k]) >= 2] or list(means)
+    best = (min if lower_is_better else max)(anchors, key=lambda k: means[k])
     tied = {k for k in means if k == best or compare(rows[k], rows[best], test, alpha).excludes_zero() == 0}
     return BestGroup(best, frozenset(tied))
 

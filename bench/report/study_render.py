@@ -113,7 +113,8 @@ def caption(result: StudyResult, table: StudyTable) -> str:
         f"value per run: {result.selection_text}.",
         f"Protocol: {table.protocol}.",
         f"Bold: the best mean, only when it is significantly better than every other row ({TESTS[result.study.test]}, "
-        f"{level}); {TIE}: the best mean and every row that cannot be told apart from it (no winner).",
+        f"{level}); {TIE}: the best mean (of the rows with two seeds or more) and every row that cannot be told apart "
+        "from it (no winner; a row of one seed cannot be told apart from any).",
     ]
     if any(c.flat for r in table.rows for c in r.cells):
         parts.append(f"{gain.LEGEND}; such a row is never the best.")
@@ -314,6 +315,7 @@ def study_csv(result: StudyResult) -> str:
                 records.append({
                     "section": "cell", "metric": table.metric, "model": r.model, "label": r.label,
                     "dataset": table.datasets[j], "n": cell.n, "planned": cell.planned, "diverged": cell.diverged,
+                    "unscored": cell.unscored,
                     **_summary_record(cell.summary(alpha)), "best": bold, "tied": tie, "clearly_better": not cell.flat,
                 })  # fmt: skip
     metric = result.main.metric
