@@ -103,6 +103,12 @@ def test_the_committed_claims_are_the_papers_four(tmp_path: Path) -> None:
     assert len(study.pairs()) == 6  # the claims' pairs not already on the ladder
 
 
+def test_a_study_may_judge_on_precision(tmp_path: Path) -> None:
+    path = write_suite(tmp_path, '[study]\nmetric = "pr500_full_recall"\n')
+    path.write_text(path.read_text().replace('"kid200_full"]', '"kid200_full", "pr500_full"]'))
+    assert load_suite(str(path)).study.metric == "pr500_full_recall"
+
+
 def test_a_suite_without_study_has_none(tmp_path: Path) -> None:
     path = write_suite(tmp_path)
     path.write_text(path.read_text().replace("include", "# include"))

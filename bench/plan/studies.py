@@ -4,7 +4,7 @@ A study compares the suite's rows over its seeds and answers declared claims wit
 computed from the numbers (:mod:`bench.report.study`)::
 
     [study]
-    metric = "fid500_full"   # the protocol verdicts and comparisons use (default: the suite's first FID)
+    metric = "fid500_full"   # the metric verdicts and comparisons use (default: the suite's first FID)
     selection = "last"       # value per run: "last" evaluation within budget, "mean-last-K", or "best"
     test = "welch"           # "welch" (unpaired; the harness's seeds do not pair models) or "paired"
     alpha = 0.05             # intervals at 1 − alpha; verdicts at alpha after Holm over the claims
@@ -118,6 +118,14 @@ def _claims(raw: list[Any], models: list[str], where: str, problems: list[str]) 
     return tuple(claims)
 
 
+def study_metrics(protocols: list[str]) -> list[str]:
+    """Metric names the protocols give (a precision/recall protocol gives ``<name>_precision`` and ``_recall``)."""
+    from bench.metrics.protocols import PROTOCOLS
+
+    pr = [p for p in protocols if p in PROTOCOLS and PROTOCOLS[p].kind == "pr"]
+    return [*protocols, *(f"{p}_{part}" for p in pr for part in ("precision", "recall"))]
+
+
 def read_study(raw: Any, models: list[str], protocols: list[str], where: str) -> tuple[Study | None, list[str]]:
     """The suite's ``[study]`` table (``raw``; None when the suite has none) validated against its
     model keys and evaluation protocols: (the study or None, problems)."""
@@ -125,10 +133,11 @@ def read_study(raw: Any, models: list[str], protocols: list[str], where: str) ->
         return None, []
     problems: list[str] = []
     t = _typed(raw, _KEYS, "study", where, problems)
-    if "metric" in t and t["metric"] not in protocols:
+    metrics = study_metrics(protocols)
+    if "metric" in t and t["metric"] not in metrics:
         problems.append(
             f"{where}: study.metric: {t['metric']!r} is not one of eval.protocols ({', '.join(protocols)}); "
-            "name a protocol the suite evaluates"
+            "name a protocol the suite evaluates (precision/recall: <protocol>_precision or _recall)"
         )
     selection = t.get("selection", "last")
     if selection not in SELECTIONS and not _MEAN_LAST.fullmatch(selection):

@@ -20,8 +20,8 @@ construction, whose position differs as soon as the two models' parameters diffe
 amplifies any difference within a few hundred steps, so the shared pieces are not what makes one
 seed's FID differ from another's: per-seed differences would pair numbers that share nothing that
 matters, and a paired test would claim a precision the design does not have. ``test = "paired"``
-(a study key) remains for studies whose rows do share what a seed sets (e.g. two evaluations of
-the same runs); every output names the test used.
+(a study key) remains for a design whose seed does pair runs (e.g. training latents and augmentation
+drawn from a per-seed stream that every row shares); every output names the test used.
 """
 
 from __future__ import annotations
