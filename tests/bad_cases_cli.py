@@ -142,6 +142,15 @@ SUITE_VALUES: dict[str, Builder] = {
         ["eval.protocols[0]: unknown metric", "did you mean"], (PROTOCOLS_LINE, 'protocols = ["fid5k"]')
     ),
     "unknown detector": suite_case(["eval.detector:", "inception"], ('"inception-random"', '"inceptoin"')),
+    "study claim naming an unknown model": suite_case(
+        ["study.claims[0].better: 'fastgan' is not a model of this suite", "[models.<name>] keys: baseline"],
+        add='[[study.claims]]\nname = "x"\nbetter = "fastgan"\nthan = "baseline"\n',
+    ),
+    "unknown study key": suite_case(["study.laddr: unknown key", "allowed: metric"], add="[study]\nladdr = []\n"),
+    "study metric not evaluated": suite_case(
+        ["study.metric: 'fid5k_full' is not one of eval.protocols", "name a protocol the suite evaluates"],
+        add='[study]\nmetric = "fid5k_full"\n',
+    ),
     "fraction out of range": suite_case(["eval.fractions: expected numbers in (0, 1]"], ("[0.5, 1.0]", "[0.0, 1.5]")),
     "grid of a million images": suite_case(
         ["grid_size must be an integer from 1 to 1024"], ("grid_size = 4", "grid_size = 1000000")

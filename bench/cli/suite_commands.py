@@ -188,11 +188,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, str]) -> int:
-    """The best-FID table and the cells' outcomes; the exit code (1 when a cell failed)."""
+    """The best-FID table, the study's verdicts and the cells' outcomes; the exit code (1 when a cell failed)."""
+    from bench.report.study_render import verdict_text
     from bench.report.summary import best_table
+    from bench.results.collect import collect
 
     print()
     print(best_table(suite, cells, out))
+    if suite.study is not None and suite.study.claims:
+        try:
+            print("\n" + verdict_text(suite, collect(out, suite.name)))
+        except BenchError as exc:
+            print(f"\nverdicts: none yet ({exc})")
     counts = {s: list(outcome.values()).count(s) for s in sorted(set(outcome.values()))}
     print("\ncells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if "failed" in outcome.values() else 0

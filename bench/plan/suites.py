@@ -5,7 +5,8 @@ resolution, resize_filter, datasets, seeds, reading: how its rows read the paper
 ``[budget]`` (hours, max_iters, max_kimg, max_kimg_by_dataset, pin, speed_ratio, num_gpus,
 accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'), ``[eval]``
 (protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours,
-max_iters, max_kimg, max_kimg_by_dataset, budget_pin, kwargs, needs) and an optional ``[slurm]`` block. A
+max_iters, max_kimg, max_kimg_by_dataset, budget_pin, kwargs, needs), an optional ``[slurm]`` block and an
+optional ``[study]`` (claims and comparisons over seeds: :mod:`bench.plan.studies`). A
 budget is ``hours`` (reference-GPU-hours of training time), ``max_iters`` (an iteration cap:
 deterministic), ``max_kimg`` or several, the first limit reached ending the run unless a pin names
 the one that applies; a model's own keys win over ``[budget]``. ``include`` names other TOML files
@@ -36,6 +37,7 @@ from bench.plan.specs import (
     RESOLUTIONS,
     RunSpec,
 )
+from bench.plan.studies import Study, read_study
 from bench.plan.suite_checks import check_models, check_numbers, check_slurm
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -84,6 +86,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
 _TOP = ("suite", "budget", "eval", "models", "slurm")
+_TABLES = (*_TOP, "study")  # [study] is checked by bench.plan.studies
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class Suite:
     slurm: dict[str, Any] = field(default_factory=dict)
     reference_gpu: str | None = None  # the device the budget hours are hours of (a devices.toml profile)
     reading: str = ""  # how the suite's rows read the paper where it is silent (the report's caption says it)
+    study: Study | None = None  # comparisons and claims over seeds ([study])
 
 
 def suite_name_problem(name: str) -> str | None:
@@ -179,7 +183,7 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def _check_types(data: dict[str, Any], where: str) -> tuple[list[str], dict[str, Any]]:
     """Problems with tables, keys and value types, and a copy of ``data`` without the offending
     entries (so that the value and name checks can still run on the rest and report at once)."""
-    problems = [f"{where}: {k}: unknown table; allowed: {', '.join(_TOP)}" for k in data if k not in _TOP]
+    problems = [f"{where}: {k}: unknown table; allowed: {', '.join(_TABLES)}" for k in data if k not in _TABLES]
     clean: dict[str, Any] = {}
     for top in _TOP:
         table = data.get(top, {})
@@ -416,6 +420,9 @@ def load_suite(
     overrides = {k: v for k, v in {"detector": detector, "pr_detector": pr_detector}.items() if v is not None}
     problems, data = _check_types(given, where)
     problems += _check_values(data, where, given) + _check_names(data, where) + _check_overrides(overrides)
+    protocols = [str(p) for p in data["eval"].get("protocols", spec_default("protocols"))]
+    study, study_problems = read_study(given.get("study"), list(data["models"]), protocols, where)
+    problems += study_problems
     if problems:
         raise SuiteError(f"{len(problems)} problem(s) in suite: " + "; ".join(problems))
     data["eval"] |= overrides
@@ -425,6 +432,7 @@ def load_suite(
         name=s["name"], path=path, description=s.get("description", ""),
         paper_table=s.get("paper_table"), datasets=list(s["datasets"]), cells=cells,
         slurm=dict(data.get("slurm", {})), reference_gpu=s.get("reference_gpu"), reading=s.get("reading", ""),
+        study=study,
     )  # fmt: skip
 
 

@@ -41,8 +41,10 @@ def write_report(
     detector: str | None = None,
 ) -> list[Path]:
     """Write ``out_dir/tables/<suite>-<metric>.{tex,md,csv}`` (the suite's detector), one more such set per
-    other protocol the runs were scored with (``<suite>-<metric>-<detector>-<digest>``), and
-    ``out_dir/plots/<suite>/*``. Everything is built and rendered first, then written (each file atomically).
+    other protocol the runs were scored with (``<suite>-<metric>-<detector>-<digest>``),
+    ``out_dir/plots/<suite>/*`` and, for a suite with a ``[study]``, its study
+    (:func:`bench.report.study_render.study_files`). Everything is built and rendered first, then written
+    (each file atomically).
 
     Args:
         out: the results folder holding ``runs/`` (grids, snapshots, states); default ``out_dir``.
@@ -65,6 +67,11 @@ def write_report(
     if with_plots:
         plots = Path(out_dir) / "plots" / suite.name
         files |= {plots / name: data for name, data in render_plots(suite, df, tables, runs_root).items()}
+    if getattr(suite, "study", None) is not None:
+        from bench.report.study_render import study_files
+
+        study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone)
+        files |= {Path(out_dir) / name: data for name, data in study.items()}
     for path, data in files.items():
         atomic_write_bytes(path, data)
     log.info("%s", tables[0].summary)

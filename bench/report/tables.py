@@ -339,7 +339,7 @@ def build_tables(
     if metric not in set(rows["metric"].dropna()):
         have = ", ".join(sorted(set(rows["metric"].dropna())))
         raise BenchError(f"--metric {metric}: not in the results of suite {suite.name!r} (have: {have})")
-    declared = _suite_detectors(suite, metric_kind(rows, metric))
+    declared = suite_detectors(suite, metric_kind(rows, metric))
     found = [p for p in protocols_of(rows, metric, declared) if detector is None or p.detector == detector]
     if not found:
         raise BenchError(f"--detector {detector}: no {metric} row of suite {suite.name!r} was scored with it; "
@@ -375,7 +375,7 @@ def _build(
     ctx = _RowContext(statuses, selected, starts, gain.flat_runs(selected, starts, kind), paper, metric, kind,
                       {key.detector})  # fmt: skip
     unaligned = tuple(r for r in paper.unaligned if printed_beside(r, metric, ctx.detectors)) if paper else ()
-    num_gen = _num_gen(key)
+    num_gen = num_gen_of(key)
     spread = (
         float(selected["std"].max()) if kind == "kid" and "std" in selected and selected["std"].notna().any() else None
     )
@@ -415,7 +415,7 @@ def _best(selected: pd.DataFrame, kind: str) -> float | None:
     return None if values.empty or kind == "pr" else float(values.abs().min())
 
 
-def _num_gen(key: ProtocolKey) -> int | None:
+def num_gen_of(key: ProtocolKey) -> int | None:
     """Generated images per evaluation: the rows', else (rows written before they said) the protocol's."""
     if key.get("num_gen"):
         return int(key.get("num_gen"))
@@ -425,7 +425,7 @@ def _num_gen(key: ProtocolKey) -> int | None:
     return protocol.num_gen if protocol is not None else None
 
 
-def _suite_detectors(suite: SuiteLike, kind: str) -> tuple[str, ...]:
+def suite_detectors(suite: SuiteLike, kind: str) -> tuple[str, ...]:
     """The detectors the suite's cells score a metric of ``kind`` with (their specs say so before any result)."""
     return tuple(sorted({c.spec.pr_detector if kind == "pr" else c.spec.detector for c in suite.cells}))
 
