@@ -16,7 +16,7 @@ def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None,
     if device is not None:
         check_device(cells, device)
     check_writable_dir(out, "--out")
-    check_models(suite, cells)  # the suite's own mistakes first, whatever the cluster's state
+    check_models(suite, cells, device)  # the suite's own mistakes first, whatever the cluster's state
     if launcher == "slurm":
         from bench.launchers.jobs import check_slurm
 
@@ -34,12 +34,14 @@ def check_device(cells: list[Cell], device: str) -> None:
         check_accelerator(c.spec, device, resolved)
 
 
-def check_models(suite: Suite, cells: list[Cell]) -> None:
-    """Fail before anything is written when a cell's model kwargs are bad (built on the meta device)."""
-    import torch
-
+def check_models(suite: Suite, cells: list[Cell], device: str | None = None) -> None:
+    """Fail before anything is written when a cell's model kwargs are bad or its training state cannot fit
+    where it runs (``device``; None: elsewhere), built on the meta device: no memory, no compute."""
     import models
+    from bench.training.device import resolve_device
+    from bench.training.modelsize import check_fits
 
+    where = None if device is None else resolve_device(device)
     seen = set()
     for spec in (c.spec for c in cells):
         key = (spec.model, spec.resolution, repr(spec.model_kwargs))
@@ -47,8 +49,7 @@ def check_models(suite: Suite, cells: list[Cell]) -> None:
             continue
         seen.add(key)
         try:
-            with torch.device("meta"):  # no memory, no compute
-                model = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
+            model = check_fits(spec.model, spec.resolution, spec.model_kwargs, where, training=True)
         except (models.ModelConfigError, TypeError, ValueError) as exc:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"

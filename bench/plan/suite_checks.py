@@ -3,23 +3,28 @@ them with the others, so every problem in a file is reported at once)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from bench.errors import BenchError
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import PINS, PRECISIONS, finite_positive
+from bench.plan.specs import MAX_KIMG, PINS, PRECISIONS, number_problem
 
 
 def check_numbers(data: dict[str, Any], where: str) -> list[str]:
-    """Every number that reaches a budget or a count: finite and > 0 (TOML allows nan and inf)."""
+    """Every number that reaches a budget or a count: finite and > 0 (TOML allows nan and inf), caps in range."""
     b, e = data.get("budget", {}), data.get("eval", {})
     numbers = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
                ("budget.max_kimg", b.get("max_kimg")), ("budget.speed_ratio", b.get("speed_ratio")),
                ("budget.num_gpus", b.get("num_gpus")), ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
     for m, mt in model_tables(data):
         numbers += [(f"models.{m}.{k}", mt.get(k)) for k in ("budget_hours", "max_iters", "max_kimg")]
-    return [f"{where}: {key}: must be a finite number > 0, got {value}" for key, value in numbers
-            if isinstance(value, int | float) and not finite_positive(value)]  # fmt: skip
+    problems = []
+    for key, value in numbers:
+        high = MAX_KIMG if key.endswith("max_kimg") else math.inf
+        if isinstance(value, int | float) and (problem := number_problem(value, high=high)) is not None:
+            problems.append(f"{where}: {key}: {problem}")
+    return problems
 
 
 def model_tables(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -30,13 +30,14 @@ from bench.errors import BenchError
 from bench.files import FileReadError, read_json
 from bench.plan.devices import DeviceProfile, get_profile, load_profiles, match_profile
 from bench.plan.roofline import step_seconds
-from bench.plan.specs import PRECISIONS, finite_positive
+from bench.plan.specs import PRECISIONS, number_problem
 from bench.plan.suites import Converter, SpeedRatio, suite_budget_basis
 from bench.results.envinfo import environment
 from bench.tools.stepcost import step_cost
 from bench.training.device import resolve_device
 
 REFERENCE_PRECISION = "fp32"  # the paper's code trained in fp32 on the reference GPUs
+MIN_STEP_SECONDS, MAX_STEP_SECONDS = 1e-9, 86400.0  # a calibration entry's step time: outside is no measurement
 
 
 def round_ratio(ratio: float) -> float:
@@ -129,12 +130,12 @@ def read_calibration(path: Path, flag: str = "--calibration") -> dict[str, Any]:
     if not isinstance(entries, list):
         raise BenchError(f"{flag} {path}: not a calibration file (no 'entries' list); {fix}")
     for i, e in enumerate(entries):
-        if (problem := _entry_problem(e)) is not None:
+        if (problem := entry_problem(e)) is not None:
             raise BenchError(f"{flag} {path}: entries[{i}]: {problem}; fix the entry or {fix}")
     return doc
 
 
-def _entry_problem(entry: Any) -> str | None:
+def entry_problem(entry: Any) -> str | None:
     """What is wrong with one calibration entry, or None."""
     if not isinstance(entry, dict):
         return f"expected a table, got {entry!r:.40}"
@@ -142,10 +143,20 @@ def _entry_problem(entry: Any) -> str | None:
         return "needs 'model' (a name) and 'resolution' (px)"
     if not isinstance(entry.get("kwargs", {}), dict) or entry.get("precision", "fp32") not in PRECISIONS:
         return "'kwargs' must be a table and 'precision' one of " + ", ".join(PRECISIONS)
-    for key in ("img_s", "speed_ratio", "sec_per_step"):
-        if (key in entry or key == "img_s") and not finite_positive(entry.get(key)):
-            return f"{key} must be a finite number > 0, got {entry.get(key)!r:.40}"
+    for key in ("img_s", "speed_ratio", "sec_per_step", "batch"):
+        if (key in entry or key == "img_s") and (problem := number_problem(entry.get(key))) is not None:
+            return f"{key} {problem}"
+    if not MIN_STEP_SECONDS <= entry_seconds(entry) <= MAX_STEP_SECONDS:
+        return (
+            f"its step time (sec_per_step, else batch / img_s) is {entry_seconds(entry):.3g} s, no measurement "
+            f"(from {MIN_STEP_SECONDS:g} s to a day)"
+        )
     return None
+
+
+def entry_seconds(entry: Mapping[str, Any]) -> float:
+    """Seconds per training step of a checked calibration entry: ``sec_per_step``, else ``batch / img_s``."""
+    return float(entry.get("sec_per_step", entry.get("batch", 1) / entry["img_s"]))
 
 
 def calibration_ratios(
