@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from bench.data.images import bad_files_error, images_from_files, list_image_files
-from bench.data.store import MIN_IMAGES, Dataset, cache_path, filtered_slug, read_cache, write_cache
+from bench.data.store import Dataset, cache_path, filtered_slug, read_cache, write_cache
 from bench.errors import DataError
 
 FOLDER_PREFIX = "folder:"
@@ -51,8 +51,6 @@ def _load_folder(name: str, resolution: int, cache_dir: Path, skip_bad: bool, re
             raise bad_files_error(str(root), found.manifest["skipped"])
         return found
     images, skipped = images_from_files(files, root, resolution, skip_bad=skip_bad, resize_filter=resize_filter)
-    if len(images) < MIN_IMAGES:  # refused before its cache is written
-        raise DataError(f"dataset {name!r} has {len(images)} image; a GAN needs at least {MIN_IMAGES}: add images")
     manifest = {
         "source": f"folder:{root}",
         "fingerprint": fingerprint,

@@ -64,6 +64,8 @@ def check_models(suite: Suite, cells: list[Cell], device: str | None = None) -> 
 def check_data(cells: list[Cell], out: Path) -> None:
     """Fail before any training when a cell's dataset is missing (with the prepare command)."""
     from bench.data.catalog import load_dataset
+    from bench.data.folders import FOLDER_PREFIX, folder_root
+    from bench.data.images import images_from_files, list_image_files
     from bench.data.paper import PAPER_DATASETS, check_prepared
     from bench.data.store import MIN_IMAGES
     from bench.results.runs import cache_dirs
@@ -72,6 +74,12 @@ def check_data(cells: list[Cell], out: Path) -> None:
     for name, res, how in sorted({(c.spec.dataset, c.spec.resolution, c.spec.resize_filter) for c in cells}):
         if name in PAPER_DATASETS:
             count = check_prepared(name, res, data_cache, how)
+        elif (
+            name.startswith(FOLDER_PREFIX)
+            and 0 < len(files := list_image_files(root := folder_root(name))) < MIN_IMAGES
+        ):
+            # too few to train on: decoded (a bad file is named) but not cached, refused below (no files: load says so)
+            count = len(images_from_files(files, root, res, skip_bad=False, resize_filter=how)[0])
         else:  # builds the cache once, before training
             count = len(load_dataset(name, res, cache_dir=data_cache, resize_filter=how).images)
         if count < MIN_IMAGES:

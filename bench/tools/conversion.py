@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,10 @@ def entry_seconds(entry: Mapping[str, Any]) -> float:
     return float(entry.get("sec_per_step", entry.get("batch", 1) / entry["img_s"]))
 
 
+class OtherReference(BenchError):
+    """A calibration file whose ratios are against another reference device (or none)."""
+
+
 def calibration_ratios(
     path: Path, reference: DeviceProfile | None, fallback: Converter | None = None
 ) -> CalibrationRatios:
@@ -166,7 +171,7 @@ def calibration_ratios(
     doc = read_calibration(path)
     made_for = doc.get("reference_profile")
     if reference is not None and made_for is not None and made_for != reference.name:
-        raise BenchError(
+        raise OtherReference(
             f"--calibration {path}: its ratios are against {made_for}, the suite's reference is {reference.name}; "
             "run `run_bench.py calibrate` with this suite"
         )
@@ -176,7 +181,7 @@ def calibration_ratios(
         if "speed_ratio" in e
     }
     if not ratios and fallback is None:
-        raise BenchError(
+        raise OtherReference(
             f"--calibration {path}: has no speed ratios (no reference device); run `run_bench.py calibrate` with a "
             "suite that names reference_gpu, or with --reference REF.json measured on the reference GPU"
         )
@@ -225,8 +230,10 @@ def budget_conversion(
     if device_profile is None and found.is_file():
         try:
             return calibration_ratios(found, reference, estimate)
-        except BenchError:
-            pass  # another suite's reference, or an old file: not this conversion's
+        except OtherReference:
+            pass  # another suite's reference: not this conversion's
+        except BenchError as exc:  # a damaged file: say so rather than fall back in silence
+            warnings.warn(f"{exc}; this run uses the device-profile estimate instead", stacklevel=2)
     if estimate is None:
         raise _no_profile(dev, suite)
     return estimate
