@@ -234,7 +234,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     suite, cells = suite_and_cells(args, convert=False)
     device = training_device(args.device)
     path, cache = calibration_path(args.out, device), args.out / "cache" / "stepcost"
-    check_writable_dir(args.out, "--out", folders=[cache], files=[path])  # before anything is measured
+    check_writable_dir(args.out, "--out", folders=[cache.relative_to(args.out)], files=[path.relative_to(args.out)])
     reference = get_profile(suite.reference_gpu) if suite.reference_gpu else None
     local = local_profile(device, args.device_profile)
     doc = calibrate(cells, device, args.steps, local=local, reference=reference, reference_file=args.reference,

@@ -194,10 +194,10 @@ def check_writable_dir(
     """Raise a one-line BenchError unless ``path`` is a writable folder or can be made one below its
     nearest existing folder (nothing is created): every writing command checks before it works.
 
-    ``folders`` and ``files`` (relative to ``path``, or under it) are the places inside it the command
-    writes: each folder must be a folder or creatable, each file absent or a regular file, so a stray
-    file (``OUT/calibration`` a file) stops the command before it measures anything."""
-    path = Path(path)
+    ``folders`` and ``files`` (relative to ``path``) are the places inside it the command writes: each
+    folder must be a folder or creatable, each file absent or a regular file, so a stray file
+    (``OUT/calibration`` a file) stops the command before it measures anything."""
+    path, files = Path(path), list(files)
     _check_folder(path, flag)
     for place in [*folders, *(Path(f).parent for f in files)]:
         _check_folder(path / place, flag, root=path)

@@ -36,33 +36,33 @@ def state_bytes(model: torch.nn.Module, training: bool) -> int:
 
 
 def memory_limit(device: torch.device | None) -> tuple[int, str]:
-    """(bytes, what they are) of the memory a model on ``device`` lives in: this machine's RAM (models are
-    built on the host first), and a CUDA device's own memory; None (cells run elsewhere): the largest device
-    profile's memory."""
+    """(bytes, what they are) of the memory a model on ``device`` lives in: this machine's RAM, a CUDA
+    device's own memory, or (None: the cells run elsewhere) the largest device profile's memory."""
     if device is None:
         from bench.plan.devices import load_profiles
 
         best = max((p for p in load_profiles().values() if p.memory), key=lambda p: p.memory)
         return int(best.memory), f"the largest device profile's memory ({best.name})"
-    limit, what = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's memory"
     if device.type == "cuda":
-        cuda = torch.cuda.get_device_properties(device).total_memory
-        limit, what = min((limit, what), (cuda, f"{device}'s memory"))
-    return limit, what
+        return torch.cuda.get_device_properties(device).total_memory, f"{device}'s memory"
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's memory"
 
 
 def check_fits(
     name: str, resolution: int, kwargs: Mapping[str, Any], device: torch.device | None, *, training: bool
 ) -> models.GANModel:
-    """The meta-device model, once its weights (``training``: its training state) fit :func:`memory_limit`;
-    else a :class:`ModelConfigError` naming the sizes."""
+    """The meta-device model, once its weights (``training``: its training state) fit :func:`memory_limit`,
+    and on CUDA its weights this machine's memory too (models are built on the host first); else a
+    :class:`ModelConfigError` naming the sizes."""
     model = meta_model(name, resolution, kwargs)
-    need = state_bytes(model, training)
-    limit, what = memory_limit(device)
-    if need > limit:
-        held = "weights, gradients and Adam moments" if training else "weights"
-        raise ModelConfigError(
-            f"model {name!r} at {resolution} px needs {need / 2**30:,.1f} GiB for its {held} alone, more than "
-            f"{what} ({limit / 2**30:,.1f} GiB); lower its widths"
-        )
+    checks = [(state_bytes(model, training), *memory_limit(device), training)]
+    if device is not None and device.type == "cuda":
+        checks.append((state_bytes(model, False), *memory_limit(torch.device("cpu")), False))
+    for need, limit, what, trained in checks:
+        if need > limit:
+            held = "weights, gradients and Adam moments" if trained else "weights"
+            raise ModelConfigError(
+                f"model {name!r} at {resolution} px needs {need / 2**30:,.1f} GiB for its {held} alone, more than "
+                f"{what} ({limit / 2**30:,.1f} GiB); lower its widths"
+            )
     return model
