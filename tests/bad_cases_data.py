@@ -56,9 +56,7 @@ DATASETS: dict[str, Builder] = {
         ["nothing is not a folder; fix the path after folder:"],
     ),
     "empty folder dataset": _folder_dataset({"notes.txt": b"hi"}, ["no image files in", "add images or fix the path"]),
-    "one-image dataset": _folder_dataset(
-        {"a.png": png()}, ["has 1 image; a GAN needs at least 2: add images"], ["results/cache/datasets/*"]
-    ),
+    "one-image dataset": _folder_dataset({"a.png": png()}, ["has 1 image; a GAN needs at least 2: add images"]),
     "non-image file": _folder_dataset(
         {"a.png": png(), "b.png": png(), "c.jpg": b"<html>"}, ["c.jpg (", "fix or remove them"]
     ),

@@ -309,6 +309,7 @@ def _writing_argv(ctx: Ctx, command: str, run: Path, out: Path) -> list[str]:
                             "32", "--out", str(out)],
         "perf": ["perf", "--out", str(out), "--resolution", "32", "--steps", "1"],
         "generate": ["generate", "--run", str(run), "--outdir", str(out), "--num", "2"],
+        "gpu-check": ["gpu-check", "--device", "cpu", "--out", str(out), "--sections", "environment"],
     }[command]  # fmt: skip
 
 
@@ -325,7 +326,7 @@ def _unwritable(command: str, how: str) -> Builder:
 
 WRITABILITY: dict[str, Builder] = {
     f"{command} {'--outdir' if command == 'generate' else '--out'} {how}": _unwritable(command, how)
-    for command in ("run", "calibrate", "report", "prepare", "eval", "import-official", "perf", "generate")
+    for command in ("run", "calibrate", "report", "prepare", "eval", "import-official", "perf", "generate", "gpu-check")
     for how in _WHY
     if not (command == "generate" and how == "file")  # an existing --outdir is refused as such
 }

@@ -25,7 +25,11 @@ from bench.results.runs import RunPaths
 # KID on 8 generated images against an 8-image folder: a real evaluation that takes a second on a CPU.
 # Registered in the zygote only (clirun.Zygote's preamble), which runs the suite it appears in.
 TEST_PROTOCOL = "kid8_full"
-REGISTER = f"from bench.metrics.protocols import register_protocol; register_protocol({TEST_PROTOCOL!r}, 'kid', 8)"
+TEST_PR_PROTOCOL = "pr8_full"  # precision/recall on 8 images (k = 3), likewise
+REGISTER = (
+    f"from bench.metrics.protocols import register_protocol; register_protocol({TEST_PROTOCOL!r}, 'kid', 8); "
+    f"register_protocol({TEST_PR_PROTOCOL!r}, 'pr', 8)"
+)
 PROTOCOLS_LINE = "protocols = []"
 
 SEE_HELP = "see `run_bench.py run --help`"

@@ -25,7 +25,9 @@ from pathlib import Path
 import bad_cases_cli
 import bad_cases_data
 import bad_cases_files
+import bad_cases_numbers
 import bad_cases_results
+import bad_cases_tensors
 import pytest
 from bad_inputs import REGISTER, TEST_PROTOCOL, Case, Ctx, noise_png
 from clirun import Zygote
@@ -38,11 +40,18 @@ from bench.results.runs import RunPaths, read_state
 from bench.training.cell import run_cell
 from bench.training.options import LoopOptions
 
-KINDS = {
-    kind: cases
-    for module in (bad_cases_cli, bad_cases_files, bad_cases_data, bad_cases_results)
-    for kind, cases in module.CASES.items()
-}
+KINDS: dict[str, dict] = {}
+for _module in (
+    bad_cases_cli,
+    bad_cases_files,
+    bad_cases_data,
+    bad_cases_numbers,
+    bad_cases_tensors,
+    bad_cases_results,
+):
+    for _kind, _cases in _module.CASES.items():  # a later module may add cases to a kind
+        assert not KINDS.get(_kind, {}).keys() & _cases.keys(), f"{_kind}: a case name given twice"
+        KINDS.setdefault(_kind, {}).update(_cases)
 CASES = {f"{kind}: {name}": build for kind, cases in KINDS.items() for name, build in cases.items()}
 MIN_PER_KIND = 3
 

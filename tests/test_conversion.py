@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import pytest
 
@@ -13,8 +14,10 @@ from bench.plan.devices import get_profile, load_profiles
 from bench.plan.roofline import OpGroup, StepCost, ideal_seconds, step_seconds
 from bench.plan.sources import source_flags
 from bench.plan.suites import load_suite
-from bench.tools.conversion import ProfileEstimate, budget_conversion, calibration_ratios
+from bench.tools import conversion
+from bench.tools.conversion import ProfileEstimate, budget_conversion, calibration_path, calibration_ratios
 from bench.tools.stepcost import step_cost
+from bench.training.device import resolve_device
 
 TINY = {"recon": "mse", "ngf": 4, "ndf": 4, "batch_size": 4}
 
@@ -93,6 +96,21 @@ def test_estimates_order_devices_sensibly(tmp_path) -> None:
     assert ratios["cpu"] < 0.1 < 1.5 < ratios["a100"] < ratios["h200"] < 10
     bf16 = ProfileEstimate(get_profile("a100"), ref, tmp_path)("fastgan", 256, {}, "bf16")[0]
     assert bf16 > ratios["a100"]  # bf16 units beat TF32 ones
+
+
+def test_a_damaged_calibration_in_place_warns_before_the_estimate(tmp_path, monkeypatch) -> None:
+    """This device's calibration file is used when it fits the suite; another reference's is passed over in
+    silence, a damaged one (a ratio of Infinity) with a warning."""
+    monkeypatch.setattr(conversion, "local_profile", lambda device, name=None: get_profile("a100"))
+    found = calibration_path(tmp_path, resolve_device("auto"))
+    found.parent.mkdir(parents=True)
+    found.write_text('{"reference_profile": "rtx-titan", "entries": []}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(budget_conversion("fewshot256", tmp_path), ProfileEstimate)
+    found.write_text('{"entries": [{"model": "fastgan", "resolution": 256, "img_s": 1.0, "speed_ratio": Infinity}]}')
+    with pytest.warns(UserWarning, match="speed_ratio must be a finite number > 0, got inf.*device-profile estimate"):
+        assert isinstance(budget_conversion("fewshot256", tmp_path), ProfileEstimate)
 
 
 @pytest.mark.slow

@@ -112,7 +112,8 @@ def test_bad_files_listed_in_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"3 unreadable or non-image file\(s\)") as err:
         load_dataset(f"folder:{root}", 8, cache_dir=tmp_path / "cache")
     msg = str(err.value)
-    assert "empty.webp" in msg and "text.jpg" in msg and "truncated.png" in msg and "skip_bad=True" in msg
+    assert "empty.webp" in msg and "text.jpg" in msg and "truncated.png" in msg and "fix or remove them" in msg
+    assert "skip" not in msg  # a folder: dataset of a suite has no setting that skips them
     assert "\n" not in msg
     assert not list((tmp_path / "cache").glob("*.pt"))
 

@@ -102,6 +102,20 @@ def test_writability_check_creates_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+def test_writability_check_covers_the_places_inside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folders and files a command writes inside its (here relative) --out are checked too; nothing is made."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out" / "cache" / "x.json").mkdir(parents=True)
+    (tmp_path / "out" / "calibration").write_text("a file")
+    with pytest.raises(BenchError, match=r"--out out: out/calibration is a file, not a folder; move it away"):
+        check_writable_dir(Path("out"), "--out", files=[Path("calibration") / "cpu.json"])
+    with pytest.raises(BenchError, match=r"out/cache/x.json is not a regular file"):
+        check_writable_dir(Path("out"), "--out", files=["cache/x.json"])
+    before = sorted(tmp_path.rglob("*"))
+    check_writable_dir(Path("out"), "--out", folders=["new/deeper"], files=["cache/y.json"])
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_slurm_states_expand_pending_arrays() -> None:
     text = "12_[0-2,5%2]|PENDING\n13_1|COMPLETED\n14|CANCELLED by 0\n15_[9999999999999]|PENDING\n"
     states = _parse_states(text)

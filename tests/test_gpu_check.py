@@ -54,14 +54,25 @@ def test_bad_gpu_check_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_script_reads_flags_first_as_flags(tmp_path: Path) -> None:
+    """``gpu-check.sh --out DIR ...``: --out is the output folder (a file there is refused), not the device."""
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    env = os.environ | {"PYTHON": sys.executable}
+    cmd = ["bash", str(ROOT / "scripts" / "gpu-check.sh"), "--out", str(taken), "--device", "cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert res.returncode == 2 and res.stderr.startswith(f"error: --out {taken}: is a file, not a folder"), res.stderr
+
+
 def test_modes_devices_and_verdict() -> None:
     assert mode_flags("bf16+fused+graphs") == ["--precision", "bf16", "--fused-adam", "--cuda-graphs"]
     assert mode_flags("fp32+cl+compile") == ["--precision", "fp32", "--channels-last", "--compile"]
     with pytest.raises(BenchError):
         GpuCheckSettings(modes=("bf16+fast",))
     assert parse_devices("cpu") == ("cpu",) and [worker_device(d) for d in parse_devices("0,cpu")] == ["cuda:0", "cpu"]
-    with pytest.raises(BenchError, match="or cpu"):
-        parse_devices("gpu0")
+    for text in ("gpu0", "", "cpu,,cpu", "0,"):
+        with pytest.raises(BenchError, match="or cpu"):
+            parse_devices(text)
     ok, cut, bad = {"status": "ok"}, {"status": "timed out"}, {"status": "failed"}
     assert verdict({"a": ok, "b": ok}) == "passed"
     assert verdict({"a": ok, "b": cut}) == "passed (not run to the end: b)"

@@ -407,3 +407,16 @@ def test_featurize_prepares_the_next_batch_while_the_detector_runs() -> None:
     feats = feats_mod.featurize(batches(), detector, lambda img: torch.from_numpy(img).permute(2, 0, 1).float())
     assert feats.flatten().tolist() == [0, 0, 1, 1, 2, 2]
     assert threads == {threading.get_ident()}
+
+
+def test_nan_images_are_an_error_not_black_pixels() -> None:
+    """Finite weights that overflow to NaN images: quantized they would score as black; they raise instead."""
+    import models
+    from bench.errors import NonFiniteImages
+
+    model = models.get_model("baseline", resolution=32, recon="mse", ngf=4, ndf=4, batch_size=4)
+    model.load_state_dict({k: v * 1e10 if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    batches = feats_mod.generated_batches(model, 4, seed=0, device=torch.device("cpu"), ema=True, truncation=1.0)
+    with pytest.raises(NonFiniteImages, match="NaN or infinite pixels"):
+        next(batches)

@@ -110,6 +110,24 @@ def test_divergence_stops_run_and_keeps_last_good(tiny_suite, tmp_path, monkeypa
     assert run_cell(spec, opts) == "diverged"  # not retried
 
 
+def test_nan_images_at_an_evaluation_end_the_run_as_diverged(tiny_suite, tmp_path, monkeypatch) -> None:
+    """Finite weights whose images are NaN: the evaluation refuses to draw (or score) them as black pixels."""
+    import models
+
+    spec = _spec(tiny_suite, iters=4)
+    real_get = models.get_model
+
+    def poisoned(*args, **kwargs):
+        model = real_get(*args, **kwargs)
+        model.generate = lambda z, **kw: torch.full((len(z), 3, 32, 32), float("nan"))
+        return model
+
+    monkeypatch.setattr(models, "get_model", poisoned)
+    assert run_cell(spec, LoopOptions(out=tmp_path, progress=False)) == "diverged"
+    paths = RunPaths.of(tmp_path, spec)
+    assert read_state(paths)["status"] == "diverged" and not list(paths.samples.glob("grid-*.png"))
+
+
 def test_snapshot_model_and_wrong_model_checkpoint(tiny_suite, tmp_path) -> None:
     spec = _spec(tiny_suite, iters=2)
     run_cell(spec, LoopOptions(out=tmp_path, progress=False))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.plan.specs import RESOLUTIONS
+from bench.plan.specs import RESOLUTIONS, number_problem
 
 
 def csv_list(text: str | None) -> list[str] | None:
@@ -26,26 +26,30 @@ def csv_list(text: str | None) -> list[str] | None:
 
 
 def positive(text: str) -> float:
-    """A finite number > 0."""
+    """A finite number > 0 (:func:`bench.plan.specs.number_problem`)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    if value == math.inf:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+        value = math.nan
+    if number_problem(value) is not None:
+        raise argparse.ArgumentTypeError(f"expected a {'finite ' if value == math.inf else ''}number > 0, got {text!r}")
     return value
 
 
-def _int_at_least(text: str, low: int) -> int:
+def _int_at_least(text: str, low: int, high: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         value = low - 1
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+    if value < low or high is not None and value > high:
+        want = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
     return value
+
+
+def count_at_most(high: int) -> Callable[[str], int]:
+    """The parser of an integer from 1 to ``high`` (a count that bounds how long a command runs)."""
+    return lambda text: _int_at_least(text, 1, high)
 
 
 def count(text: str) -> int:

@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli.args import add_dataclass_flags, csv_list, flag_values, positive
+from bench.cli.args import add_dataclass_flags, count_at_most, csv_list, flag_values, positive
 from bench.cli.registry import command
 from bench.errors import BenchError
 from bench.plan.launching import LaunchSettings
+
+MAX_CALIBRATE_STEPS = 1000  # timed steps per configuration: a median needs no more
 
 
 def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -112,7 +114,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="measure this device's training throughput for a suite's models")
     add_suite_args(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per model (median; after 1 warm-up)")
+    p.add_argument(
+        "--steps", type=count_at_most(MAX_CALIBRATE_STEPS), default=10,
+        help=f"timed steps per model (median; after 1 warm-up), 1 to {MAX_CALIBRATE_STEPS}",
+    )  # fmt: skip
     p.add_argument(
         "--no-checks",
         action="store_true",
@@ -144,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.results.runs import cell_state
     from bench.training.options import LoopOptions
 
+    devices = None if args.devices is None else parse_devices(args.devices)  # before anything else
     suite, cells = suite_and_cells(args)
     settings = LaunchSettings.merged(suite.slurm, **flag_values(args, LaunchSettings))
     if args.dry_run:
@@ -165,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     local = settings.launcher == "local"
-    pool = DevicePool(parse_devices(args.devices), tuple(args.argv)) if args.devices else None
+    pool = DevicePool(devices, tuple(args.argv)) if devices is not None else None
     if pool is not None:
         states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
@@ -261,14 +267,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from bench.training.device import training_device
 
     suite, cells = suite_and_cells(args, convert=False)
-    check_writable_dir(args.out, "--out")
     device = training_device(args.device)
+    path, cache = calibration_path(args.out, device), args.out / "cache" / "stepcost"
+    check_writable_dir(args.out, "--out", folders=[cache.relative_to(args.out)], files=[path.relative_to(args.out)])
     reference = get_profile(suite.reference_gpu) if suite.reference_gpu else None
     local = local_profile(device, args.device_profile)
-    doc = calibrate(cells, device, max(1, args.steps), local=local, reference=reference,
-                    reference_file=args.reference, cache=args.out / "cache" / "stepcost",
-                    checks=not args.no_checks)  # fmt: skip
-    path = calibration_path(args.out, device)
+    doc = calibrate(cells, device, args.steps, local=local, reference=reference, reference_file=args.reference,
+                    cache=cache, checks=not args.no_checks)  # fmt: skip
     write_calibration(path, doc)
     print(calibration_table(doc))
     print(f"written: {path}")
@@ -286,7 +291,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.results.runs import RunPaths
 
     suite, _, scored_with = suite_scored_with(args)
-    check_writable_dir(args.out, "--out")
+    check_writable_dir(args.out, "--out", folders=["tables", Path("plots") / suite.name])
     other = other_budget_note(suite.cells, args.out)
     if other and not any(RunPaths.of(args.out, c.spec).spec.exists() for c in suite.cells):
         raise BenchError(f"suite {suite.name}: no runs with these budget settings in {args.out}; {other}")

@@ -82,9 +82,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Re-score snapshots offline; print the new rows."""
     from bench.results.io import check_writable_dir
+    from bench.results.runs import cache_dirs
     from bench.tools.rescore import rescore
 
-    check_writable_dir(args.out, "--out")
+    check_writable_dir(args.out, "--out", folders=cache_dirs(Path()))
     rows = rescore(
         args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
         detector=args.detector, pr_detector=args.pr_detector, device=args.device,
@@ -114,10 +115,11 @@ def cmd_import_official(args: argparse.Namespace) -> int:
     """Import an official checkpoint; print the run folder and how to score it."""
     import models
     from bench.results.io import check_writable_dir
+    from bench.results.runs import cache_dirs
     from bench.tools.official import import_official
 
     name, kwargs = models.parse_entry(args.model)
-    check_writable_dir(args.out, "--out")
+    check_writable_dir(args.out, "--out", folders=[cache_dirs(Path())[0], Path("runs") / Path(args.suite).name])
     paths = import_official(
         args.checkpoint, dataset=args.dataset, resolution=args.resolution, out=args.out,
         model=name, model_kwargs=kwargs, suite=args.suite, step=args.step, resize_filter=args.resize_filter,
@@ -136,7 +138,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     if args.src is None and not args.download:
         raise BenchError("prepare: give --src PATH (the downloaded zip/tar/folder) or --download")
-    check_writable_dir(args.out, "--out")
+    check_writable_dir(args.out, "--out", folders=[cache_dirs(Path())[0]])
     data_cache, _ = cache_dirs(args.out)
     ds = prepare_dataset(
         args.dataset, args.src, cache_dir=data_cache, skip_bad=args.skip_bad,
@@ -155,10 +157,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_gpu_check(args: argparse.Namespace) -> int:
     """Run the check within its budget; print the summary; 1 when a section failed."""
     from bench.cli.args import flag_values
+    from bench.results.io import check_writable_dir
     from bench.tools.gpucheck.run import run_gpu_check
     from bench.tools.gpucheck.summary import render
 
-    doc, path = run_gpu_check(GpuCheckSettings(**flag_values(args, GpuCheckSettings)))
+    settings = GpuCheckSettings(**flag_values(args, GpuCheckSettings))
+    check_writable_dir(settings.out, "--out")
+    doc, path = run_gpu_check(settings)
     print()
     print(render(doc))
     print(f"written: {path} and {path.with_suffix('.md')}")

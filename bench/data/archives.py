@@ -26,6 +26,8 @@ MAX_TOTAL_BYTES = 256 * 2**30  # uncompressed size of an archive
 MAX_RATIO = 100  # uncompressed / compressed, checked for members (and archives) above RATIO_MIN_BYTES
 RATIO_MIN_BYTES = 16 * 2**20
 DIRECT_DOWNLOAD_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+MAX_NAME_BYTES = 255  # a file or folder name (NAME_MAX of Linux file systems)
+MAX_DEPTH = 64  # path components of a member: datasets nest a few folders, not thousands
 
 
 def _unsafe(archive: Path, member: str, why: str) -> DataError:
@@ -43,6 +45,29 @@ def _member_path(name: str, archive: Path) -> PurePosixPath | None:
     if ".." in parts:
         raise _unsafe(archive, name, "points outside the extraction folder (..)")
     return PurePosixPath(*parts) if parts else None
+
+
+def _check_layout(archive: Path, members: list[tuple[str, PurePosixPath]]) -> None:
+    """Refuse a layout no folder can hold, before anything is written: a name longer than a file name can be,
+    folders nested beyond :data:`MAX_DEPTH`, or one path that is a file and a folder (``x.png`` and
+    ``x.png/y.png``)."""
+    files = {}
+    for name, rel in members:
+        if (long := next((p for p in rel.parts if len(p.encode()) > MAX_NAME_BYTES), None)) is not None:
+            raise _layout(archive, name, f"has a name of {len(long.encode())} bytes (at most {MAX_NAME_BYTES})")
+        if len(rel.parts) > MAX_DEPTH:
+            raise _layout(archive, name, f"lies {len(rel.parts) - 1} folders deep (at most {MAX_DEPTH - 1})")
+        files[rel] = name
+    for rel, name in files.items():
+        if (folder := next((p for p in rel.parents if p in files), None)) is not None:
+            raise _layout(archive, name, f"lies in {files[folder]!r}, which is a file of the archive too")
+
+
+def _layout(archive: Path, member: str, why: str) -> DataError:
+    return DataError(
+        f"refusing archive {archive}: member {member[:80]!r} {why}; no folder can hold this layout: extract the "
+        "archive yourself and pass the images' folder as --src"
+    )
 
 
 def _check_sizes(archive: Path, sizes: list[tuple[str, int, int]]) -> None:
@@ -89,6 +114,7 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                     "extract the archive with its password and pass the folder as --src"
                 )
             plan.append((info, rel))
+        _check_layout(archive, [(i.filename, rel) for i, rel in plan])
         _check_sizes(archive, [(i.filename, i.file_size, i.compress_size) for i, _ in plan])
         for info, rel in plan:
             with zf.open(info) as src:
@@ -108,6 +134,7 @@ def _extract_tar(archive: Path, dest: Path) -> None:
                 raise _unsafe(archive, member.name, "is a device or special file")
             plan.append((member, rel))
         archive_size = archive.stat().st_size
+        _check_layout(archive, [(m.name, rel) for m, rel in plan])
         _check_sizes(archive, [(m.name, m.size, archive_size) for m, _ in plan])
         for member, rel in plan:
             src = tf.extractfile(member)
@@ -162,6 +189,8 @@ def safe_extract(archive: Path, dest: Path) -> None:
         else:
             raise DataError(f"{archive} is not a folder, zip or tar archive; pass the downloaded archive or a folder")
     except _STREAM_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the file system's (a full disk), not the data's
+            raise
         kind = "zip" if zipfile.is_zipfile(archive) else _compression(archive) or "tar"
         raise DataError(f"cannot extract {archive}: damaged {kind} data ({exc}); {_AGAIN}") from exc
 

@@ -82,13 +82,14 @@ def list_image_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def bad_files_error(where: str, skipped: list[dict]) -> DataError:
-    """One-line error listing the first bad files and how to skip them."""
+def bad_files_error(where: str, skipped: list[dict], skip_flag: str | None = None) -> DataError:
+    """One-line error listing the first bad files and how to fix them (``skip_flag``: the caller's setting
+    that skips them, e.g. prepare's ``--skip-bad``; a ``folder:`` dataset in a suite has none)."""
     shown = ", ".join(f"{s['file']} ({s['reason']})" for s in skipped[:3])
     more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    skip = f", or skip them with {skip_flag}" if skip_flag else ""
     return DataError(
-        f"{len(skipped)} unreadable or non-image file(s) in {where}: {shown}{more}; fix or remove them, "
-        "or skip them with skip_bad=True (prepare: --skip-bad)"
+        f"{len(skipped)} unreadable or non-image file(s) in {where}: {shown}{more}; fix or remove them{skip}"
     )
 
 
@@ -111,6 +112,7 @@ def images_from_files(
     where: str | None = None,
     spill_dir: Path | None = None,  # a folder for a file-backed buffer when the set is large (see image_buffer)
     resize_filter: str = RESIZE_FILTER,
+    skip_flag: str | None = None,  # the caller's setting that sets ``skip_bad``, named in the error
 ) -> tuple[torch.Tensor, list[dict]]:
     """Decode, convert and resize ``files`` into uint8 [N, 3, R, R]; also the skipped files' list.
 
@@ -136,7 +138,7 @@ def images_from_files(
                 out[count] = torch.from_numpy(result)
                 count += 1
     if skipped and not skip_bad:
-        raise bad_files_error(where, skipped)
+        raise bad_files_error(where, skipped, skip_flag)
     if count == 0:
         raise DataError(f"no readable images in {where} ({len(skipped)} file(s) skipped)")
     if skipped and out.untyped_storage().filename is not None:  # file-backed (image_buffer)

@@ -84,7 +84,8 @@ def _prepare(
             safe_extract(source, work)
         files = list_image_files(root)
         images, skipped = images_from_files(
-            files, root, resolution, skip_bad=skip_bad, where=str(source), spill_dir=work, resize_filter=resize_filter
+            files, root, resolution, skip_bad=skip_bad, where=str(source), spill_dir=work, resize_filter=resize_filter,
+            skip_flag="--skip-bad",
         )  # fmt: skip
         manifest = {"source": f"prepare:{source}", "skipped": skipped, "resize_filter": resize_filter}
         manifest |= _count_check(info, images.shape[0])

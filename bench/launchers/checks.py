@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError, DataError
 from bench.plan import names
@@ -13,13 +14,16 @@ from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell, Suite
 from bench.results.io import check_writable_dir
 
+if TYPE_CHECKING:
+    import torch
+
 
 def preflight(suite: Suite, cells: list[Cell], out: Path, *, device: str | None, launcher: str = "local") -> None:
     """Raise a one-line :class:`BenchError` at the first problem; ``device`` None: cells run elsewhere."""
     if device is not None:
         check_device(cells, device)
     check_writable_dir(out, "--out")
-    check_models(suite, cells)  # the suite's own mistakes first, whatever the cluster's state
+    check_models(suite, cells, device)  # the suite's own mistakes first, whatever the cluster's state
     if launcher == "slurm":
         from bench.launchers.jobs import check_slurm
 
@@ -37,30 +41,39 @@ def check_device(cells: list[Cell], device: str) -> None:
         check_accelerator(c.spec, device, resolved)
 
 
-def check_models(suite: Suite, cells: list[Cell]) -> None:
-    """Fail before anything is written when a cell's model kwargs are bad (built on the meta device; a
-    configuration that built is remembered until a source file changes: :mod:`bench.plan.names`)."""
+def check_models(suite: Suite, cells: list[Cell], device: str | None = None) -> None:
+    """Fail before anything is written when a cell's model kwargs are bad or its training state cannot fit
+    where it runs (``device``; None: elsewhere), built on the meta device: no memory, no compute. A
+    configuration that passed is remembered until a source file changes (:mod:`bench.plan.names`), per
+    device and memory size."""
+    where, limit = None, None
+    if device is not None:  # the cells train here: torch is loading anyway
+        from bench.training.device import resolve_device
+        from bench.training.modelsize import memory_limit
+
+        where = resolve_device(device)
+        limit = memory_limit(where)[0]
     seen = set()
     for spec in (c.spec for c in cells):
-        key = json.dumps([spec.model, spec.resolution, spec.model_kwargs, spec.cuda_graphs], sort_keys=True)
+        key = json.dumps([spec.model, spec.resolution, spec.model_kwargs, spec.cuda_graphs, str(where), limit],
+                         sort_keys=True)  # fmt: skip
         if key in seen:
             continue
         seen.add(key)
         if "init_from" in spec.model_kwargs:  # reads a checkpoint, which may change without a source change
-            _build_on_meta(suite, spec)
+            _build_on_meta(suite, spec, where)
         else:
-            names.remembered("builds", key, lambda spec=spec: _build_on_meta(suite, spec))
+            names.remembered("builds", key, lambda spec=spec: _build_on_meta(suite, spec, where))
 
 
-def _build_on_meta(suite: Suite, spec: RunSpec) -> bool:
-    """Build ``spec``'s model on the meta device (no memory, no compute); a one-line BenchError when it fails."""
-    import torch
-
+def _build_on_meta(suite: Suite, spec: RunSpec, where: torch.device | None) -> bool:
+    """Build ``spec``'s model on the meta device and check that it fits ``where``; a one-line BenchError when
+    it fails."""
     import models
+    from bench.training.modelsize import check_fits
 
     try:
-        with torch.device("meta"):
-            model = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs)
+        model = check_fits(spec.model, spec.resolution, spec.model_kwargs, where, training=True)
     except (models.ModelConfigError, TypeError, ValueError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"
@@ -76,6 +89,8 @@ def _build_on_meta(suite: Suite, spec: RunSpec) -> bool:
 def check_data(cells: list[Cell], out: Path) -> None:
     """Fail before any training when a cell's dataset is missing (with the prepare command)."""
     from bench.data.catalog import load_dataset
+    from bench.data.folders import FOLDER_PREFIX, folder_root
+    from bench.data.images import images_from_files, list_image_files
     from bench.data.paper import PAPER_DATASETS, check_prepared
     from bench.data.store import MIN_IMAGES
     from bench.results.runs import cache_dirs
@@ -84,6 +99,12 @@ def check_data(cells: list[Cell], out: Path) -> None:
     for name, res, how in sorted({(c.spec.dataset, c.spec.resolution, c.spec.resize_filter) for c in cells}):
         if name in PAPER_DATASETS:
             count = check_prepared(name, res, data_cache, how)
+        elif (
+            name.startswith(FOLDER_PREFIX)
+            and 0 < len(files := list_image_files(root := folder_root(name))) < MIN_IMAGES
+        ):
+            # too few to train on: decoded (a bad file is named) but not cached, refused below (no files: load says so)
+            count = len(images_from_files(files, root, res, skip_bad=False, resize_filter=how)[0])
         else:  # builds the cache once, before training
             count = len(load_dataset(name, res, cache_dir=data_cache, resize_filter=how).images)
         if count < MIN_IMAGES:

@@ -18,9 +18,9 @@ RUN_BENCH = Path(__file__).resolve().parents[2] / "run_bench.py"
 
 def parse_devices(text: str) -> tuple[str, ...]:
     """``'0,1,2'`` -> ``('0', '1', '2')``: CUDA indices, or ``cpu`` for a worker on the CPU."""
-    devices = tuple(d.strip() for d in text.split(",") if d.strip())
-    if not devices or not all(d.isdigit() or d == "cpu" for d in devices):
-        raise BenchError(f"--devices {text}: expected CUDA indices like 0,1,2 (or cpu)")
+    devices = tuple(d.strip() for d in text.split(","))
+    if not all(d.isdigit() or d == "cpu" for d in devices):  # an empty entry too ('' or 'cpu,,cpu')
+        raise BenchError(f"--devices {text!r}: expected CUDA indices like 0,1,2 (or cpu), no empty entry")
     return devices
 
 

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from cleanfid.downloads_helper import inception_url
 from torch import Tensor, nn
 
-from bench.errors import BenchError, OfflineError
+from bench.errors import BenchError, NonFiniteError, OfflineError
 from bench.metrics.effnet import load_efficientnet_lite0
 from bench.plan.names import TORCHSCRIPT_PREFIX  # the one spelling (name checks import no torch)
 from bench.results.io import file_sha256
@@ -107,10 +107,19 @@ class Detector:
 
     def __call__(self, images: Tensor) -> np.ndarray:
         """(B, D) float32 features of ``images``, as clean-fid's ``get_batch_features``."""
-        feats = self.on_device(images).cpu().numpy()
-        if feats.ndim != 2 or feats.shape[0] != images.shape[0]:
-            raise BenchError(f"detector {self.name} returned shape {feats.shape}; expected (batch, features)")
-        return feats
+        return checked_features(self.on_device(images).cpu().numpy(), images.shape[0], f"detector {self.name}")
+
+
+def checked_features(feats: np.ndarray, count: int, who: str) -> np.ndarray:
+    """``feats`` when they are (``count``, D) finite numbers; else a one-line error naming ``who``: a detector
+    returning NaN would give a NaN FID, or precision and recall of 0 stored as numbers."""
+    if feats.ndim != 2 or feats.shape[0] != count:
+        raise BenchError(
+            f"{who} returned features of shape {feats.shape} for {count} images; expected (batch, features)"
+        )
+    if not np.isfinite(feats).all():
+        raise NonFiniteError(f"{who} returned NaN or infinite features; fix the detector or choose another")
+    return feats
 
 
 Builder = Callable[[torch.device, str], Detector]
@@ -222,12 +231,14 @@ def _inception_v3(device: torch.device, mode: str) -> Detector:
         return _pytorch_fid_inception(device)
     path = _inception_file()
     base = _jit_load(path, device, _origin(INCEPTION_ENV, "inception-v3"))
-    if not hasattr(base, "layers"):
+    if not isinstance(getattr(base, "layers", None), nn.Module):
         raise BenchError(
             f"{_origin(INCEPTION_ENV, 'inception-v3')}: {path} is not clean-fid's TorchScript InceptionV3 "
             "(no 'layers' submodule); pass clean-fid's inception-2015-12-05.pt"
         )
-    return Detector("inception-v3", file_sha256(path), True, _cleanfid_inception_net(base, mode), device)
+    return Detector(
+        "inception-v3", file_sha256(path), True, _guarded(_cleanfid_inception_net(base, mode), path), device
+    )
 
 
 def _inception_file() -> Path:
@@ -399,7 +410,7 @@ def _vgg16_fc2(device: torch.device, mode: str) -> Detector:
             raise BenchError(f"{path}: returned shape {tuple(out.shape)}, not (batch, {VGG16_FEATURES}) fc2 features")
         return out
 
-    return Detector("vgg16-fc2", file_sha256(path), True, features, device)
+    return Detector("vgg16-fc2", file_sha256(path), True, _guarded(features, path), device)
 
 
 def dnnlib_cache_dir() -> Path:
@@ -430,5 +441,29 @@ def vgg16_file() -> Path:
 
 def _torchscript_detector(path: Path, device: torch.device, mode: str) -> Detector:
     module = _jit_load(path, device, "detector torchscript:")
-    net = _cleanfid_inception_net(module, mode) if hasattr(module, "layers") else module
-    return Detector(f"{TORCHSCRIPT_PREFIX}{path}", file_sha256(path), False, net, device)
+    net = _cleanfid_inception_net(module, mode) if isinstance(getattr(module, "layers", None), nn.Module) else module
+    return Detector(f"{TORCHSCRIPT_PREFIX}{path}", file_sha256(path), False, _guarded(net, path), device)
+
+
+def _guarded(net: Net, path: Path) -> Net:
+    """``net`` (the code of a TorchScript file) with a failure, or an output that is not a tensor, as one line
+    naming the file."""
+
+    def call(x: Tensor) -> Tensor:
+        try:
+            out = net(x)
+        except (BenchError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as exc:  # TorchScript errors carry the script's whole traceback: keep its last line
+            why = (str(exc).strip().splitlines() or [""])[-1].strip()[:120]
+            raise BenchError(
+                f"detector {path} failed on a batch of {tuple(x.shape)} images ({type(exc).__name__}: {why}); "
+                "fix the detector or choose another"
+            ) from None
+        if not isinstance(out, Tensor):
+            raise BenchError(
+                f"detector {path} returned a {type(out).__name__}, not a (batch, features) tensor; fix the detector"
+            )
+        return out
+
+    return call

@@ -32,7 +32,8 @@ from cleanfid.resize import build_resizer
 from PIL import Image
 from torch import Tensor
 
-from bench.metrics.detectors import Detector
+from bench.errors import NonFiniteImages
+from bench.metrics.detectors import Detector, checked_features
 from bench.metrics.resize import clean_resize, device_resizable
 from bench.results.io import atomic_write_bytes
 from models.base import Sampling
@@ -144,10 +145,7 @@ def featurize_on_device(batches: Iterable[Tensor], detector: Callable[[Tensor], 
         total += len(batch)
     if side is not None:
         torch.cuda.current_stream(side.device).wait_stream(side)
-    out = torch.cat(feats).cpu().numpy()
-    if out.ndim != 2 or out.shape[0] != total:
-        raise ValueError(f"detector returned features of shape {out.shape} for {total} images; expected (N, D)")
-    return out
+    return checked_features(torch.cat(feats).cpu().numpy(), total, "the detector")
 
 
 def _detection_stream(device: torch.device) -> torch.cuda.Stream | None:
@@ -233,6 +231,11 @@ def generated_batches(
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed * 1_000_003 + i)
                 images = g(z.to(device))
+            if not bool(torch.isfinite(images).all()):  # quantized, NaN would pass as black pixels
+                raise NonFiniteImages(
+                    f"the generator returned NaN or infinite pixels (batch {i}); its weights are broken (a diverged "
+                    "run or a bad import): score another snapshot"
+                )
             yield quantize(images).cpu() if to_host else quantize(images)
 
 

@@ -5,12 +5,12 @@ it), validated before anything is submitted."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import BenchError
+from bench.plan.specs import number_problem
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
 SIGNAL_DELAY_S = 120  # SLURM signals a task this long before its time limit (time to checkpoint)
@@ -109,8 +109,8 @@ def _check_number(key: str, value: Any, zero_ok: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     high = MAX_TIME_LIMIT_MIN if key.endswith(("_min", "_minutes")) else MAX_SETTING
-    if not ((value >= 0 if zero_ok else value > 0) and math.isfinite(value) and value <= high):
-        raise BenchError(f"{key} must be a finite number {'>=' if zero_ok else '>'} 0 and at most {high}, got {value}")
+    if (problem := number_problem(value, high=high, zero_ok=zero_ok)) is not None:
+        raise BenchError(f"{key} {problem}")
 
 
 def parse_sbatch_option(line: str) -> tuple[str, str | bool]:

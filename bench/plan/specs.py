@@ -47,18 +47,26 @@ _IGNORED_WHEN_PINNED = {"iters": ("budget_hours", "speed_ratio", "max_kimg"),
 
 
 MAX_SEED = 2**32 - 1  # numpy's seed range (evaluation latents)
-_POSITIVE = ("speed_ratio", "budget_scale", "budget_hours", "max_kimg")  # finite > 0 (hours, kimg: or None)
-_COUNTS = {"num_gpus": 1024, "max_iters": 10**12, "grid_size": 1024}  # integers from 1 to this (max_iters: or None)
+MAX_ITERS = 10**12  # an iteration cap (scaled by budget_scale) beyond any run
+MAX_KIMG = 10**9  # a kimg cap (scaled by budget_scale): 10**12 images, beyond any run
+MIN_BUDGET_SECONDS = 1e-3  # a time budget that converts to less trains no step (hours x 3600 / ratio x scale)
+_POSITIVE = {"speed_ratio": math.inf, "budget_scale": math.inf, "budget_hours": math.inf, "max_kimg": MAX_KIMG}
+_COUNTS = {"num_gpus": 1024, "max_iters": MAX_ITERS, "grid_size": 1024}  # integers from 1 to this (max_iters: or None)
 
 
-def finite_positive(value: Any) -> bool:
-    """A real number > 0 that is finite as a float (TOML has nan, inf and integers too large for a float)."""
+def number_problem(value: Any, *, high: float = math.inf, zero_ok: bool = False) -> str | None:
+    """Why ``value`` is not a real number, finite, > 0 (>= 0 with ``zero_ok``) and at most ``high``; None when
+    it is. The one check of every number the harness reads (flags, suite keys, calibration entries): TOML and
+    JSON hold nan, inf, booleans and integers too large for a float, none of which is such a number."""
+    want = f"a finite number {'>=' if zero_ok else '>'} 0" + ("" if high == math.inf else f" and at most {high}")
+    problem = f"must be {want}, got {value!r:.40}"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
+        return problem
     try:
-        return 0 < float(value) < math.inf
+        number = float(value)
     except OverflowError:
-        return False
+        return problem
+    return None if (number >= 0 if zero_ok else number > 0) and number <= high and number < math.inf else problem
 
 
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "dict[str, Any]": dict}
@@ -84,17 +92,24 @@ def _type_problem(name: str, hint: str, value: Any) -> str | None:
 
 
 def _check_numbers(spec: RunSpec) -> None:
-    """Every number that reaches the budget clock, a count or a seed: finite, in range (one-line BenchError)."""
-    for name in _POSITIVE:
+    """Every number that reaches the budget clock, a count or a seed: finite, in range (one-line BenchError);
+    the iteration caps also once scaled by ``budget_scale`` (1e308 would overflow them)."""
+    for name, high in _POSITIVE.items():
         value = getattr(spec, name)
-        if value is not None and not finite_positive(value):
-            raise BenchError(f"{name} must be a finite number > 0, got {value!r}")
+        if value is not None and (problem := number_problem(value, high=high)) is not None:
+            raise BenchError(f"{name} {problem}")
     for name, high in _COUNTS.items():
         value = getattr(spec, name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high):
             raise BenchError(f"{name} must be an integer from 1 to {high}, got {value!r}")
     if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or not 0 <= spec.seed <= MAX_SEED:
         raise BenchError(f"seed must be an integer from 0 to 2**32 - 1, got {spec.seed!r}")
+    for name, high in (("max_iters", MAX_ITERS), ("max_kimg", MAX_KIMG)):
+        value = getattr(spec, name)
+        if value is not None and not value * spec.budget_scale <= high:
+            raise BenchError(
+                f"{name} {value:g} x budget scale {spec.budget_scale:g} is more than {high:g}; lower the budget scale"
+            )
 
 
 @dataclass(frozen=True)
@@ -149,10 +164,12 @@ class RunSpec:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
-        if self.budget_seconds is not None and not math.isfinite(self.budget_seconds):
+        seconds = self.budget_seconds
+        if seconds is not None and not MIN_BUDGET_SECONDS <= seconds < math.inf:
+            fix = "lower the hours or the budget scale" if seconds > 1 else "raise the hours or the budget scale"
             raise BenchError(
-                f"budget of {self.budget_hours:g} h is {self.budget_seconds} local seconds (hours x 3600 / speed_ratio "
-                "x budget_scale x num_gpus); lower the hours or the budget scale"
+                f"budget of {self.budget_hours:g} h is {seconds:g} local seconds (hours x 3600 / speed_ratio "
+                f"x budget_scale x num_gpus; it must be from {MIN_BUDGET_SECONDS:g} s and finite); {fix}"
             )
 
     @property

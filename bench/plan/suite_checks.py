@@ -3,15 +3,16 @@ them with the others, so every problem in a file is reported at once)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from bench.errors import BenchError
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import PINS, PRECISIONS, finite_positive
+from bench.plan.specs import MAX_KIMG, PINS, PRECISIONS, number_problem
 
 
 def check_numbers(data: dict[str, Any], where: str) -> list[str]:
-    """Every number that reaches a budget or a count: finite and > 0 (TOML allows nan and inf)."""
+    """Every number that reaches a budget or a count: finite and > 0 (TOML allows nan and inf), caps in range."""
     b, e = data.get("budget", {}), data.get("eval", {})
     numbers = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
                ("budget.max_kimg", b.get("max_kimg")), ("budget.speed_ratio", b.get("speed_ratio")),
@@ -19,16 +20,19 @@ def check_numbers(data: dict[str, Any], where: str) -> list[str]:
     tables = [("budget", b)] + [(f"models.{m}", mt) for m, mt in model_tables(data)]
     for m, mt in model_tables(data):
         numbers += [(f"models.{m}.{k}", mt.get(k)) for k in ("budget_hours", "max_iters", "max_kimg")]
-    problems = [f"{where}: {key}: must be a finite number > 0, got {value}" for key, value in numbers
-                if isinstance(value, int | float) and not finite_positive(value)]  # fmt: skip
+    problems = []
+    for key, value in numbers:
+        high = MAX_KIMG if key.endswith("max_kimg") else math.inf
+        if isinstance(value, int | float) and (problem := number_problem(value, high=high)) is not None:
+            problems.append(f"{where}: {key}: {problem}")
     datasets = data.get("suite", {}).get("datasets", [])
     for name, table in tables:
         for dataset, kimg in table.get("max_kimg_by_dataset", {}).items():
             key = f"{where}: {name}.max_kimg_by_dataset.{dataset}"
             if dataset not in datasets:
                 problems.append(f"{key}: not one of suite.datasets; name a dataset of the suite")
-            elif not finite_positive(kimg):
-                problems.append(f"{key}: must be a finite number > 0, got {kimg!r}")
+            elif (problem := number_problem(kimg, high=MAX_KIMG)) is not None:
+                problems.append(f"{key}: {problem}")
     return problems
 
 

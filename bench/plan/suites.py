@@ -42,6 +42,7 @@ from bench.plan.suite_checks import check_models, check_numbers, check_slurm
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 MAX_NAME_CHARS = 100  # suite names are folder names (the file-name limit is 255 bytes)
+MAX_DEPTH = 64  # tables and arrays nested deeper are no suite (the checks below recurse)
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
@@ -170,6 +171,8 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
             raise SuiteError(f"{path}: not UTF-8 text; save the suite as a UTF-8 TOML file") from None
         reason = "cannot read (No such file or directory)" if exc.missing else exc.reason
         raise SuiteError(f"{where}{path}: {reason}; fix the path or the file (a regular TOML file)") from None
+    if _depth(data) > MAX_DEPTH:  # dotted keys nest without limit and without recursion in the parser
+        raise SuiteError(f"{path}: tables or arrays nested more than {MAX_DEPTH} deep; flatten them")
     merged: dict[str, Any] = {}
     suite = data.get("suite")
     includes = suite.get("include", []) if isinstance(suite, dict) else []
@@ -178,6 +181,17 @@ def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     for inc in includes:
         merged = _merge(merged, read_toml(path.parent / str(inc), (*_seen, path)))
     return _merge(merged, data)
+
+
+def _depth(value: Any) -> int:
+    """How deep tables and arrays nest in ``value`` (counted without recursion)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict | list):
+            todo += [(v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 def _check_types(data: dict[str, Any], where: str) -> tuple[list[str], dict[str, Any]]:

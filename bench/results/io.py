@@ -11,7 +11,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -201,10 +201,27 @@ def numbered_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             yield number, row if isinstance(row, dict) else NOT_AN_OBJECT
 
 
-def check_writable_dir(path: Path, flag: str) -> None:
+def check_writable_dir(
+    path: Path, flag: str, folders: Iterable[Path | str] = (), files: Iterable[Path | str] = ()
+) -> None:
     """Raise a one-line BenchError unless ``path`` is a writable folder or can be made one below its
-    nearest existing folder (nothing is created): every writing command checks before it works."""
-    path = Path(path)
+    nearest existing folder (nothing is created): every writing command checks before it works.
+
+    ``folders`` and ``files`` (relative to ``path``) are the places inside it the command writes: each
+    folder must be a folder or creatable, each file absent or a regular file, so a stray file
+    (``OUT/calibration`` a file) stops the command before it measures anything."""
+    path, files = Path(path), list(files)
+    _check_folder(path, flag)
+    for place in [*folders, *(Path(f).parent for f in files)]:
+        _check_folder(path / place, flag, root=path)
+    for name in files:
+        target = path / name
+        if target.exists() and not target.is_file():
+            raise BenchError(f"{flag} {path}: {target} is not a regular file; move it away or pass another {flag}")
+
+
+def _check_folder(path: Path, flag: str, root: Path | None = None) -> None:
+    """:func:`check_writable_dir` for one folder; ``root``: the flag's own folder, which ``path`` lies in."""
     for folder in (path, *path.parents):
         try:
             kind = stat.S_IFMT(os.stat(folder).st_mode)
@@ -212,6 +229,9 @@ def check_writable_dir(path: Path, flag: str) -> None:
             continue
         except OSError as exc:
             raise BenchError(f"{flag} {path}: {exc.strerror}; pass a writable folder for {flag}") from None
+        inside = root is not None and folder != root and root in folder.parents
+        if kind != stat.S_IFDIR and inside:
+            raise BenchError(f"{flag} {root}: {folder} is a file, not a folder; move it away or pass another {flag}")
         where = "" if folder == path else f"{folder} "
         if kind != stat.S_IFDIR:
             raise BenchError(f"{flag} {path}: {where}is a file, not a folder; pass a folder for {flag}")

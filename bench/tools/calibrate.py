@@ -11,6 +11,7 @@ The file records the assumptions, both profiles and the stated-throughput checks
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -20,15 +21,24 @@ from typing import Any
 import torch
 
 import models
+from bench.errors import BenchError
 from bench.plan.devices import DeviceProfile
 from bench.plan.roofline import ideal_seconds, step_seconds
 from bench.plan.suites import Cell
 from bench.results.envinfo import device_description, environment
-from bench.results.io import atomic_write_json
-from bench.tools.conversion import REFERENCE_PRECISION, entry_key, read_calibration, round_ratio
+from bench.results.io import atomic_write_text
+from bench.tools.conversion import (
+    REFERENCE_PRECISION,
+    entry_key,
+    entry_problem,
+    entry_seconds,
+    read_calibration,
+    round_ratio,
+)
 from bench.tools.stepcost import step_cost
 from bench.tools.throughputs import check_rows
 from bench.training.device import autocast, sync
+from bench.training.modelsize import check_fits
 
 ASSUMPTIONS = (
     "speed ratio = the reference GPU's step time / this device's measured step time, per configuration",
@@ -57,6 +67,7 @@ def measure(
     name: str, resolution: int, kwargs: dict[str, Any], precision: str, device: torch.device, steps: int
 ) -> dict[str, Any]:
     """Seconds per mean training step of one configuration (see the module docstring)."""
+    check_fits(name, resolution, kwargs, device, training=True)
     torch.manual_seed(0)
     model = models.get_model(name, resolution=resolution, **kwargs).to(device)
     real = torch.rand(model.reals_per_step, 3, resolution, resolution, device=device) * 2 - 1
@@ -116,7 +127,7 @@ def calibrate(
     if reference_file is not None:
         for e in read_calibration(reference_file, "--reference")["entries"]:
             key = entry_key(e["model"], e["resolution"], e.get("kwargs", {}), e.get("precision", "fp32"))
-            measured_ref[key] = float(e.get("sec_per_step", e.get("batch", 1) / e["img_s"]))
+            measured_ref[key] = entry_seconds(e)
     entries = []
     for name, res, kwargs, precision in _configs(cells):
         entry = measure(name, res, kwargs, precision, device, steps)
@@ -134,8 +145,15 @@ def calibrate(
 
 
 def write_calibration(path: Path, doc: dict[str, Any]) -> None:
-    """Atomic JSON write."""
-    atomic_write_json(path, doc)
+    """Atomic, strict JSON write (no NaN or Infinity) of a calibration whose every entry ``run`` would accept:
+    a ratio of 0 or infinity (from an implausible ``--reference``) is refused and the file in place kept."""
+    for e in doc["entries"]:
+        if (problem := entry_problem(e)) is not None:
+            raise BenchError(
+                f"calibrate: {e['model']} at {e['resolution']} px: {problem}; nothing was written ({path} is kept): "
+                "check the --reference file's entry for it"
+            )
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
 
 
 def calibration_table(doc: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from bench.errors import BenchError
 from bench.files import FileReadError, read_json
 from bench.plan.devices import DeviceProfile, get_profile, load_profiles
 from bench.plan.roofline import step_seconds
-from bench.plan.specs import PRECISIONS, finite_positive
+from bench.plan.specs import PRECISIONS, number_problem
 from bench.plan.suites import Converter, SpeedRatio, suite_budget_basis
 from bench.results.envinfo import device_description, device_name, matched_profile
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # torch, the step counter and the device helpers load when a 
     import torch
 
 REFERENCE_PRECISION = "fp32"  # the paper's code trained in fp32 on the reference GPUs
+MIN_STEP_SECONDS, MAX_STEP_SECONDS = 1e-9, 86400.0  # a calibration entry's step time: outside is no measurement
 
 
 def round_ratio(ratio: float) -> float:
@@ -114,12 +116,12 @@ def read_calibration(path: Path, flag: str = "--calibration") -> dict[str, Any]:
     if not isinstance(entries, list):
         raise BenchError(f"{flag} {path}: not a calibration file (no 'entries' list); {fix}")
     for i, e in enumerate(entries):
-        if (problem := _entry_problem(e)) is not None:
+        if (problem := entry_problem(e)) is not None:
             raise BenchError(f"{flag} {path}: entries[{i}]: {problem}; fix the entry or {fix}")
     return doc
 
 
-def _entry_problem(entry: Any) -> str | None:
+def entry_problem(entry: Any) -> str | None:
     """What is wrong with one calibration entry, or None."""
     if not isinstance(entry, dict):
         return f"expected a table, got {entry!r:.40}"
@@ -127,10 +129,24 @@ def _entry_problem(entry: Any) -> str | None:
         return "needs 'model' (a name) and 'resolution' (px)"
     if not isinstance(entry.get("kwargs", {}), dict) or entry.get("precision", "fp32") not in PRECISIONS:
         return "'kwargs' must be a table and 'precision' one of " + ", ".join(PRECISIONS)
-    for key in ("img_s", "speed_ratio", "sec_per_step"):
-        if (key in entry or key == "img_s") and not finite_positive(entry.get(key)):
-            return f"{key} must be a finite number > 0, got {entry.get(key)!r:.40}"
+    for key in ("img_s", "speed_ratio", "sec_per_step", "batch"):
+        if (key in entry or key == "img_s") and (problem := number_problem(entry.get(key))) is not None:
+            return f"{key} {problem}"
+    if not MIN_STEP_SECONDS <= entry_seconds(entry) <= MAX_STEP_SECONDS:
+        return (
+            f"its step time (sec_per_step, else batch / img_s) is {entry_seconds(entry):.3g} s, no measurement "
+            f"(from {MIN_STEP_SECONDS:g} s to a day)"
+        )
     return None
+
+
+def entry_seconds(entry: Mapping[str, Any]) -> float:
+    """Seconds per training step of a checked calibration entry: ``sec_per_step``, else ``batch / img_s``."""
+    return float(entry.get("sec_per_step", entry.get("batch", 1) / entry["img_s"]))
+
+
+class OtherReference(BenchError):
+    """A calibration file whose ratios are against another reference device (or none)."""
 
 
 def calibration_ratios(
@@ -140,7 +156,7 @@ def calibration_ratios(
     doc = read_calibration(path)
     made_for = doc.get("reference_profile")
     if reference is not None and made_for is not None and made_for != reference.name:
-        raise BenchError(
+        raise OtherReference(
             f"--calibration {path}: its ratios are against {made_for}, the suite's reference is {reference.name}; "
             "run `run_bench.py calibrate` with this suite"
         )
@@ -150,7 +166,7 @@ def calibration_ratios(
         if "speed_ratio" in e
     }
     if not ratios and fallback is None:
-        raise BenchError(
+        raise OtherReference(
             f"--calibration {path}: has no speed ratios (no reference device); run `run_bench.py calibrate` with a "
             "suite that names reference_gpu, or with --reference REF.json measured on the reference GPU"
         )
@@ -201,8 +217,10 @@ def budget_conversion(
     if device_profile is None and found.is_file():
         try:
             return calibration_ratios(found, reference, estimate)
-        except BenchError:
-            pass  # another suite's reference, or an old file: not this conversion's
+        except OtherReference:
+            pass  # another suite's reference: not this conversion's
+        except BenchError as exc:  # a damaged file: say so rather than fall back in silence
+            warnings.warn(f"{exc}; this run uses the device-profile estimate instead", stacklevel=2)
     if estimate is None:
         raise _no_profile(dev, suite)
     return estimate

@@ -38,7 +38,7 @@ def generate_folder(
     *,
     protocol: str = "fid5k_full",  # whose images: count, truncation, BatchNorm mode
     snapshot: str | None = None,  # snapshot file name; default: the newest
-    num: int | None = None,  # images (default: the count the protocol generates); the first ``num`` of them
+    num: int | None = None,  # images (default: the protocol's count); the first ``num`` of them, at most all
     device: str = "auto",
 ) -> dict[str, Any]:
     """Write the PNGs and ``generated.json`` into ``outdir`` (which must not exist); returns the record."""
@@ -46,6 +46,12 @@ def generate_folder(
     from bench.metrics.protocols import PROTOCOLS, generated_for, sampling_for
 
     check_protocol(protocol)
+    if num is not None and num > PROTOCOLS[protocol].num_gen:
+        most = PROTOCOLS[protocol].num_gen
+        raise BenchError(
+            f"--num {num}: {protocol} scores {most} generated images, and the folder holds the first N of exactly "
+            f"those; pass at most {most}, or a --protocol that scores more (e.g. fid50k_full)"
+        )
     outdir = Path(outdir)
     if outdir.exists():
         raise BenchError(f"--outdir {outdir}: exists; choose a new folder (nothing is overwritten)")

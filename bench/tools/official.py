@@ -24,6 +24,7 @@ from bench.plan.suites import suite_name_problem
 from bench.results.io import file_sha256
 from bench.results.runs import RunPaths, cache_dirs, read_state, write_state
 from bench.training.checkpoints import build_model, save_snapshot
+from bench.training.integrity import values_problem
 from bench.training.setup import write_spec
 from models import ModelConfigError
 
@@ -48,6 +49,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     ema = ckpt.get("g_ema", [])
     if not isinstance(ema, list | tuple) or not all(isinstance(t, torch.Tensor) for t in ema):
         raise BenchError(f"{path}: 'g_ema' should be the list of EMA tensors the official code saves")
+    for key, state in (("g", ckpt["g"]), ("d", ckpt["d"]), ("g_ema", {f"[{i}]": t for i, t in enumerate(ema)})):
+        if (problem := values_problem(state)) is not None:
+            raise BenchError(f"{path}: '{key}': {problem}, no usable weights; pass a checkpoint of a healthy run")
     return ckpt
 
 
@@ -91,7 +95,11 @@ def import_official(
     paths, sha = RunPaths.of(out, spec), file_sha256(checkpoint)
     if paths.spec.exists():
         return _existing(paths, sha, checkpoint)
-    net = build_model(spec, torch.device("cpu"))
+    try:
+        net = build_model(spec, torch.device("cpu"))
+    except ModelConfigError as exc:
+        given = ":".join([model, *(f"{k}={v}" for k, v in (model_kwargs or {}).items())])
+        raise BenchError(f"--model {given}: {str(exc).splitlines()[0]}") from None
     try:
         net.load_official(ckpt)
     except ModelConfigError as exc:

@@ -20,6 +20,7 @@ from bench.results.runs import (
     record_event,
 )
 from bench.training.integrity import checkpoint_problem, header_problem, state_problem
+from bench.training.modelsize import check_fits, meta_model
 
 CKPT_FORMAT = 1
 KEEP_CHECKPOINTS = 2  # newest training checkpoints kept (the older one is the fallback)
@@ -120,8 +121,11 @@ def save_snapshot(paths: RunPaths, spec: RunSpec, model: models.GANModel, step: 
     return path
 
 
-def build_model(spec: RunSpec, device: torch.device) -> models.GANModel:
-    """The registered model for ``spec``, seeded by ``spec.seed``, on ``device``."""
+def build_model(spec: RunSpec, device: torch.device, training: bool = False) -> models.GANModel:
+    """The registered model for ``spec``, seeded by ``spec.seed``, on ``device``; counted on the meta device
+    first (:func:`check_fits`: weights, with ``training`` the training state), so a size that cannot fit is
+    one line, not an allocation failure."""
+    check_fits(spec.model, spec.resolution, spec.model_kwargs, device, training=training)
     torch.manual_seed(spec.seed)
     return models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs).to(device)
 
@@ -166,8 +170,7 @@ def _unfit(path: Path, problem: str) -> CheckpointError:
 
 def check_snapshots(spec: RunSpec, snaps: list[tuple[Path, dict[str, Any]]]) -> None:
     """Every snapshot's weights fit the run's model (compared on the meta device: no memory, no compute)."""
-    with torch.device("meta"):
-        expected = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs).state_dict()
+    expected = meta_model(spec.model, spec.resolution, spec.model_kwargs).state_dict()
     for path, snap in snaps:
         if (problem := state_problem(snap["model"], expected)) is not None:
             raise _unfit(path, problem)

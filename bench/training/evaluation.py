@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 import models
+from bench.errors import NonFiniteImages
 from bench.results.io import atomic_write_bytes, read_jsonl
 from bench.results.runs import (
     append_eval_row,
@@ -39,7 +40,10 @@ def sample_grid(model: models.GANModel, n: int, seed: int) -> bytes:
     from torchvision.utils import make_grid
 
     z = torch.randn(n, model.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
-    imgs = model.generate(z, ema=True).float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    imgs = model.generate(z, ema=True).float()
+    if not bool(torch.isfinite(imgs).all()):  # clamped, NaN would pass as a black grid
+        raise NonFiniteImages("the generator returned NaN or infinite pixels for the sample grid")
+    imgs = imgs.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     grid = make_grid(imgs.cpu(), nrow=max(1, int(n**0.5)), padding=2)
     buf = io.BytesIO()
     Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buf, format="PNG")

@@ -43,7 +43,7 @@ def state_problem(given: Any, expected: Mapping[str, Tensor]) -> str | None:
     extra = [k for k in given if k not in expected]
     wrong = [k for k, v in expected.items() if k in given and not _same_shape(given[k], v)]
     if not (missing or extra or wrong):
-        return None
+        return values_problem(given, expected)
     if wrong:
         got = given[wrong[0]]
         what = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
@@ -55,6 +55,18 @@ def state_problem(given: Any, expected: Mapping[str, Tensor]) -> str | None:
 
 def _same_shape(value: Any, like: Tensor) -> bool:
     return isinstance(value, Tensor) and value.shape == like.shape
+
+
+def values_problem(given: Mapping[str, Tensor], expected: Mapping[str, Tensor] | None = None) -> str | None:
+    """Why the tensors of ``given`` cannot be weights: an integer or boolean tensor where ``expected`` (the
+    model's own state) holds floats, which loading would silently convert, or a NaN or infinite value."""
+    for key, value in given.items():
+        like = None if expected is None else expected.get(key)
+        if like is not None and like.is_floating_point() != value.is_floating_point():
+            return f"{key} holds {value.dtype} values, the model's {like.dtype}"
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return f"{key} holds NaN or infinite values"
+    return None
 
 
 def checkpoint_problem(ckpt: dict[str, Any], model: models.GANModel, sampler: Sampler) -> str | None:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 import models
+from bench.errors import NonFiniteImages
 from bench.plan.specs import RunSpec
 from bench.results.envinfo import device_info
 from bench.results.runs import RunPaths, record_event, write_state
@@ -105,6 +106,9 @@ def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
     outcome = "stopped"  # an exception or Ctrl-C
     try:
         outcome = train_steps(run, progress)
+    except NonFiniteImages:  # finite weights, NaN or infinite images at an evaluation: nothing to score
+        budget.pause()
+        outcome = "diverged"
     finally:
         progress.close(outcome, budget.iters, budget.elapsed())
     if outcome == "diverged":

@@ -48,7 +48,7 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     data_cache, _ = cache_dirs(opts.out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
     _check_fingerprint(spec, dataset)
-    model = build_model(spec, device)
+    model = build_model(spec, device, training=True)
     if not paths.spec.exists():
         write_spec(paths, spec, model, dataset)
     apply_speed_modes(model, spec)

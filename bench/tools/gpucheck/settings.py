@@ -50,6 +50,8 @@ class GpuCheckSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
         unknown = [s for s in self.sections if s not in SECTIONS]
+        if not self.sections:
+            raise BenchError(f"--sections: empty; name at least one of {','.join(SECTIONS)}")
         if unknown:
             raise BenchError(f"--sections {','.join(unknown)}: unknown; choose from {','.join(SECTIONS)}")
         for mode in self.modes:
