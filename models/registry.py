@@ -36,6 +36,7 @@ class ModelInfo:
     tiny: Mapping[str, Any] = field(default_factory=dict)  # kwargs of a tiny CPU build at TINY_RESOLUTION
     doc: str = ""  # the builder's docstring (what the name is, its G/D parameter counts)
     init_from: str | None = None  # finetune names: the registered model whose checkpoint init_from must hold
+    module: str = ""  # the builder's module (``models.<family>``, or a plugin's: models.plugins)
 
 
 _BUILDERS: dict[str, Builder] = {}
@@ -58,11 +59,12 @@ def register_model(
         for name in names:
             if name in _BUILDERS:
                 raise ModelConfigError(f"model name {name!r} is already registered")
-        family = fn.__module__.rsplit(".", 1)[-1]
+        module = fn.__module__
+        family = module.rsplit(".", 1)[-1]
         doc = inspect.cleandoc(fn.__doc__ or "")
         for name in names:
             _BUILDERS[name] = fn
-            _INFO[name] = ModelInfo(name, family, recipe, MappingProxyType(dict(tiny or {})), doc, init_from)
+            _INFO[name] = ModelInfo(name, family, recipe, MappingProxyType(dict(tiny or {})), doc, init_from, module)
         return fn
 
     return deco
@@ -96,7 +98,7 @@ def check_model_name(name: str) -> None:
         return
     close = difflib.get_close_matches(name, list(_BUILDERS), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(list_models())}"
-    raise ModelConfigError(f"unknown model {name!r}; {hint}")
+    raise ModelConfigError(f"unknown model {name!r}; {hint} (a plugin's model: pass --plugin MODULE)")
 
 
 def model_info(name: str) -> ModelInfo:

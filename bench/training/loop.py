@@ -21,6 +21,7 @@ from bench.training.options import LoopOptions
 from bench.training.progress import CellProgress
 from bench.training.setup import open_run
 from bench.training.state import Run, progress_row
+from bench.training.tblog import open_log
 
 
 def _nonfinite(losses: dict[str, Tensor]) -> Tensor:
@@ -55,8 +56,7 @@ def train_steps(run: Run, progress: CellProgress | None) -> str:
             if bool(bad):  # the one host-device sync, every log_every steps
                 run.budget.pause()
                 return "diverged"
-            if progress is not None:
-                progress.losses = {k: float(v) / counts[k] for k, v in sums.items()}
+            _log_losses(run, progress, {k: float(v) / counts[k] for k, v in sums.items()})
             sums, counts = {}, {}
         if progress is not None:
             _move(run, progress)
@@ -79,6 +79,14 @@ def train_steps(run: Run, progress: CellProgress | None) -> str:
     return "done"
 
 
+def _log_losses(run: Run, progress: CellProgress | None, means: dict[str, float]) -> None:
+    """The mean losses since the last log step, to the bar and the TensorBoard log (when there are)."""
+    if progress is not None:
+        progress.losses = means
+    if run.log is not None:
+        run.log.losses(run.budget.iters, means)
+
+
 def _checkpoint(run: Run) -> None:
     """A periodic checkpoint, the clock paused (not charged)."""
     run.budget.pause()
@@ -98,6 +106,7 @@ def _move(run: Run, progress: CellProgress) -> None:
 def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
     """Train (or resume) one run to the end of its budget. Returns the final status."""
     run = open_run(spec, opts, paths)
+    run.log = open_log(opts.tensorboard, paths.root, run.budget.iters)
     write_state(paths, status="running", **progress_row(run), error=None, device=device_info(run.model.device))
     budget = run.budget
     progress = CellProgress(spec, bar=opts.progress, fraction=budget.fraction(), step=budget.iters,
@@ -107,6 +116,8 @@ def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
         outcome = train_steps(run, progress)
     finally:
         progress.close(outcome, budget.iters, budget.elapsed())
+        if run.log is not None:
+            run.log.close()
     if outcome == "diverged":
         record_event(paths, "diverged", step=run.budget.iters)
         write_state(paths, status="diverged", **progress_row(run))
