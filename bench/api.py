@@ -52,7 +52,7 @@ def compute_metric(
 
         >>> kid = api.compute_metric(real_a, data="emoji-faces", protocol="kid200_full", detector="effnet-lite0",
         ...                          out=results)
-        >>> 0 <= kid < 0.05
+        >>> abs(kid) < 0.05   # KID is unbiased: about 0 (either side) for images of one distribution
         True
     """
     from bench.metrics.protocols import PROTOCOLS

@@ -28,19 +28,23 @@ from models.registry import (
 )
 
 
-def _import_all() -> None:
-    """Import every module of this package; warn about a file whose name cannot be a module's."""
-    for info in pkgutil.iter_modules(__path__):
+def import_all(package: str, path: list[str]) -> list[str]:
+    """Import every module of ``package`` (its folders ``path``); warn about a file whose name cannot be a
+    module's (it is not imported). Returns the names imported."""
+    imported = []
+    for info in pkgutil.iter_modules(path):
         if info.name.isidentifier():
-            importlib.import_module(f"{__name__}.{info.name}")
+            importlib.import_module(f"{package}.{info.name}")
+            imported.append(info.name)
         else:
-            where = Path(__path__[0]) / (info.name if info.ispkg else f"{info.name}.py")
+            where = Path(info.module_finder.path) / (info.name if info.ispkg else f"{info.name}.py")
             fix = info.name.replace("-", "_").replace(".", "_")
             warnings.warn(
                 f"{where}: not imported (its name is not a Python identifier), so its models are not registered; "
                 f"rename it, e.g. {fix if fix.isidentifier() else 'my_family'}",
                 stacklevel=2,
             )
+    return imported
 
 
 def family_modules() -> list[str]:
@@ -48,7 +52,7 @@ def family_modules() -> list[str]:
     return sorted({model_info(n).family for n in list_models() if model_info(n).module.startswith(f"{__name__}.")})
 
 
-_import_all()
+import_all(__name__, __path__)
 load_entry_points()
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "Sampling",
     "family_modules",
     "get_model",
+    "import_all",
     "list_models",
     "model_info",
     "param_counts",

@@ -25,6 +25,7 @@ from pathlib import Path
 import bad_cases_cli
 import bad_cases_data
 import bad_cases_files
+import bad_cases_train
 import pytest
 from bad_inputs import REGISTER, TEST_PROTOCOL, Case, Ctx, noise_png
 from clirun import Zygote
@@ -38,7 +39,9 @@ from bench.training.cell import run_cell
 from bench.training.options import LoopOptions
 
 KINDS = {
-    kind: cases for module in (bad_cases_cli, bad_cases_files, bad_cases_data) for kind, cases in module.CASES.items()
+    kind: cases
+    for module in (bad_cases_cli, bad_cases_files, bad_cases_data, bad_cases_train)
+    for kind, cases in module.CASES.items()
 }
 CASES = {f"{kind}: {name}": build for kind, cases in KINDS.items() for name, build in cases.items()}
 MIN_PER_KIND = 3

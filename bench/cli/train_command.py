@@ -98,7 +98,9 @@ def train_spec(args: argparse.Namespace) -> RunSpec:
         name, kwargs = models.parse_entry(given.pop("model"))
     except models.ModelConfigError as exc:
         raise BenchError(f"--model {args.model}: {exc}") from None
-    if given.get("protocols") == ("none",):
+    if "none" in given.get("protocols", ()):
+        if len(given["protocols"]) > 1:
+            raise BenchError("--protocol none: means no metrics (snapshots and grids only); pass it alone")
         given["protocols"] = ()
     _check_names(given)
     try:

@@ -80,7 +80,7 @@ def folder_resolution(folder: Path) -> int:
 
     from bench.data.images import list_image_files
 
-    files = list_image_files(_folder(folder))
+    files = list_image_files(_folder(folder, "--folder"))
     if not files:
         raise BenchError(f"--folder {folder}: no image files in it; add images or fix the path")
     try:
@@ -96,9 +96,9 @@ def folder_resolution(folder: Path) -> int:
     return size[0]
 
 
-def _folder(folder: Path) -> Path:
+def _folder(folder: Path, flag: str) -> Path:
     if not Path(folder).is_dir():
-        raise BenchError(f"{folder}: not a folder; pass a folder of images")
+        raise BenchError(f"{flag} {folder}: not a folder; pass a folder of images")
     return Path(folder).resolve()
 
 
@@ -106,8 +106,9 @@ def load_images(folder: Path, resolution: int, cache_dir: Path, flag: str) -> An
     """A folder's images at ``resolution`` (cached like a ``folder:PATH`` dataset); errors name ``flag``."""
     from bench.data.catalog import load_dataset
 
+    root = _folder(folder, flag)
     try:
-        return load_dataset(f"folder:{_folder(folder)}", resolution, cache_dir=cache_dir)
+        return load_dataset(f"folder:{root}", resolution, cache_dir=cache_dir)
     except BenchError as exc:
         raise BenchError(f"{flag} {folder}: {exc}") from None
 
@@ -116,13 +117,27 @@ def reference_set(data: str | None, ref_folder: Path | None, resolution: int, ou
     """The reference side: dataset ``data`` or the images of ``ref_folder``, at ``resolution``."""
     from bench.data.catalog import load_dataset
 
-    if (data is None) == (ref_folder is None):
-        raise BenchError("eval: give the reference as --data DATASET or --ref-folder DIR (one of them)")
+    _check_reference(data, ref_folder)
     data_cache, _ = cache_dirs(out)
     if ref_folder is not None:
         return load_images(ref_folder, resolution, data_cache, "--ref-folder")
     try:
         return load_dataset(data, resolution, cache_dir=data_cache, resize_filter=resize_filter)
+    except BenchError as exc:
+        raise BenchError(f"--data {data}: {exc}") from None
+
+
+def _check_reference(data: str | None, ref_folder: Path | None) -> None:
+    """One reference is given: a known dataset name, or an existing folder (before anything is loaded)."""
+    from bench.data.catalog import check_dataset_name
+
+    if (data is None) == (ref_folder is None):
+        raise BenchError("eval: give the reference as --data DATASET or --ref-folder DIR (one of them)")
+    if ref_folder is not None:
+        _folder(ref_folder, "--ref-folder")
+        return
+    try:
+        check_dataset_name(data)
     except BenchError as exc:
         raise BenchError(f"--data {data}: {exc}") from None
 
@@ -199,10 +214,11 @@ def score_folder(
     protocols = list(protocols or [DEFAULT_PROTOCOL])
     pr_detector = pr_detector or metrics.PR_DETECTOR
     _check(protocols, detector, pr_detector)
+    _check_reference(data, ref_folder)
     resolution = resolution or folder_resolution(folder)
     data_cache, metric_cache = cache_dirs(out)
-    reference = reference_set(data, ref_folder, resolution, out, "lanczos")
     scored = load_images(folder, resolution, data_cache, "--folder")
+    reference = reference_set(data, ref_folder, resolution, out, "lanczos")
     dev, cache = resolve_device(device), metrics.DetectorCache()
     rows = []
     for name in dict.fromkeys(protocols):
@@ -222,6 +238,6 @@ def score_folder(
             spec, num_gen=n, weights="images", bn_mode="none", bn_stats="none", gen_batch=0, kid_subset_size=kid
         )
         shared = time.perf_counter() - t0
-        where = {"scored": f"folder:{_folder(folder)}", "against": reference.name}
+        where = {"scored": f"folder:{_folder(folder, '--folder')}", "against": reference.name}
         rows += [where | row for row in score_features(spec, real, fake, shared, dev)]
     return rows

@@ -4,8 +4,8 @@ The JSONL files (``evals.jsonl``, ``events.jsonl``, ``state.json``) stay the sou
 events are a view for ``tensorboard --logdir results/runs``: the mean training losses at every log
 step (``loss/<name>``), every metric at each evaluation (``metric/<metric>``, KID's ``.../std`` too;
 x axis: the training step) and each sample grid (``samples``). Nothing is written when it is off.
-A resumed run starts a new event file with ``purge_step`` at its checkpoint's step, so TensorBoard
-drops what the interrupted process logged after it.
+A resumed run starts a new event file with ``purge_step`` just after its checkpoint's step, so
+TensorBoard drops what the interrupted process logged after the checkpoint (it is logged again).
 
 Needs the ``tensorboard`` package (``pip install 'fewshot-gan-bench[tensorboard]'``);
 :func:`check_tensorboard` says so in one line before a run starts.
@@ -24,9 +24,14 @@ from bench.errors import BenchError
 FOLDER = "tensorboard"  # under the run folder
 
 
+def tensorboard_installed() -> bool:
+    """Whether the ``tensorboard`` package can be imported (without importing it)."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def check_tensorboard() -> None:
     """Raise a one-line :class:`BenchError` when the ``tensorboard`` package is not installed."""
-    if importlib.util.find_spec("tensorboard") is None:
+    if not tensorboard_installed():
         raise BenchError(
             "--tensorboard: the tensorboard package is not installed; pip install 'fewshot-gan-bench[tensorboard]' "
             "(or pip install tensorboard), or drop --tensorboard"
@@ -37,11 +42,12 @@ class TensorBoardLog:
     """One run's event writer: losses, metric rows and sample grids, each at its training step."""
 
     def __init__(self, run_dir: Path, start_step: int) -> None:
-        """Events go to ``<run_dir>/tensorboard/``; ``start_step`` > 0 (a resume) purges later events."""
+        """Events go to ``<run_dir>/tensorboard/``; ``start_step`` > 0 (a resume from that step's checkpoint)
+        purges the events logged after it."""
         check_tensorboard()
         from torch.utils.tensorboard import SummaryWriter
 
-        purge = start_step if start_step > 0 else None
+        purge = start_step + 1 if start_step > 0 else None
         self.writer = SummaryWriter(log_dir=str(Path(run_dir) / FOLDER), purge_step=purge)
 
     def losses(self, step: int, values: Mapping[str, float]) -> None:
