@@ -56,7 +56,8 @@ def train_steps(run: Run, progress: CellProgress | None) -> str:
             if bool(bad):  # the one host-device sync, every log_every steps
                 run.budget.pause()
                 return "diverged"
-            _log_losses(run, progress, {k: float(v) / counts[k] for k, v in sums.items()})
+            if progress is not None or run.log is not None:  # perf's loop has neither: no host copies
+                _log_losses(run, progress, {k: float(v) / counts[k] for k, v in sums.items()})
             sums, counts = {}, {}
         if progress is not None:
             _move(run, progress)
