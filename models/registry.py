@@ -62,6 +62,7 @@ class ModelInfo:
     doc: str = ""  # the builder's docstring (what the name is, its G/D parameter counts)
     init_from: str | None = None  # finetune names: the registered model whose checkpoint init_from must hold
     sources: Mapping[str, Source] = field(default_factory=dict)  # comparison models: SOURCE_GROUPS -> Source
+    module: str = ""  # the builder's module (``models.<family>``, or a plugin's: models.plugins)
 
 
 _BUILDERS: dict[str, Builder] = {}
@@ -91,12 +92,15 @@ def register_model(
         for name in names:
             if name in _BUILDERS:
                 raise ModelConfigError(f"model name {name!r} is already registered")
-        family = fn.__module__.rsplit(".", 1)[-1]
+        module = fn.__module__
+        family = module.rsplit(".", 1)[-1]
         doc = inspect.cleandoc(fn.__doc__ or "")
         groups = MappingProxyType(dict(sources or {}))
         for name in names:
             _BUILDERS[name] = fn
-            _INFO[name] = ModelInfo(name, family, recipe, MappingProxyType(dict(tiny or {})), doc, init_from, groups)
+            _INFO[name] = ModelInfo(
+                name, family, recipe, MappingProxyType(dict(tiny or {})), doc, init_from, groups, module
+            )
         return fn
 
     return deco
@@ -130,7 +134,7 @@ def check_model_name(name: str) -> None:
         return
     close = difflib.get_close_matches(name, list(_BUILDERS), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(list_models())}"
-    raise ModelConfigError(f"unknown model {name!r}; {hint}")
+    raise ModelConfigError(f"unknown model {name!r}; {hint} (a plugin's model: pass --plugin MODULE)")
 
 
 def model_info(name: str) -> ModelInfo:

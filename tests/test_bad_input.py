@@ -28,6 +28,7 @@ import bad_cases_files
 import bad_cases_numbers
 import bad_cases_results
 import bad_cases_tensors
+import bad_cases_train
 import pytest
 from bad_inputs import REGISTER, TEST_PROTOCOL, Case, Ctx, noise_png
 from clirun import Zygote
@@ -48,6 +49,7 @@ for _module in (
     bad_cases_numbers,
     bad_cases_tensors,
     bad_cases_results,
+    bad_cases_train,
 ):
     for _kind, _cases in _module.CASES.items():  # a later module may add cases to a kind
         assert not KINDS.get(_kind, {}).keys() & _cases.keys(), f"{_kind}: a case name given twice"

@@ -2,8 +2,10 @@
 
 Bad input raises :class:`bench.errors.BenchError` (or a model configuration error); it is printed
 as one line on stderr and the process exits with code 2. Each subcommand lives beside its
-siblings in :mod:`bench.cli.suite_commands` (run, status, cancel, calibrate, report) and
-:mod:`bench.cli.tool_commands` (list, eval, generate, import-official, prepare, perf).
+siblings in :mod:`bench.cli.suite_commands` (run, status, cancel, calibrate, report),
+:mod:`bench.cli.train_command` (train: one run without a suite file) and
+:mod:`bench.cli.tool_commands` (list, eval, generate, import-official, prepare, perf). Every
+subcommand takes ``--plugin MODULE`` (:mod:`models.plugins`), imported before it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
-from bench.cli import suite_commands, tool_commands
+from bench.cli import suite_commands, tool_commands, train_command
 from bench.cli.registry import COMMANDS
 from bench.errors import BenchError
 from bench.training.threads import limit_threads
@@ -35,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     suite_commands.add_parsers(sub)
+    train_command.add_parsers(sub)
     tool_commands.add_parsers(sub)
+    for p in sub.choices.values():
+        p.add_argument(
+            "--plugin", action="append", metavar="MODULE",
+            help="import this module (a name or a .py file) first: it registers more models (repeatable)",
+        )  # fmt: skip
     return parser
 
 
@@ -66,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> tuple[int, str | None]:
     """The command's exit code and, for bad input or an unmet precondition, its one-line message."""
     try:
+        if args.plugin:
+            from models.plugins import load_plugins
+
+            load_plugins(args.plugin)
         return COMMANDS[args.command](args), None
     except BenchError as exc:
         return 2, " ".join(str(exc).split("\n"))

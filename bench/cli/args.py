@@ -2,8 +2,11 @@
 
 A dataclass field becomes a flag when its ``metadata`` has ``help``: the flag is ``--<name>`` with
 dashes (or ``metadata["flag"]``), its type follows the annotation (or ``metadata["parse"]``, a
-name in :data:`PARSERS`), and ``metadata["choices"]`` restricts it. :func:`flag_values` reads the
-values back for the dataclass.
+name in :data:`PARSERS`), ``metadata["choices"]`` restricts it and ``metadata["required"]`` makes it
+required (``metadata["metavar"]`` names its value). A command may give the metadata of another
+module's dataclass by field name instead, in the order of its flags (``meta``: ``train`` makes its
+flags from :class:`bench.plan.specs.RunSpec`'s fields this way).
+:func:`flag_values` reads the values back for the dataclass.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,41 +100,67 @@ def csv_tuple(text: str) -> tuple[str, ...]:
     return tuple(csv_list(text) or ())
 
 
+def fractions(text: str) -> tuple[float, ...]:
+    """``'0.25,0.5,1'`` -> ``(0.25, 0.5, 1.0)``: numbers in (0, 1]."""
+    try:
+        values = tuple(float(t) for t in csv_list(text) or ())
+    except ValueError:
+        values = ()
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in (0, 1], e.g. 0.5,1, got {text!r}")
+    return values
+
+
 _PARSERS: dict[Any, Callable[[str], Any]] = {int: count, float: positive, str: str, Path: Path}
 PARSERS: dict[str, Callable[[str], Any]] = {
     "count": count, "positive": positive, "nonnegative": nonnegative, "resolution": resolution,
-    "int_list": int_list, "csv": csv_tuple,
+    "int_list": int_list, "csv": csv_tuple, "fractions": fractions,
 }  # fmt: skip
 
 
-def add_dataclass_flags(group: Any, cls: type, *, keep_defaults: bool, skip: tuple[str, ...] = ()) -> None:
+def add_dataclass_flags(
+    group: Any,
+    cls: type,
+    *,
+    keep_defaults: bool,
+    skip: tuple[str, ...] = (),
+    meta: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
     """One flag per field of ``cls`` whose metadata has ``help``.
 
     ``keep_defaults``: the flag's default is the field's (else None: "not given", so a merge with
-    other sources can tell the flags the user passed).
+    other sources can tell the flags the user passed). ``meta``: the fields' metadata by name, used
+    instead of their own, in this order (fields it leaves out get no flag).
     """
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        meta = f.metadata
-        if "help" not in meta or f.name in skip:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for f in fields.values() if meta is None else [fields[name] for name in meta]:
+        meta_f = f.metadata if meta is None else meta[f.name]
+        if "help" not in meta_f or f.name in skip:
             continue
         base = _base_type(hints[f.name])
-        kw: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+        kw: dict[str, Any] = {"dest": f.name, "help": meta_f["help"], "required": bool(meta_f.get("required"))}
         if base is bool:
             kw["action"] = "store_true"
-        elif typing.get_origin(base) is tuple and "parse" not in meta:
+        elif typing.get_origin(base) is tuple and "parse" not in meta_f:
             kw["action"] = "append"
         else:
-            kw["type"] = PARSERS[meta["parse"]] if "parse" in meta else _PARSERS.get(base, str)
-        if "choices" in meta:
-            kw["choices"] = meta["choices"]
+            kw["type"] = PARSERS[meta_f["parse"]] if "parse" in meta_f else _PARSERS.get(base, str)
+        for key in ("choices", "metavar"):
+            if key in meta_f:
+                kw[key] = meta_f[key]
         if keep_defaults and f.default is not dataclasses.MISSING:
             kw["default"] = f.default
         elif base is not bool:
             kw["default"] = None
-        group.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kw)
+        group.add_argument(meta_f.get("flag", "--" + f.name.replace("_", "-")), **kw)
 
 
-def flag_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The values of ``cls``'s flags in ``args`` (fields without a flag are left out)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if "help" in f.metadata}
+def flag_values(
+    args: argparse.Namespace, cls: type, meta: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The values of ``cls``'s flags in ``args`` (fields without a flag are left out; ``meta`` as above)."""
+    flagged = [
+        f.name for f in dataclasses.fields(cls) if "help" in (f.metadata if meta is None else meta.get(f.name, {}))
+    ]
+    return {name: getattr(args, name) for name in flagged}

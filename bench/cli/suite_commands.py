@@ -53,8 +53,11 @@ def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any
     """The loaded suite and its cells selected by ``--models`` / ``--datasets``; budgets converted to
     this device (bench.tools.conversion) unless ``convert`` is False."""
     from bench.plan.suites import filter_cells, load_suite
+    from bench.results.adhoc import TRAIN_SUITE
     from bench.tools.conversion import budget_conversion
 
+    if args.suite == TRAIN_SUITE:
+        return _train_suite(args)
     ratio = None
     if convert:
         ratio = budget_conversion(
@@ -83,10 +86,24 @@ def suite_scored_with(args: argparse.Namespace) -> tuple[Any, list[Any], str | N
     return suite, cells, None
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """The suite subcommands' parsers."""
-    p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
-    add_suite_args(p)
+def _train_suite(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The implicit suite of the ``train`` command's runs (bench.results.adhoc), as they were made."""
+    from bench.plan.suites import filter_cells
+    from bench.results.adhoc import TRAIN_SUITE, stored_suite
+
+    changing = {"--detector": args.detector, "--pr-detector": args.pr_detector, "--init-from": args.init_from,
+                "--speed-ratio": args.speed_ratio, "--calibration": args.calibration,
+                "--budget-scale": None if args.budget_scale == 1.0 else args.budget_scale}  # fmt: skip
+    if given := [flag for flag, value in changing.items() if value is not None]:
+        raise BenchError(
+            f"{given[0]}: the runs of --suite {TRAIN_SUITE} keep the settings they were made with; drop it"
+        )
+    suite = stored_suite(args.out, TRAIN_SUITE)
+    return suite, filter_cells(suite, csv_list(args.models), csv_list(args.datasets))
+
+
+def add_launch_args(p: argparse.ArgumentParser, devices: bool = True) -> None:
+    """The flags of where and how cells run (``run``, ``train``): device, progress, checkpoints, launcher."""
     p.add_argument(
         "--dry-run", action="store_true",
         help="print the plan, its total budget and what a run would still need here (prepare commands), and exit",
@@ -98,16 +115,32 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="auto (cuda if available; a suite with budget.accelerator = 'gpu' refuses to train without it), "
         "cpu (trains such a suite anyway), cuda, cuda:N",
     )  # fmt: skip
-    p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices; cpu)")
+    if devices:
+        p.add_argument(
+            "--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices; cpu)"
+        )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=positive, default=900.0, help="training seconds between checkpoints")
     p.add_argument(
         "--deterministic", action="store_true", help="deterministic GPU kernels: bitwise-repeatable runs, slower"
     )
+    p.add_argument(
+        "--tensorboard", action="store_true",
+        help="also write TensorBoard events (losses, metrics, sample grids) to each run's tensorboard/ folder "
+        "(needs pip install 'fewshot-gan-bench[tensorboard]'; the JSONL files stay the record)",
+    )  # fmt: skip
     group = p.add_argument_group("launcher", "where cells run; these flags override the suite's [slurm] block")
     add_dataclass_flags(group, LaunchSettings, keep_defaults=False)
-    p = sub.add_parser("status", help="table of a suite's cells with state, progress and best FID")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The suite subcommands' parsers."""
+    p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
     add_suite_args(p)
+    add_launch_args(p)
+    p = sub.add_parser("status", help="table of a suite's cells (or one run's) with state, progress and best FID")
+    add_suite_args(p, required=False)
+    p.add_argument("--run", type=Path, help="one run folder (results/runs/<suite>/<run_id>) instead of a suite")
     p.add_argument("--wide", action="store_true", help="a row per cell with its run id")
     p = sub.add_parser("cancel", help="cancel the suite's queued and running SLURM jobs")
     add_suite_args(p)
@@ -140,6 +173,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 @command("run")
 def cmd_run(args: argparse.Namespace) -> int:
     """Train and evaluate every cell not yet done (here, on a device pool, or as jobs); print the tables."""
+    if args.devices is not None:
+        from bench.launchers.pool import parse_devices
+
+        parse_devices(args.devices)  # a bad list is refused before anything else
+    suite, cells = suite_and_cells(args)
+    return launch_cells(args, suite, cells)
+
+
+def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
+    """Run (or submit) ``cells`` of ``suite`` as ``args`` (the flags of :func:`add_launch_args`) say; print
+    the plan and the results; the exit code (1 when a cell failed)."""
     from bench.launchers.base import get_launcher
     from bench.launchers.checks import check_models, missing_before_run, preflight
     from bench.launchers.pool import DevicePool, check_devices, parse_devices
@@ -148,10 +192,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.results.io import check_writable_dir
     from bench.results.runs import cell_state
     from bench.training.options import LoopOptions
+    from bench.training.tblog import check_tensorboard
+    from models.plugins import loaded_plugins
 
-    devices = None if args.devices is None else parse_devices(args.devices)  # before anything else
-    suite, cells = suite_and_cells(args)
+    devices = None if getattr(args, "devices", None) is None else parse_devices(args.devices)
     settings = LaunchSettings.merged(suite.slurm, **flag_values(args, LaunchSettings))
+    if args.tensorboard:
+        check_tensorboard()
     if args.dry_run:
         check_models(suite, cells)  # a dry run validates what costs nothing to check
     else:
@@ -179,7 +226,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_devices(pool.devices)
     preflight(suite, cells, args.out, device=None if pool or not local else args.device, launcher=settings.launcher)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
-                       checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic)  # fmt: skip
+                       checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic,
+                       tensorboard=args.tensorboard, plugins=loaded_plugins())  # fmt: skip
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
     if pool is not None:
         return max(int(v.split()[-1]) for v in outcome.values())
@@ -234,7 +282,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from bench.report.summary import best_table
     from bench.results.variants import budget_variants
 
-    suite, cells, scored_with = suite_scored_with(args)
+    if args.run is not None:
+        from bench.results.adhoc import run_folder_suite
+
+        args.out, suite = run_folder_suite(args.run)
+        cells, scored_with = suite.cells, None
+    elif args.suite is None:
+        raise BenchError("status: give --suite NAME (or train, the runs of `train`) or --run DIR")
+    else:
+        suite, cells, scored_with = suite_scored_with(args)
     print(plan_table(suite, cells, args.out, wide=args.wide))
     if (jobs := jobs_table(cells, args.out)) is not None:
         print()

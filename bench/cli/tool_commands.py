@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.cli.args import add_dataclass_flags, count, resolution
 from bench.cli.listing import SECTIONS
 from bench.cli.registry import command
+from bench.cli.score_command import add_source_args, check_source_args, print_rows, score_any
 from bench.errors import BenchError
 from bench.plan.specs import RESIZE_FILTERS
 from bench.tools.gpucheck.settings import GpuCheckSettings
@@ -24,11 +25,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The tool subcommands' parsers."""
     p = sub.add_parser("list", help="registered models, datasets, protocols, detectors, suites and device profiles")
     p.add_argument("what", nargs="?", choices=SECTIONS, help="only this section (default: all)")
-    p = sub.add_parser("eval", help="re-score a run's saved snapshots and append the rows")
-    p.add_argument("--run", type=Path, required=True, help="run folder (results/runs/<suite>/<run_id>)")
-    p.add_argument("--checkpoint", default="all", help="snapshot file name, 'latest' or 'all' (default)")
-    p.add_argument("--protocol", action="append", help="metric name (repeatable; default: the run's own)")
-    p.add_argument("--detector", help="FID/KID detector name or torchscript:PATH (default: the run's own)")
+    p = sub.add_parser("eval", help="re-score a run's snapshots (rows appended), or score any generator or folder")
+    add_source_args(p)
+    p.add_argument("--checkpoint", default="all", help="--run: snapshot file name, 'latest' or 'all' (default)")
+    p.add_argument(
+        "--protocol", action="append", help="metric name (repeatable; default: the run's own; --folder: fid5k_full)"
+    )
+    p.add_argument(
+        "--detector", help="FID/KID detector name or torchscript:PATH (default: the run's own; --folder: inception-v3)"
+    )
     p.add_argument("--pr-detector", help="precision/recall detector (default: the run's own, vgg16-fc2)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder holding the caches")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -80,19 +85,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 @command("eval")
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Re-score snapshots offline; print the new rows."""
+    """Re-score a run's snapshots offline (appending the rows), or score a network or folder; print the rows."""
     from bench.results.io import check_writable_dir
     from bench.results.runs import cache_dirs
     from bench.tools.rescore import rescore
 
+    check_source_args(args)
     check_writable_dir(args.out, "--out", folders=cache_dirs(Path()))
-    rows = rescore(
-        args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
-        detector=args.detector, pr_detector=args.pr_detector, device=args.device,
-    )  # fmt: skip
-    for r in rows:
-        std = f" ± {r['std']:.4g}" if r.get("std") is not None else ""
-        print(f"{r['snapshot']}  {r['metric']} = {r['value']:.4g}{std}  [{r['detector']}, {r['mode']}]")
+    if args.run is None:
+        rows = score_any(args)
+    else:
+        rows = rescore(
+            args.run, out=args.out, snapshot=args.checkpoint, protocols=args.protocol,
+            detector=args.detector, pr_detector=args.pr_detector, device=args.device,
+        )  # fmt: skip
+    print_rows(args, rows)
     return 0
 
 

@@ -234,7 +234,7 @@ def evaluate(
         for name in group:
             i = used.index(det_of[name])
             spec = make_spec(name, dets[i], dataset, seed=seed, weights=weights, sampling=model.sampling)
-            rows[name] = _score(spec, real[i], fake[i], shared, device)
+            rows[name] = score_features(spec, real[i], fake[i], shared, device)
     return [row for name in names for row in rows[name]]
 
 
@@ -298,10 +298,10 @@ class _Stacked:
         return [np.ascontiguousarray(part) for part in np.split(feats, np.cumsum(self.widths)[:-1], axis=1)]
 
 
-def _score(
+def score_features(
     spec: EvalSpec, real: np.ndarray, fake: np.ndarray, shared: float, device: torch.device | str
 ) -> list[dict[str, Any]]:
-    """Result rows of one protocol."""
+    """Result rows of one protocol from both sets' features (``shared``: seconds spent featurizing)."""
     t0 = time.perf_counter()
     if spec.kind == "fid":
         values = {spec.metric: (fid_from_features(real, fake), None)}

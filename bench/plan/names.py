@@ -158,7 +158,7 @@ def check_model(name: str) -> None:
         return
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(known))}"
-    raise BenchError(f"unknown model {name!r}; {hint}")
+    raise BenchError(f"unknown model {name!r}; {hint} (a plugin's model: pass --plugin MODULE)")
 
 
 def check_detector(name: str) -> None:

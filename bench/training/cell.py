@@ -10,6 +10,7 @@ from bench.results.lock import LockBusy, RunLock
 from bench.results.runs import RunPaths, read_state, write_state
 from bench.training.loop import train
 from bench.training.options import LoopOptions
+from models.plugins import load_plugins
 
 
 def run_cell(spec: RunSpec, opts: LoopOptions) -> str:
@@ -18,6 +19,7 @@ def run_cell(spec: RunSpec, opts: LoopOptions) -> str:
     Returns the cell's status afterwards ('done', 'diverged', 'todo' when interrupted, 'running'
     when another process holds the lock, 'failed' on an exception, which is recorded and re-raised).
     """
+    load_plugins(opts.plugins)  # a launched job imports the plugins its model may come from
     paths = RunPaths.of(opts.out, spec)
     if read_state(paths)["status"] in ("done", "diverged"):
         return read_state(paths)["status"]

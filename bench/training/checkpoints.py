@@ -9,7 +9,7 @@ import torch
 
 import models
 from bench.data.sampler import Sampler
-from bench.errors import CheckpointError
+from bench.errors import BenchError, CheckpointError
 from bench.files import regular_file
 from bench.plan.budget import Budget
 from bench.plan.specs import RunSpec
@@ -114,9 +114,11 @@ def load_latest_checkpoint(
 
 
 def save_snapshot(paths: RunPaths, spec: RunSpec, model: models.GANModel, step: int) -> Path:
-    """Weights only (G, D, EMA), for re-scoring, sample grids and interpolations."""
+    """Weights only (G, D, EMA), for re-scoring, sample grids and interpolations, with the run's spec (plain
+    JSON types): the file alone rebuilds its model (:func:`read_exported`; ``eval --network FILE``)."""
     path = paths.snapshots / f"snap-{step:08d}.pt"
-    snap = {"format": CKPT_FORMAT, "model_name": spec.model, "resolution": spec.resolution, "step": step}
+    snap = {"format": CKPT_FORMAT, "model_name": spec.model, "resolution": spec.resolution, "step": step,
+            "spec": spec.to_dict()}  # fmt: skip
     atomic_torch_save(path, snap | {"model": model.state_dict()})
     return path
 
@@ -162,6 +164,29 @@ def read_snapshot(run_dir: Path, snapshot: str | None = None) -> tuple[Path, dic
     if problem is not None:
         raise _unfit(path, problem[:120])
     return path, snap
+
+
+def read_exported(path: Path) -> tuple[RunSpec, dict[str, Any]]:
+    """A snapshot file away from its run folder: (its run's spec, the snapshot), loaded weights-only.
+
+    Snapshots carry their run's spec; an older one without it needs its run folder (the error says so).
+    """
+    snap, problem = _read(Path(path))
+    if problem is None and (problem := header_problem(snap)) is None and not isinstance(snap.get("spec"), dict):
+        raise CheckpointError(
+            f"{path}: a snapshot without its run's spec (written before snapshots carried it); pass its run "
+            "folder, or the snapshot inside it (results/runs/<suite>/<run_id>/snapshots/...)"
+        )
+    if problem is not None:
+        raise CheckpointError(f"{path}: not a snapshot of this harness ({problem[:120]}); pass a snap-*.pt file")
+    try:
+        spec = RunSpec.from_dict(snap["spec"])
+        if not isinstance(spec.dataset, str) or not all(isinstance(k, str) for k in spec.model_kwargs):
+            raise TypeError("dataset or model_kwargs of the wrong type")
+    except (TypeError, ValueError, AttributeError, BenchError) as exc:
+        raise CheckpointError(f"{path}: its spec is not a run spec ({type(exc).__name__}: {exc})") from None
+    _check_owner(snap, spec, path)
+    return spec, snap
 
 
 def _unfit(path: Path, problem: str) -> CheckpointError:

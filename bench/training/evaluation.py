@@ -61,7 +61,8 @@ def evaluate_point(run: Run, point: float) -> list[dict[str, Any]]:
     _, metric_cache = cache_dirs(run.opts.out)
     t0 = time.perf_counter()
     with isolated_rng(run.model.device):
-        atomic_write_bytes(grid, sample_grid(run.model, run.spec.grid_size, seed=run.spec.seed + 1))
+        png = sample_grid(run.model, run.spec.grid_size, seed=run.spec.seed + 1)
+        atomic_write_bytes(grid, png)
         if run.detectors is None:
             run.detectors = metrics.DetectorCache()
         rows = metrics.evaluate(
@@ -80,6 +81,8 @@ def evaluate_point(run: Run, point: float) -> list[dict[str, Any]]:
         if eval_key(row) not in have:
             append_eval_row(run.paths, row)
     record_event(run.paths, "evaluated", step=step, point=point, seconds=time.perf_counter() - t0)
+    if run.log is not None:
+        run.log.evaluation(step, rows, png)
     return rows
 
 

@@ -22,6 +22,7 @@ from bench.training.options import LoopOptions
 from bench.training.progress import CellProgress
 from bench.training.setup import open_run
 from bench.training.state import Run, progress_row
+from bench.training.tblog import open_log
 
 
 def _nonfinite(losses: dict[str, Tensor]) -> Tensor:
@@ -56,8 +57,8 @@ def train_steps(run: Run, progress: CellProgress | None) -> str:
             if bool(bad):  # the one host-device sync, every log_every steps
                 run.budget.pause()
                 return "diverged"
-            if progress is not None:
-                progress.losses = {k: float(v) / counts[k] for k, v in sums.items()}
+            if progress is not None or run.log is not None:  # perf's loop has neither: no host copies
+                _log_losses(run, progress, {k: float(v) / counts[k] for k, v in sums.items()})
             sums, counts = {}, {}
         if progress is not None:
             _move(run, progress)
@@ -80,6 +81,14 @@ def train_steps(run: Run, progress: CellProgress | None) -> str:
     return "done"
 
 
+def _log_losses(run: Run, progress: CellProgress | None, means: dict[str, float]) -> None:
+    """The mean losses since the last log step, to the bar and the TensorBoard log (when there are)."""
+    if progress is not None:
+        progress.losses = means
+    if run.log is not None:
+        run.log.losses(run.budget.iters, means)
+
+
 def _checkpoint(run: Run) -> None:
     """A periodic checkpoint, the clock paused (not charged)."""
     run.budget.pause()
@@ -99,6 +108,7 @@ def _move(run: Run, progress: CellProgress) -> None:
 def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
     """Train (or resume) one run to the end of its budget. Returns the final status."""
     run = open_run(spec, opts, paths)
+    run.log = open_log(opts.tensorboard, paths.root, run.budget.iters)
     write_state(paths, status="running", **progress_row(run), error=None, device=device_info(run.model.device))
     budget = run.budget
     progress = CellProgress(spec, bar=opts.progress, fraction=budget.fraction(), step=budget.iters,
@@ -111,6 +121,8 @@ def train(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> str:
         outcome = "diverged"
     finally:
         progress.close(outcome, budget.iters, budget.elapsed())
+        if run.log is not None:
+            run.log.close()
     if outcome == "diverged":
         record_event(paths, "diverged", step=run.budget.iters)
         write_state(paths, status="diverged", **progress_row(run))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -19,3 +19,5 @@ class LoopOptions:
     should_stop: Callable[[], bool] | None = None  # polled every step; True = checkpoint and return
     deterministic: bool = False  # deterministic cuDNN/cuBLAS kernels: bitwise-repeatable GPU runs and resumes, slower
     data_capacity: int | None = None  # device bytes the dataset may take a quarter of (None: the device's memory)
+    tensorboard: bool = False  # also write TensorBoard events (losses, metrics, grids) to <run>/tensorboard/
+    plugins: tuple[str, ...] = field(default_factory=tuple)  # model plugins to import first (models.plugins)

@@ -50,7 +50,8 @@ def open_run(spec: RunSpec, opts: LoopOptions, paths: RunPaths) -> Run:
     _check_fingerprint(spec, dataset)
     model = build_model(spec, device, training=True)
     if not paths.spec.exists():
-        write_spec(paths, spec, model, dataset)
+        source = {"model_module": models.model_info(spec.model).module, "plugins": list(opts.plugins)}
+        write_spec(paths, spec, model, dataset, source)
     apply_speed_modes(model, spec)
     _remove_stale_temps(paths)
     for shared in cache_dirs(opts.out):  # caches other runs share: old temporaries only

@@ -26,6 +26,7 @@ class Run:
     budget: Budget
     sampler: Sampler
     detectors: Any = None  # bench.metrics.DetectorCache, created at the first evaluation
+    log: Any = None  # bench.training.tblog.TensorBoardLog with --tensorboard, else None
 
 
 def progress_row(run: Run) -> dict[str, Any]:
