@@ -1,7 +1,8 @@
 """Budgets per cell, as ``--dry-run``, ``status`` and ``report`` show them.
 
 A row says the reference-GPU-hours (scaled), the local seconds they convert to, the iteration or
-kimg cap, the speed ratio and where it came from (:mod:`bench.plan.sources`), and once a run has
+kimg cap, the speed ratio and where it came from (:mod:`bench.plan.sources`), a compute budget with
+the iterations, kimg and images it buys (:mod:`bench.plan.compute`), and once a run has
 trained the iterations, kimg and images it reached and which limit ended it. A cell whose own run
 folder is missing but which was run with other budget settings (:mod:`bench.results.variants`) shows
 that run, marked, with the flags that address it.
@@ -16,6 +17,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from bench.plan.compute import compute_fields
 from bench.plan.sources import describe_source, source_flags, source_label
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
@@ -41,6 +43,7 @@ def budget_row(spec: RunSpec, state: dict[str, Any], cell_spec: RunSpec | None =
         "images": None if kimg is None else round(kimg * 1000), "train_seconds": state.get("train_seconds"),
         "budget_applied": state.get("budget_applied"), "other_budget": cell_spec is not None,
         "flags": source_flags(spec, cell_spec), "device": device_summary(state["device"]) if running else "",
+        **compute_fields(spec),
     }  # fmt: skip
 
 
@@ -87,6 +90,14 @@ def _ratio(r: dict[str, Any]) -> str:
     return "--" if r["ref_hours"] is None else f"{r['speed_ratio']:.3g} {source_label(r['budget_source'])}"
 
 
+def _compute(r: dict[str, Any]) -> str:
+    """'60 s of cpu-epyc-zen4 x2 / 0.0602 s per it = 997 it, 7.98 kimg, 7,976 images' (empty without one)."""
+    if not r["compute_budget_s"]:
+        return ""
+    per_it = f"{r['compute_budget_s']:g} s of {r['compute_device']} / {r['compute_step_s']:.3g} s per it"
+    return f"{per_it} = {r['planned_iterations']:,} it, {r['planned_kimg']:.3g} kimg, {r['planned_images']:,} images"
+
+
 def table_text(rows: list[dict[str, Any]]) -> str:
     """The rows as a terminal table (github style)."""
     head = ["run_id", "model", "dataset", "res", "seed", "ref h", "local s", "cap", "speed ratio", "state",
@@ -95,6 +106,8 @@ def table_text(rows: list[dict[str, Any]]) -> str:
              _hours(r), _local(r), _caps(r), _ratio(r),
              r["status"], _num(r["iterations"]), _num(r["kimg"], ".3g") if r["kimg"] else "", _num(r["images"]),
              r["budget_applied"] or ""] for r in rows]  # fmt: skip
+    if any(r["compute_budget_s"] for r in rows):  # a compute budget and what it buys each row
+        body, head = [[*b, _compute(r)] for b, r in zip(body, rows, strict=True)], [*head, "compute budget (planned)"]
     if any(r["device"] for r in rows):  # where running cells run
         body, head = [[*b, r["device"]] for b, r in zip(body, rows, strict=True)], [*head, "device"]
     return tabulate(body, head, tablefmt="github", disable_numparse=True)
@@ -107,7 +120,11 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
              for code in dict.fromkeys(r["budget_source"] for r in timed)]  # fmt: skip
     if timed:
         lines.append("local s = ref h x 3600 / speed ratio x GPUs (reference-GPU-hours of the suite's reference_gpu)")
-    if len(timed) < len(rows):
+    if any(r["compute_budget_s"] for r in rows):
+        lines.append("compute budget: seconds of the named device per row, converted to each model's iterations by "
+                     "the step-cost model (its step counted on the meta device, timed by the device's roofline; "
+                     "bench/plan/compute.py): the same iterations on any machine")  # fmt: skip
+    if any(r["ref_hours"] is None and not r["compute_budget_s"] for r in rows):
         lines.append("cells without ref h: budgets in iterations or kimg only (the same run on any device)")
     scales = sorted({r["budget_scale"] for r in rows})
     if scales and scales != [1.0]:

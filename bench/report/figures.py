@@ -50,25 +50,41 @@ def _nonstandard_note(rows: pd.DataFrame) -> str:
     return f"\n[{legend(bad)}]" if bad else ""
 
 
-def _budget_lines(suite: SuiteLike, dataset: str) -> list[tuple[float, str]]:
-    specs = [c.spec for c in suite.cells if c.spec.dataset == dataset and c.spec.budget_hours is not None]
-    budgets = sorted({(s.budget_hours, s.budget_scale) for s in specs})
+def _budget_lines(suite: SuiteLike, dataset: str, axis: str) -> list[tuple[float, str]]:
+    """The dashed budget lines of ``axis`` (:func:`_time_axis`)."""
+    if axis == "fraction":
+        return [(1.0, "end of budget")]
+    specs = [c.spec for c in suite.cells if c.spec.dataset == dataset]
+    if axis == "compute":
+        plans = sorted({(s.compute["budget_s"], s.budget_scale, s.compute["device"]) for s in specs})
+        return [(b * k, f"budget {b:g} s of {d}" + (f" × scale {k:g}" if k != 1 else "")) for b, k, d in plans]
+    budgets = sorted({(s.budget_hours, s.budget_scale) for s in specs if s.budget_hours is not None})
     return [(h * k, f"budget {h:g} ref. GPU-h" + (f" × scale {k:g}" if k != 1 else "")) for h, k in budgets]
 
 
-def _time_axis(suite: SuiteLike, dataset: str) -> bool:
-    """Every cell on ``dataset`` has a time budget and no iteration cap: plot over reference
-    GPU-hours; else over the fraction of each run's budget reached (an iteration cap ends runs of
-    different models at different times, and may end them before their time budget)."""
+def _time_axis(suite: SuiteLike, dataset: str) -> str:
+    """The x axis of the curves on ``dataset``: 'compute' when every cell has a compute budget (the
+    compute used, in seconds of its reference device: one axis for every row); 'hours' when every cell
+    has a time budget and no iteration cap (reference GPU-hours); else 'fraction' of each run's budget
+    reached (an iteration cap ends runs of different models at different times)."""
     cells = [c for c in suite.cells if c.spec.dataset == dataset]
-    return all(c.spec.budget_seconds is not None and c.spec.max_iters is None for c in cells)
+    if all(c.spec.compute for c in cells):
+        return "compute"
+    return "hours" if all(c.spec.budget_seconds is not None and c.spec.max_iters is None for c in cells) else "fraction"
 
 
-def _positions(sub: pd.DataFrame, hours: bool) -> pd.Series:
-    """Each evaluation where it really happened: reference GPU-hours, or the budget fraction reached
-    (``budget_fraction``; rows written before it was recorded: their nominal ``eval_point``)."""
-    if hours:
-        return sub["ref_gpu_hours"]
+def _xlabel(suite: SuiteLike, dataset: str, axis: str) -> str:
+    if axis == "compute":
+        devices = sorted({c.spec.compute["device"] for c in suite.cells if c.spec.dataset == dataset})
+        return f"compute used (seconds of {' / '.join(devices)}, step-cost model)"
+    return "training time (reference GPU-hours)" if axis == "hours" else "fraction of the run's training budget reached"
+
+
+def _positions(sub: pd.DataFrame, axis: str) -> pd.Series:
+    """Each evaluation where it really happened: the compute used, reference GPU-hours, or the budget
+    fraction reached (``budget_fraction``; rows written before it was recorded: their nominal ``eval_point``)."""
+    if axis != "fraction":
+        return sub["compute" if axis == "compute" else "ref_gpu_hours"]
     reached = sub["budget_fraction"] if "budget_fraction" in sub.columns else pd.Series(float("nan"), sub.index)
     return reached.fillna(sub["eval_point"])
 
@@ -76,13 +92,13 @@ def _positions(sub: pd.DataFrame, hours: bool) -> pd.Series:
 def _plot_over_time(
     suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset: str, out_dir: Path
 ) -> list[Path]:
-    curves, used, hours = [], [], _time_axis(suite, dataset)
+    curves, used, axis = [], [], _time_axis(suite, dataset)
     for key in row_keys(suite):
         ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
         sub = rows[rows["run_id"].isin(ids)]
         if sub.empty:
             continue
-        sub = sub.assign(x=_positions(sub, hours))
+        sub = sub.assign(x=_positions(sub, axis))
         mean = sub.groupby("eval_point")[["x", "value"]].mean().sort_index()
         scale = 1e3 if table.kind == "kid" else 1.0
         curves.append(draw.Curve(_row_name(key), mean["x"].tolist(), (mean["value"] * scale).tolist()))
@@ -93,9 +109,9 @@ def _plot_over_time(
     title = f"{suite.name}: {name} ({table.metric}) over training on {dataset}, mean over seeds"
     fig = draw.curves_figure(
         curves,
-        _budget_lines(suite, dataset) if hours else [(1.0, "end of budget")],
+        _budget_lines(suite, dataset, axis),
         title=title + _nonstandard_note(pd.concat(used)),
-        xlabel="training time (reference GPU-hours)" if hours else "fraction of the run's training budget reached",
+        xlabel=_xlabel(suite, dataset, axis),
         ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
     )
     return draw.save(fig, out_dir / f"{table.metric}_over_time_{_slug(dataset)}")

@@ -17,6 +17,7 @@ from bench.errors import BenchError
 from bench.plan.specs import RunSpec
 from bench.report import gain
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
+from bench.report.structure import structure_notes
 
 SELECTION_RULES = {
     "best": "best {name} within the training budget over evaluations (the paper's rule)",
@@ -198,6 +199,7 @@ class ReportTable:
     unaligned_paper: tuple[PaperRow, ...]  # unaligned published rows of this protocol and detector (printed)
     protocol: str
     summary: str
+    structure: tuple[str, ...] = ()  # where the resolution changes a row's modules (bench.report.structure)
 
     @property
     def lower_is_better(self) -> bool:
@@ -397,6 +399,7 @@ def build_table(
         unaligned_paper=unaligned,
         protocol=protocol_text(rows[rows["metric"] == metric], metric),
         summary=_summary(suite.name, ctx.statuses),
+        structure=structure_notes(suite),
     )
 
 
