@@ -34,12 +34,16 @@ def _cgroup_quota() -> int | None:
 
 
 def limit_threads(cpus: int | None = None) -> int:
-    """``OMP_WAIT_POLICY=PASSIVE`` unless the user set it, then torch's intra-op threads capped at
-    :func:`usable_cpus` (and at ``cpus``, e.g. a SLURM task's); returns the thread count.
+    """``OMP_WAIT_POLICY=PASSIVE`` and ``OPENBLAS_NUM_THREADS=1`` unless the user set them, then torch's
+    intra-op threads capped at :func:`usable_cpus` (and at ``cpus``, e.g. a SLURM task's); returns the
+    thread count.
 
     Call it before anything imports torch (the CLI entry does), so the wait policy takes effect.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # numpy's OpenBLAS (KID's 100 small kernel products, FID's SVD) on one thread: its own threads
+    # spin beside torch's; on 2 busy cores KID200 took 10-18 s with 2 threads, 0.8 s with 1
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import torch
 
     threads = min(torch.get_num_threads(), usable_cpus(), cpus or usable_cpus())
