@@ -85,7 +85,8 @@ def compute_budget(
     except (BenchError, ValueError, TypeError) as exc:
         raise BenchError(f"kwargs: {exc}; fix them (the step is counted to convert the compute budget)") from None
     plan = ComputePlan.plan(budget["compute_seconds"], device, cost)
-    return {"max_iters": plan.iterations, "budget_pin": "iters", "compute": plan.to_dict()}
+    return {"budget_hours": None, "max_iters": plan.iterations, "max_kimg": None, "budget_pin": "iters",
+            "compute": plan.to_dict()}  # fmt: skip
 
 
 def compute_fields(spec: Any) -> dict[str, Any]:

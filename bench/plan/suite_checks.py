@@ -53,8 +53,8 @@ def check_models(data: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-OTHER_BUDGETS = (("budget", ("hours", "max_iters", "max_kimg", "pin", "speed_ratio")),
-                 ("model", ("budget_hours", "max_iters", "max_kimg", "budget_pin")))  # fmt: skip
+SUITE_BUDGETS = ("hours", "max_iters", "max_kimg", "pin", "speed_ratio")  # [budget] keys a compute budget excludes
+MODEL_BUDGETS = ("budget_hours", "max_iters", "max_kimg", "budget_pin")  # [models.X] keys it excludes
 
 
 def check_compute(data: dict[str, Any], where: str) -> list[str]:
@@ -63,8 +63,8 @@ def check_compute(data: dict[str, Any], where: str) -> list[str]:
     if "compute_seconds" not in b:
         return [f"{where}: budget.compute_device: set without budget.compute_seconds; add the budget or drop "
                 "the device"] if "compute_device" in b else []  # fmt: skip
-    others = [f"budget.{k}" for k in OTHER_BUDGETS[0][1] if k in b]
-    others += [f"models.{m}.{k}" for m, mt in model_tables(data) for k in OTHER_BUDGETS[1][1] if k in mt]
+    others = [f"budget.{k}" for k in SUITE_BUDGETS if k in b]
+    others += [f"models.{m}.{k}" for m, mt in model_tables(data) for k in MODEL_BUDGETS if k in mt]
     if others:
         return [f"{where}: budget.compute_seconds: a compute budget is the suite's one budget for every row, "
                 f"mixed here with {', '.join(others)}; remove those keys or budget.compute_seconds"]  # fmt: skip

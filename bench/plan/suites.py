@@ -2,14 +2,16 @@
 
 A suite file has the tables ``[suite]`` (name, description, include, paper_table, reference_gpu,
 resolution, resize_filter, datasets, seeds), ``[budget]`` (hours, max_iters, max_kimg, pin, speed_ratio,
-num_gpus, accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'),
+num_gpus, accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none';
+compute_seconds, compute_device: a compute budget, :mod:`bench.plan.compute`),
 ``[eval]`` (protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group,
 budget_hours, max_iters, max_kimg, budget_pin, kwargs, needs) and an optional ``[slurm]`` block. A
 budget is ``hours`` (reference-GPU-hours of training time), ``max_iters`` (an iteration cap:
 deterministic), ``max_kimg`` or several, the first limit reached ending the run unless a pin names
-the one that applies; a model's own keys win over ``[budget]``. ``include`` names other TOML files
-(relative to the including file) merged first, this file winning. Every problem in a file is
-reported at once, each with file and key.
+the one that applies; a model's own keys win over ``[budget]``. A compute budget is the suite's one
+budget for every row (never mixed with the others), converted to each model's iterations.
+``include`` names other TOML files (relative to the including file) merged first, this file
+winning. Every problem in a file is reported at once, each with file and key.
 """
 
 from __future__ import annotations

@@ -98,6 +98,17 @@ def _compute(r: dict[str, Any]) -> str:
     return f"{per_it} = {r['planned_iterations']:,} it, {r['planned_kimg']:.3g} kimg, {r['planned_images']:,} images"
 
 
+def compute_note(cells: list[Cell]) -> str:
+    """'Compute budget, the same for every row: 22 s of rtx-2080-ti (step-cost model): Baseline 798 it
+    (6.38 kimg), ...' for the cells with a compute budget ('' when none has one)."""
+    rows = {(c.group, c.label): compute_fields(c.spec) for c in cells if c.spec.compute}
+    if not rows:
+        return ""
+    budgets = sorted({f"{r['compute_budget_s']:g} s of {r['compute_device']}" for r in rows.values()})
+    each = [f"{label} {r['planned_iterations']:,} it ({r['planned_kimg']:.3g} kimg)" for (_, label), r in rows.items()]
+    return f"Compute budget per row: {' / '.join(budgets)} (step-cost model), i.e. {', '.join(each)}."
+
+
 def table_text(rows: list[dict[str, Any]]) -> str:
     """The rows as a terminal table (github style)."""
     head = ["run_id", "model", "dataset", "res", "seed", "ref h", "local s", "cap", "speed ratio", "state",

@@ -63,8 +63,7 @@ def caption_parts(table: ReportTable) -> list[tuple[str, bool]]:
         (f"{bold}.", False),
         *_paper_parts(table),
     ]
-    if table.structure:
-        parts.append((f"Modules at this resolution: {'; '.join(table.structure)}.", False))
+    parts += [(note, False) for note in table.notes]
     if table.any_flat:
         parts.append((f"{gain.LEGEND}.", False))
     if table.nonstandard_detectors:

@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     from bench.report.tables import SuiteLike
 
 
-def structure_notes(suite: SuiteLike) -> tuple[str, ...]:
-    """One sentence per row whose model reports a difference, built from the model itself (on the
-    meta device: no memory, no weights); rows whose model cannot be built are left out."""
+def structure_note(suite: SuiteLike) -> str:
+    """'Modules at this resolution: FastGAN at 32 px: G SLE 4→32 (...); ...' for the rows whose model
+    reports a difference, each built (on the meta device: no memory, no weights) from its spec; rows
+    whose model cannot be built are left out; '' when no row reports one."""
     import torch
 
     import models
@@ -32,4 +33,4 @@ def structure_notes(suite: SuiteLike) -> tuple[str, ...]:
             continue
         if said:
             notes[key] = f"{cell.label} at {spec.resolution} px: {', '.join(said)}"
-    return tuple(notes.values())
+    return f"Modules at this resolution: {'; '.join(notes.values())}." if notes else ""

@@ -16,8 +16,9 @@ from bench.data.paper import get_dataset_info
 from bench.errors import BenchError
 from bench.plan.specs import RunSpec
 from bench.report import gain
+from bench.report.budgets import compute_note
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
-from bench.report.structure import structure_notes
+from bench.report.structure import structure_note
 
 SELECTION_RULES = {
     "best": "best {name} within the training budget over evaluations (the paper's rule)",
@@ -199,7 +200,7 @@ class ReportTable:
     unaligned_paper: tuple[PaperRow, ...]  # unaligned published rows of this protocol and detector (printed)
     protocol: str
     summary: str
-    structure: tuple[str, ...] = ()  # where the resolution changes a row's modules (bench.report.structure)
+    notes: tuple[str, ...] = ()  # caption sentences: the compute budget, modules the resolution changes
 
     @property
     def lower_is_better(self) -> bool:
@@ -399,7 +400,7 @@ def build_table(
         unaligned_paper=unaligned,
         protocol=protocol_text(rows[rows["metric"] == metric], metric),
         summary=_summary(suite.name, ctx.statuses),
-        structure=structure_notes(suite),
+        notes=tuple(n for n in (compute_note(suite.cells), structure_note(suite)) if n),
     )
 
 
