@@ -27,7 +27,7 @@ from bench.results.runs import RunPaths, append_eval_row, write_state
 
 MODELS = {
     "baseline": "Baseline", "baseline-skip": "Baseline+Skip", "baseline-decode": "Baseline+decode",
-    "fastgan": "FastGAN", "stylegan2-lite": "StyleGAN2-lite", "biggan": "BigGAN",
+    "fastgan": "FastGAN", "stylegan2-diffaug": "StyleGAN2", "biggan": "BigGAN",
 }  # fmt: skip
 POINTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -77,7 +77,7 @@ FINALS = {  # seed -> final FID on emoji-faces
     "baseline-skip": [98.0, 105.0, 110.0],  # overlaps Baseline: inconclusive
     "baseline-decode": [70.0, 72.0, 74.0],  # clearly below Baseline: supported
     "fastgan": [60.0, 62.0, 64.0],
-    "stylegan2-lite": [40.0, 42.0, 44.0],  # clearly below FastGAN: contradicted
+    "stylegan2-diffaug": [40.0, 42.0, 44.0],  # clearly below FastGAN: contradicted
     "biggan": [90.0],  # seed 0 only: seed 1 pending, seed 2 diverged
 }
 
@@ -95,7 +95,7 @@ def test_the_committed_claims_are_the_papers_four(tmp_path: Path) -> None:
     study = load_suite(str(write_suite(tmp_path))).study
     assert study is not None and (study.selection, study.test, study.alpha) == ("last", "welch", 0.05)
     assert [(c.better, c.than) for c in study.claims] == [
-        ("baseline-skip", "baseline"), ("baseline-decode", "baseline"), ("fastgan", "stylegan2-lite"),
+        ("baseline-skip", "baseline"), ("baseline-decode", "baseline"), ("fastgan", "stylegan2-diffaug"),
         ("fastgan", "biggan"),
     ]  # fmt: skip
     assert study.pairs()[:3] == [
@@ -190,12 +190,13 @@ def test_cells_ties_and_missing_seeds(study_case) -> None:
     s = cells["fastgan"].summary(0.05)
     assert s.half == pytest.approx(4.303 * 2 / math.sqrt(3), abs=1e-3)
     assert (cells["biggan"].n, cells["biggan"].planned, cells["biggan"].diverged) == (1, 3, 1)
-    # StyleGAN2-lite has the best mean, but BigGAN's single seed cannot be told apart from it: a tie, no bold
-    assert table.best[0].best == "stylegan2-lite" and table.best[0].tied == {"stylegan2-lite", "biggan"}
+    # StyleGAN2 has the best mean, but BigGAN's single seed cannot be told apart from it: a tie, no bold
+    assert table.best[0].best == "stylegan2-diffaug" and table.best[0].tied == {"stylegan2-diffaug", "biggan"}
     md = render_markdown(build_study(suite, df, states=states))
-    assert "| StyleGAN2-lite  | 42 ± 2 [37, 47] n=3 (tie) †"  # 200 images: whole FIDs (words.digits_for) in md
-    assert "| BigGAN          | 90 1 seed: no interval; n=1/3, 1 diverged (tie) †" in md
-    assert "**" not in md.split("### KID")[0]
+    assert "| StyleGAN2       | 42 ± 2 [37, 47] n=3 (tie) " in md  # 200 images: whole FIDs (words.digits_for)
+    assert "| BigGAN          | 90 1 seed: no interval; n=1/3, 1 diverged (tie) |" in md
+    assert "†" not in md and md.count("**Non-standard detector** (effnet-lite0)") == 2  # one note per table
+    assert not [line for line in md.splitlines() if line.startswith("|") and "**" in line]  # no winner, no bold
 
 
 def test_a_clear_winner_is_bold(tmp_path: Path) -> None:
@@ -208,7 +209,7 @@ def test_a_clear_winner_is_bold(tmp_path: Path) -> None:
     df = frame(suite, finals)
     result = build_study(suite, df, states={c.spec.run_id: "done" for c in suite.cells})
     assert result.main.best[0].clear and result.claims == ()
-    assert "| FastGAN         | **52 ± 2** [47, 57] n=3 †" in render_markdown(result)
+    assert "| FastGAN         | **52 ± 2** [47, 57] n=3 |" in render_markdown(result)
     assert r"$\mathbf{52 \pm 2}$" in render_latex(result)
     assert "verdicts" not in verdict_text(suite, df).lower()  # no claims: nothing to print at the end of `run`
 
@@ -217,7 +218,7 @@ def test_outputs_say_what_the_numbers_are(study_case) -> None:
     suite, df, states = study_case
     result = build_study(suite, df, states=states)
     md, tex = render_markdown(result), render_latex(result)
-    assert "value per run: each run's last evaluation within its budget" in md
+    assert "- **Value per run:** each run's last evaluation within its budget." in md
     line = next(x for x in md.splitlines() if x.startswith("- the self-supervised decoder helps"))
     assert line.startswith("- the self-supervised decoder helps (Baseline+decode better than Baseline) on emoji-faces:")
     assert ": supported;" in line

@@ -9,6 +9,7 @@ computed from the numbers (:mod:`bench.report.study`)::
     test = "welch"           # "welch" (unpaired; the harness's seeds do not pair models) or "paired"
     alpha = 0.05             # intervals at 1 − alpha; verdicts at alpha after Holm over the claims
     ladder = ["baseline", "baseline-skip", "baseline-decode", "fastgan"]  # adjacent rows compared
+    eval_repeats = 5         # the evaluation's own spread: one final snapshot per row re-scored 5 more times
 
     [[study.claims]]
     name = "skip-layer excitation helps"
@@ -30,7 +31,9 @@ ALPHA = 0.05  # default level: two-sided tests, intervals at 1 − ALPHA
 TESTS = {"welch": "Welch's unpaired t", "paired": "paired t on per-seed differences"}  # study.test -> its name
 SELECTIONS = ("last", "best")  # and "mean-last-K" (K >= 2): the mean of each run's last K evaluations
 _MEAN_LAST = re.compile(r"mean-last-([2-9]|[1-9][0-9])")
-_KEYS = {"metric": str, "selection": str, "test": str, "alpha": (int, float), "ladder": list, "claims": list}
+MAX_EVAL_REPEATS = 50  # re-scorings of one snapshot with other evaluation seeds (each costs one evaluation)
+_KEYS = {"metric": str, "selection": str, "test": str, "alpha": (int, float), "ladder": list, "claims": list,
+         "eval_repeats": int}  # fmt: skip
 _CLAIM_KEYS = {"name": str, "better": str, "than": str, "source": str}
 
 
@@ -54,6 +57,7 @@ class Study:
     alpha: float = ALPHA
     ladder: tuple[str, ...] = ()
     claims: tuple[Claim, ...] = ()
+    eval_repeats: int = 0  # after the runs: each row's lowest-seed final snapshot re-scored with this many other seeds
 
     @property
     def last_k(self) -> int | None:
@@ -152,7 +156,10 @@ def read_study(raw: Any, models: list[str], protocols: list[str], where: str) ->
     if len(set(map(str, ladder))) < len(ladder):
         problems.append(f"{where}: study.ladder: a model listed twice; list each rung once")
     claims = _claims(t.get("claims", []), models, where, problems)
+    repeats = t.get("eval_repeats", 0)
+    if not 0 <= repeats <= MAX_EVAL_REPEATS:
+        problems.append(f"{where}: study.eval_repeats: {repeats}; use 0 (none) to {MAX_EVAL_REPEATS}, e.g. 5")
     if problems:
         return None, problems
-    study = Study(t.get("metric"), selection, t.get("test", "welch"), float(alpha), tuple(ladder), claims)
+    study = Study(t.get("metric"), selection, t.get("test", "welch"), float(alpha), tuple(ladder), claims, repeats)
     return study, []
