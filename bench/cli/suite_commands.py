@@ -230,7 +230,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     if pool is not None:
         states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
-            return _print_results(suite, cells, args.out, states)
+            return _print_results(suite, cells, args.out, states, device=args.device)
         check_devices(pool.devices)
     preflight(suite, cells, args.out, device=None if pool or not local else args.device, launcher=settings.launcher)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
@@ -239,11 +239,12 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
     if pool is not None:
         states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
-        return max(_print_results(suite, cells, args.out, states), *(int(v.split()[-1]) for v in outcome.values()))
+        printed = _print_results(suite, cells, args.out, states, device=args.device)
+        return max(printed, *(int(v.split()[-1]) for v in outcome.values()))
     if getattr(args, "pool_worker", False):
         return 1 if "failed" in outcome.values() else 0  # the pool prints the results once every worker is done
     if local:
-        return _print_results(suite, cells, args.out, outcome)
+        return _print_results(suite, cells, args.out, outcome, device=args.device)
     for run_id, what in outcome.items():
         print(f"{run_id}: {what}")
     if any(w.startswith("submitted") for w in outcome.values()):
@@ -252,12 +253,17 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     return 1 if "failed" in outcome.values() else 0
 
 
-def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, str]) -> int:
-    """The best-FID table, the study's verdicts and the cells' outcomes; the exit code (1 when a cell failed)."""
+def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, str], device: str = "auto") -> int:
+    """The evaluation spread a study asks for (``[study] eval_repeats``: bench.tools.evalnoise, on ``device``),
+    then the best-FID table, the study's verdicts and the cells' outcomes; the exit code (1 when a cell failed)."""
     from bench.report.study_render import verdict_text
     from bench.report.summary import best_table
     from bench.results.collect import collect
 
+    if suite.study is not None and suite.study.eval_repeats:
+        from bench.tools.evalnoise import measure_suite
+
+        measure_suite(cells, suite.study.eval_repeats, out=out, device=device)
     print()
     print(best_table(suite, cells, out))
     if suite.study is not None and suite.study.claims:

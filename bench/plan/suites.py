@@ -453,7 +453,9 @@ def load_suite(
     problems += _check_values(data, where, given) + _check_names(data, where) + _check_overrides(overrides)
     problems += seeds_problems(seeds)
     protocols = [str(p) for p in data["eval"].get("protocols", spec_default("protocols"))]
-    study, study_problems = read_study(given.get("study"), list(data["models"]), protocols, where)
+    suite_seeds = data["suite"].get("seeds", [spec_default("seed")])
+    planned = ("--seeds", list(seeds)) if seeds is not None else ("suite.seeds", suite_seeds)
+    study, study_problems = read_study(given.get("study"), list(data["models"]), protocols, where, planned)
     problems += study_problems
     if problems:
         raise SuiteError(f"{len(problems)} problem(s) in suite: " + "; ".join(problems))

@@ -7,7 +7,7 @@ table of the evaluation's own spread beside the spread over seeds (:mod:`bench.r
 
 from __future__ import annotations
 
-from bench.plan.studies import TESTS
+from bench.plan.studies import TESTS, Study
 from bench.report import gain
 from bench.report.study import StudyResult, StudyTable
 from bench.report.study_spread import Spread
@@ -23,6 +23,19 @@ def _level(result: StudyResult) -> str:
 
 def _seeds(n: int) -> str:
     return f"{n} seed" + ("" if n == 1 else "s")
+
+
+def seeds_text(seeds: tuple[int, ...]) -> str:
+    """'seed 4', 'seeds 0, 1, 2'."""
+    return f"seed{'s' * (len(seeds) != 1)} {', '.join(map(str, seeds))}"
+
+
+def tuning_text(study: Study) -> str:
+    """What was tuned before the study and on which seeds (``[study] tuned``, ``tuning_seeds``)."""
+    if not study.tuned:
+        return ("none declared: the rows run the settings the suite states ([study] tuned and tuning_seeds say what "
+                "was tuned and on which other seeds)")  # fmt: skip
+    return f"{study.tuned}; on {seeds_text(study.tuning_seeds)}, none of them a seed of this study"
 
 
 def caption(result: StudyResult, table: StudyTable) -> str:
@@ -49,6 +62,7 @@ def notes(result: StudyResult, table: StudyTable) -> list[tuple[str, str]]:
                    f"than every other row ({TESTS[result.study.test]}, {_level(result)}, unadjusted); otherwise the "
                    f"best and every row not told apart from it carry {TIE}; a row of one seed is told apart from "
                    "none."),
+        ("Tuning:", f"{tuning_text(result.study)}."),
     ]  # fmt: skip
     if table.nonstandard:
         warning = (f"({', '.join(table.nonstandard)}): these numbers rank this study's rows against each other only; "

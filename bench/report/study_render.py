@@ -31,7 +31,16 @@ from bench.report.study import (
     build_study,
 )
 from bench.report.study_figure import study_figure_files
-from bench.report.study_notes import TIE, caption, notes, spread_caption, spread_cells, spread_head
+from bench.report.study_notes import (
+    TIE,
+    caption,
+    notes,
+    seeds_text,
+    spread_caption,
+    spread_cells,
+    spread_head,
+    tuning_text,
+)
 from bench.report.words import fmt_number
 
 if TYPE_CHECKING:
@@ -209,7 +218,8 @@ def _verdicts_caption(result: StudyResult) -> str:
     return (
         "Computed from the numbers: supported when the Holm-adjusted p (over every claim on every dataset) is "
         f"below {result.study.alpha:g} with the claimed row better, contradicted when below it the other way, "
-        "inconclusive at this scale otherwise; a verdict says how many seeds it rests on."
+        f"inconclusive at this scale otherwise; a verdict says how many seeds it rests on. Study over "
+        f"{seeds_text(result.main.seeds)}; tuning: {tuning_text(result.study)}."
     )
 
 
@@ -372,5 +382,6 @@ def verdict_text(suite: StudySuite, df: pd.DataFrame, *, states: dict[str, str] 
     """The study's verdict lines as a block for the terminal ("" when the suite declares no claims)."""
     if suite.study is None or not suite.study.claims:
         return ""
-    lines = verdict_lines(build_study(suite, df, states=states))
-    return "\n".join([f"verdicts ({suite.name}, computed from the numbers):", *(f"  {line}" for line in lines)])
+    result = build_study(suite, df, states=states)
+    head = f"verdicts ({suite.name}, computed from the numbers over {seeds_text(result.main.seeds)}):"
+    return "\n".join([head, *(f"  {line}" for line in verdict_lines(result)), f"  tuning: {tuning_text(suite.study)}."])
