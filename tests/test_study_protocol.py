@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_cli import _image_folder
 from test_study import FINALS, _write_runs, curve, frame, rows_of, write_suite
 
 import bench.report as bench_report
@@ -22,7 +23,7 @@ from bench.report.selection import protocols_of
 from bench.report.study import build_study
 from bench.report.study_render import render_latex, render_markdown, study_csv, verdict_text
 from bench.report.study_spread import Spread, spreads
-from bench.results.collect import collect_eval_noise
+from bench.results.collect import collect, collect_eval_noise
 from bench.results.runs import RunPaths
 
 SPEC_KEYS = ["suite", "run_id", "model", "dataset", "seed"]  # collect_eval_noise adds them from the run's spec
@@ -163,3 +164,45 @@ def test_pool_workers_leave_the_results_to_the_pool(monkeypatch) -> None:
     assert worker_env(("cpu", "cpu", "cpu"), "cpu")["OMP_NUM_THREADS"] == "1"  # never 0
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     assert worker_env(("0", "cpu"), "0")["OMP_NUM_THREADS"] == "7"  # a CUDA worker keeps the environment's
+
+
+SPREAD_SUITE = """
+[suite]
+name = "spread"
+resolution = 32
+datasets = ["folder:{folder}"]
+seeds = [0, 1]
+[budget]
+max_iters = 4
+[eval]
+protocols = ["fid50_full"]
+detector = "effnet-lite0"
+fractions = [1.0]
+grid_size = 4
+[models.baseline]
+kwargs = {{ recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }}
+[study]
+eval_repeats = 2
+"""
+
+
+def test_run_measures_the_evaluation_spread_once(tmp_path: Path, capsys, one_thread) -> None:
+    """The end of `run`: the lowest seed's final snapshot scored twice more, into eval_noise.jsonl only
+    (evals.jsonl untouched); a second `run` scores nothing again; the study sets it beside the seeds."""
+    path = tmp_path / "spread.toml"
+    path.write_text(SPREAD_SUITE.format(folder=_image_folder(tmp_path / "imgs")))
+    argv = ["run", "--suite", str(path), "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    assert "final snapshot scored 2 more times" in capsys.readouterr().out
+    suite = load_suite(str(path))
+    first, second = (RunPaths.of(tmp_path, c.spec) for c in sorted(suite.cells, key=lambda c: c.spec.seed))
+    noise = [json.loads(line) for line in first.eval_noise.read_text().splitlines()]
+    assert [(r["eval_seed"], r["rescored"], r["step"]) for r in noise] == [(1_000_001, True, 4), (1_000_002, True, 4)]
+    trained = [json.loads(line) for line in first.evals.read_text().splitlines()]
+    assert not any(r.get("rescored") for r in trained) and not second.eval_noise.exists()
+    final = next(r["value"] for r in trained if r["step"] == 4)
+    assert len({final, *(r["value"] for r in noise)}) == 3  # other latents, other values: the evaluation's noise
+    assert main(argv) == 0
+    assert "more times" not in capsys.readouterr().out and len(first.eval_noise.read_text().splitlines()) == 2
+    (spread,) = build_study(suite, collect(tmp_path, "spread"), noise=collect_eval_noise(tmp_path, "spread")).spread
+    assert spread.evaluations == (final, *(r["value"] for r in noise)) and spread.seeds == 2
