@@ -234,7 +234,10 @@ def test_outputs_say_what_the_numbers_are(study_case) -> None:
     assert list(claims["verdict"]) == [c.verdict for c in result.claims]
     assert set(csv["section"]) == {"cell", "pair", "claim"}
     text = verdict_text(suite, df, states=states)
-    assert text.startswith("verdicts (st, computed from the numbers):") and text.count("\n  ") == 4
+    assert text.startswith("verdicts (st, computed from the numbers over seeds 0, 1, 2):")
+    assert text.count("\n  ") == 5 and text.endswith("\n  tuning: none declared: the rows run the settings the suite "
+                                                    "states ([study] tuned and tuning_seeds say what was tuned and "
+                                                    "on which other seeds).")  # fmt: skip
 
 
 def test_a_paired_study_names_its_test(study_case, tmp_path: Path) -> None:
@@ -290,7 +293,7 @@ def test_report_and_run_print_the_study(study_case, tmp_path: Path, capsys) -> N
     assert str(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") in printed
     assert "the self-supervised decoder helps" in (tmp_path / "tables" / "st-study.md").read_text()
     _print_results(suite, suite.cells, tmp_path, {c.spec.run_id: states[c.spec.run_id] for c in suite.cells})
-    verdicts = capsys.readouterr().out.split("verdicts (st, computed from the numbers):\n")[1].splitlines()[:4]
+    verdicts = capsys.readouterr().out.split("computed from the numbers over seeds 0, 1, 2):\n")[1].splitlines()[:4]
     assert [line.split(": ")[1].split(";")[0] for line in verdicts] == [
         "inconclusive at this scale",
         "supported",

@@ -16,7 +16,7 @@ from test_study import FINALS, _write_runs, curve, frame, rows_of, write_suite
 
 import bench.report as bench_report
 from bench.cli import main
-from bench.errors import SuiteError
+from bench.errors import BenchError, SuiteError
 from bench.launchers.pool import WORKER_FLAG, worker_argv, worker_env
 from bench.plan.suites import load_suite
 from bench.report.selection import protocols_of
@@ -206,3 +206,15 @@ def test_run_measures_the_evaluation_spread_once(tmp_path: Path, capsys, one_thr
     assert "more times" not in capsys.readouterr().out and len(first.eval_noise.read_text().splitlines()) == 2
     (spread,) = build_study(suite, collect(tmp_path, "spread"), noise=collect_eval_noise(tmp_path, "spread")).spread
     assert spread.evaluations == (final, *(r["value"] for r in noise)) and spread.seeds == 2
+
+
+def test_the_study_reads_only_the_suites_own_detector(tmp_path: Path) -> None:
+    """Rows re-scored with another detector (`eval --detector`) are another protocol: a metric only they
+    hold gets no study table, and a main metric only they hold is an error naming the fix."""
+    suite = load_suite(str(write_suite(tmp_path)))
+    df = frame(suite, FINALS)
+    df.loc[df["metric"] == "kid200_full", "detector"] = "inception-v3"
+    assert [t.metric for t in build_study(suite, df, states=_states(suite)).tables] == ["fid200_full"]
+    df["detector"] = "inception-v3"
+    with pytest.raises(BenchError, match="no fid200_full scored with its detector effnet-lite0 yet .* --detector NAME"):
+        build_study(suite, df, states=_states(suite))

@@ -213,9 +213,18 @@ class _Context:
     flat: set[str]
 
 
-def _table(suite: StudySuite, rows: pd.DataFrame, metric: str, study: Study, statuses: dict[str, str]) -> StudyTable:
+def own_protocol(suite: SuiteLike, rows: pd.DataFrame, metric: str) -> ProtocolKey | None:
+    """The protocol of ``metric`` scored with the suite's own detector (``eval.detector`` / ``pr_detector``,
+    or the ``--detector`` flags), never another one re-scoring added; None when there is none."""
+    declared = suite_detectors(suite, metric_kind(rows, metric))
+    return next((k for k in protocols_of(rows, metric, declared) if k.detector in declared), None)
+
+
+def _table(
+    suite: StudySuite, rows: pd.DataFrame, key: ProtocolKey, study: Study, statuses: dict[str, str]
+) -> StudyTable:
+    metric = str(key.metric)
     kind = metric_kind(rows, metric)
-    key = protocols_of(rows, metric, suite_detectors(suite, kind))[0]  # the suite's own detector's protocol
     mine = key.rows(rows)
     selected = run_values(mine, kind, study)
     selected = selected[selected.index.isin([r for r, s in statuses.items() if s == "done"])]
@@ -278,7 +287,14 @@ def build_study(
         have = ", ".join(sorted(set(rows["metric"].dropna())))
         raise BenchError(f"suite {suite.name!r}: study.metric {metric} is not in its results yet (have: {have})")
     statuses = run_statuses(suite, df, states)
-    tables = tuple(_table(suite, rows, m, study, statuses) for m in _metrics(suite, rows, metric))
+    keys = {m: own_protocol(suite, rows, m) for m in _metrics(suite, rows, metric)}
+    if keys[metric] is None:
+        detectors = ", ".join(suite_detectors(suite, metric_kind(rows, metric)))
+        raise BenchError(
+            f"suite {suite.name!r}: no {metric} scored with its detector {detectors} yet (other detectors' "
+            "numbers are another protocol); pass --detector NAME to study the runs re-scored with NAME"
+        )
+    tables = tuple(_table(suite, rows, k, study, statuses) for k in keys.values() if k is not None)
     main = tables[0]
     pairs = tuple(_pair(main, a, b, d, study) for a, b in study.pairs() for d in main.datasets)
     done = sum(s == "done" for s in statuses.values())
