@@ -236,8 +236,8 @@ def test_outputs_say_what_the_numbers_are(study_case) -> None:
     text = verdict_text(suite, df, states=states)
     assert text.startswith("verdicts (st, computed from the numbers over seeds 0, 1, 2):")
     assert text.count("\n  ") == 5 and text.endswith("\n  tuning: none declared: the rows run the settings the suite "
-                                                    "states ([study] tuned and tuning_seeds say what was tuned and "
-                                                    "on which other seeds).")  # fmt: skip
+                                                    "states (`[study] tuned` and `tuning_seeds` say what was tuned "
+                                                    "and on which other seeds).")  # fmt: skip
 
 
 def test_a_paired_study_names_its_test(study_case, tmp_path: Path) -> None:

@@ -83,7 +83,9 @@ def test_tuning_is_stated_beside_the_verdicts(tmp_path: Path) -> None:
     result = build_study(suite, df, states=_states(suite))
     said = "BigGAN learning rates, on final FID; on seeds 101, 102, none of them a seed of this study."
     assert f"- **Tuning:** {said}" in render_markdown(result)
-    assert "tuning: " + said in render_latex(result).replace("\n", " ")
+    tex = render_latex(result)
+    assert "tuning: " + said in tex.replace("\n", " ") and "`" not in tex  # code spans as \texttt
+    assert r"\textbf{Seeds:} 0, 1, 2 (\texttt{-{}-{}seeds} reruns with others)." in tex
     assert verdict_text(suite, df).splitlines()[-1] == f"  tuning: {said}"
     plain = build_study(load_suite(str(write_suite(tmp_path))), df)
     assert "**Tuning:** none declared" in render_markdown(plain)

@@ -33,8 +33,8 @@ def seeds_text(seeds: tuple[int, ...]) -> str:
 def tuning_text(study: Study) -> str:
     """What was tuned before the study and on which seeds (``[study] tuned``, ``tuning_seeds``)."""
     if not study.tuned:
-        return ("none declared: the rows run the settings the suite states ([study] tuned and tuning_seeds say what "
-                "was tuned and on which other seeds)")  # fmt: skip
+        return ("none declared: the rows run the settings the suite states (`[study] tuned` and `tuning_seeds` say "
+                "what was tuned and on which other seeds)")  # fmt: skip
     return f"{study.tuned}; on {seeds_text(study.tuning_seeds)}, none of them a seed of this study"
 
 

@@ -243,10 +243,17 @@ def _tex_table(result: StudyResult, table: StudyTable) -> list[str]:
         r"\end{tabular}",
         r"\par\smallskip",
         r"\begin{minipage}{\linewidth}\footnotesize\raggedright",
-        *(rf"{_tex_lead(lead)}{latex_escape(text)}\par" for lead, text in notes(result, table)),
+        *(rf"{_tex_lead(lead)}{tex_text(text)}\par" for lead, text in notes(result, table)),
         r"\end{minipage}",
         r"\end{table}",
     ]
+
+
+def tex_text(text: str) -> str:
+    """:func:`latex_escape` with Markdown code spans (```--seeds```) as ``\\texttt`` (no en dash from ``--``)."""
+    parts = [latex_escape(part) for part in text.split("`")]
+    code = (r"\texttt{" + part.replace("-", "-{}") + "}" for part in parts[1::2])
+    return "".join(p for pair in zip(parts[::2], [*code, ""], strict=False) for p in pair)
 
 
 def _tex_lead(lead: str) -> str:
