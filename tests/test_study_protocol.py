@@ -220,3 +220,26 @@ def test_the_study_reads_only_the_suites_own_detector(tmp_path: Path) -> None:
     df["detector"] = "inception-v3"
     with pytest.raises(BenchError, match="no fid200_full scored with its detector effnet-lite0 yet .* --detector NAME"):
         build_study(suite, df, states=_states(suite))
+
+
+def test_precision_and_recall_beside_fid_where_the_detector_allows(tmp_path: Path) -> None:
+    """A suite scoring precision/recall (its pr_detector) gets both as study tables after FID and KID,
+    higher better; the verdicts stay on the study's metric (FID)."""
+    path = write_suite(tmp_path)
+    path.write_text(
+        path.read_text().replace('"kid200_full"]', '"kid200_full", "pr500_full"]\npr_detector = "effnet-lite0"')
+    )
+    suite = load_suite(str(path))
+    df = frame(suite, FINALS)
+    fid = df[df["metric"] == "fid200_full"]
+    pr = [fid.assign(metric=f"pr500_full_{part}", kind="pr", value=1 - fid["value"] / 300 * k)
+          for part, k in (("precision", 1.0), ("recall", 2.0))]  # fmt: skip
+    result = build_study(suite, pd.concat([df, *pr]), states=_states(suite))
+    assert [t.metric for t in result.tables] == [
+        "fid200_full", "kid200_full", "pr500_full_precision", "pr500_full_recall",
+    ]  # fmt: skip
+    precision = result.tables[2]
+    assert not precision.lower_is_better and precision.best[0].best == "stylegan2-diffaug"
+    md = render_markdown(result)
+    assert "(pr500_full_precision, effnet-lite0) over 3 seeds" in md and "Higher is better" in md
+    assert result.claims[0].pair.comparison.diff == pytest.approx(1 / 3)  # FID: Baseline+Skip − Baseline
