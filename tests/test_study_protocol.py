@@ -79,6 +79,7 @@ def test_cli_seeds_reach_status_and_report(tmp_path: Path, capsys) -> None:
 def test_tuning_is_stated_beside_the_verdicts(tmp_path: Path) -> None:
     suite = load_suite(str(write_suite(tmp_path, TUNED)))
     assert (suite.study.tuned, suite.study.tuning_seeds) == ("BigGAN learning rates, on final FID", (101, 102))
+    assert len(suite.study.claims) == 4  # the included claims stay beside the including file's [study] keys
     df = frame(suite, FINALS)
     result = build_study(suite, df, states=_states(suite))
     said = "BigGAN learning rates, on final FID; on seeds 101, 102, none of them a seed of this study."
