@@ -151,6 +151,16 @@ SUITE_VALUES: dict[str, Builder] = {
         ["study.metric: 'fid5k_full' is not one of eval.protocols", "name a protocol the suite evaluates"],
         add='[study]\nmetric = "fid5k_full"\n',
     ),
+    "study tuned on one of its own seeds": suite_case(
+        ["study.tuning_seeds: 0 also a seed of the study (suite.seeds)", "run the study on other seeds"],
+        add='[study]\ntuned = "lr"\ntuning_seeds = [0]\n',
+    ),
+    "study tuned on a seed --seeds runs": suite_case(
+        ["study.tuning_seeds: 7 also a seed of the study (--seeds)"],
+        add='[study]\ntuned = "lr"\ntuning_seeds = [7]\n',
+        extra=("--seeds", "7"),
+    ),  # fmt: skip
+    "--seeds listed twice": suite_case(["--seeds: 3 listed twice; list each seed once"], extra=("--seeds", "3,3")),
     "fraction out of range": suite_case(["eval.fractions: expected numbers in (0, 1]"], ("[0.5, 1.0]", "[0.0, 1.5]")),
     "grid of a million images": suite_case(
         ["grid_size must be an integer from 1 to 1024"], ("grid_size = 4", "grid_size = 1000000")

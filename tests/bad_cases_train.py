@@ -139,6 +139,9 @@ RUNS_WITHOUT_A_SUITE: dict[str, Builder] = {
     "run --suite train --detector": lambda ctx: Case(
         ["run", "--suite", "train", "--detector", "effnet-lite0", "--out", str(ctx.out)],
         ["--detector: the runs of --suite train keep the settings they were made with; drop it"]),
+    "run --suite train --seeds": lambda ctx: Case(
+        ["run", "--suite", "train", "--seeds", "1", "--out", str(ctx.out)],
+        ["--seeds: the runs of --suite train keep the settings they were made with; drop it"]),
 }  # fmt: skip
 
 

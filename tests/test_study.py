@@ -27,7 +27,7 @@ from bench.results.runs import RunPaths, append_eval_row, write_state
 
 MODELS = {
     "baseline": "Baseline", "baseline-skip": "Baseline+Skip", "baseline-decode": "Baseline+decode",
-    "fastgan": "FastGAN", "stylegan2-diffaug": "StyleGAN2 (DA)", "biggan": "BigGAN",
+    "fastgan": "FastGAN", "stylegan2-diffaug": "StyleGAN2", "biggan": "BigGAN",
 }  # fmt: skip
 POINTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -193,9 +193,10 @@ def test_cells_ties_and_missing_seeds(study_case) -> None:
     # StyleGAN2 has the best mean, but BigGAN's single seed cannot be told apart from it: a tie, no bold
     assert table.best[0].best == "stylegan2-diffaug" and table.best[0].tied == {"stylegan2-diffaug", "biggan"}
     md = render_markdown(build_study(suite, df, states=states))
-    assert "| StyleGAN2 (DA)  | 42 ± 2 [37, 47] n=3 (tie) †" in md  # 200 images: whole FIDs (words.digits_for) in md
-    assert "| BigGAN          | 90 1 seed: no interval; n=1/3, 1 diverged (tie) †" in md
-    assert "**" not in md.split("### KID")[0]
+    assert "| StyleGAN2       | 42 ± 2 [37, 47] n=3 (tie) " in md  # 200 images: whole FIDs (words.digits_for)
+    assert "| BigGAN          | 90 1 seed: no interval; n=1/3, 1 diverged (tie) |" in md
+    assert "†" not in md and md.count("**Non-standard detector** (effnet-lite0)") == 2  # one note per table
+    assert not [line for line in md.splitlines() if line.startswith("|") and "**" in line]  # no winner, no bold
 
 
 def test_a_clear_winner_is_bold(tmp_path: Path) -> None:
@@ -208,7 +209,7 @@ def test_a_clear_winner_is_bold(tmp_path: Path) -> None:
     df = frame(suite, finals)
     result = build_study(suite, df, states={c.spec.run_id: "done" for c in suite.cells})
     assert result.main.best[0].clear and result.claims == ()
-    assert "| FastGAN         | **52 ± 2** [47, 57] n=3 †" in render_markdown(result)
+    assert "| FastGAN         | **52 ± 2** [47, 57] n=3 |" in render_markdown(result)
     assert r"$\mathbf{52 \pm 2}$" in render_latex(result)
     assert "verdicts" not in verdict_text(suite, df).lower()  # no claims: nothing to print at the end of `run`
 
@@ -217,7 +218,7 @@ def test_outputs_say_what_the_numbers_are(study_case) -> None:
     suite, df, states = study_case
     result = build_study(suite, df, states=states)
     md, tex = render_markdown(result), render_latex(result)
-    assert "value per run: each run's last evaluation within its budget" in md
+    assert "- **Value per run:** each run's last evaluation within its budget." in md
     line = next(x for x in md.splitlines() if x.startswith("- the self-supervised decoder helps"))
     assert line.startswith("- the self-supervised decoder helps (Baseline+decode better than Baseline) on emoji-faces:")
     assert ": supported;" in line
@@ -233,7 +234,10 @@ def test_outputs_say_what_the_numbers_are(study_case) -> None:
     assert list(claims["verdict"]) == [c.verdict for c in result.claims]
     assert set(csv["section"]) == {"cell", "pair", "claim"}
     text = verdict_text(suite, df, states=states)
-    assert text.startswith("verdicts (st, computed from the numbers):") and text.count("\n  ") == 4
+    assert text.startswith("verdicts (st, computed from the numbers over seeds 0, 1, 2):")
+    assert text.count("\n  ") == 5 and text.endswith("\n  tuning: none declared: the rows run the settings the suite "
+                                                    "states (`[study] tuned` and `tuning_seeds` say what was tuned "
+                                                    "and on which other seeds).")  # fmt: skip
 
 
 def test_a_paired_study_names_its_test(study_case, tmp_path: Path) -> None:
@@ -289,7 +293,7 @@ def test_report_and_run_print_the_study(study_case, tmp_path: Path, capsys) -> N
     assert str(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") in printed
     assert "the self-supervised decoder helps" in (tmp_path / "tables" / "st-study.md").read_text()
     _print_results(suite, suite.cells, tmp_path, {c.spec.run_id: states[c.spec.run_id] for c in suite.cells})
-    verdicts = capsys.readouterr().out.split("verdicts (st, computed from the numbers):\n")[1].splitlines()[:4]
+    verdicts = capsys.readouterr().out.split("computed from the numbers over seeds 0, 1, 2):\n")[1].splitlines()[:4]
     assert [line.split(": ")[1].split(";")[0] for line in verdicts] == [
         "inconclusive at this scale",
         "supported",

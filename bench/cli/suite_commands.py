@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli.args import add_dataclass_flags, count_at_most, csv_list, flag_values, positive
+from bench.cli.args import add_dataclass_flags, count_at_most, csv_list, flag_values, int_list, positive
 from bench.cli.registry import command
 from bench.errors import BenchError
+from bench.launchers.pool import WORKER_FLAG
 from bench.plan.launching import LaunchSettings
 
 MAX_CALIBRATE_STEPS = 1000  # timed steps per configuration: a median needs no more
@@ -43,6 +44,11 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
     p.add_argument("--pr-detector", help="precision/recall detector instead of the suite's eval.pr_detector")
     p.add_argument(
+        "--seeds", type=int_list,
+        help="comma-separated seeds instead of the suite's suite.seeds, e.g. 4,5,6; each seed is a run of its own "
+        "(its own run id), so pass the same --seeds to status and report",
+    )  # fmt: skip
+    p.add_argument(
         "--init-from",
         help="harness checkpoint for finetune rows: stylegan2-diffaug-finetune starts from a stylegan2-diffaug-ffhq "
         "run, stylegan2-half-finetune from a stylegan2-half run (published TF pickles cannot be read)",
@@ -67,6 +73,7 @@ def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any
     suite = load_suite(
         args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from,
         detector=args.detector, pr_detector=args.pr_detector, cost_cache=args.out / "cache" / "stepcost",
+        seeds=args.seeds,
     )  # fmt: skip
     return suite, filter_cells(suite, csv_list(args.models), csv_list(args.datasets))
 
@@ -92,7 +99,7 @@ def _train_suite(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     from bench.results.adhoc import TRAIN_SUITE, stored_suite
 
     changing = {"--detector": args.detector, "--pr-detector": args.pr_detector, "--init-from": args.init_from,
-                "--speed-ratio": args.speed_ratio, "--calibration": args.calibration,
+                "--speed-ratio": args.speed_ratio, "--calibration": args.calibration, "--seeds": args.seeds,
                 "--budget-scale": None if args.budget_scale == 1.0 else args.budget_scale}  # fmt: skip
     if given := [flag for flag, value in changing.items() if value is not None]:
         raise BenchError(
@@ -138,6 +145,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="train and evaluate a suite's cells (default command)")
     add_suite_args(p)
     add_launch_args(p)
+    p.add_argument(WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)  # set by the pool on its workers
     p = sub.add_parser("status", help="table of a suite's cells (or one run's) with state, progress and best FID")
     add_suite_args(p, required=False)
     p.add_argument("--run", type=Path, help="one run folder (results/runs/<suite>/<run_id>) instead of a suite")
@@ -222,7 +230,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     if pool is not None:
         states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
-            return _print_results(suite, cells, args.out, states)
+            return _print_results(suite, cells, args.out, states, device=args.device)
         check_devices(pool.devices)
     preflight(suite, cells, args.out, device=None if pool or not local else args.device, launcher=settings.launcher)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
@@ -230,9 +238,13 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
                        tensorboard=args.tensorboard, plugins=loaded_plugins())  # fmt: skip
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
     if pool is not None:
-        return max(int(v.split()[-1]) for v in outcome.values())
+        states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
+        printed = _print_results(suite, cells, args.out, states, device=args.device)
+        return max(printed, *(int(v.split()[-1]) for v in outcome.values()))
+    if getattr(args, "pool_worker", False):
+        return 1 if "failed" in outcome.values() else 0  # the pool prints the results once every worker is done
     if local:
-        return _print_results(suite, cells, args.out, outcome)
+        return _print_results(suite, cells, args.out, outcome, device=args.device)
     for run_id, what in outcome.items():
         print(f"{run_id}: {what}")
     if any(w.startswith("submitted") for w in outcome.values()):
@@ -241,12 +253,17 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     return 1 if "failed" in outcome.values() else 0
 
 
-def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, str]) -> int:
-    """The best-FID table, the study's verdicts and the cells' outcomes; the exit code (1 when a cell failed)."""
+def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, str], device: str = "auto") -> int:
+    """The evaluation spread a study asks for (``[study] eval_repeats``: bench.tools.evalnoise, on ``device``),
+    then the best-FID table, the study's verdicts and the cells' outcomes; the exit code (1 when a cell failed)."""
     from bench.report.study_render import verdict_text
     from bench.report.summary import best_table
     from bench.results.collect import collect
 
+    if suite.study is not None and suite.study.eval_repeats:
+        from bench.tools.evalnoise import measure_suite
+
+        measure_suite(cells, suite.study.eval_repeats, out=out, device=device)
     print()
     print(best_table(suite, cells, out))
     if suite.study is not None and suite.study.claims:

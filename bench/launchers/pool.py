@@ -1,8 +1,11 @@
 """A device pool (``run --devices 0,1,2``): one worker process per CUDA device on the same suite;
-run locks spread the cells among them, so each cell runs once."""
+run locks spread the cells among them, so each cell runs once. ``cpu`` entries are workers on the
+CPU that share its cores (``--devices cpu,cpu`` on 2 cores: two workers of one thread each, which
+small models train faster than one worker of two threads)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,8 +15,10 @@ from bench.errors import BenchError
 from bench.plan.launching import LaunchSettings
 from bench.plan.suites import Cell
 from bench.training.options import LoopOptions
+from bench.training.threads import usable_cpus
 
 RUN_BENCH = Path(__file__).resolve().parents[2] / "run_bench.py"
+WORKER_FLAG = "--pool-worker"  # a hidden flag of `run`: a worker leaves the closing results to the pool
 
 
 def parse_devices(text: str) -> tuple[str, ...]:
@@ -46,8 +51,18 @@ def check_devices(devices: tuple[str, ...]) -> None:
         raise BenchError(f"{wanted}: no cuda:{missing[0]} on this machine (it has {count}); pass indices below {count}")
 
 
+def worker_env(devices: tuple[str, ...], entry: str) -> dict[str, str]:
+    """The environment of ``entry``'s worker: a CPU worker gets its share of the usable CPUs as
+    ``OMP_NUM_THREADS`` (at least 1; more threads than CPUs is many times slower)."""
+    env = dict(os.environ)
+    if entry == "cpu":
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // devices.count("cpu")))
+    return env
+
+
 def worker_argv(argv: list[str]) -> list[str]:
-    """The same command without ``--devices``/``--device`` (each worker gets its own device)."""
+    """The same command without ``--devices``/``--device`` (each worker gets its own device), as a
+    pool worker (:data:`WORKER_FLAG`: the pool prints the results once, when every worker is done)."""
     base, skip = [], False
     for a in argv:
         if skip:
@@ -56,7 +71,7 @@ def worker_argv(argv: list[str]) -> list[str]:
             skip = True
         elif not a.startswith(("--devices=", "--device=")):
             base.append(a)
-    return base
+    return [*base, WORKER_FLAG]
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ class DevicePool:
     def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
         """Start every worker, wait for all; returns ``worker -> 'exit N'``."""
         cmd = [sys.executable, str(RUN_BENCH), *worker_argv(list(self.argv)), "--no-progress"]
-        procs = {f"{i}:{worker_device(d)}": subprocess.Popen([*cmd, "--device", worker_device(d)])
+        procs = {f"{i}:{worker_device(d)}": subprocess.Popen([*cmd, "--device", worker_device(d)],
+                                                             env=worker_env(self.devices, d))
                  for i, d in enumerate(self.devices)}  # fmt: skip
         return {name: f"exit {p.wait()}" for name, p in procs.items()}

@@ -9,12 +9,19 @@ computed from the numbers (:mod:`bench.report.study`)::
     test = "welch"           # "welch" (unpaired; the harness's seeds do not pair models) or "paired"
     alpha = 0.05             # intervals at 1 − alpha; verdicts at alpha after Holm over the claims
     ladder = ["baseline", "baseline-skip", "baseline-decode", "fastgan"]  # adjacent rows compared
+    eval_repeats = 5         # the evaluation's own spread: one final snapshot per row re-scored 5 more times
+    tuned = "StyleGAN2's config: DiffAugment's low-shot one over stylegan2-ada's auto and cifar, on final FID"
+    tuning_seeds = [101]     # the seeds the tuning ran on: refused when one is also a seed of the study
 
     [[study.claims]]
     name = "skip-layer excitation helps"
     better = "baseline-skip"  # model keys of the suite: this row's metric is the better one ...
     than = "baseline"         # ... than this row's (lower FID/KID, higher precision/recall)
     source = "FastGAN paper, Table 1"
+
+Hyper-parameters are fixed before the study's seeds run: what was tuned, if anything, is stated in
+``tuned`` with the seeds it ran on (``tuning_seeds``), and a suite whose tuning seeds overlap the seeds
+of the study (``suite.seeds`` or ``--seeds``) is refused: a study cannot tune itself to its own answer.
 
 Every problem is reported with the others of the suite file (:func:`read_study`), one line each,
 naming the key and the fix.
@@ -30,7 +37,9 @@ ALPHA = 0.05  # default level: two-sided tests, intervals at 1 − ALPHA
 TESTS = {"welch": "Welch's unpaired t", "paired": "paired t on per-seed differences"}  # study.test -> its name
 SELECTIONS = ("last", "best")  # and "mean-last-K" (K >= 2): the mean of each run's last K evaluations
 _MEAN_LAST = re.compile(r"mean-last-([2-9]|[1-9][0-9])")
-_KEYS = {"metric": str, "selection": str, "test": str, "alpha": (int, float), "ladder": list, "claims": list}
+MAX_EVAL_REPEATS = 50  # re-scorings of one snapshot with other evaluation seeds (each costs one evaluation)
+_KEYS = {"metric": str, "selection": str, "test": str, "alpha": (int, float), "ladder": list, "claims": list,
+         "eval_repeats": int, "tuned": str, "tuning_seeds": list}  # fmt: skip
 _CLAIM_KEYS = {"name": str, "better": str, "than": str, "source": str}
 
 
@@ -54,6 +63,9 @@ class Study:
     alpha: float = ALPHA
     ladder: tuple[str, ...] = ()
     claims: tuple[Claim, ...] = ()
+    eval_repeats: int = 0  # after the runs: each row's lowest-seed final snapshot re-scored with this many other seeds
+    tuned: str = ""  # what was tuned before the study ("": nothing declared)
+    tuning_seeds: tuple[int, ...] = ()  # the seeds the tuning ran on (none of the study's)
 
     @property
     def last_k(self) -> int | None:
@@ -126,9 +138,29 @@ def study_metrics(protocols: list[str]) -> list[str]:
     return [*protocols, *(f"{p}_{part}" for p in pr for part in ("precision", "recall"))]
 
 
-def read_study(raw: Any, models: list[str], protocols: list[str], where: str) -> tuple[Study | None, list[str]]:
+def _tuning_problems(t: dict[str, Any], seeds: tuple[str, list[Any]], where: str) -> list[str]:
+    """``tuned`` and ``tuning_seeds`` go together, and no tuning seed is a seed of the study (``seeds``:
+    the key they come from, ``suite.seeds`` or ``--seeds``, and its list)."""
+    tuned, tuning = t.get("tuned"), t.get("tuning_seeds")
+    if tuning is not None and not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in tuning):
+        return [f"{where}: study.tuning_seeds: expected a list of non-negative integers, e.g. [101, 102]"]
+    if (tuned is None) != (tuning is None) or tuning == [] or tuned == "":
+        return [f"{where}: study.tuned and study.tuning_seeds: give both (what was tuned, and the seeds it ran on)"]
+    key, study_seeds = seeds
+    if both := sorted(set(tuning or ()) & {s for s in study_seeds if isinstance(s, int)}):
+        return [
+            f"{where}: study.tuning_seeds: {', '.join(map(str, both))} also a seed of the study ({key}); "
+            "the study's seeds must be new to the tuning: run the study on other seeds (--seeds)"
+        ]
+    return []
+
+
+def read_study(
+    raw: Any, models: list[str], protocols: list[str], where: str, seeds: tuple[str, list[Any]] = ("suite.seeds", [])
+) -> tuple[Study | None, list[str]]:
     """The suite's ``[study]`` table (``raw``; None when the suite has none) validated against its
-    model keys and evaluation protocols: (the study or None, problems)."""
+    model keys, evaluation protocols and ``seeds`` (the key they come from and the study's seeds):
+    (the study or None, problems)."""
     if raw is None:
         return None, []
     problems: list[str] = []
@@ -152,7 +184,12 @@ def read_study(raw: Any, models: list[str], protocols: list[str], where: str) ->
     if len(set(map(str, ladder))) < len(ladder):
         problems.append(f"{where}: study.ladder: a model listed twice; list each rung once")
     claims = _claims(t.get("claims", []), models, where, problems)
+    repeats = t.get("eval_repeats", 0)
+    if not 0 <= repeats <= MAX_EVAL_REPEATS:
+        problems.append(f"{where}: study.eval_repeats: {repeats}; use 0 (none) to {MAX_EVAL_REPEATS}, e.g. 5")
+    problems += _tuning_problems(t, seeds, where)
     if problems:
         return None, problems
-    study = Study(t.get("metric"), selection, t.get("test", "welch"), float(alpha), tuple(ladder), claims)
+    study = Study(t.get("metric"), selection, t.get("test", "welch"), float(alpha), tuple(ladder), claims, repeats,
+                  t.get("tuned", ""), tuple(t.get("tuning_seeds", ())))  # fmt: skip
     return study, []

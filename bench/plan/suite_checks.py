@@ -9,7 +9,7 @@ from typing import Any
 from bench.errors import BenchError
 from bench.plan.compute import compute_device
 from bench.plan.launching import LaunchSettings
-from bench.plan.specs import MAX_KIMG, PINS, PRECISIONS, number_problem
+from bench.plan.specs import MAX_KIMG, MAX_SEED, PINS, PRECISIONS, number_problem
 
 
 def check_numbers(data: dict[str, Any], where: str) -> list[str]:
@@ -104,3 +104,15 @@ def check_slurm(data: dict[str, Any], where: str) -> list[str]:
     except BenchError as exc:
         return [f"{where}: slurm: {exc}"]
     return []
+
+
+def seeds_problems(seeds: tuple[int, ...] | None) -> list[str]:
+    """What is wrong with the seeds of the ``--seeds`` flag (None: not given)."""
+    if seeds is None:
+        return []
+    problems = []
+    if not seeds or not all(0 <= s <= MAX_SEED for s in seeds):
+        problems.append(f"--seeds: expected integers from 0 to {MAX_SEED}, e.g. 1,2,3")
+    if twice := sorted({s for s in seeds if seeds.count(s) > 1}):
+        problems.append(f"--seeds: {', '.join(map(str, twice))} listed twice; list each seed once")
+    return problems

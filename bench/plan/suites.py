@@ -41,7 +41,7 @@ from bench.plan.specs import (
     RunSpec,
 )
 from bench.plan.studies import Study, read_study
-from bench.plan.suite_checks import check_compute, check_models, check_numbers, check_slurm
+from bench.plan.suite_checks import check_compute, check_models, check_numbers, check_slurm, seeds_problems
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 MAX_NAME_CHARS = 100  # suite names are folder names (the file-name limit is 255 bytes)
@@ -430,6 +430,7 @@ def load_suite(
     detector: str | None = None,
     pr_detector: str | None = None,
     cost_cache: Path | None = None,
+    seeds: tuple[int, ...] | None = None,
 ) -> Suite:
     """Read, validate and expand a suite. Raises SuiteError listing every problem found.
 
@@ -442,6 +443,7 @@ def load_suite(
         detector, pr_detector: replace the suite's ``eval.detector`` / ``eval.pr_detector`` (the
             ``--detector`` / ``--pr-detector`` flags; they change the run ids).
         cost_cache: where counted step costs are kept (a compute budget counts each model's step).
+        seeds: replace the suite's ``suite.seeds`` (the ``--seeds`` flag; each seed is a run id of its own).
     """
     path = suite_path(name_or_path)
     given = read_toml(path)
@@ -449,13 +451,18 @@ def load_suite(
     overrides = {k: v for k, v in {"detector": detector, "pr_detector": pr_detector}.items() if v is not None}
     problems, data = _check_types(given, where)
     problems += _check_values(data, where, given) + _check_names(data, where) + _check_overrides(overrides)
+    problems += seeds_problems(seeds)
     protocols = [str(p) for p in data["eval"].get("protocols", spec_default("protocols"))]
-    study, study_problems = read_study(given.get("study"), list(data["models"]), protocols, where)
+    suite_seeds = data["suite"].get("seeds", [spec_default("seed")])
+    planned = ("--seeds", list(seeds)) if seeds is not None else ("suite.seeds", suite_seeds)
+    study, study_problems = read_study(given.get("study"), list(data["models"]), protocols, where, planned)
     problems += study_problems
     if problems:
         raise SuiteError(f"{len(problems)} problem(s) in suite: " + "; ".join(problems))
     data["eval"] |= overrides
     s = data["suite"]
+    if seeds is not None:
+        s["seeds"] = list(seeds)
     cells = _expand(data, path, budget_scale, speed_ratio, init_from, cost_cache)
     return Suite(
         name=s["name"], path=path, description=s.get("description", ""),

@@ -69,8 +69,10 @@ def write_report(
         files |= {plots / name: data for name, data in render_plots(suite, df, tables, runs_root).items()}
     if getattr(suite, "study", None) is not None:
         from bench.report.study_render import study_files
+        from bench.results.collect import collect_eval_noise
 
-        study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone)
+        noise = collect_eval_noise(runs_root, suite.name)
+        study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone, noise=noise)
         files |= {Path(out_dir) / name: data for name, data in study.items()}
     for path, data in files.items():
         atomic_write_bytes(path, data)

@@ -30,8 +30,9 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.plan.studies import Claim, Study
 from bench.report import gain
-from bench.report.selection import protocols_of, select_runs
+from bench.report.selection import ProtocolKey, protocols_of, select_runs
 from bench.report.stats import BestGroup, Comparison, Summary, best_group, compare, holm, summarize, verdict
+from bench.report.study_spread import Spread, spreads
 from bench.report.tables import (
     SuiteLike,
     default_metric,
@@ -92,6 +93,8 @@ class StudyTable:
     nonstandard: tuple[str, ...]  # detectors among them not standard for this metric
     protocol: str
     digits: int  # decimals printed (bench.report.words.digits_for at the best mean)
+    key: ProtocolKey | None = None  # the protocol of every number in the table
+    seeds: tuple[int, ...] = ()  # the seeds the suite plans
 
     @property
     def lower_is_better(self) -> bool:
@@ -137,6 +140,17 @@ class StudyResult:
     pairs: tuple[PairResult, ...]
     claims: tuple[ClaimResult, ...]
     summary: str  # cells done / planned
+    spread: tuple[Spread, ...] = ()  # the evaluation's spread beside the one over seeds (main metric)
+    notes: tuple[str, ...] = ()  # sentences under every table: the compute budget, modules the resolution changes
+
+    @property
+    def selection_short(self) -> str:
+        """Which evaluation of each run the numbers are, in a few words (captions)."""
+        if self.study.selection == "best":
+            return "each run's best evaluation (biased low)"
+        if self.study.last_k:
+            return f"mean of each run's last {self.study.last_k} evaluations"
+        return "each run's last evaluation"
 
     @property
     def selection_text(self) -> str:
@@ -199,9 +213,18 @@ class _Context:
     flat: set[str]
 
 
-def _table(suite: StudySuite, rows: pd.DataFrame, metric: str, study: Study, statuses: dict[str, str]) -> StudyTable:
+def own_protocol(suite: SuiteLike, rows: pd.DataFrame, metric: str) -> ProtocolKey | None:
+    """The protocol of ``metric`` scored with the suite's own detector (``eval.detector`` / ``pr_detector``,
+    or the ``--detector`` flags), never another one re-scoring added; None when there is none."""
+    declared = suite_detectors(suite, metric_kind(rows, metric))
+    return next((k for k in protocols_of(rows, metric, declared) if k.detector in declared), None)
+
+
+def _table(
+    suite: StudySuite, rows: pd.DataFrame, key: ProtocolKey, study: Study, statuses: dict[str, str]
+) -> StudyTable:
+    metric = str(key.metric)
     kind = metric_kind(rows, metric)
-    key = protocols_of(rows, metric, suite_detectors(suite, kind))[0]  # the suite's own detector's protocol
     mine = key.rows(rows)
     selected = run_values(mine, kind, study)
     selected = selected[selected.index.isin([r for r, s in statuses.items() if s == "done"])]
@@ -222,7 +245,8 @@ def _table(suite: StudySuite, rows: pd.DataFrame, metric: str, study: Study, sta
     top = (max if kind == "pr" else min)(means, default=None)
     return StudyTable(
         metric, kind, tuple(suite.datasets), out, best, detectors, nonstandard_detectors(selected),
-        protocol_text(mine, metric), digits_for(kind, num_gen_of(key), best=top),
+        protocol_text(mine, metric), digits_for(kind, num_gen_of(key), best=top), key,
+        tuple(sorted({c.spec.seed for c in suite.cells})),
     )  # fmt: skip
 
 
@@ -248,9 +272,12 @@ def _claims(table: StudyTable, study: Study) -> tuple[ClaimResult, ...]:
     return tuple(out)
 
 
-def build_study(suite: StudySuite, df: pd.DataFrame, *, states: dict[str, str] | None = None) -> StudyResult:
+def build_study(
+    suite: StudySuite, df: pd.DataFrame, *, states: dict[str, str] | None = None, noise: pd.DataFrame | None = None
+) -> StudyResult:
     """The study of ``suite`` from the collected results ``df`` (states: run_id -> status, else the
-    table's ``status`` column); BenchError when the suite declares no study or has no results."""
+    table's ``status`` column; ``noise``: re-scored snapshots, :func:`bench.results.collect.collect_eval_noise`);
+    BenchError when the suite declares no study or has no results."""
     study = suite.study
     if study is None:
         raise BenchError(f"suite {suite.name!r} declares no [study]; add one (see bench/plan/studies.py)")
@@ -260,7 +287,14 @@ def build_study(suite: StudySuite, df: pd.DataFrame, *, states: dict[str, str] |
         have = ", ".join(sorted(set(rows["metric"].dropna())))
         raise BenchError(f"suite {suite.name!r}: study.metric {metric} is not in its results yet (have: {have})")
     statuses = run_statuses(suite, df, states)
-    tables = tuple(_table(suite, rows, m, study, statuses) for m in _metrics(suite, rows, metric))
+    keys = {m: own_protocol(suite, rows, m) for m in _metrics(suite, rows, metric)}
+    if keys[metric] is None:
+        detectors = ", ".join(suite_detectors(suite, metric_kind(rows, metric)))
+        raise BenchError(
+            f"suite {suite.name!r}: no {metric} scored with its detector {detectors} yet (other detectors' "
+            "numbers are another protocol); pass --detector NAME to study the runs re-scored with NAME"
+        )
+    tables = tuple(_table(suite, rows, k, study, statuses) for k in keys.values() if k is not None)
     main = tables[0]
     pairs = tuple(_pair(main, a, b, d, study) for a, b in study.pairs() for d in main.datasets)
     done = sum(s == "done" for s in statuses.values())
@@ -272,4 +306,18 @@ def build_study(suite: StudySuite, df: pd.DataFrame, *, states: dict[str, str] |
         pairs=pairs,
         claims=_claims(main, study),
         summary=f"{suite.name}: {done}/{len(statuses)} runs done",
+        spread=_spread(main, rows, noise, study.alpha),
     )
+
+
+def _spread(table: StudyTable, rows: pd.DataFrame, noise: pd.DataFrame | None, alpha: float) -> tuple[Spread, ...]:
+    """The evaluation's spread beside the one over seeds, per re-scored run of the main table's rows."""
+    if noise is None or table.key is None:
+        return ()
+    stds = {}
+    for r in table.rows:
+        for dataset, cell in zip(table.datasets, r.cells, strict=True):
+            s = cell.summary(alpha)
+            if s is not None:
+                stds[(r.model, dataset)] = (s.std, s.n)
+    return spreads(table.key, rows, noise, stds)

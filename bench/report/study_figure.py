@@ -3,8 +3,9 @@
 One figure per dataset. Each row of the study is a line through the mean over its finished seeds at
 each evaluation (markers where it was measured, the step-0 point included), with a band of the 95 %
 (1 − alpha) Student-t interval of that mean where at least two seeds were measured, and each seed's
-own value as a faint dot. The x axis is one column of the result rows (:data:`X_COLUMN`), the same
-for every row, so that rows of equal compute end at the same x.
+own value as a faint dot. The x axis is one column of the result rows, the same for every row
+(:func:`bench.report.figures.x_axis`: the compute used when every cell of the dataset has the suite's
+compute budget, so that rows of equal compute end at the same x; else thousands of real images shown).
 """
 
 from __future__ import annotations
@@ -17,17 +18,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bench.report import draw
+from bench.report.figures import Axis, x_axis
 from bench.report.stats import summarize
 from bench.report.study import StudyResult, StudySuite
 from bench.report.tables import suite_rows
-
-X_COLUMN = "kimg"  # the compute axis of the result rows (thousands of real images shown)
-X_LABELS = {
-    "kimg": "thousands of real images shown (kimg)",
-    "step": "training iterations",
-    "train_seconds": "training time here (s)",
-    "ref_gpu_hours": "training time (reference GPU-hours)",
-}
 
 
 def _curve(sub: pd.DataFrame, x: str, alpha: float, scale: float) -> pd.DataFrame:
@@ -58,9 +52,9 @@ def _draw_row(ax: Axes, sub: pd.DataFrame, x: str, label: str, color: str, alpha
     ax.scatter(sub[x], sub["value"] * scale, s=6, color=color, alpha=0.4, linewidths=0)
 
 
-def study_figure(result: StudyResult, rows: pd.DataFrame, dataset: str, suite: StudySuite, x: str) -> Figure | None:
-    """The figure of one dataset (None when no finished run of the study has a measured point)."""
-    table, alpha = result.main, result.study.alpha
+def study_figure(result: StudyResult, rows: pd.DataFrame, dataset: str, suite: StudySuite, axis: Axis) -> Figure | None:
+    """The figure of one dataset against ``axis`` (None when no finished run of the study has a measured point)."""
+    table, alpha, x = result.main, result.study.alpha, axis.column
     scale = 1e3 if table.kind == "kid" else 1.0
     j = table.datasets.index(dataset)
     measured = {}
@@ -83,7 +77,7 @@ def study_figure(result: StudyResult, rows: pd.DataFrame, dataset: str, suite: S
         for model in models:
             sub, label, color = measured[model]
             _draw_row(ax, sub, x, label, color, alpha, scale)
-        ax.set(title=title, xlabel=X_LABELS.get(x, x))
+        ax.set(title=title, xlabel=axis.label)
         ax.title.set_fontsize(9)
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
@@ -99,12 +93,15 @@ def study_figure(result: StudyResult, rows: pd.DataFrame, dataset: str, suite: S
     return fig
 
 
-def study_figure_files(result: StudyResult, suite: StudySuite, df: pd.DataFrame, x: str = X_COLUMN) -> dict[str, bytes]:
-    """File name -> bytes: ``study_<metric>_<dataset>.{png,pdf}``, one per dataset with a measured point."""
+def study_figure_files(
+    result: StudyResult, suite: StudySuite, df: pd.DataFrame, axis: Axis | None = None
+) -> dict[str, bytes]:
+    """File name -> bytes: ``study_<metric>_<dataset>.{png,pdf}``, one per dataset with a measured point,
+    against ``axis`` (default: each dataset's :func:`~bench.report.figures.x_axis`)."""
     rows = suite_rows(suite, df)
     files: dict[str, bytes] = {}
     for dataset in result.main.datasets:
-        fig = study_figure(result, rows, dataset, suite, x)
+        fig = study_figure(result, rows, dataset, suite, axis or x_axis(suite, dataset))
         if fig is not None:
             slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
             files |= {f"study_{result.main.metric}_{slug}{suffix}": data for suffix, data in draw.render(fig).items()}

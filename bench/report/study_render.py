@@ -10,7 +10,8 @@ pair's difference with its interval, test and p; the verdict lines answer the st
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tabulate import tabulate
@@ -29,10 +30,21 @@ from bench.report.study import (
     StudyTable,
     build_study,
 )
-from bench.report.study_figure import X_COLUMN, study_figure_files
+from bench.report.study_figure import study_figure_files
+from bench.report.study_notes import (
+    TIE,
+    caption,
+    notes,
+    seeds_text,
+    spread_caption,
+    spread_cells,
+    spread_head,
+    tuning_text,
+)
 from bench.report.words import fmt_number
 
-TIE = "(tie)"  # beside the best mean and the rows that cannot be told apart from it
+if TYPE_CHECKING:
+    from bench.report.figures import Axis
 
 
 def _num(value: float, table: StudyTable) -> str:
@@ -74,10 +86,6 @@ def _cell_parts(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: f
     return number, _interval(s.lo, s.hi, table), _seeds_note(cell)
 
 
-def _flags(table: StudyTable, cell: StudyCell) -> str:
-    return (" †" if table.nonstandard and cell.n else "") + (f" {gain.MARK}" if cell.flat else "")
-
-
 def md_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float) -> str:
     """One Markdown cell: ``**mean ± std**`` or ``mean ± std ≈``, interval, seeds, flags."""
     number, interval, note = _cell_parts(table, j, model, cell, alpha)
@@ -85,7 +93,7 @@ def md_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float
         return note
     bold, tie = _marks(table, j, model)
     number = f"**{number}**" if bold else number
-    return " ".join(p for p in (number, interval, note, TIE if tie else "") if p) + _flags(table, cell)
+    return " ".join(p for p in (number, interval, note, TIE if tie else "", gain.MARK if cell.flat else "") if p)
 
 
 def _tex_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float) -> str:
@@ -96,28 +104,7 @@ def _tex_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: flo
     body = number.replace(" ± ", r" \pm ")
     body = rf"\mathbf{{{body}}}" if bold else body
     small = ", ".join(p for p in (interval, note, TIE if tie else "") if p)
-    flags = (r"\dag" if table.nonstandard and cell.n else "") + (r"\ddag" if cell.flat else "")
-    return f"${body}$ {{\\scriptsize {latex_escape(small)}}}{flags}"
-
-
-def caption(result: StudyResult, table: StudyTable) -> str:
-    """What a table's numbers are, how ties are shown and which test decides them."""
-    level = f"{1 - result.study.alpha:.0%}"
-    better = "lower" if table.lower_is_better else "higher"
-    parts = [
-        f"{result.suite}: {table.unit} ({table.metric}) over seeds, {better} is better: mean ± sample std, "
-        f"[{level} Student-t interval of the mean], n = finished seeds (/ planned when fewer finished); "
-        f"value per run: {result.selection_text}.",
-        f"Protocol: {table.protocol}.",
-        f"Bold: the best mean, only when it is significantly better than every other row ({TESTS[result.study.test]}, "
-        f"{level}); {TIE}: the best mean (of the rows with two seeds or more) and every row that cannot be told apart "
-        "from it (no winner; a row of one seed cannot be told apart from any).",
-    ]
-    if any(c.flat for r in table.rows for c in r.cells):
-        parts.append(f"{gain.LEGEND}; such a row is never the best.")
-    if table.nonstandard:
-        parts.append(f"† non-standard detector ({', '.join(table.nonstandard)}): not comparable to published numbers.")
-    return " ".join(parts)
+    return f"${body}$ {{\\scriptsize {latex_escape(small)}}}" + (r"\ddag" if cell.flat else "")
 
 
 def _label(result: StudyResult, model: str) -> str:
@@ -198,7 +185,12 @@ def render_markdown(result: StudyResult) -> str:
         rows = [[r.label, *(md_cell(table, j, r.model, c, alpha) for j, c in enumerate(r.cells))] for r in table.rows]
         rows = [[text.replace("|", "\\|") for text in row] for row in rows]
         md = tabulate(rows, ["Model", *table.datasets], tablefmt="github", disable_numparse=True)
-        out += ["", f"### {table.unit} ({table.metric})", "", caption(result, table), "", md]
+        out += ["", f"### {table.unit} ({table.metric})", "", caption(result, table), "", md, ""]
+        out += [f"- {f'**{lead}** ' if lead else ''}{text}" for lead, text in notes(result, table)]
+        if table is result.main and result.spread:
+            out += ["", f"### Evaluation against training spread ({table.metric})", "", spread_caption(result), ""]
+            cells = [spread_cells(result, x) for x in result.spread]
+            out.append(tabulate(cells, spread_head(result), tablefmt="github", disable_numparse=True))
     if result.pairs:
         rows = [_pair_cells(result, p) for p in result.pairs]
         out += ["", f"### Comparisons ({result.main.metric})", "", _pairs_caption(result), ""]
@@ -226,7 +218,8 @@ def _verdicts_caption(result: StudyResult) -> str:
     return (
         "Computed from the numbers: supported when the Holm-adjusted p (over every claim on every dataset) is "
         f"below {result.study.alpha:g} with the claimed row better, contradicted when below it the other way, "
-        "inconclusive at this scale otherwise; a verdict says how many seeds it rests on."
+        f"inconclusive at this scale otherwise; a verdict says how many seeds it rests on. Study over "
+        f"{seeds_text(result.main.seeds)}; tuning: {tuning_text(result.study)}."
     )
 
 
@@ -246,6 +239,40 @@ def _tex_table(result: StudyResult, table: StudyTable) -> list[str]:
         rf"\begin{{tabular}}{{l{'r' * len(table.datasets)}}}",
         r"\toprule",
         *body,
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\par\smallskip",
+        r"\begin{minipage}{\linewidth}\footnotesize\raggedright",
+        *(rf"{_tex_lead(lead)}{tex_text(text)}\par" for lead, text in notes(result, table)),
+        r"\end{minipage}",
+        r"\end{table}",
+    ]
+
+
+def tex_text(text: str) -> str:
+    """:func:`latex_escape` with Markdown code spans (```--seeds```) as ``\\texttt`` (no en dash from ``--``)."""
+    parts = [latex_escape(part) for part in text.split("`")]
+    code = (r"\texttt{" + part.replace("-", "-{}") + "}" for part in parts[1::2])
+    return "".join(p for pair in zip(parts[::2], [*code, ""], strict=False) for p in pair)
+
+
+def _tex_lead(lead: str) -> str:
+    return rf"\textbf{{{latex_escape(lead)}}} " if lead else ""
+
+
+def _tex_spread(result: StudyResult) -> list[str]:
+    head = " & ".join(latex_escape(h) for h in spread_head(result)) + r" \\"
+    rows = [" & ".join(latex_escape(x) for x in spread_cells(result, s)) + r" \\" for s in result.spread]
+    return [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{latex_escape(spread_caption(result))}}}",
+        r"\begin{tabular}{llrrrl}",
+        r"\toprule",
+        head,
+        r"\midrule",
+        *rows,
         r"\bottomrule",
         r"\end{tabular}",
         r"\end{table}",
@@ -277,6 +304,8 @@ def render_latex(result: StudyResult, *, standalone: bool = False) -> str:
     tex = [f"% {result.summary}", "% Generated by bench.report from the collected results; do not edit."]
     for table in result.tables:
         tex += _tex_table(result, table)
+    if result.spread:
+        tex += _tex_spread(result)
     if result.pairs:
         tex += _tex_pairs(result)
     if result.claims:
@@ -317,6 +346,10 @@ def study_csv(result: StudyResult) -> str:
     for p in result.pairs:
         records.append({"section": "pair", "metric": metric, "model": p.a, "than": p.b, "dataset": p.dataset,
                         **_comparison_record(p.comparison)})  # fmt: skip
+    for x in result.spread:
+        records.append({"section": "spread", "metric": metric, "model": x.model, "dataset": x.dataset,
+                        "run_id": x.run_id, "n": len(x.evaluations), "eval_std": x.eval_std, "std": x.seed_std,
+                        "n_seeds": x.seeds, "training_std": x.training_std})  # fmt: skip
     for c in result.claims:
         records.append({"section": "claim", "metric": metric, "claim": c.claim.name, "model": c.pair.a,
                         "than": c.pair.b, "dataset": c.pair.dataset, **_comparison_record(c.pair.comparison),
@@ -331,16 +364,24 @@ def study_files(
     states: dict[str, str] | None = None,
     figures: bool = True,
     standalone: bool = False,
-    x: str = X_COLUMN,
+    axis: Axis | None = None,
+    noise: pd.DataFrame | None = None,
 ) -> dict[str, bytes]:
     """The study of ``suite`` as relative path -> bytes: ``tables/<suite>-study.{md,tex,csv}`` and, with
-    ``figures``, ``plots/<suite>/study_<metric>_<dataset>.{png,pdf}`` (``x``: the figure's compute column)."""
-    result = build_study(suite, df, states=states)
+    ``figures``, ``plots/<suite>/study_<metric>_<dataset>.{png,pdf}`` (``axis``: the figures' x axis;
+    default: :func:`bench.report.figures.x_axis`; ``noise``: re-scored snapshots for the spread table)."""
+    from bench.report.budgets import compute_note
+    from bench.report.structure import structure_note
+
+    result = build_study(suite, df, states=states, noise=noise)
+    result = replace(result, notes=tuple(n for n in (compute_note(suite.cells), structure_note(suite)) if n))
     texts = {".md": render_markdown(result), ".tex": render_latex(result, standalone=standalone),
              ".csv": study_csv(result)}  # fmt: skip
     files = {f"tables/{result.suite}-study{suffix}": text.encode() for suffix, text in texts.items()}
     if figures:
-        files |= {f"plots/{suite.name}/{name}": data for name, data in study_figure_files(result, suite, df, x).items()}
+        files |= {
+            f"plots/{suite.name}/{name}": data for name, data in study_figure_files(result, suite, df, axis).items()
+        }
     return files
 
 
@@ -348,5 +389,6 @@ def verdict_text(suite: StudySuite, df: pd.DataFrame, *, states: dict[str, str] 
     """The study's verdict lines as a block for the terminal ("" when the suite declares no claims)."""
     if suite.study is None or not suite.study.claims:
         return ""
-    lines = verdict_lines(build_study(suite, df, states=states))
-    return "\n".join([f"verdicts ({suite.name}, computed from the numbers):", *(f"  {line}" for line in lines)])
+    result = build_study(suite, df, states=states)
+    head = f"verdicts ({suite.name}, computed from the numbers over {seeds_text(result.main.seeds)}):"
+    return "\n".join([head, *(f"  {line}" for line in verdict_lines(result)), f"  tuning: {tuning_text(suite.study)}."])

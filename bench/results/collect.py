@@ -20,6 +20,7 @@ from bench.results.runs import (
     RunPaths,
     UnreadableRunError,
     checked_eval_rows,
+    checked_rows,
     iter_run_dirs,
     load_spec,
     read_state,
@@ -30,6 +31,7 @@ SPEC_COLUMNS = (
     "suite", "run_id", "model", "dataset", "resolution", "seed", "budget_hours", "speed_ratio", "budget_source",
     "budget_scale", "num_gpus", "max_iters", "max_kimg", "budget_pin", "precision", "status", "device",
 )  # fmt: skip
+NOISE_FIX = "delete the file (`run` of the suite measures the evaluation spread again)"
 UNREADABLE = "unreadable"  # the status of a run whose files cannot be used (its row's ``error`` says why)
 
 
@@ -68,6 +70,26 @@ def collect(out: Path, suite: str | None = None) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     lead = [c for c in SPEC_COLUMNS if c in df.columns]
     return df[lead + [c for c in df.columns if c not in lead]]
+
+
+def collect_eval_noise(out: Path, suite: str) -> pd.DataFrame:
+    """The rows of the suite's runs' ``eval_noise.jsonl`` files (a snapshot re-scored with other evaluation
+    seeds: :mod:`bench.tools.evalnoise`), with the run's ``run_id``, ``model``, ``dataset`` and ``seed``; a
+    run whose file or spec cannot be used is left out with a warning."""
+    rows = []
+    for run_dir in iter_run_dirs(out, suite):
+        paths = RunPaths(run_dir)
+        if not paths.eval_noise.exists():
+            continue
+        try:
+            spec = load_spec(run_dir)
+            noise = checked_rows(paths.eval_noise, NOISE_FIX)
+        except (UnreadableRunError, FileReadError) as exc:
+            warnings.warn(f"evaluation spread skipped: {exc}", stacklevel=2)
+            continue
+        base = {"run_id": spec.run_id, "model": spec.model, "dataset": spec.dataset, "seed": spec.seed}
+        rows.extend(base | row for row in noise)
+    return pd.DataFrame(rows, columns=None if rows else ["run_id", "model", "dataset", "seed"])
 
 
 def unreadable_runs(df: pd.DataFrame) -> dict[str, str]:

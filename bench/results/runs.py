@@ -2,8 +2,10 @@
 
 Layout: ``<out>/runs/<suite>/<run_id>/`` holds ``spec.json`` (resolved spec and environment),
 ``state.json`` (status and progress), ``evals.jsonl`` (one row per metric per evaluation),
-``events.jsonl``, ``samples/`` (grids), ``snapshots/`` (weights at each evaluation) and
-``checkpoints/`` (latest training state); shared caches live under ``<out>/cache/``.
+``events.jsonl``, ``samples/`` (grids), ``snapshots/`` (weights at each evaluation),
+``checkpoints/`` (latest training state) and, for a study's evaluation spread, ``eval_noise.jsonl``
+(one snapshot re-scored with other evaluation seeds: :mod:`bench.tools.evalnoise`); shared caches
+live under ``<out>/cache/``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class RunPaths:
     @property
     def evals(self) -> Path:
         return self.root / "evals.jsonl"
+
+    @property
+    def eval_noise(self) -> Path:
+        return self.root / "eval_noise.jsonl"
 
     @property
     def samples(self) -> Path:
@@ -112,13 +118,19 @@ def eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
 def checked_eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
     """:func:`eval_rows` for a reader of results: every line a row that passes
     :func:`bench.results.rows.row_problem`, else :class:`UnreadableRunError` naming the line and the fix."""
+    return _unique(checked_rows(paths.evals, ROW_FIX))
+
+
+def checked_rows(path: Path, fix: str) -> list[dict[str, Any]]:
+    """Every line of the JSONL file ``path`` (none when it is missing) as a checked evaluation row, else
+    :class:`UnreadableRunError` naming the line and ``fix``."""
     rows = []
-    for number, row in numbered_jsonl(paths.evals):
+    for number, row in numbered_jsonl(path):
         problem = "not a JSON object" if row is NOT_AN_OBJECT else row_problem(row)
         if problem:
-            raise UnreadableRunError(f"{paths.evals} line {number}: {problem}; {ROW_FIX}")
+            raise UnreadableRunError(f"{path} line {number}: {problem}; {fix}")
         rows.append(row)
-    return _unique(rows)
+    return rows
 
 
 def _unique(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
