@@ -18,6 +18,7 @@ from PIL import Image
 import bench.report as bench_report
 import bench.report.draw as report_draw
 import bench.report.figures as report_figures
+import bench.report.imagery as report_imagery
 import bench.report.paper as report_paper
 import bench.report.render as report_render
 import bench.report.tables as report_tables
@@ -290,7 +291,7 @@ def test_plots_from_collected_runs(
     stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-diffaug", "fastgan"))
     write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0]), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
-    monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
     paths = bench_report.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
     assert "mini: 2/2 cells done" in (tmp_path / "tables" / "mini-fid5k_full.md").read_text()
     plots = tmp_path / "plots" / "mini"
@@ -328,7 +329,7 @@ def test_curves_on_one_kimg_axis_with_step0_and_real_images_first(tmp_path: Path
     monkeypatch.setattr(
         report_draw, "panels_figure", lambda p, **kw: drawn.setdefault("p", p) is not None and panels_figure(p, **kw)
     )
-    monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
     bench_report.write_report(suite, collect(tmp_path, "it"), tmp_path)
     assert [(c.x, c.y) for c in drawn["c"]] == [([0.0, 0.4, 0.8], [400.0, 60.0, 50.0]), ([0.0, 0.2], [410.0, 45.0])]
     assert drawn["kw"]["xlabel"] == report_figures.X_AXIS.label and "kimg" == report_figures.X_AXIS.column
@@ -344,7 +345,7 @@ def test_grid_png_lays_out_as_make_grid(n: int) -> None:
 
     images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
     expected = make_grid(images, nrow=max(1, int(n**0.5)), padding=2).permute(1, 2, 0).numpy()
-    assert (report_draw.load_image(report_draw.grid_png(images)) == expected).all()
+    assert (report_draw.load_image(report_draw.grid_png(images.numpy())) == expected).all()
 
 
 def test_figures_fit_their_content_and_enlarge_small_images_without_smoothing(tmp_path: Path) -> None:
@@ -360,14 +361,14 @@ def test_figures_fit_their_content_and_enlarge_small_images_without_smoothing(tm
     label_h, title_h = report_draw._text_px("a\nb", 8)[1], report_draw._text_px(title, 10)[1]
     assert height <= 412 + label_h + title_h + 3 * report_draw._PAD  # no empty band
     assert width >= report_draw._text_px(title, 10)[0]  # the title fits, unwrapped
-    strip = report_draw.strip_figure(np.zeros((8, 32, 32, 3)), title="FastGAN on shapes, seed 0, step 1,000")
+    strip = report_draw.strip_figure(np.zeros((8, 32, 32, 3), np.uint8), title="FastGAN on shapes, seed 0, step 1,000")
     with Image.open(io.BytesIO(report_draw.render(strip)[".png"])) as img:
         assert img.height < 96 + 80 and img.width > 8 * 96  # 32 px enlarged 3x
 
 
 def test_interpolation_is_a_slerp() -> None:
     z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
-    z = report_draw.slerp(z0, z1, torch.linspace(0, 1, 3))
+    z = report_imagery.slerp(z0, z1, torch.linspace(0, 1, 3))
     assert torch.allclose(z[0], z0) and torch.allclose(z[-1], z1) and z[1, 0] == pytest.approx(z[1, 1] / 2)
 
 

@@ -167,6 +167,16 @@ def load_spec(run_dir: Path) -> RunSpec:
         raise UnreadableRunError(f"{path}: not a run's spec ({type(exc).__name__}: {exc}); {fix}") from None
 
 
+def recorded_resolved(run_dir: Path) -> dict[str, Any]:
+    """The ``resolved`` part of a run folder's spec.json (the model's hyper-parameters, its data...); empty
+    when the file is missing or holds no such mapping (:func:`load_spec` names what is wrong)."""
+    try:
+        resolved = read_json(Path(run_dir) / "spec.json").get("resolved")
+    except (FileReadError, ValueError, AttributeError):
+        return {}
+    return resolved if isinstance(resolved, dict) else {}
+
+
 def cache_dirs(out: Path) -> tuple[Path, Path]:
     """(dataset cache, metric cache) under the results folder."""
     return Path(out) / "cache" / "datasets", Path(out) / "cache" / "metrics"
