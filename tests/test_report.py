@@ -15,13 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-import bench.report as bench_report
 import bench.report.draw as report_draw
 import bench.report.figures as report_figures
 import bench.report.imagery as report_imagery
 import bench.report.paper as report_paper
 import bench.report.render as report_render
 import bench.report.tables as report_tables
+import bench.report.writer as report_writer
 from bench import cli
 from bench.errors import BenchError
 from bench.plan.specs import RunSpec
@@ -109,7 +109,7 @@ def golden_case() -> tuple[Suite, pd.DataFrame, dict[str, str]]:
 
 def test_golden_latex(tmp_path: Path) -> None:
     suite, df, states = golden_case()
-    paths = bench_report.write_report(suite, df, tmp_path, states=states, with_plots=False)
+    paths = report_writer.write_report(suite, df, tmp_path, states=states, with_plots=False)
     tex = next(p for p in paths if p.suffix == ".tex")
     assert tex == tmp_path / "tables" / "mini-fid5k_full.tex"
     golden = GOLDEN / "mini-fid5k_full.tex"
@@ -169,7 +169,7 @@ def test_nonstandard_detector_is_one_warning_not_a_mark_on_every_cell(tmp_path: 
     suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,)), ("", "B", "baseline", 5.0, (0,))], datasets=("obama",))
     df = pd.DataFrame(evals(spec_of(suite, "fastgan", "obama"), [30.0], standard=False)
                       + evals(spec_of(suite, "baseline", "obama"), [35.0], standard=False))  # fmt: skip
-    paths = bench_report.write_report(suite, df, tmp_path, states={}, with_plots=False)
+    paths = report_writer.write_report(suite, df, tmp_path, states={}, with_plots=False)
     assert [p.name.startswith("mini-fid5k_full-inception-random-") for p in paths] == [True] * 3  # not the suite's
     tex, md, csv = (p.read_text() for p in paths)
     warning = "these numbers rank this table's rows against each other only"
@@ -234,8 +234,8 @@ def test_kid_scaled_and_named_without_paper_comparison() -> None:
 
 def test_output_is_deterministic(tmp_path: Path) -> None:
     suite, df, states = golden_case()
-    a = bench_report.write_report(suite, df, tmp_path / "a", states=states, with_plots=False, standalone=True)
-    b = bench_report.write_report(suite, df.sample(frac=1.0, random_state=1), tmp_path / "b", states=states,
+    a = report_writer.write_report(suite, df, tmp_path / "a", states=states, with_plots=False, standalone=True)
+    b = report_writer.write_report(suite, df.sample(frac=1.0, random_state=1), tmp_path / "b", states=states,
                             with_plots=False, standalone=True)  # fmt: skip
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
@@ -292,7 +292,7 @@ def test_plots_from_collected_runs(
     write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0]), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
     monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
-    paths = bench_report.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
+    paths = report_writer.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
     assert "mini: 2/2 cells done" in (tmp_path / "tables" / "mini-fid5k_full.md").read_text()
     plots = tmp_path / "plots" / "mini"
     names = [
@@ -330,7 +330,7 @@ def test_curves_on_one_kimg_axis_with_step0_and_real_images_first(tmp_path: Path
         report_draw, "panels_figure", lambda p, **kw: drawn.setdefault("p", p) is not None and panels_figure(p, **kw)
     )
     monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
-    bench_report.write_report(suite, collect(tmp_path, "it"), tmp_path)
+    report_writer.write_report(suite, collect(tmp_path, "it"), tmp_path)
     assert [(c.x, c.y) for c in drawn["c"]] == [([0.0, 0.4, 0.8], [400.0, 60.0, 50.0]), ([0.0, 0.2], [410.0, 45.0])]
     assert drawn["kw"]["xlabel"] == report_figures.X_AXIS.label and "kimg" == report_figures.X_AXIS.column
     label, real = drawn["p"][0]
@@ -378,7 +378,7 @@ def test_standalone_latex_compiles(tmp_path: Path) -> None:
         pytest.skip("booktabs.sty not installed (Debian: texlive-latex-recommended)")
     suite, df, states = golden_case()
     df.loc[df["run_id"] == spec_of(suite, "fastgan", "obama", 1).run_id, "detector_standard"] = False
-    tex = bench_report.write_report(suite, df, tmp_path, states=states, with_plots=False, standalone=True)[0]
+    tex = report_writer.write_report(suite, df, tmp_path, states=states, with_plots=False, standalone=True)[0]
     cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name]
     proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -339,9 +339,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the suite's tables and plots; print where they are."""
-    from bench.report import read_states, write_report
     from bench.report.budgets import other_budget_note, write_budget_table
     from bench.report.tables import summary_line
+    from bench.report.writer import read_states, write_report
     from bench.results.collect import collect
     from bench.results.io import check_writable_dir
     from bench.results.runs import RunPaths
