@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -84,8 +82,7 @@ def check_fits_remembered(
         check_fits(name, resolution, kwargs, device, training=training)
         return True
 
-    source = Path(getattr(sys.modules.get(models.model_info(name).module), "__file__", None) or "/")
-    if "init_from" in kwargs or not source.resolve().is_relative_to(names.ROOT / "models"):
+    if "init_from" in kwargs or not names.model_from_sources(name):
         check()
         return
     limit = memory_limit(device)[0]

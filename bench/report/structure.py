@@ -1,0 +1,53 @@
+"""Where a suite's resolution makes its models' modules differ from their papers' (each family says
+so itself: :meth:`models.GANModel.structure_notes`), for the table captions: e.g. at 32 px FastGAN's
+generator has a 4→32 skip-layer excitation of this project's own, since none of the paper's fits."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from bench.errors import BenchError
+from bench.plan import names
+
+if TYPE_CHECKING:
+    from bench.report.tables import SuiteLike
+
+
+def structure_note(suite: SuiteLike) -> str:
+    """'Modules at this resolution: FastGAN at 32 px: G SLE 4→32 (...); ...' for the rows whose model
+    reports a difference (:func:`modules_said`); rows whose model cannot be built are left out; '' when no
+    row reports one."""
+    notes: dict[tuple[str, str], str] = {}
+    for cell in suite.cells:
+        spec, key = cell.spec, (cell.group, cell.label)
+        if key in notes:
+            continue
+        kwargs = {k: v for k, v in spec.model_kwargs.items() if k != "init_from"}  # the same modules, no file read
+        said = modules_said(spec.model, spec.resolution, kwargs)
+        if said:
+            notes[key] = f"{cell.label} at {spec.resolution} px: {', '.join(said)}"
+    return f"Modules at this resolution: {'; '.join(notes.values())}." if notes else ""
+
+
+def modules_said(model: str, resolution: int, kwargs: dict[str, Any]) -> list[str] | None:
+    """The model's :meth:`~models.GANModel.structure_notes` at ``resolution`` (None: it cannot be built),
+    built on the meta device (no memory, no weights) and remembered until a source file changes
+    (:func:`bench.plan.names.remembered`): a warm report imports neither torch nor the models. A plugin's
+    model (its files do not key the cache) is built each time."""
+    if not names.model_from_sources(model):
+        return _built_and_asked(model, resolution, kwargs)
+    key = json.dumps([model, resolution, kwargs], sort_keys=True, default=str)
+    return names.remembered("structure", key, lambda: _built_and_asked(model, resolution, kwargs))
+
+
+def _built_and_asked(model: str, resolution: int, kwargs: dict[str, Any]) -> list[str] | None:
+    import torch
+
+    import models
+
+    try:
+        with models.structure_only(), torch.device("meta"):
+            return list(models.get_model(model, resolution=resolution, **kwargs).structure_notes())
+    except (BenchError, ValueError, TypeError):
+        return None
