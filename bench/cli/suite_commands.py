@@ -340,6 +340,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the suite's tables and plots; print where they are."""
     from bench.report.budgets import other_budget_note, write_budget_table
+    from bench.report.stale import stale_lines
     from bench.report.tables import summary_line
     from bench.report.writer import read_states, write_report
     from bench.results.collect import collect
@@ -362,4 +363,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(summary_line(suite, df, read_states(suite, args.out)))
     if other:
         print(other)
+    for line in stale_lines(suite.cells, args.out):
+        print(line)
     return 0

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def structure_note(suite: SuiteLike) -> str:
     """'Modules at this resolution: FastGAN at 32 px: G SLE 4→32 (...); ...' for the rows whose model
-    reports a difference (:func:`modules_said`); rows whose model cannot be built are left out; '' when no
+    reports a difference (:func:`built_facts`); rows whose model cannot be built are left out; '' when no
     row reports one."""
     notes: dict[tuple[str, str], str] = {}
     for cell in suite.cells:
@@ -24,30 +24,33 @@ def structure_note(suite: SuiteLike) -> str:
         if key in notes:
             continue
         kwargs = {k: v for k, v in spec.model_kwargs.items() if k != "init_from"}  # the same modules, no file read
-        said = modules_said(spec.model, spec.resolution, kwargs)
-        if said:
+        facts = built_facts(spec.model, spec.resolution, kwargs)
+        if facts and (said := facts["notes"]):
             notes[key] = f"{cell.label} at {spec.resolution} px: {', '.join(said)}"
     return f"Modules at this resolution: {'; '.join(notes.values())}." if notes else ""
 
 
-def modules_said(model: str, resolution: int, kwargs: dict[str, Any]) -> list[str] | None:
-    """The model's :meth:`~models.GANModel.structure_notes` at ``resolution`` (None: it cannot be built),
-    built on the meta device (no memory, no weights) and remembered until a source file changes
-    (:func:`bench.plan.names.remembered`): a warm report imports neither torch nor the models. A plugin's
-    model (its files do not key the cache) is built each time."""
+def built_facts(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """What the model built at ``resolution`` with ``kwargs`` says of itself: ``notes`` (its
+    :meth:`~models.GANModel.structure_notes`) and ``hparams`` (its resolved hyper-parameters, as a run's
+    spec.json records them); None when it cannot be built. Built on the meta device (no memory, no weights)
+    and remembered until a source file changes (:func:`bench.plan.names.remembered`): a warm report or
+    status imports neither torch nor the models. A plugin's model (its files do not key the cache) is built
+    each time."""
     if not names.model_from_sources(model):
-        return _built_and_asked(model, resolution, kwargs)
+        return _built(model, resolution, kwargs)
     key = json.dumps([model, resolution, kwargs], sort_keys=True, default=str)
-    return names.remembered("structure", key, lambda: _built_and_asked(model, resolution, kwargs))
+    return names.remembered("built", key, lambda: _built(model, resolution, kwargs))
 
 
-def _built_and_asked(model: str, resolution: int, kwargs: dict[str, Any]) -> list[str] | None:
+def _built(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     import torch
 
     import models
 
     try:
         with models.structure_only(), torch.device("meta"):
-            return list(models.get_model(model, resolution=resolution, **kwargs).structure_notes())
+            built = models.get_model(model, resolution=resolution, **kwargs)
     except (BenchError, ValueError, TypeError):
         return None
+    return {"notes": list(built.structure_notes()), "hparams": json.loads(json.dumps(built.hparams, default=str))}
