@@ -64,6 +64,19 @@ def _stray_row(command: str, change: dict[str, object], problem: str) -> Builder
     return build
 
 
+def _eval_row(change: dict[str, object], problem: str) -> Builder:
+    """``eval --run`` of the evaluated run, its first row edited: refused before anything is scored (the
+    new rows copy their snapshot's training position from it)."""
+
+    def build(ctx: Ctx) -> Case:
+        ctx.copy_evaluated()
+        run = next((ctx.out / "runs" / "tiny").glob("*/"))
+        _edited(ctx, run, **change)
+        return Case(["eval", "--run", str(run), "--out", str(ctx.out)], ["evals.jsonl line 1", problem, FIX])
+
+    return build
+
+
 def _run_file(command: str, name: str, data: bytes, expect: list[str], code: int) -> Builder:
     """``status`` or ``report`` of the evaluated suite with one file of its run replaced by ``data``."""
 
@@ -103,6 +116,7 @@ STORED: dict[str, Builder] = {
     "status: a value of -5": _status_row({"value": -5}, KID),
     "report: another run's value of true": _stray_row("report", {"value": True}, NOT_A_NUMBER),
     "status: another run's step of 'abc'": _stray_row("status", {"step": "abc"}, "step: expected a whole number"),
+    "eval --run: a kimg of 'abc'": _eval_row({"kimg": "abc"}, "kimg: expected a finite number >= 0, got 'abc'"),
     "report: spec.json model_kwargs [1, 2]": _spec_kwargs(
         "report", ["no readable evaluation row", "spec.json: not a run's spec", "model_kwargs must be dict"], 2
     ),

@@ -15,12 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-import bench.report as bench_report
 import bench.report.draw as report_draw
 import bench.report.figures as report_figures
+import bench.report.imagery as report_imagery
 import bench.report.paper as report_paper
 import bench.report.render as report_render
 import bench.report.tables as report_tables
+import bench.report.writer as report_writer
 from bench import cli
 from bench.errors import BenchError
 from bench.plan.specs import RunSpec
@@ -108,7 +109,7 @@ def golden_case() -> tuple[Suite, pd.DataFrame, dict[str, str]]:
 
 def test_golden_latex(tmp_path: Path) -> None:
     suite, df, states = golden_case()
-    paths = bench_report.write_report(suite, df, tmp_path, states=states, with_plots=False)
+    paths = report_writer.write_report(suite, df, tmp_path, states=states, with_plots=False)
     tex = next(p for p in paths if p.suffix == ".tex")
     assert tex == tmp_path / "tables" / "mini-fid5k_full.tex"
     golden = GOLDEN / "mini-fid5k_full.tex"
@@ -168,7 +169,7 @@ def test_nonstandard_detector_is_one_warning_not_a_mark_on_every_cell(tmp_path: 
     suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,)), ("", "B", "baseline", 5.0, (0,))], datasets=("obama",))
     df = pd.DataFrame(evals(spec_of(suite, "fastgan", "obama"), [30.0], standard=False)
                       + evals(spec_of(suite, "baseline", "obama"), [35.0], standard=False))  # fmt: skip
-    paths = bench_report.write_report(suite, df, tmp_path, states={}, with_plots=False)
+    paths = report_writer.write_report(suite, df, tmp_path, states={}, with_plots=False)
     assert [p.name.startswith("mini-fid5k_full-inception-random-") for p in paths] == [True] * 3  # not the suite's
     tex, md, csv = (p.read_text() for p in paths)
     warning = "these numbers rank this table's rows against each other only"
@@ -233,8 +234,8 @@ def test_kid_scaled_and_named_without_paper_comparison() -> None:
 
 def test_output_is_deterministic(tmp_path: Path) -> None:
     suite, df, states = golden_case()
-    a = bench_report.write_report(suite, df, tmp_path / "a", states=states, with_plots=False, standalone=True)
-    b = bench_report.write_report(suite, df.sample(frac=1.0, random_state=1), tmp_path / "b", states=states,
+    a = report_writer.write_report(suite, df, tmp_path / "a", states=states, with_plots=False, standalone=True)
+    b = report_writer.write_report(suite, df.sample(frac=1.0, random_state=1), tmp_path / "b", states=states,
                             with_plots=False, standalone=True)  # fmt: skip
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
@@ -290,8 +291,8 @@ def test_plots_from_collected_runs(
     stylegan2, fastgan = (spec_of(suite, m, "obama") for m in ("stylegan2-diffaug", "fastgan"))
     write_runs(suite, evals(stylegan2, [60.0, 55.0]) + evals(fastgan, [50.0, 45.0]), tmp_path)
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
-    monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
-    paths = bench_report.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
+    monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    paths = report_writer.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
     assert "mini: 2/2 cells done" in (tmp_path / "tables" / "mini-fid5k_full.md").read_text()
     plots = tmp_path / "plots" / "mini"
     names = [
@@ -328,8 +329,8 @@ def test_curves_on_one_kimg_axis_with_step0_and_real_images_first(tmp_path: Path
     monkeypatch.setattr(
         report_draw, "panels_figure", lambda p, **kw: drawn.setdefault("p", p) is not None and panels_figure(p, **kw)
     )
-    monkeypatch.setattr(report_figures, "load_generator", lambda run_dir, snapshot: FakeGenerator())
-    bench_report.write_report(suite, collect(tmp_path, "it"), tmp_path)
+    monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    report_writer.write_report(suite, collect(tmp_path, "it"), tmp_path)
     assert [(c.x, c.y) for c in drawn["c"]] == [([0.0, 0.4, 0.8], [400.0, 60.0, 50.0]), ([0.0, 0.2], [410.0, 45.0])]
     assert drawn["kw"]["xlabel"] == report_figures.X_AXIS.label and "kimg" == report_figures.X_AXIS.column
     label, real = drawn["p"][0]
@@ -344,7 +345,7 @@ def test_grid_png_lays_out_as_make_grid(n: int) -> None:
 
     images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
     expected = make_grid(images, nrow=max(1, int(n**0.5)), padding=2).permute(1, 2, 0).numpy()
-    assert (report_draw.load_image(report_draw.grid_png(images)) == expected).all()
+    assert (report_draw.load_image(report_draw.grid_png(images.numpy())) == expected).all()
 
 
 def test_figures_fit_their_content_and_enlarge_small_images_without_smoothing(tmp_path: Path) -> None:
@@ -360,14 +361,14 @@ def test_figures_fit_their_content_and_enlarge_small_images_without_smoothing(tm
     label_h, title_h = report_draw._text_px("a\nb", 8)[1], report_draw._text_px(title, 10)[1]
     assert height <= 412 + label_h + title_h + 3 * report_draw._PAD  # no empty band
     assert width >= report_draw._text_px(title, 10)[0]  # the title fits, unwrapped
-    strip = report_draw.strip_figure(np.zeros((8, 32, 32, 3)), title="FastGAN on shapes, seed 0, step 1,000")
+    strip = report_draw.strip_figure(np.zeros((8, 32, 32, 3), np.uint8), title="FastGAN on shapes, seed 0, step 1,000")
     with Image.open(io.BytesIO(report_draw.render(strip)[".png"])) as img:
         assert img.height < 96 + 80 and img.width > 8 * 96  # 32 px enlarged 3x
 
 
 def test_interpolation_is_a_slerp() -> None:
     z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
-    z = report_draw.slerp(z0, z1, torch.linspace(0, 1, 3))
+    z = report_imagery.slerp(z0, z1, torch.linspace(0, 1, 3))
     assert torch.allclose(z[0], z0) and torch.allclose(z[-1], z1) and z[1, 0] == pytest.approx(z[1, 1] / 2)
 
 
@@ -377,7 +378,7 @@ def test_standalone_latex_compiles(tmp_path: Path) -> None:
         pytest.skip("booktabs.sty not installed (Debian: texlive-latex-recommended)")
     suite, df, states = golden_case()
     df.loc[df["run_id"] == spec_of(suite, "fastgan", "obama", 1).run_id, "detector_standard"] = False
-    tex = bench_report.write_report(suite, df, tmp_path, states=states, with_plots=False, standalone=True)[0]
+    tex = report_writer.write_report(suite, df, tmp_path, states=states, with_plots=False, standalone=True)[0]
     cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name]
     proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -7,21 +7,26 @@ from pathlib import Path
 
 import pytest
 
+import bench.report.structure as structure
 import models
+from bench.plan import names
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell, Suite
-from bench.report.budgets import compute_note
+from bench.report.budgets import budget_text, compute_note
+from bench.report.stale import stale_changes
 from bench.report.structure import structure_note
+from bench.results.io import atomic_write_json
+from bench.results.runs import RunPaths, write_state
 
 TINY = {"recon": "mse", "ngf": 4, "ndf": 4, "batch_size": 2}
 
 
-def _suite(resolution: int, names: tuple[str, ...] = ("baseline", "fastgan", "stylegan2-lite"), **spec) -> Suite:
+def _suite(resolution: int, model_names: tuple[str, ...] = ("baseline", "fastgan", "stylegan2-lite"), **spec) -> Suite:
     cells = [
         Cell(RunSpec(suite="n", model=m, dataset="shapes", resolution=resolution, max_iters=4,
                      model_kwargs=TINY if m != "stylegan2-lite" else dict(models.model_info(m).tiny), **spec),
              m.capitalize(), "")
-        for m in names
+        for m in model_names
     ]  # fmt: skip
     return Suite("n", Path("n.toml"), "", None, ["shapes"], cells)
 
@@ -49,3 +54,42 @@ def test_compute_note_gives_the_budget_and_each_rows_iterations() -> None:
         "Compute budget per row: 10 s of rtx-2080-ti (step-cost model), i.e. Baseline 250 it (2 kimg)."
     )
     assert compute_note(_suite(32).cells) == ""
+
+
+def test_the_modules_said_are_remembered_except_for_a_plugins_model(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(names.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(names, "_loaded", {})  # this process's copy of the cache: a fresh one
+    built = []
+    ask = structure._built
+    monkeypatch.setattr(structure, "_built", lambda *a: built.append(a[0]) or ask(*a))
+    first = structure_note(_suite(32))
+    assert first.startswith("Modules at this resolution:") and len(built) == 3  # one build per row
+    assert structure_note(_suite(32)) == first and len(built) == 3  # read back: no model built
+    monkeypatch.setattr(names, "model_from_sources", lambda name: name != "fastgan")  # as if a plugin's
+    assert structure_note(_suite(32)) == first and built[3:] == ["fastgan"]
+    assert structure.built_facts("no-such-model", 32, {}) is None and built[-1] == "no-such-model"
+
+
+def test_a_run_built_with_other_defaults_than_the_models_now_is_stale(tmp_path: Path) -> None:
+    suite = _suite(32, ("baseline", "fastgan"))
+    now = {}
+    for cell in suite.cells:
+        paths = RunPaths.of(tmp_path, cell.spec)
+        hparams = structure.built_facts(cell.spec.model, 32, dict(cell.spec.model_kwargs))["hparams"]
+        atomic_write_json(paths.spec, {"spec": cell.spec.to_dict(), "resolved": {"model_hparams": hparams}})
+        now[cell.spec.model] = hparams
+        write_state(paths, status="done", step=4)
+    assert "stale" not in budget_text(suite.cells, tmp_path)  # built as the model is now
+    paths = RunPaths.of(tmp_path, suite.cells[1].spec)
+    old = now["fastgan"] | {"ema_beta": 0.5}
+    old.pop("ngf")
+    atomic_write_json(paths.spec, {"spec": suite.cells[1].spec.to_dict(), "resolved": {"model_hparams": old}})
+    assert stale_changes(suite.cells[0].spec, tmp_path) == ""
+    assert stale_changes(suite.cells[1].spec, tmp_path) == (
+        f"ema_beta 0.5 → {now['fastgan']['ema_beta']!r}, ngf (none) → 4"
+    )
+    text = budget_text(suite.cells, tmp_path, wide=True)
+    assert [line.count("| done (stale) |") for line in text.splitlines() if "| " in line][-2:] == [0, 1]
+    assert "stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5 → " in text
+    assert "move their run folders away and run the suite again" in text
+    assert stale_changes(_suite(32, ("baseline",)).cells[0].spec, tmp_path / "elsewhere") == ""  # no run: not stale

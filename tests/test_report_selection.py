@@ -12,9 +12,9 @@ from conftest import TINY_SUITE
 from PIL import Image
 from test_report import evals, make_suite, spec_of, write_runs
 
-import bench.report as bench_report
 import bench.report.render as report_render
 import bench.report.tables as report_tables
+import bench.report.writer as report_writer
 from bench.cli import main
 from bench.metrics.protocols import PROTOCOLS, register_protocol
 from bench.report.selection import mixed_runs, protocols_of
@@ -47,8 +47,8 @@ def _two_detectors() -> tuple[object, pd.DataFrame, pd.DataFrame]:
 
 def test_a_second_detectors_rows_make_their_own_table_and_leave_the_first_unchanged(tmp_path: Path) -> None:
     suite, first, both = _two_detectors()
-    alone = bench_report.write_report(suite, first, tmp_path / "a", states={}, with_plots=False)
-    mixed = bench_report.write_report(suite, both, tmp_path / "b", states={}, with_plots=False)
+    alone = report_writer.write_report(suite, first, tmp_path / "a", states={}, with_plots=False)
+    mixed = report_writer.write_report(suite, both, tmp_path / "b", states={}, with_plots=False)
     assert [p.read_bytes() for p in alone] == [p.read_bytes() for p in mixed[:3]]  # byte-identical
     assert [p.name for p in alone] == ["mini-fid5k_full.tex", "mini-fid5k_full.md", "mini-fid5k_full.csv"]
     own = [p.name for p in mixed[3:]]

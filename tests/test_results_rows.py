@@ -17,7 +17,7 @@ from bench.plan.specs import RunSpec
 from bench.results.collect import collect, unreadable_runs
 from bench.results.io import atomic_write_json
 from bench.results.rows import KID_FLOOR, row_problem, state_problem
-from bench.results.runs import RunPaths, append_eval_row, read_state, write_state
+from bench.results.runs import RunPaths, append_eval_row, checked_eval_rows, read_state, write_state
 
 GOOD = {
     "metric": "fid200_full", "kind": "fid", "value": 239.06, "std": None, "step": 1000, "eval_point": 1.0,
@@ -127,3 +127,18 @@ def test_collect_marks_a_run_with_one_bad_row_unreadable_and_keeps_the_others(tm
         df = collect(tmp_path, "t")
     assert any("run state unreadable" in str(w.message) for w in caught)
     assert math.isclose(df.loc[df["run_id"] == good.root.name, "value"].iloc[0], 239.06)  # its numbers kept
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"detector": "torchscript:/x/inception.pt"}, {"detector_sha256": "ab" * 32}, {"mode": "legacy_tensorflow"},
+     {"num_gen": 500}, {"truncation": 0.7}, {"gen_batch": 32}, {"bn_mode": "eval"}, {"ref_count": 50}],
+)  # fmt: skip
+def test_a_snapshot_scored_again_under_another_protocol_is_kept_an_identical_one_is_not(
+    tmp_path: Path, change: dict
+) -> None:
+    again = GOOD | {"value": 100.0, "rescored": True}
+    paths = _run(tmp_path, "fastgan", [GOOD, again, again | change])
+    assert [r["value"] for r in checked_eval_rows(paths)] == [239.06, 100.0]  # the same protocol: first kept
+    df = collect(tmp_path, "t")
+    assert len(df) == 2 and df[list(change)].iloc[1].to_dict() == change  # the other protocol's row: its own

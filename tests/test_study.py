@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import stats as sp
 
-import bench.report as bench_report
+import bench.report.writer as report_writer
 from bench.cli import main
 from bench.cli.suite_commands import _print_results
 from bench.errors import SuiteError
@@ -268,7 +268,7 @@ def test_report_writes_the_study_and_its_figure(study_case, tmp_path: Path) -> N
                      "study_fid200_full_emoji-faces.png"]  # fmt: skip
     with Image.open(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") as img:
         assert img.width > img.height > 300  # two panels: the ladder, FastGAN against the other rows
-    hooked = bench_report.write_report(suite, df, tmp_path / "r", states=states, with_plots=False)
+    hooked = report_writer.write_report(suite, df, tmp_path / "r", states=states, with_plots=False)
     assert tmp_path / "r" / "tables" / "st-study.md" in hooked  # `report` of a suite with [study]
 
 

@@ -356,9 +356,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the suite's tables and plots; print where they are."""
-    from bench.report import read_states, write_report
     from bench.report.budgets import other_budget_note, write_budget_table
+    from bench.report.stale import stale_lines
     from bench.report.tables import summary_line
+    from bench.report.writer import read_states, write_report
     from bench.results.collect import collect
     from bench.results.io import check_writable_dir
     from bench.results.runs import RunPaths
@@ -379,4 +380,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(summary_line(suite, df, read_states(suite, args.out)))
     if other:
         print(other)
+    for line in stale_lines(suite.cells, args.out):
+        print(line)
     return 0

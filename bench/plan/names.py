@@ -151,6 +151,22 @@ def remembered(section: str, key: str, compute: Any) -> Any:
     return found[key]
 
 
+def model_from_sources(name: str) -> bool:
+    """Whether model ``name`` is built by a module under ``models/`` (whose files key this cache), not by a
+    plugin's. Plugins are imported before a command runs (:mod:`models.plugins`), so a process that has not
+    imported ``models`` has none; an unknown name is left to its builder's own error (True)."""
+    if "models" not in sys.modules:
+        return True
+    import models
+
+    try:
+        module = models.model_info(name).module
+    except ValueError:
+        return True
+    source = Path(getattr(sys.modules.get(module), "__file__", None) or "/")
+    return source.resolve().is_relative_to(ROOT / "models")
+
+
 def check_model(name: str) -> None:
     """:func:`models.registry.check_model_name`'s check and message (a BenchError)."""
     known = list(registry()["models"])

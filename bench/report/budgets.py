@@ -23,6 +23,7 @@ from bench.plan.compute import compute_fields
 from bench.plan.sources import describe_source, source_flags, source_label
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
+from bench.report.stale import stale_changes, stale_notes
 from bench.results.envinfo import device_summary
 from bench.results.io import atomic_write_text
 from bench.results.runs import cell_state
@@ -62,14 +63,16 @@ def _left(state: dict[str, Any]) -> float | None:
 
 
 def budget_rows(cells: list[Cell], out: Path) -> list[dict[str, Any]]:
-    """:func:`budget_row` per cell; a cell run only with other budget settings shows that run."""
+    """:func:`budget_row` per cell with its ``stale`` changes (:func:`bench.report.stale.stale_changes`); a
+    cell run only with other budget settings shows that run."""
     variants = budget_variants(out, cells)
     rows = []
     for c in cells:
         spec = variants.get(c.spec.run_id, c.spec)
         state = cell_state(out, Cell(spec, c.label, c.group))
         label = f"{c.label} ({c.group})" if c.group else c.label
-        rows.append(budget_row(spec, state, c.spec if spec is not c.spec else None, label))
+        row = budget_row(spec, state, c.spec if spec is not c.spec else None, label)
+        rows.append(row | {"stale": stale_changes(spec, out)})
     return rows
 
 
@@ -138,7 +141,8 @@ def _cells(r: dict[str, Any]) -> dict[str, str]:
         "run_id": ("* " if r["other_budget"] else "") + r["run_id"],
         "row": ("* " if r["other_budget"] else "") + r["label"], "model": r["model"],
         "dataset": r["dataset"], "res": str(r["resolution"]), "seed": str(r["seed"]), "ref h": _hours(r),
-        "local s": _local(r), "cap": _caps(r), "speed ratio": _ratio(r), "state": r["status"],
+        "local s": _local(r), "cap": _caps(r), "speed ratio": _ratio(r),
+        "state": r["status"] + (" (stale)" if r.get("stale") else ""),
         "it": _num(r["iterations"]), "kimg": _num(r["kimg"], ".3g") if r["kimg"] else "", "images": _num(r["images"]),
         "stopped by": r["budget_applied"] or "", "compute budget (planned)": _compute(r), "device": r["device"],
         "left": _duration(r["left_seconds"]),
@@ -180,7 +184,7 @@ def table_text(rows: list[dict[str, Any]], *, wide: bool = False) -> str:
 
 
 def notes(rows: list[dict[str, Any]]) -> list[str]:
-    """Lines under the table: every conversion source in words, the scale, and runs made otherwise."""
+    """Lines under the table: every conversion source in words, the scale, stale runs and runs made otherwise."""
     timed = [r for r in rows if r["ref_hours"] is not None]
     lines = [f"speed ratio, {source_label(code)}: {describe_source(code)}"
              for code in dict.fromkeys(r["budget_source"] for r in timed)]  # fmt: skip
@@ -201,6 +205,7 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
         local = sum(r["local_seconds"] for r in timed if r["time_charged"]) / 3600
         lines.append(f"total: {len(rows)} cells, {ref:.4g} reference GPU-hours = {local:.4g} h of training here at "
                      "these speed ratios (evaluations and checkpoints extra)")  # fmt: skip
+    lines += stale_notes(rows)
     others = [r["flags"] for r in rows if r["other_budget"]]
     for flags in dict.fromkeys(others):
         lines.append(f"* {others.count(flags)} cell(s) shown as run with other budget settings; pass "

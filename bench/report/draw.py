@@ -1,12 +1,12 @@
 """Matplotlib figures for the report, rendered to PNG and PDF bytes: curves, image panels, latent strips.
 
-:mod:`bench.report` prepares the data and writes every title and label; this module draws (and
-walks the latent space for interpolation strips). Image figures are laid out in pixels around their
-images, so no band is left empty and every title fits its figure (titles are measured, never
-wrapped); small images are enlarged by a whole factor with nearest-neighbour sampling (a 32 px
-face stays sharp), large ones reduced with antialiasing. Curves mark the measured points only.
-Figures are built on :class:`matplotlib.figure.Figure` directly (Agg canvas), so no global pyplot
-state or interactive backend is touched.
+:mod:`bench.report` prepares the data and writes every title and label; this module draws (the images
+of strips and training panels come from :mod:`bench.report.imagery`; no torch here). Image figures are
+laid out in pixels around their images, so no band is left empty and every title fits its figure
+(titles are measured, never wrapped); small images are enlarged by a whole factor with
+nearest-neighbour sampling (a 32 px face stays sharp), large ones reduced with antialiasing. Curves
+mark the measured points only. Figures are built on :class:`matplotlib.figure.Figure` directly (Agg
+canvas), so no global pyplot state or interactive backend is touched.
 """
 
 from __future__ import annotations
@@ -16,30 +16,18 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 from PIL import Image
 
-STRIP_STEPS = 8  # images in a latent interpolation strip
 DPI = 110  # of the PNGs
 PANEL_SIDE = 420  # px: a panel's image is scaled (by a whole factor when enlarged) to about this side
 STRIP_SIDE = 112  # px: each image of an interpolation strip, about
 _PAD = 14  # px between and around panels
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-
-class Generator(Protocol):
-    """What an interpolation strip needs of a model (:class:`models.base.GANModel` has it)."""
-
-    z_dim: int
-
-    def generate(self, z: torch.Tensor, *, ema: bool = True) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +85,7 @@ def _fit(text: str, size: float, width_px: float) -> str:
     return "\n".join(lines)
 
 
-def grid_png(images: torch.Tensor) -> bytes:
+def grid_png(images: np.ndarray) -> bytes:
     """uint8 images (N, 3, R, R) as the PNG bytes of one grid, laid out as the runs' sample grids
     (torchvision's ``make_grid``: rows of sqrt(N), 2 px black padding), without importing torchvision
     (seconds)."""
@@ -105,7 +93,7 @@ def grid_png(images: torch.Tensor) -> bytes:
     cols = min(max(1, int(n**0.5)), n)
     rows, pad = -(-n // cols), 2 if n > 1 else 0  # one image: itself (as make_grid)
     grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), dtype=np.uint8)
-    for i, img in enumerate(images.permute(0, 2, 3, 1).numpy()):
+    for i, img in enumerate(images.transpose(0, 2, 3, 1)):
         r, c = divmod(i, cols)
         grid[r * (h + pad) + pad : r * (h + pad) + pad + h, c * (w + pad) + pad : c * (w + pad) + pad + w] = img
     buf = io.BytesIO()
@@ -162,32 +150,10 @@ def panels_figure(panels: Sequence[tuple[str, np.ndarray | None]], *, title: str
     return fig
 
 
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between latents ``z0``, ``z1`` (D,) at fractions ``t`` (T,) → (T, D)."""
-    cos = torch.dot(z0 / z0.norm(), z1 / z1.norm()).clamp(-1.0, 1.0)
-    omega = torch.acos(cos)
-    if omega.abs() < 1e-6:
-        return z0[None] + t[:, None] * (z1 - z0)[None]
-    w0, w1 = torch.sin((1 - t) * omega) / torch.sin(omega), torch.sin(t * omega) / torch.sin(omega)
-    return w0[:, None] * z0[None] + w1[:, None] * z1[None]
-
-
-def interpolation_images(model: Generator, *, seed: int = 0, steps: int = STRIP_STEPS, side: int = 256) -> np.ndarray:
-    """(steps, H, W, 3) images in [0, 1]: ``model.generate`` (EMA) along a slerp of two seeded latents."""
-    gen = torch.Generator().manual_seed(seed)
-    z0, z1 = torch.randn(2, model.z_dim, generator=gen)
-    z = slerp(z0, z1, torch.linspace(0.0, 1.0, steps))
-    with torch.no_grad():
-        x = model.generate(z, ema=True).float().cpu()  # (T, 3, R, R) in [-1, 1]; model on the CPU
-    if x.shape[-1] > side:
-        x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-    return ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
-
-
 def strip_figure(images: np.ndarray, *, title: str) -> Figure:
-    """Images (N, H, W, 3) in [0, 1] in one row (enlarged by a whole factor, nearest neighbour), each
+    """uint8 images (N, H, W, 3) in one row (enlarged by a whole factor, nearest neighbour), each
     labelled with its interpolation fraction; the figure as large as the strip and its title."""
-    tiles = [scaled((img * 255).round().astype(np.uint8), STRIP_SIDE) for img in images]
+    tiles = [scaled(img, STRIP_SIDE) for img in images]
     h, w = tiles[0].shape[:2]
     gap = max(w // 16, 2)
     row = np.concatenate([part for t in tiles for part in (t, np.full((h, gap, 3), 255, np.uint8))][:-1], axis=1)

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from bench.errors import BenchError
-from bench.report import draw
+from bench.report import draw, imagery
 from bench.report.selection import mixed_runs, select_runs
 from bench.report.tables import CellLike, ReportTable, SuiteLike, row_cells, row_keys, suite_rows
 from bench.report.words import fmt_number, metric_name
@@ -49,13 +48,6 @@ def x_axis(suite: SuiteLike, dataset: str) -> Axis:
     if specs and all(s.compute for s in specs) and len(devices) == 1:
         return Axis("compute", f"compute used (seconds of {devices[0]}, step-cost model)")
     return X_AXIS
-
-
-def load_generator(run_dir: Path, snapshot: str) -> draw.Generator:
-    """The run's model with the weights of ``snapshot``, on the CPU (imported lazily: heavy)."""
-    from bench.training.checkpoints import load_snapshot_model
-
-    return load_snapshot_model(run_dir, snapshot, device="cpu")
 
 
 def _row_name(key: tuple[str, str]) -> str:
@@ -121,21 +113,27 @@ def _image(path: Path | None) -> object:
 
 
 def _real_panel(suite: SuiteLike, dataset: str, runs_root: Path) -> tuple[list[tuple[str, object]], dict[str, bytes]]:
-    """A grid of training images (a fixed draw, as many as a sample grid) to put beside the generated ones
-    (none when the dataset cannot be loaded here)."""
-    from bench.data.catalog import load_dataset
-    from bench.results.runs import cache_dirs
+    """A grid of training images (a fixed draw, as many as a sample grid, resized as the runs were) to put
+    beside the generated ones (none when the dataset cannot be loaded here)."""
+    from bench.results.runs import cache_dirs, recorded_resolved
 
-    spec = next(c.spec for c in suite.cells if c.spec.dataset == dataset)
+    specs = [c.spec for c in suite.cells if c.spec.dataset == dataset]
+    spec = specs[0]
+    recorded = {str(d.get("sha256")) for s in specs
+                if isinstance(d := recorded_resolved(RunPaths.of(runs_root, s).root).get("dataset"), dict)}  # fmt: skip
+
+    def load() -> object:
+        from bench.data.catalog import load_dataset  # torch: only when the draw is not remembered
+
+        cache = cache_dirs(runs_root)[0]
+        return load_dataset(dataset, spec.resolution, cache_dir=cache, resize_filter=spec.resize_filter)
+
     try:
-        images = load_dataset(dataset, spec.resolution, cache_dir=cache_dirs(runs_root)[0]).images
+        png, size = imagery.training_images(dataset, spec.resolution, spec.grid_size, recorded, load)
     except BenchError as exc:
         log.warning("%s: no panel of training images: %s", dataset, exc)
         return [], {}
-    n = min(spec.grid_size, len(images))
-    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
-    png = draw.grid_png(images[pick])
-    label = f"training images\n{n} of {len(images)} at {spec.resolution} px"
+    label = f"training images\n{min(spec.grid_size, size)} of {size} at {spec.resolution} px"
     return [(label, draw.load_image(png))], {f"real_{_slug(dataset)}.png": png}
 
 
@@ -171,13 +169,13 @@ def _run_figures(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: 
         log.warning("%s: no snapshot at its %s evaluation; interpolation strip skipped", spec.run_id, table.selection)
         return files
     try:
-        model = load_generator(run_dir, snapshot)
+        images = imagery.strip_images(run_dir, snapshot)
     except BenchError as exc:
         log.warning("%s: interpolation strip skipped: %s", spec.run_id, exc)
         return files
     where = f"step {int(row['step']):,}" if pd.notna(row.get("step")) else "its selected evaluation"
     title = f"{who}, seed {spec.seed}, {where}: slerp between two latents (seed 0), EMA generator"
-    strip = draw.strip_figure(draw.interpolation_images(model), title=title)
+    strip = draw.strip_figure(images, title=title)
     return files | {f"interp_{spec.run_id}{suffix}": data for suffix, data in draw.render(strip).items()}
 
 

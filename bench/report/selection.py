@@ -1,11 +1,11 @@
 """Which stored numbers may stand together: one protocol per table, status line, curve and step-0 check.
 
-A table's numbers share :data:`TABLE_FIELDS` (the metric, the detector and its weights' sha256,
-clean-fid mode, generated images, reference, resize before the detector, generator weights,
-truncation, KID subsets, precision/recall k): a :class:`ProtocolKey`. Within a table the sampling
-fields differ by family (each sampled as its authors do) and the dataset fields by column, but
-one run's numbers must share :data:`RUN_FIELDS` too; a run whose rows of one protocol do not is
-'mixed' and gives no number. Rows scored later with another detector (``eval --detector``) form
+A table's numbers share :data:`bench.results.rows.TABLE_FIELDS` (the metric, the detector and its
+weights' sha256, clean-fid mode, generated images, reference, resize before the detector, generator
+weights, truncation, KID subsets, precision/recall k): a :class:`ProtocolKey`. Within a table the
+sampling fields differ by family (each sampled as its authors do) and the dataset fields by column,
+but one run's numbers must share :data:`~bench.results.rows.RUN_FIELDS` too; a run whose rows of one
+protocol do not is 'mixed' and gives no number. Rows scored later with another detector (``eval --detector``) form
 another protocol and another table: never averaged, minimised or ranked with the first.
 """
 
@@ -20,11 +20,8 @@ from typing import Any
 import pandas as pd
 
 from bench.report.gain import is_step0
+from bench.results.rows import RUN_FIELDS, TABLE_FIELDS
 
-TABLE_FIELDS = ("metric", "detector", "detector_sha256", "detector_standard", "mode", "num_gen", "reference",
-                "pre_resize", "weights", "truncation", "kid_subsets", "pr_k")  # fmt: skip
-RUN_FIELDS = ("bn_mode", "bn_stats", "gen_batch", "ref_count", "ref_resolution", "ref_filter", "resize_chain",
-              "kid_subset_size")  # fmt: skip
 SELECTION_RULES = {  # which evaluation of a run a table shows, as its caption says it
     "best": "best evaluation within the budget (the paper's rule)",
     "last": "last evaluation within the budget",

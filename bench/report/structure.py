@@ -4,9 +4,11 @@ generator has a 4→32 skip-layer excitation of this project's own, since none o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError
+from bench.plan import names
 
 if TYPE_CHECKING:
     from bench.report.tables import SuiteLike
@@ -14,23 +16,41 @@ if TYPE_CHECKING:
 
 def structure_note(suite: SuiteLike) -> str:
     """'Modules at this resolution: FastGAN at 32 px: G SLE 4→32 (...); ...' for the rows whose model
-    reports a difference, each built (on the meta device: no memory, no weights) from its spec; rows
-    whose model cannot be built are left out; '' when no row reports one."""
-    import torch
-
-    import models
-
+    reports a difference (:func:`built_facts`); rows whose model cannot be built are left out; '' when no
+    row reports one."""
     notes: dict[tuple[str, str], str] = {}
     for cell in suite.cells:
         spec, key = cell.spec, (cell.group, cell.label)
         if key in notes:
             continue
         kwargs = {k: v for k, v in spec.model_kwargs.items() if k != "init_from"}  # the same modules, no file read
-        try:
-            with models.structure_only(), torch.device("meta"):
-                said = models.get_model(spec.model, resolution=spec.resolution, **kwargs).structure_notes()
-        except (BenchError, ValueError, TypeError):
-            continue
-        if said:
+        facts = built_facts(spec.model, spec.resolution, kwargs)
+        if facts and (said := facts["notes"]):
             notes[key] = f"{cell.label} at {spec.resolution} px: {', '.join(said)}"
     return f"Modules at this resolution: {'; '.join(notes.values())}." if notes else ""
+
+
+def built_facts(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """What the model built at ``resolution`` with ``kwargs`` says of itself: ``notes`` (its
+    :meth:`~models.GANModel.structure_notes`) and ``hparams`` (its resolved hyper-parameters, as a run's
+    spec.json records them); None when it cannot be built. Built on the meta device (no memory, no weights)
+    and remembered until a source file changes (:func:`bench.plan.names.remembered`): a warm report or
+    status imports neither torch nor the models. A plugin's model (its files do not key the cache) is built
+    each time."""
+    if not names.model_from_sources(model):
+        return _built(model, resolution, kwargs)
+    key = json.dumps([model, resolution, kwargs], sort_keys=True, default=str)
+    return names.remembered("built", key, lambda: _built(model, resolution, kwargs))
+
+
+def _built(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    import torch
+
+    import models
+
+    try:
+        with models.structure_only(), torch.device("meta"):
+            built = models.get_model(model, resolution=resolution, **kwargs)
+    except (BenchError, ValueError, TypeError):
+        return None
+    return {"notes": list(built.structure_notes()), "hparams": json.loads(json.dumps(built.hparams, default=str))}

@@ -25,6 +25,16 @@ from pathlib import PurePosixPath
 from typing import Any
 
 KINDS = ("fid", "kid", "pr")
+# What a stored number's protocol is. A table's numbers share TABLE_FIELDS (metric, detector and its weights'
+# sha256, clean-fid mode, generated images, reference, resize, generator weights, truncation, KID subsets,
+# precision/recall k); one run's numbers share RUN_FIELDS too (how the generator was sampled, the reference
+# set's size and preprocessing). Selections key on them (bench.report.selection), and so does the
+# de-duplication of a run's rows (bench.results.runs.eval_key).
+TABLE_FIELDS = ("metric", "detector", "detector_sha256", "detector_standard", "mode", "num_gen", "reference",
+                "pre_resize", "weights", "truncation", "kid_subsets", "pr_k")  # fmt: skip
+RUN_FIELDS = ("bn_mode", "bn_stats", "gen_batch", "ref_count", "ref_resolution", "ref_filter", "resize_chain",
+              "kid_subset_size")  # fmt: skip
+PROTOCOL_FIELDS = TABLE_FIELDS + RUN_FIELDS
 FID_ROUNDING = 1e-6  # the most negative FID rounding gives (identical feature sets)
 KID_SIGMAS = 6.0  # a KID this many per-subset standard deviations below 0 is not noise
 KID_FLOOR = 0.05  # ... nor one below -0.05 (2/(m-1) of a kernel spread of ~2.5 at m = 100 images)

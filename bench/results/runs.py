@@ -22,7 +22,7 @@ from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
 from bench.results.io import NOT_AN_OBJECT, append_jsonl, atomic_write_json, numbered_jsonl, read_jsonl
 from bench.results.lock import is_locked
-from bench.results.rows import ROW_FIX, STATE_FIX, row_problem, state_problem
+from bench.results.rows import PROTOCOL_FIELDS, ROW_FIX, STATE_FIX, row_problem, state_problem
 
 STATES = (
     "todo",
@@ -106,8 +106,10 @@ def record_event(paths: RunPaths, kind: str, **fields: Any) -> None:
 
 
 def eval_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """What identifies an evaluation row: (snapshot, metric, detector weights hash, generator weights)."""
-    return row.get("snapshot"), row.get("metric"), row.get("detector_sha256"), row.get("weights")
+    """What identifies an evaluation row: its snapshot and its whole protocol
+    (:data:`bench.results.rows.PROTOCOL_FIELDS`: metric, detector and checksum, mode, sampling and reference
+    fields). A snapshot scored again under another protocol is another row, never a duplicate of the first."""
+    return row.get("snapshot"), *(row.get(field) for field in PROTOCOL_FIELDS)
 
 
 def eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
@@ -177,6 +179,16 @@ def load_spec(run_dir: Path) -> RunSpec:
         raise UnreadableRunError(f"{exc}; {fix}") from None
     except (TypeError, KeyError, ValueError, BenchError) as exc:
         raise UnreadableRunError(f"{path}: not a run's spec ({type(exc).__name__}: {exc}); {fix}") from None
+
+
+def recorded_resolved(run_dir: Path) -> dict[str, Any]:
+    """The ``resolved`` part of a run folder's spec.json (the model's hyper-parameters, its data...); empty
+    when the file is missing or holds no such mapping (:func:`load_spec` names what is wrong)."""
+    try:
+        resolved = read_json(Path(run_dir) / "spec.json").get("resolved")
+    except (FileReadError, ValueError, AttributeError):
+        return {}
+    return resolved if isinstance(resolved, dict) else {}
 
 
 def cache_dirs(out: Path) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.results.io import check_writable_dir, read_jsonl
-from bench.results.runs import RunPaths, append_eval_row, cache_dirs, eval_row, eval_rows, load_spec
+from bench.results.runs import RunPaths, append_eval_row, cache_dirs, checked_eval_rows, eval_row, load_spec
 from bench.training.checkpoints import check_snapshots, model_from_snapshot, read_snapshot
 from bench.training.device import resolve_device
 
@@ -62,11 +62,11 @@ def rescore(
     metrics.check_detector(detector)
     metrics.check_detector(pr_detector)
     check_writable_dir(paths.root, "--run")
+    by_snap = {r.get("snapshot"): r for r in checked_eval_rows(paths)}  # a hand-edited row: refused, not copied
     dev = resolve_device(device)
     snaps = [read_snapshot(paths.root, str(p.relative_to(paths.root))) for p in _snapshots(paths, snapshot)]
     data_cache, metric_cache = cache_dirs(out)
     dataset = load_dataset(spec.dataset, spec.resolution, cache_dir=data_cache, resize_filter=spec.resize_filter)
-    by_snap = {r.get("snapshot"): r for r in eval_rows(paths)}
     points = {e.get("step"): e.get("point") for e in read_jsonl(paths.events) if e.get("event") == "evaluated"}
     check_snapshots(spec, snaps)  # every one, before the first row is written
     written = []

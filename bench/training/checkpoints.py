@@ -20,7 +20,7 @@ from bench.results.runs import (
     record_event,
 )
 from bench.training.integrity import checkpoint_problem, header_problem, state_problem
-from bench.training.modelsize import check_fits, meta_model
+from bench.training.modelsize import check_fits_remembered, meta_model
 
 CKPT_FORMAT = 1
 KEEP_CHECKPOINTS = 2  # newest training checkpoints kept (the older one is the fallback)
@@ -125,9 +125,9 @@ def save_snapshot(paths: RunPaths, spec: RunSpec, model: models.GANModel, step: 
 
 def build_model(spec: RunSpec, device: torch.device, training: bool = False) -> models.GANModel:
     """The registered model for ``spec``, seeded by ``spec.seed``, on ``device``; counted on the meta device
-    first (:func:`check_fits`: weights, with ``training`` the training state), so a size that cannot fit is
-    one line, not an allocation failure."""
-    check_fits(spec.model, spec.resolution, spec.model_kwargs, device, training=training)
+    first (:func:`~bench.training.modelsize.check_fits_remembered`: weights, with ``training`` the training
+    state), so a size that cannot fit is one line, not an allocation failure."""
+    check_fits_remembered(spec.model, spec.resolution, spec.model_kwargs, device, training=training)
     torch.manual_seed(spec.seed)
     return models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs).to(device)
 

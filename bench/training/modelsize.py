@@ -4,6 +4,7 @@ instead of an allocation failure or a "storage size overflowed" traceback (``ngf
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -66,3 +67,24 @@ def check_fits(
                 f"{what} ({limit / 2**30:,.1f} GiB); lower its widths"
             )
     return model
+
+
+def check_fits_remembered(
+    name: str, resolution: int, kwargs: Mapping[str, Any], device: torch.device, *, training: bool
+) -> None:
+    """:func:`check_fits`, its pass remembered (:func:`bench.plan.names.remembered`) per model, resolution,
+    kwargs, device, memory size and ``training`` until a source file changes: the meta-device build costs
+    seconds on a small machine (torch's meta kernels import its compiler). Not remembered for a plugin's
+    model (its sources do not key the cache) nor with ``init_from`` (a checkpoint that may change)."""
+    from bench.plan import names
+
+    def check() -> bool:
+        check_fits(name, resolution, kwargs, device, training=training)
+        return True
+
+    if "init_from" in kwargs or not names.model_from_sources(name):
+        check()
+        return
+    limit = memory_limit(device)[0]
+    key = json.dumps([name, resolution, dict(kwargs), str(device), limit, training], sort_keys=True)
+    names.remembered("fits", key, check)

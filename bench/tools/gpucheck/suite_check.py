@@ -148,7 +148,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _report(suite_path: Path, work: Path) -> dict[str, Any]:
     """``report`` of the uninterrupted suite: the files and its Markdown table."""
-    from bench.report import write_report
+    from bench.report.writer import write_report
     from bench.results.collect import collect
 
     suite = load_suite(str(suite_path))
