@@ -17,7 +17,7 @@ MAX_CALIBRATE_STEPS = 1000  # timed steps per configuration: a median needs no m
 def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """The flags naming a suite, a subset of its cells, the results folder and its budget conversion."""
     p.add_argument("--suite", required=required, help="suite name (experiments/NAME.toml) or a .toml path")
-    p.add_argument("--models", help="comma-separated subset of the suite's models")
+    p.add_argument("--models", help="comma-separated subset of the suite's rows ([models.<row>] keys) or models")
     p.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     p.add_argument(
