@@ -116,9 +116,9 @@ def add_launch_args(p: argparse.ArgumentParser, devices: bool = True) -> None:
         "cpu (trains such a suite anyway), cuda, cuda:N",
     )  # fmt: skip
     if devices:
-        p.add_argument(
-            "--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices; cpu)"
-        )
+        p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices) "
+                       "or cpu,cpu (CPU workers share the CPUs, an equal part each)")  # fmt: skip
+        p.add_argument("--pool-worker", action="store_true", help=argparse.SUPPRESS)  # the pool prints the results
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=positive, default=900.0, help="training seconds between checkpoints")
     p.add_argument(
@@ -229,8 +229,11 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
                        checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic,
                        tensorboard=args.tensorboard, plugins=loaded_plugins())  # fmt: skip
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
-    if pool is not None:
-        return max(int(v.split()[-1]) for v in outcome.values())
+    if pool is not None:  # the workers' results, once they all ended
+        states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
+        return max([_print_results(suite, cells, args.out, states), *(int(v.split()[-1]) for v in outcome.values())])
+    if local and getattr(args, "pool_worker", False):
+        return 1 if "failed" in outcome.values() else 0  # the pool prints the results
     if local:
         return _print_results(suite, cells, args.out, outcome)
     for run_id, what in outcome.items():

@@ -1,8 +1,11 @@
 """A device pool (``run --devices 0,1,2``): one worker process per CUDA device on the same suite;
-run locks spread the cells among them, so each cell runs once."""
+run locks spread the cells among them, so each cell runs once. CPU workers (``--devices cpu,cpu``) share
+this process's CPUs: each gets an equal part of them as its torch threads. The pool prints the results
+table once, after every worker ended."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -59,6 +62,19 @@ def worker_argv(argv: list[str]) -> list[str]:
     return base
 
 
+def worker_env(devices: tuple[str, ...], entry: str) -> dict[str, str] | None:
+    """The environment of the worker of ``entry``: a CPU worker's threads (``OMP_NUM_THREADS``) are the usable
+    CPUs split among the pool's CPU workers (at least 1; a user's smaller value is kept); None: inherited."""
+    if entry != "cpu":
+        return None
+    from bench.training.threads import usable_cpus
+
+    share = max(1, usable_cpus() // devices.count("cpu"))
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    threads = min(share, int(given)) if given.isdigit() and int(given) > 0 else share
+    return os.environ | {"OMP_NUM_THREADS": str(threads)}
+
+
 @dataclass(frozen=True)
 class DevicePool:
     """One worker per device, each running ``argv`` (the user's command) on ``cuda:<index>`` (or the CPU)."""
@@ -69,7 +85,8 @@ class DevicePool:
 
     def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
         """Start every worker, wait for all; returns ``worker -> 'exit N'``."""
-        cmd = [sys.executable, str(RUN_BENCH), *worker_argv(list(self.argv)), "--no-progress"]
-        procs = {f"{i}:{worker_device(d)}": subprocess.Popen([*cmd, "--device", worker_device(d)])
+        cmd = [sys.executable, str(RUN_BENCH), *worker_argv(list(self.argv)), "--no-progress", "--pool-worker"]
+        procs = {f"{i}:{worker_device(d)}": subprocess.Popen([*cmd, "--device", worker_device(d)],
+                                                             env=worker_env(self.devices, d))
                  for i, d in enumerate(self.devices)}  # fmt: skip
         return {name: f"exit {p.wait()}" for name, p in procs.items()}
