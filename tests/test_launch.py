@@ -279,3 +279,21 @@ def test_submitit_local_runs_cells_and_records_errors(tiny_suite, tmp_path, caps
     assert "submitit-local" in out and "PerceptualWeightsMissing" in out and "lpips-vgg" in out
     assert main([*argv, "--models", "baseline"]) == 0
     assert "skipped (done)" in capsys.readouterr().out
+
+
+def test_a_cpu_pool_splits_the_cpus_and_prints_one_table(tiny_suite, tmp_path, capsys) -> None:
+    """`--devices cpu,cpu`: two workers, each on its share of the CPUs, each cell run once; the results once."""
+    from bench.training.threads import usable_cpus
+
+    text = tiny_suite("pool", iters=2).read_text()
+    path = tmp_path / "pool2.toml"
+    path.write_text(text.replace('name = "pool"', 'name = "pool2"') + '[models.b]\nlike = "baseline"\nlabel = "B"\n'
+                    "kwargs = { recon = 'mse', ngf = 2, ndf = 4, batch_size = 4 }\n")  # fmt: skip
+    out = tmp_path / "results"
+    argv = ["run", "--suite", str(path), "--out", str(out), "--devices", "cpu,cpu"]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out  # the workers' own output goes to the terminal, not through capsys
+    assert "cells: 2 done" in stdout and stdout.count("cells:") == 1
+    threads = {RunPaths.of(out, c.spec).spec.read_text().count(f'"threads": {max(1, usable_cpus() // 2)}')
+               for c in load_suite(str(path)).cells}  # fmt: skip
+    assert threads == {1}

@@ -18,7 +18,7 @@ MAX_CALIBRATE_STEPS = 1000  # timed steps per configuration: a median needs no m
 def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """The flags naming a suite, a subset of its cells, the results folder and its budget conversion."""
     p.add_argument("--suite", required=required, help="suite name (experiments/NAME.toml) or a .toml path")
-    p.add_argument("--models", help="comma-separated subset of the suite's models")
+    p.add_argument("--models", help="comma-separated subset of the suite's rows ([models.<row>] keys) or models")
     p.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     p.add_argument(
@@ -123,9 +123,9 @@ def add_launch_args(p: argparse.ArgumentParser, devices: bool = True) -> None:
         "cpu (trains such a suite anyway), cuda, cuda:N",
     )  # fmt: skip
     if devices:
-        p.add_argument(
-            "--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices; cpu)"
-        )
+        p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices) "
+                       "or cpu,cpu (CPU workers share the CPUs, an equal part each)")  # fmt: skip
+        p.add_argument("--pool-worker", action="store_true", help=argparse.SUPPRESS)  # the pool prints the results
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=positive, default=900.0, help="training seconds between checkpoints")
     p.add_argument(

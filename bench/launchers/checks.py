@@ -54,21 +54,21 @@ def check_models(suite: Suite, cells: list[Cell], device: str | None = None) -> 
         where = resolve_device(device)
         limit = memory_limit(where)[0]
     seen = set()
-    for spec in (c.spec for c in cells):
+    for spec, row in ((c.spec, c.key or c.spec.model) for c in cells):
         key = json.dumps([spec.model, spec.resolution, spec.model_kwargs, spec.cuda_graphs, str(where), limit],
                          sort_keys=True)  # fmt: skip
         if key in seen:
             continue
         seen.add(key)
         if "init_from" in spec.model_kwargs:  # reads a checkpoint, which may change without a source change
-            _build_on_meta(suite, spec, where)
+            _build_on_meta(suite, spec, row, where)
         else:
-            names.remembered("builds", key, lambda spec=spec: _build_on_meta(suite, spec, where))
+            names.remembered("builds", key, lambda spec=spec, row=row: _build_on_meta(suite, spec, row, where))
 
 
-def _build_on_meta(suite: Suite, spec: RunSpec, where: torch.device | None) -> bool:
-    """Build ``spec``'s model on the meta device and check that it fits ``where``; a one-line BenchError when
-    it fails."""
+def _build_on_meta(suite: Suite, spec: RunSpec, row: str, where: torch.device | None) -> bool:
+    """Build ``spec``'s model (of the suite's row ``row``) on the meta device and check that it fits ``where``;
+    a one-line BenchError when it fails."""
     import models
     from bench.training.modelsize import check_fits
 
@@ -76,13 +76,13 @@ def _build_on_meta(suite: Suite, spec: RunSpec, where: torch.device | None) -> b
         model = check_fits(spec.model, spec.resolution, spec.model_kwargs, where, training=True)
     except (models.ModelConfigError, TypeError, ValueError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        fix = "fix --init-from" if "init_from" in first else f"fix models.{spec.model}.kwargs"
-        raise BenchError(f"{suite.path}: models.{spec.model}.kwargs: {first}; {fix}") from None
+        fix = "fix --init-from" if "init_from" in first else f"fix models.{row}.kwargs"
+        raise BenchError(f"{suite.path}: models.{row}.kwargs: {first}; {fix}") from None
     if spec.cuda_graphs:
         try:
             model.use_cuda_graphs()
         except models.ModelConfigError as exc:
-            raise BenchError(f"{suite.path}: models.{spec.model}.cuda_graphs: {exc}; set it false") from None
+            raise BenchError(f"{suite.path}: models.{row}.cuda_graphs: {exc}; set it false") from None
     return True
 
 

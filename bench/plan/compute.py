@@ -6,9 +6,10 @@ A suite states ``[budget] compute_seconds = S`` and ``compute_device = "NAME"`` 
 the suite's ``reference_gpu``). A model's training step is counted op by op on the meta device
 (:mod:`bench.tools.stepcost`) and timed on that device's profile by the roofline model
 (:func:`bench.plan.roofline.step_seconds`, fp32 as the paper's code trained): ``t`` seconds. The
-model then gets ``ceil(S / t)`` iterations. Nothing local enters: the count depends only on the
-model's configuration, the torch version and the models' source, so a suite gives the same
-iterations (and run ids) on a laptop, a GPU node or a cluster. The budget is the paper's premise,
+model then gets ``ceil(S / t)`` iterations (``ceil(k S / t)`` for a row at ``budget_multiple = k``: a
+labelled row at k times the suite's budget, never compared as an equal). Nothing local enters: the
+count depends only on the model's configuration, the torch version and the models' source, so a suite
+gives the same iterations (and run ids) on a laptop, a GPU node or a cluster. The budget is the paper's premise,
 the same device time for every model, evaluated on one named device instead of measured.
 """
 
@@ -57,16 +58,18 @@ class ComputePlan:
     device: str  # the reference device's label, e.g. 'rtx-2080-ti' or 'cpu-epyc-zen4 x2'
     step_s: float  # reference-device seconds per iteration of this model configuration
     images_per_step: int  # real images one iteration shows the discriminator (GANModel.reals_per_step)
+    multiple: float = 1.0  # this row's budget in multiples of budget_s (a suite row's budget_multiple)
 
     @property
     def iterations(self) -> int:
-        """Iterations the budget buys: ``ceil(budget_s / step_s)`` (at least 1)."""
-        return max(1, math.ceil(self.budget_s / self.step_s - 1e-9))
+        """Iterations the budget buys: ``ceil(multiple * budget_s / step_s)`` (at least 1)."""
+        return max(1, math.ceil(self.multiple * self.budget_s / self.step_s - 1e-9))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (what the run spec stores)."""
-        return {"budget_s": self.budget_s, "device": self.device, "step_s": self.step_s,
-                "images_per_step": self.images_per_step}  # fmt: skip
+        """JSON-ready (what the run spec stores; ``multiple`` only when not 1)."""
+        d = {"budget_s": self.budget_s, "device": self.device, "step_s": self.step_s,
+             "images_per_step": self.images_per_step}  # fmt: skip
+        return d | ({"multiple": self.multiple} if self.multiple != 1 else {})
 
 
 def _reference_step(
@@ -91,31 +94,41 @@ def _reference_step(
 
 
 def compute_budget(
-    budget: dict[str, Any], suite: dict[str, Any], model: str, kwargs: dict[str, Any], cost_cache: Path | None
-) -> dict[str, Any]:
+    budget: dict[str, Any], suite: dict[str, Any], model: str, kwargs: dict[str, Any], cost_cache: Path | None,
+    multiple: float = 1.0,
+) -> dict[str, Any]:  # fmt: skip
     """A suite's compute budget for one model as RunSpec fields: its iterations (pinned) and the
-    conversion. ``budget`` and ``suite`` are the suite's validated tables."""
+    conversion. ``budget`` and ``suite`` are the suite's validated tables; ``multiple``: the row's
+    ``budget_multiple``."""
     device = compute_device(str(budget.get("compute_device", suite.get("reference_gpu"))))
     try:
         step_s, images = _reference_step(model, suite["resolution"], kwargs, device, cost_cache)
     except (BenchError, ValueError, TypeError) as exc:
         raise BenchError(f"kwargs: {exc}; fix them (the step is counted to convert the compute budget)") from None
-    plan = ComputePlan(float(budget["compute_seconds"]), device.label, step_s, images)
+    plan = ComputePlan(float(budget["compute_seconds"]), device.label, step_s, images, float(multiple))
     return {"budget_hours": None, "max_iters": plan.iterations, "max_kimg": None, "budget_pin": "iters",
             "compute": plan.to_dict()}  # fmt: skip
 
 
+def budget_multiple(spec: Any) -> float:
+    """The multiple of its suite's compute budget a run spec trains at (1 for every other budget)."""
+    c = getattr(spec, "compute", None)
+    return float(c.get("multiple", 1.0)) if c else 1.0
+
+
 def compute_fields(spec: Any) -> dict[str, Any]:
     """A run spec's compute budget as display fields (all None without one): the budget in
-    reference-device seconds (scaled), the device, seconds per iteration, and the planned
-    iterations, kimg and images (what ``--dry-run``, ``status`` and the report show)."""
+    reference-device seconds (scaled, times the row's multiple), the multiple, the device, seconds per
+    iteration, and the planned iterations, kimg and images (what ``--dry-run``, ``status`` and the report
+    show)."""
     c = getattr(spec, "compute", None)
     if not c:
-        return dict.fromkeys(("compute_budget_s", "compute_device", "compute_step_s", "planned_iterations",
-                              "planned_kimg", "planned_images"))  # fmt: skip
+        return dict.fromkeys(("compute_budget_s", "compute_multiple", "compute_device", "compute_step_s",
+                              "planned_iterations", "planned_kimg", "planned_images"))  # fmt: skip
     iters = spec.iteration_limit(c["images_per_step"])[0]
     return {
-        "compute_budget_s": c["budget_s"] * spec.budget_scale, "compute_device": c["device"],
+        "compute_budget_s": c["budget_s"] * budget_multiple(spec) * spec.budget_scale,
+        "compute_multiple": budget_multiple(spec), "compute_device": c["device"],
         "compute_step_s": c["step_s"], "planned_iterations": iters,
         "planned_kimg": iters * c["images_per_step"] / 1000.0, "planned_images": iters * c["images_per_step"],
     }  # fmt: skip

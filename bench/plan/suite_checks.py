@@ -10,6 +10,7 @@ from bench.errors import BenchError
 from bench.plan.compute import compute_device
 from bench.plan.launching import LaunchSettings
 from bench.plan.specs import MAX_KIMG, MAX_SEED, PINS, PRECISIONS, number_problem
+from bench.plan.suite_rows import row_label
 
 
 def check_numbers(data: dict[str, Any], where: str) -> list[str]:
@@ -56,7 +57,7 @@ def check_models(data: dict[str, Any], where: str) -> list[str]:
             problems.append(f"{where}: models.{m}.precision: {mt['precision']!r} not one of {', '.join(PRECISIONS)}")
         if mt.get("needs", "init_from") != "init_from":
             problems.append(f"{where}: models.{m}.needs: {mt['needs']!r} unknown; the only one is 'init_from'")
-        row = (mt.get("group", ""), mt.get("label", m))
+        row = (mt.get("group", ""), row_label(m, mt))
         if row in rows:
             group = f" in group {row[0]!r}" if row[0] else ""
             problems.append(

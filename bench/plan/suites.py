@@ -5,8 +5,9 @@ resolution, resize_filter, datasets, seeds, reading: how its rows read the paper
 ``[budget]`` (hours, max_iters, max_kimg, max_kimg_by_dataset, pin, speed_ratio, num_gpus,
 accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none';
 compute_seconds, compute_device: a compute budget, :mod:`bench.plan.compute`), ``[eval]``
-(protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours,
-max_iters, max_kimg, max_kimg_by_dataset, budget_pin, kwargs, needs), an optional ``[slurm]`` block and an
+(protocols, detector, fractions, grid_size), ``[models.<row>]`` (model, like, budget_multiple: one row each,
+:mod:`bench.plan.suite_rows`; label, group, budget_hours, max_iters, max_kimg, max_kimg_by_dataset,
+budget_pin, kwargs, needs), an optional ``[slurm]`` block and an
 optional ``[study]`` (claims and comparisons over seeds: :mod:`bench.plan.studies`). A
 budget is ``hours`` (reference-GPU-hours of training time), ``max_iters`` (an iteration cap:
 deterministic), ``max_kimg`` or several, the first limit reached ending the run unless a pin names
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.errors import BenchError, SuiteError
-from bench.files import FileReadError, read_text
 from bench.plan import names
 from bench.plan.compute import compute_budget
 from bench.plan.devices import get_profile
@@ -42,10 +41,11 @@ from bench.plan.specs import (
 )
 from bench.plan.studies import Study, read_study
 from bench.plan.suite_checks import check_compute, check_models, check_numbers, check_slurm, seeds_problems
+from bench.plan.suite_rows import check_distinct_runs, check_rows, resolve_likes, row_label, row_model, row_multiple
+from bench.plan.suite_toml import read_toml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 MAX_NAME_CHARS = 100  # suite names are folder names (the file-name limit is 255 bytes)
-MAX_DEPTH = 64  # tables and arrays nested deeper are no suite (the checks below recurse)
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
@@ -86,7 +86,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "max_kimg": (int, float),
         "budget_pin": str, "kwargs": dict, "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
-        "cuda_graphs": bool, "max_kimg_by_dataset": dict,
+        "cuda_graphs": bool, "max_kimg_by_dataset": dict, "model": str, "like": str, "budget_multiple": (int, float),
     },
     "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
@@ -101,6 +101,7 @@ class Cell:
     spec: RunSpec
     label: str  # row name in tables (e.g. "FastGAN")
     group: str  # row group (e.g. "5 hour"); may be ""
+    key: str = ""  # the suite's [models.<key>] table ("" outside a suite file: the model's name)
 
 
 @dataclass(frozen=True)
@@ -147,55 +148,6 @@ def suite_path(name_or_path: str) -> Path:
 def list_suites() -> list[str]:
     """Names of the suites in ``experiments/`` (files starting with '_' are include-only)."""
     return sorted(p.stem for p in EXPERIMENTS.glob("*.toml") if not p.stem.startswith("_"))
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def read_toml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Parse ``path`` with its ``include`` files merged first (cycles are an error)."""
-    path = path.resolve()
-    if path in _seen:
-        raise SuiteError(f"{path}: suite.include: include cycle through {' -> '.join(map(str, _seen))}")
-    where = f"{_seen[-1]}: suite.include: " if _seen else ""
-    try:
-        data = tomllib.loads(read_text(path))
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{path}: malformed TOML: {exc}; fix the syntax") from None
-    except RecursionError:
-        raise SuiteError(f"{path}: malformed TOML: arrays or tables nested too deeply; flatten them") from None
-    except FileReadError as exc:
-        if exc.missing and not _seen:
-            raise SuiteError(f"suite file {path} does not exist; pass an existing .toml or a suite name") from None
-        if exc.reason == "is not UTF-8 text":
-            raise SuiteError(f"{path}: not UTF-8 text; save the suite as a UTF-8 TOML file") from None
-        reason = "cannot read (No such file or directory)" if exc.missing else exc.reason
-        raise SuiteError(f"{where}{path}: {reason}; fix the path or the file (a regular TOML file)") from None
-    if _depth(data) > MAX_DEPTH:  # dotted keys nest without limit and without recursion in the parser
-        raise SuiteError(f"{path}: tables or arrays nested more than {MAX_DEPTH} deep; flatten them")
-    merged: dict[str, Any] = {}
-    suite = data.get("suite")
-    includes = suite.get("include", []) if isinstance(suite, dict) else []
-    if not isinstance(includes, list):
-        raise SuiteError(f"{path}: suite.include: expected a list of file names")
-    for inc in includes:
-        merged = _merge(merged, read_toml(path.parent / str(inc), (*_seen, path)))
-    return _merge(merged, data)
-
-
-def _depth(value: Any) -> int:
-    """How deep tables and arrays nest in ``value`` (counted without recursion)."""
-    deepest, todo = 0, [(value, 0)]
-    while todo:
-        item, depth = todo.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict | list):
-            todo += [(v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)]
-    return deepest
 
 
 def _check_types(data: dict[str, Any], where: str) -> tuple[list[str], dict[str, Any]]:
@@ -252,7 +204,8 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 def _check_names(data: dict[str, Any], where: str) -> list[str]:
     """Unknown model, dataset, protocol and detector names (from the registries' cached listing)."""
     problems = []
-    checks = [(f"models.{m}", names.check_model, m) for m in data.get("models", {})]
+    checks = [(f"models.{m}" + (".model" if "model" in mt else ""), names.check_model, row_model(m, mt))
+              for m, mt in data.get("models", {}).items()]  # fmt: skip
     checks += [(f"suite.datasets[{i}]", names.check_dataset, d) for i, d in enumerate(_ds(data))]
     protos = data.get("eval", {}).get("protocols", spec_default("protocols"))
     checks += [(f"eval.protocols[{i}]", names.check_protocol, p) for i, p in enumerate(protos)]
@@ -318,7 +271,7 @@ def _check_values(data: dict[str, Any], where: str, given: dict[str, Any]) -> li
     fr = e.get("fractions", spec_default("eval_fractions"))
     if not fr or not all(isinstance(f, int | float) and 0 < f <= 1 for f in fr):
         problems.append(f"{where}: eval.fractions: expected numbers in (0, 1], got {fr!r}")
-    problems += check_compute(data, where)
+    problems += check_compute(data, where) + check_rows(data, where, "study" in given)
     return problems + check_numbers(data, where) + check_models(data, where) + check_slurm(data, where)
 
 
@@ -371,16 +324,16 @@ def _expand(
     fractions = tuple(sorted({float(f) for f in e.get("fractions", spec_default("eval_fractions"))} | {1.0}))
     prints = {dataset: _fingerprint(dataset) for dataset in s["datasets"]}
     cells = []
-    for model, mt in data["models"].items():
-        kwargs = dict(mt.get("kwargs", {}))
+    for key, mt in data["models"].items():
+        model, kwargs = row_model(key, mt), dict(mt.get("kwargs", {}))
         if mt.get("needs") == "init_from":
             if not init_from:
                 continue
             kwargs["init_from"] = str(Path(init_from).resolve())
-        where = f"{path}: models.{model}"
+        where = f"{path}: models.{key}"
         if "compute_seconds" in b:
             try:
-                budget = compute_budget(data["budget"], s, model, kwargs, cost_cache)
+                budget = compute_budget(data["budget"], s, model, kwargs, cost_cache, row_multiple(mt))
             except BenchError as exc:
                 raise SuiteError(f"{where}: {exc}") from None
         else:
@@ -407,8 +360,8 @@ def _expand(
                         **given,
                     )  # fmt: skip
                 except BenchError as exc:
-                    raise SuiteError(f"{path}: models.{model}: {exc}") from None
-                cells.append(Cell(spec, mt.get("label", model), mt.get("group", "")))
+                    raise SuiteError(f"{where}: {exc}") from None
+                cells.append(Cell(spec, row_label(key, mt), mt.get("group", ""), key))
     return cells
 
 
@@ -450,6 +403,7 @@ def load_suite(
     where = str(path)
     overrides = {k: v for k, v in {"detector": detector, "pr_detector": pr_detector}.items() if v is not None}
     problems, data = _check_types(given, where)
+    problems += resolve_likes(data, where)
     problems += _check_values(data, where, given) + _check_names(data, where) + _check_overrides(overrides)
     problems += seeds_problems(seeds)
     protocols = [str(p) for p in data["eval"].get("protocols", spec_default("protocols"))]
@@ -464,6 +418,7 @@ def load_suite(
     if seeds is not None:
         s["seeds"] = list(seeds)
     cells = _expand(data, path, budget_scale, speed_ratio, init_from, cost_cache)
+    check_distinct_runs(cells, where)
     return Suite(
         name=s["name"], path=path, description=s.get("description", ""),
         paper_table=s.get("paper_table"), datasets=list(s["datasets"]), cells=cells,
@@ -483,9 +438,10 @@ def suite_budget_basis(name_or_path: str) -> tuple[str | None, bool]:
 
 
 def filter_cells(suite: Suite, models: list[str] | None, datasets: list[str] | None) -> list[Cell]:
-    """The suite's cells restricted to ``models`` / ``datasets`` (each must be in the suite)."""
-    have_m = {c.spec.model for c in suite.cells}
-    have_d = set(suite.datasets)
+    """The suite's cells restricted to ``models`` / ``datasets`` (each must be in the suite): a name in
+    ``models`` selects the row of that key, else every row training that model."""
+    keys = {c.key or c.spec.model for c in suite.cells}
+    have_m, have_d = keys | {c.spec.model for c in suite.cells}, set(suite.datasets)
     for kind, wanted, have in (("--models", models, have_m), ("--datasets", datasets, have_d)):
         missing = sorted(set(wanted or []) - have)
         if missing:
@@ -493,7 +449,7 @@ def filter_cells(suite: Suite, models: list[str] | None, datasets: list[str] | N
                 f"{kind}: {', '.join(missing)} not in suite {suite.name!r} ({suite.path}); "
                 f"choose from {', '.join(sorted(have))}"
             )
-    return [
-        c for c in suite.cells
-        if (not models or c.spec.model in models) and (not datasets or c.spec.dataset in datasets)
-    ]  # fmt: skip
+    rows = {m for m in models or [] if m in keys} | {c.key or c.spec.model for c in suite.cells
+                                                     if c.spec.model in set(models or []) - keys}  # fmt: skip
+    return [c for c in suite.cells if (not models or (c.key or c.spec.model) in rows)
+            and (not datasets or c.spec.dataset in datasets)]  # fmt: skip

@@ -109,22 +109,32 @@ def _ratio(r: dict[str, Any]) -> str:
 
 
 def _compute(r: dict[str, Any]) -> str:
-    """'60 s of cpu-epyc-zen4 x2 / 0.0602 s per it = 997 it, 7.98 kimg, 7,976 images' (empty without one)."""
+    """'60 s of cpu-epyc-zen4 x2 / 0.0602 s per it = 997 it, 7.98 kimg, 7,976 images' (empty without one);
+    a row at a multiple of the suite's budget: '4× 20 s of rtx-2080-ti / ...'."""
     if not r["compute_budget_s"]:
         return ""
-    per_it = f"{r['compute_budget_s']:g} s of {r['compute_device']} / {r['compute_step_s']:.3g} s per it"
+    k = r["compute_multiple"]
+    budget = f"{r['compute_budget_s']:g}" if k == 1 else f"{k:g}× {r['compute_budget_s'] / k:g}"
+    per_it = f"{budget} s of {r['compute_device']} / {r['compute_step_s']:.3g} s per it"
     return f"{per_it} = {r['planned_iterations']:,} it, {r['planned_kimg']:.3g} kimg, {r['planned_images']:,} images"
 
 
 def compute_note(cells: list[Cell]) -> str:
-    """'Compute budget, the same for every row: 22 s of rtx-2080-ti (step-cost model): Baseline 798 it
-    (6.38 kimg), ...' for the cells with a compute budget ('' when none has one)."""
+    """'Compute budget per row: 22 s of rtx-2080-ti (step-cost model), i.e. Baseline 798 it (6.38 kimg),
+    ...; set apart, at a multiple of it: StyleGAN2, 4× compute: 88 s, 1,905 it (15.2 kimg).' for the cells
+    with a compute budget ('' when none has one)."""
     rows = {(c.group, c.label): compute_fields(c.spec) for c in cells if c.spec.compute}
     if not rows:
         return ""
-    budgets = sorted({f"{r['compute_budget_s']:g} s of {r['compute_device']}" for r in rows.values()})
-    each = [f"{label} {r['planned_iterations']:,} it ({r['planned_kimg']:.3g} kimg)" for (_, label), r in rows.items()]
-    return f"Compute budget per row: {' / '.join(budgets)} (step-cost model), i.e. {', '.join(each)}."
+    budgets = sorted({f"{r['compute_budget_s'] / r['compute_multiple']:g} s of {r['compute_device']}"
+                      for r in rows.values()})  # fmt: skip
+    each = [f"{label} {r['planned_iterations']:,} it ({r['planned_kimg']:.3g} kimg)"
+            for (_, label), r in rows.items() if r["compute_multiple"] == 1]  # fmt: skip
+    apart = [f"{label}: {r['compute_budget_s']:g} s, {r['planned_iterations']:,} it ({r['planned_kimg']:.3g} kimg)"
+             for (_, label), r in rows.items() if r["compute_multiple"] != 1]  # fmt: skip
+    text = f"Compute budget per row: {' / '.join(budgets)} (step-cost model)"
+    text += f", i.e. {', '.join(each)}" if each else ""
+    return text + (f"; set apart, at a multiple of it and never ranked: {', '.join(apart)}." if apart else ".")
 
 
 def _duration(seconds: float | None) -> str:
@@ -194,6 +204,9 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
         lines.append("compute budget: seconds of the named device per row, converted to each model's iterations by "
                      "the step-cost model (its step counted on the meta device, timed by the device's roofline; "
                      "bench/plan/compute.py): the same iterations on any machine")  # fmt: skip
+    if any(r["compute_multiple"] not in (None, 1) for r in rows):
+        lines.append("k× compute: a row at k times the suite's compute budget (budget_multiple), labelled so and "
+                     "never compared with the others as an equal")  # fmt: skip
     if any(r["ref_hours"] is None and not r["compute_budget_s"] for r in rows):
         lines.append("cells without ref h: budgets in iterations or kimg only (the same run on any device)")
     scales = sorted({r["budget_scale"] for r in rows})

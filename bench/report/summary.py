@@ -58,6 +58,9 @@ def _text(table: ReportTable) -> str:
         lines.append(
             f"non-standard detector ({', '.join(table.nonstandard_detectors)}): not comparable to published FID"
         )
+    apart = [row.label for row in table.rows if row.multiple != 1]
+    if apart:
+        lines.append(f"at other compute budgets, never ranked with the others: {', '.join(apart)}")
     return "\n".join(lines + ([gain.LEGEND] if table.any_flat else []))
 
 

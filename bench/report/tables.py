@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.plan import names
+from bench.plan.compute import budget_multiple
 from bench.plan.specs import RunSpec
 from bench.report import gain
 from bench.report.budgets import compute_note
@@ -152,6 +153,7 @@ class ReportRow:
     published: PaperRow | None = None  # the paper's row for this model and budget, comparable or not
     compared: bool = False  # its source's protocol and detector are this table's: values and Δ printed
     absent: str = ""  # why no published numbers are printed beside this row ("" when they are, or no paper)
+    multiple: float = 1.0  # its budget in multiples of the suite's compute budget: ranked only at 1
 
 
 @dataclass(frozen=True)
@@ -232,11 +234,11 @@ class ReportTable:
 
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the
-        step-0 check is never the best."""
+        step-0 check, or of a row at a multiple of the suite's budget, is never the best."""
         shown = {
             i: fmt_number(r.cells[j].mean, self.kind, self.digits)
             for i, r in enumerate(self.rows)
-            if r.cells[j].status == "done" and not r.cells[j].flat
+            if r.cells[j].status == "done" and not r.cells[j].flat and r.multiple == 1
         }
         if not shown:
             return set()
@@ -246,8 +248,10 @@ class ReportTable:
 
 
 def row_keys(suite: SuiteLike) -> list[tuple[str, str]]:
-    """(group, label) of the rows, in order of first appearance in the suite."""
-    return list(dict.fromkeys((c.group, c.label) for c in suite.cells))
+    """(group, label) of the rows, in order of first appearance in the suite, the rows at a multiple of its
+    compute budget last (set apart: never ranked with the others)."""
+    apart = {(c.group, c.label) for c in suite.cells if budget_multiple(c.spec) != 1}
+    return sorted(dict.fromkeys((c.group, c.label) for c in suite.cells), key=lambda k: k in apart)
 
 
 def row_cells(suite: SuiteLike, key: tuple[str, str], dataset: str) -> list[CellLike]:
@@ -330,14 +334,7 @@ def build_tables(
     the suite's own detector's first; ``detector``: only the tables of rows scored with it."""
     if selection not in SELECTION_RULES:
         raise BenchError(f"selection {selection!r}: choose one of {', '.join(SELECTION_RULES)}")
-    rows = suite_rows(suite, df)
-    if rows["metric"].isna().all():
-        why = list(unreadable_runs(rows).values())
-        if why:
-            raise BenchError(
-                f"suite {suite.name!r}: no readable evaluation row; {len(why)} run(s) unreadable: {why[0]}"
-            )
-        raise BenchError(f"suite {suite.name!r}: no evaluation row yet; its runs evaluate at the end of their budget")
+    rows = suite_rows(suite, df)  # some evaluation row of the suite's runs is readable
     metric = metric or default_metric(suite, rows)
     if metric not in set(rows["metric"].dropna()):
         have = ", ".join(sorted(set(rows["metric"].dropna())))
@@ -469,7 +466,8 @@ def _report_row(suite: SuiteLike, key: tuple[str, str], ctx: _RowContext) -> Rep
         results.append(cell)
         values.append(_published(ctx.paper, model, dataset, budget, cell, kimg) if compared else None)
     absent = _absent_reason(ctx, published, model, budget) if not compared else ""
-    return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared, absent)
+    multiple = budget_multiple(cells[0].spec)  # a row's cells share it (one suite table)
+    return ReportRow(key[0], key[1], model, tuple(results), tuple(values), published, compared, absent, multiple)
 
 
 def _pinned_kimg(cells: Sequence[CellLike]) -> dict[str, float] | None:

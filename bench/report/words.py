@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from bench.plan.compute import budget_multiple
 from bench.plan.specs import RunSpec
 
 # FID's spread over generated samples shrinks as 1/sqrt(n); it is taken as FID_NOISE / sqrt(n) of the value
@@ -97,8 +98,10 @@ def _plain(value: Any) -> str:
 
 
 def budget_words(cells: Sequence[_Cell], reference_gpu: str | None = None) -> str:
-    """The cells' training budgets in a few words: 'budget 5 reference GPU-hours (2080ti) per run', or
-    'unequal budgets per row: 1,000 / 300 / 150 iterations'."""
+    """The cells' training budgets in a few words: 'budget 5 reference GPU-hours (2080ti) per run',
+    'unequal budgets per row: 1,000 / 300 / 150 iterations', or a compute budget (:func:`compute_words`)."""
+    if cells and all(c.spec.compute for c in cells):
+        return compute_words([c.spec for c in cells])
     ref = f" ({reference_gpu})" if reference_gpu else ""
     limits: list[tuple[str, str]] = []
     for spec in (c.spec for c in cells):
@@ -123,3 +126,11 @@ def budget_words(cells: Sequence[_Cell], reference_gpu: str | None = None) -> st
         else "; ".join(" ".join(limit).strip() for limit in limits)
     )
     return f"unequal budgets per row: {text}"
+
+
+def compute_words(specs: Sequence[RunSpec]) -> str:
+    """'compute budget 20 s of rtx-2080-ti per run (step-cost model; 4× that for the rows set apart)'."""
+    budgets = sorted({f"{s.compute['budget_s'] * s.budget_scale:g} s of {s.compute['device']}" for s in specs})
+    multiples = sorted({budget_multiple(s) for s in specs} - {1.0})
+    apart = f"; {', '.join(f'{k:g}×' for k in multiples)} that for the rows set apart" if multiples else ""
+    return f"compute budget {' / '.join(budgets)} per run (step-cost model{apart})"
