@@ -148,8 +148,8 @@ SUITE_VALUES: dict[str, Builder] = {
     ),
     "unknown study key": suite_case(["study.laddr: unknown key", "allowed: metric"], add="[study]\nladdr = []\n"),
     "study metric not evaluated": suite_case(
-        ["study.metric: 'fid5k_full' is not one of eval.protocols", "name a protocol the suite evaluates"],
-        add='[study]\nmetric = "fid5k_full"\n',
+        ["study.metric: 'fid5k_full_clean' is not one of eval.protocols", "name a protocol the suite evaluates"],
+        add='[study]\nmetric = "fid5k_full_clean"\n',
     ),
     "fraction out of range": suite_case(["eval.fractions: expected numbers in (0, 1]"], ("[0.5, 1.0]", "[0.0, 1.5]")),
     "grid of a million images": suite_case(

@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from bench.cli import suite_commands, tool_commands, train_command
 from bench.cli.registry import COMMANDS
-from bench.errors import BenchError
+from bench.errors import BenchError, Renamed
 from bench.training.threads import limit_threads
 
 
@@ -55,8 +55,9 @@ def _argv_with_default(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code.
 
-    Warnings raised while a command runs are held back and printed after its output as one line
-    each (``warning: ...``), so a failing command's first stderr line is its one ``error:`` line.
+    Warnings raised while a command runs are held back and printed after its output as one line each
+    (``warning: ...``; ``note: ...`` for an old name read), so a failing command's first stderr line is its
+    one ``error:`` line.
     """
     argv = _argv_with_default(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
@@ -97,6 +98,8 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
 
 
 def _warning_line(w: warnings.WarningMessage) -> str:
-    """``warning: Category: message (file:line)`` on one line."""
+    """``warning: Category: message (file:line)`` on one line; an old name read: ``note: message``."""
     text = " ".join(str(w.message).split())
+    if issubclass(w.category, Renamed):
+        return f"note: {text}"
     return f"warning: {w.category.__name__}: {text} ({Path(w.filename).name}:{w.lineno})"

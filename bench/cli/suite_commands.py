@@ -10,6 +10,7 @@ from bench.cli.args import add_dataclass_flags, count_at_most, csv_list, flag_va
 from bench.cli.registry import command
 from bench.errors import BenchError
 from bench.plan.launching import LaunchSettings
+from bench.plan.protocol_names import current_metric
 
 MAX_CALIBRATE_STEPS = 1000  # timed steps per configuration: a median needs no more
 
@@ -352,8 +353,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if other and not any(RunPaths.of(args.out, c.spec).spec.exists() for c in suite.cells):
         raise BenchError(f"suite {suite.name}: no runs with these budget settings in {args.out}; {other}")
     df = collect(args.out, suite.name)
+    metric = current_metric(args.metric) if args.metric else None  # a former protocol name: the current one
     paths = write_report(
-        suite, df, args.out, selection=args.selection, standalone=args.standalone, metric=args.metric,
+        suite, df, args.out, selection=args.selection, standalone=args.standalone, metric=metric,
         detector=scored_with,
     )  # fmt: skip
     paths += write_budget_table(suite.name, suite.cells, args.out, args.out)

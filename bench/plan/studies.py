@@ -4,7 +4,7 @@ A study compares the suite's rows over its seeds and answers declared claims wit
 computed from the numbers (:mod:`bench.report.study`)::
 
     [study]
-    metric = "fid500_full"   # the metric verdicts and comparisons use (default: the suite's first FID)
+    metric = "fid500_full_clean"  # the metric verdicts and comparisons use (default: the suite's first FID)
     selection = "last"       # value per run: "last" evaluation within budget, "mean-last-K", or "best"
     test = "welch"           # "welch" (unpaired; the harness's seeds do not pair models) or "paired"
     alpha = 0.05             # intervals at 1 − alpha; verdicts at alpha after Holm over the claims
@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from bench.plan.protocol_names import PR_PARTS, current_metric
 
 ALPHA = 0.05  # default level: two-sided tests, intervals at 1 − ALPHA
 TESTS = {"welch": "Welch's unpaired t", "paired": "paired t on per-seed differences"}  # study.test -> its name
@@ -123,7 +125,7 @@ def study_metrics(protocols: list[str]) -> list[str]:
     from bench.metrics.protocols import PROTOCOLS
 
     pr = [p for p in protocols if p in PROTOCOLS and PROTOCOLS[p].kind == "pr"]
-    return [*protocols, *(f"{p}_{part}" for p in pr for part in ("precision", "recall"))]
+    return [*protocols, *(p + part for p in pr for part in PR_PARTS)]
 
 
 def read_study(raw: Any, models: list[str], protocols: list[str], where: str) -> tuple[Study | None, list[str]]:
@@ -134,6 +136,8 @@ def read_study(raw: Any, models: list[str], protocols: list[str], where: str) ->
     problems: list[str] = []
     t = _typed(raw, _KEYS, "study", where, problems)
     metrics = study_metrics(protocols)
+    if isinstance(t.get("metric"), str):
+        t["metric"] = current_metric(t["metric"])  # a former protocol name: the current one
     if "metric" in t and t["metric"] not in metrics:
         problems.append(
             f"{where}: study.metric: {t['metric']!r} is not one of eval.protocols ({', '.join(protocols)}); "

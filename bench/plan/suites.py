@@ -30,6 +30,7 @@ from bench.files import FileReadError, read_text
 from bench.plan import names
 from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
+from bench.plan.protocol_names import current
 from bench.plan.specs import (
     ACCELERATORS,
     MAX_SEED,
@@ -433,6 +434,8 @@ def load_suite(
     where = str(path)
     overrides = {k: v for k, v in {"detector": detector, "pr_detector": pr_detector}.items() if v is not None}
     problems, data = _check_types(given, where)
+    if isinstance(protos := data.get("eval", {}).get("protocols"), list):  # former names read as current ones
+        data["eval"]["protocols"] = [current(p) if isinstance(p, str) else p for p in protos]
     problems += _check_values(data, where, given) + _check_names(data, where) + _check_overrides(overrides)
     protocols = [str(p) for p in data["eval"].get("protocols", spec_default("protocols"))]
     study, study_problems = read_study(given.get("study"), list(data["models"]), protocols, where)
