@@ -20,6 +20,7 @@ import bench.api
 import bench.training.tblog as tblog
 from bench.cli import main
 from bench.data.catalog import load_dataset
+from bench.plan import protocol_names
 from bench.plan.suites import load_suite
 from bench.results.runs import RunPaths, read_state
 
@@ -138,6 +139,22 @@ def test_eval_folder_of_generated_images_matches_the_runs_own_score(world: dict,
         (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
         assert row["value"] == pytest.approx(own, rel=1e-4) and row["step"] == 10 and row["num_gen"] == 50
     assert len(_rows(run_dir)) == 2, "scoring a network appends nothing to its run"
+
+
+def test_eval_takes_a_former_protocol_name_with_one_note(world: dict, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """``fid50_full`` (the name before issue 30) scores as ``fid50_full_clean``, with one ``note:`` line."""
+    monkeypatch.setattr(protocol_names, "_noted", set())  # as in a new process
+    own = next(r["value"] for r in _rows(world["run_dir"]) if r["eval_point"] == 1.0)
+    capsys.readouterr()
+    argv = ["eval", "--network", str(world["run_dir"]), "--protocol", "fid50_full", "--detector", "effnet-lite0"]
+    assert main([*argv, "--out", str(world["results"]), "--json"]) == 0
+    out, err = capsys.readouterr()
+    (row,) = [json.loads(x) for x in out.splitlines()]
+    assert row["metric"] == "fid50_full_clean" and row["value"] == pytest.approx(own, rel=1e-4)
+    assert [x for x in err.splitlines() if x.startswith("note: ")] == [
+        "note: metric fid50_full is now called fid50_full_clean (clean-fid's clean resize, which stylegan2-ada's "
+        "names of this form do not use); the old name still works"
+    ]
 
 
 def test_api_examples(world: dict) -> None:
