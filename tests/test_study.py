@@ -262,9 +262,9 @@ def test_report_writes_the_study_and_its_figure(study_case, tmp_path: Path) -> N
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     names = sorted(Path(name).name for name in files)
-    assert names == ["st-study.csv", "st-study.md", "st-study.tex", "study_fid200_full_emoji-faces.pdf",
-                     "study_fid200_full_emoji-faces.png"]  # fmt: skip
-    with Image.open(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") as img:
+    assert names == ["st-study.csv", "st-study.md", "st-study.tex", "study_fid200_full_clean_emoji-faces.pdf",
+                     "study_fid200_full_clean_emoji-faces.png"]  # fmt: skip
+    with Image.open(tmp_path / "plots" / "st" / "study_fid200_full_clean_emoji-faces.png") as img:
         assert img.width > img.height > 300  # two panels: the ladder, FastGAN against the other rows
     hooked = bench_report.write_report(suite, df, tmp_path / "r", states=states, with_plots=False)
     assert tmp_path / "r" / "tables" / "st-study.md" in hooked  # `report` of a suite with [study]
@@ -288,7 +288,7 @@ def test_report_and_run_print_the_study(study_case, tmp_path: Path, capsys) -> N
     assert main(["report", "--suite", str(suite.path), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert str(tmp_path / "tables" / "st-study.md") in printed
-    assert str(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") in printed
+    assert str(tmp_path / "plots" / "st" / "study_fid200_full_clean_emoji-faces.png") in printed
     assert "the self-supervised decoder helps" in (tmp_path / "tables" / "st-study.md").read_text()
     _print_results(suite, suite.cells, tmp_path, {c.spec.run_id: states[c.spec.run_id] for c in suite.cells})
     verdicts = capsys.readouterr().out.split("verdicts (st, computed from the numbers):\n")[1].splitlines()[:4]

@@ -75,10 +75,10 @@ def datasets_text() -> list[str]:
     """Built-in sets, then the paper's (images, resolution, where to download them)."""
     reg = names.registry()
     paper = reg["paper_counts"]
-    lines = ["datasets (built in, then the paper's: download, then `run_bench.py prepare --dataset NAME --src FILE`):"]
+    lines = ["datasets (built in; the paper's: download, then `run_bench.py prepare --dataset NAME --src FILE`):"]
     built = [d for d in reg["datasets"] if d not in paper]
     lines += _wrap(", ".join(built) + ", folder:PATH (any image folder)", first="  built in: ")
-    for name, count in paper.items():
+    for name, count in sorted(paper.items()):
         source = reg["paper_sources"][name]
         lines += _wrap(f"{count:,} images, {source['resolution']} px; {source['notes']}", first=f"  {name}: ")
         lines += [_INDENT + source["url"]] if source["url"] else []
