@@ -27,7 +27,6 @@ True only when its detector is its protocol's standard one with genuine weights.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from bench.errors import BenchError
 from bench.metrics import features
 from bench.metrics.detectors import Detector, DetectorCache, check_detector
 from bench.metrics.scores import fid_from_features, kid_from_features, precision_recall, subset_size_for
-from bench.plan.protocol_names import current
+from bench.plan.protocol_names import close_names, current
 from models.base import Sampling
 
 WEIGHTS = ("ema", "raw")
@@ -149,7 +148,7 @@ def check_protocol(name: str) -> str:
     name, suggesting close ones."""
     name = current(name)
     if name not in PROTOCOLS:
-        close = difflib.get_close_matches(name, list_protocols(), n=3)
+        close = close_names(name, list_protocols())
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise BenchError(f"unknown metric {name!r} (known: {', '.join(list_protocols())}){hint}")
     return name

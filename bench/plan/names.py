@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.plan.protocol_names import current
+from bench.plan.protocol_names import close_names, current
 
 CACHE_ENV = "FEWSHOT_BENCH_CACHE"  # folder of the cache; default $XDG_CACHE_HOME/fewshot-gan-bench
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,7 +188,7 @@ def check_protocol(name: str) -> str:
     """:func:`bench.metrics.protocols.check_protocol`'s check, message and current name."""
     name, known = current(name), list(registry()["protocols"])
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=3)
+        close = close_names(name, known)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise BenchError(f"unknown metric {name!r} (known: {', '.join(known)}){hint}")
     return name

@@ -14,6 +14,7 @@ renaming keep their ids, folders and results.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 
 from bench.errors import Renamed
@@ -61,6 +62,11 @@ def current_metric(metric: str) -> str:
         if metric.endswith(part) and metric[: -len(part)] in RENAMED:
             return current(metric[: -len(part)]) + part
     return current(metric)
+
+
+def close_names(name: str, known: list[str]) -> list[str]:
+    """Up to three of ``known`` close to the unknown ``name``: similar ones, else those it begins (``fid5k``)."""
+    return difflib.get_close_matches(name, known, n=3) or [k for k in sorted(known) if name and k.startswith(name)][:3]
 
 
 def hashed(name: str) -> str:
