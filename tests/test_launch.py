@@ -177,6 +177,23 @@ def test_dry_run_shows_time_limits_and_sbatch_options(tiny_suite, tmp_path, caps
     assert "extra sbatch line" in capsys.readouterr().err
 
 
+def test_budgets_converted_here_refuse_slurm_jobs_but_not_submitit_local_ones(
+    tiny_suite, tmp_path, capsys, monkeypatch
+) -> None:
+    """SLURM jobs run on other nodes, so a conversion with this machine's profile is refused (a note in the dry
+    run); submitit-local's jobs run here, so the same suite launches."""
+    import bench.plan.sources as plan_sources
+
+    monkeypatch.setattr(plan_sources, "source_kind", lambda source: "profile")  # as if converted with this device's
+    path = tiny_suite("timed", text=TIMED_SUITE.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    noted = {}
+    for launcher in ("slurm", "submitit-local"):
+        argv = ["run", "--suite", str(path), "--out", str(tmp_path), "--launcher", launcher, "--dry-run"]
+        assert main(argv) == 0
+        noted[launcher] = "the cells run as jobs on other nodes" in capsys.readouterr().out
+    assert noted == {"slurm": True, "submitit-local": False}
+
+
 def test_slurm_launcher_without_sbatch_is_a_clear_error(tiny_suite, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(launchers_jobs.shutil, "which", lambda name: None)
     cells = _cells(tiny_suite, 1)

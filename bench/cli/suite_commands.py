@@ -212,7 +212,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
         print("".join(f"- {line}\n" for line in missing), end="")
     if settings.launcher != "local":
         print(plan_text(plan_launch(cells, args.out, settings), settings))
-        if (elsewhere := _converted_for_this_machine(args, cells)) is not None:
+        if settings.launcher == "slurm" and (elsewhere := _converted_for_this_machine(args, cells)) is not None:
             if not args.dry_run:
                 raise BenchError(elsewhere)
             print(f"note: {elsewhere}")
@@ -261,7 +261,8 @@ def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, s
 
 
 def _converted_for_this_machine(args: argparse.Namespace, cells: list[Any]) -> str | None:
-    """Why budgets converted with this machine's profile or calibration do not fit jobs that run elsewhere."""
+    """Why budgets converted with this machine's profile or calibration do not fit SLURM jobs, which run on other
+    nodes (submitit-local's jobs run here: this machine's conversion is theirs)."""
     from bench.plan.sources import source_kind
 
     if args.device_profile is not None or args.calibration is not None:
