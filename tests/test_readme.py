@@ -1,15 +1,17 @@
 """The README stays true to the code: its commands parse, its links exist, its download table names every
-paper dataset with the address in bench/data/paper.py."""
+paper dataset with the address in bench/data/paper.py, the console script it documents is the CLI."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from bench.cli import build_parser
+from bench.cli import CONSOLE_SCRIPT, build_parser
 from bench.cli.registry import COMMANDS
 from bench.data.paper import PAPER_DATASETS
 
@@ -52,3 +54,12 @@ def test_links_to_files_exist() -> None:
     for target in re.findall(r"\]\(([^)#]+)\)", README):
         if not target.startswith("http"):
             assert (ROOT / target).is_file(), target
+
+
+def test_the_console_script_is_the_cli_and_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {CONSOLE_SCRIPT: "bench.cli:main"} and CONSOLE_SCRIPT in README
+    monkeypatch.setattr(sys, "argv", [f"/venv/bin/{CONSOLE_SCRIPT}"])
+    assert build_parser().prog == CONSOLE_SCRIPT  # its usage and error lines name the command the user typed
+    monkeypatch.setattr(sys, "argv", ["run_bench.py"])
+    assert build_parser().prog == "run_bench.py"
