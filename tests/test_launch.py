@@ -7,6 +7,7 @@ import os
 import pickle
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from submitit.slurm.slurm import _make_sbatch_string
@@ -14,7 +15,8 @@ from submitit.slurm.slurm import _make_sbatch_string
 import bench.launchers.jobs as launchers_jobs
 import bench.launchers.settings as launchers_settings
 import bench.launchers.submit as launchers_submit
-from bench.cli import main
+from bench.cli import build_parser, main
+from bench.cli.suite_commands import _suite_flags
 from bench.errors import BenchError
 from bench.launchers.jobs import CellJob, JobRecord
 from bench.launchers.settings import sbatch_parameters
@@ -296,3 +298,13 @@ def test_submitit_local_runs_cells_and_records_errors(tiny_suite, tmp_path, caps
     assert "submitit-local" in out and "PerceptualWeightsMissing" in out and "lpips-vgg" in out
     assert main([*argv, "--models", "baseline"]) == 0
     assert "skipped (done)" in capsys.readouterr().out
+
+
+def test_the_watch_hint_repeats_the_flags_that_address_the_runs() -> None:
+    """After a SLURM submission, `status` and `cancel` need the flags that chose the cells or changed their run ids."""
+    parser = build_parser()
+    args = parser.parse_args(["run", "--suite", "s", "--calibration", "c.json", "--models", "fastgan"])
+    assert _suite_flags(args) == "--suite s --out results --models fastgan --calibration c.json"
+    for command in ("status", "cancel"):
+        assert parser.parse_args([command, *_suite_flags(args).split()]).calibration == Path("c.json")
+    assert _suite_flags(parser.parse_args(["run", "--suite", "s"])) == "--suite s --out results"

@@ -50,6 +50,26 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+_CELL_FLAGS = (
+    "models",
+    "datasets",
+    "budget_scale",
+    "speed_ratio",
+    "calibration",
+    "device_profile",
+    "detector",
+    "pr_detector",
+    "init_from",
+)  # add_suite_args' flags that select cells or change their run ids
+
+
+def _suite_flags(args: argparse.Namespace) -> str:
+    """``--suite S --out O`` and every flag given that selects the cells or changes their run ids (as status,
+    cancel and report need them to address the same runs)."""
+    given = [(k, getattr(args, k)) for k in _CELL_FLAGS if getattr(args, k) not in (None, 1.0)]
+    return " ".join([f"--suite {args.suite} --out {args.out}", *(f"--{k.replace('_', '-')} {v}" for k, v in given)])
+
+
 def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any, list[Any]]:
     """The loaded suite and its cells selected by ``--models`` / ``--datasets``; budgets converted to
     this device (bench.tools.conversion) unless ``convert`` is False."""
@@ -237,7 +257,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     for run_id, what in outcome.items():
         print(f"{run_id}: {what}")
     if any(w.startswith("submitted") for w in outcome.values()):
-        where = f"--suite {args.suite} --out {args.out}"
+        where = _suite_flags(args)
         print(f"\nwatch: run_bench.py status {where}\nstop:  run_bench.py cancel {where}")
     return 1 if "failed" in outcome.values() else 0
 
