@@ -143,6 +143,11 @@ class GANModel(nn.Module):
         """
         return {1: 1.0}
 
+    def structure_notes(self) -> tuple[str, ...]:
+        """Where this resolution makes the model's modules differ from its paper's, one phrase each
+        (the report's caption states them). Default: none."""
+        return ()
+
     def synthesize(self, g: nn.Module, z: Tensor, truncation: float) -> Tensor:
         """Images (B, 3, R, R) in about [-1, 1] from generator module ``g`` (``generator`` or
         ``g_ema``, already in the right mode) and latents ``z`` (B, z_dim). Families without a

@@ -46,6 +46,23 @@ RECON_LOSSES = ("lpips-vgg", "lpips-alex", "mse", "l1")
 LPIPS_WEIGHTS = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
 RECIPE = "official FastGAN code (odegeasslbc/FastGAN-pytorch, Feb 2024 upstream = fork @1a848e5): train.py, models.py"
 TINY = dict(ngf=4, ndf=4, recon="mse", batch_size=2)
+PAPER_G_SLE = ((4, 64), (8, 128), (16, 256), (32, 512))  # (from side, to side) of the paper's G at 1024 px
+PAPER_D_SLE = ((256, 32), (128, 16), (64, 8))  # the official D's se_2_16, se_4_32, se_8_64
+
+
+def _sle_note(net: str, links: list[tuple[int, int]], paper: tuple[tuple[int, int], ...], res: int) -> str | None:
+    """'G SLE 4→32 (this project's own; the paper's 4→64, ... do not fit at 32 px)' when the
+    connections ``net`` builds at ``res`` px (``links``) differ from the paper's at its resolutions
+    (256 px and up; ``paper``: all the model can have), else None."""
+    arrows = lambda ls: ", ".join(f"{a}→{b}" for a, b in ls)  # noqa: E731
+    ours = [link for link in links if link not in paper]
+    missing = [link for link in paper if link not in links and max(link) <= max(res, 256)]
+    if not ours and not missing:
+        return None
+    why = ([f"{arrows(ours)}: this project's own"] if ours else []) + (
+        [f"the paper's {arrows(missing)} do not fit at {res} px"] if missing else []
+    )
+    return f"{net} SLE {arrows(sorted(links)) or 'none'} ({'; '.join(why)})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +229,15 @@ class FastGAN(GANModel):
         return self._distance(torch.cat(recs), torch.cat(targets))
 
     # --- GANModel interface
+
+    def structure_notes(self) -> tuple[str, ...]:
+        """G's and D's skip-layer excitations where this resolution makes them differ from the paper's
+        (:data:`PAPER_G_SLE`, :data:`PAPER_D_SLE`): connections of our own, and the paper's that do not fit."""
+        g = [(lo, hi) for hi, lo in self.generator.sle_from.items()]
+        d = [(src, dst) for dst, src in self.discriminator.sle_to.items()]
+        notes = [_sle_note("G", g, PAPER_G_SLE, self.resolution) if self.cfg.g_sle else None,
+                 _sle_note("D", d, PAPER_D_SLE, self.resolution) if self.cfg.d_sle else None]  # fmt: skip
+        return tuple(n for n in notes if n)
 
     def train_step(self, real: Tensor, step: int) -> dict[str, Tensor]:
         """One official FastGAN iteration (see the class docstring); ``step`` is unused.

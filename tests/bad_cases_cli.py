@@ -130,7 +130,7 @@ SUITE_VALUES: dict[str, Builder] = {
         ("max_iters = 2", "max_iters = 2\nmax_kimg_by_dataset = { shapes = 0 }"),
     ),
     "no budget at all": suite_case(
-        ["models.baseline: no budget; set budget.hours, max_iters or max_kimg"], ("max_iters = 2", "")
+        ["models.baseline: no budget; set budget.compute_seconds, hours, max_iters or max_kimg"], ("max_iters = 2", "")
     ),
     "unknown model": suite_case(
         ["models.fastgam: unknown model", "did you mean"], ("[models.baseline]", "[models.fastgam]")

@@ -164,14 +164,15 @@ def test_every_command_caps_torch_threads_at_the_usable_cpus(tiny_suite) -> None
     code = (
         "import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from bench.cli import main; "
         f"main(['--suite', {str(tiny_suite())!r}, '--dry-run']); import torch; "
-        "print('THREADS', torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
+        "print('THREADS', torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_NUM_THREADS'])"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"OMP_NUM_THREADS": "8"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS")}
+    env |= {"OMP_NUM_THREADS": "8"}
     for extra, policy in (({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")):
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                              env=env | extra | {"PYTHONPATH": str(ROOT)}, timeout=300)  # fmt: skip
         assert res.returncode == 0, res.stderr
-        assert res.stdout.splitlines()[-1] == f"THREADS 1 {policy}"  # a user's policy is kept
+        assert res.stdout.splitlines()[-1] == f"THREADS 1 {policy} 1"  # a user's policy is kept
 
 
 def test_eval_and_report_show_progress_bars_that_end_at_100_percent(tiny_suite, tmp_path, monkeypatch, capsys) -> None:

@@ -87,7 +87,7 @@ def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any
         )  # fmt: skip
     suite = load_suite(
         args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from,
-        detector=args.detector, pr_detector=args.pr_detector,
+        detector=args.detector, pr_detector=args.pr_detector, cost_cache=args.out / "cache" / "stepcost",
     )  # fmt: skip
     return suite, filter_cells(suite, csv_list(args.models), csv_list(args.datasets))
 

@@ -43,7 +43,7 @@ class OpGroup:
 class StepCost:
     """The work of one mean training step of a model configuration."""
 
-    batch: int  # images per step
+    batch: int  # real images one step shows the discriminator (GANModel.reals_per_step)
     resolution: int
     groups: tuple[OpGroup, ...]
 

@@ -28,7 +28,7 @@ RESIZE_FILTERS = ("lanczos", "bilinear")
 PINS = ("iters", "kimg")  # RunSpec.budget_pin: the one limit that applies (deterministic budgets)
 ACCELERATORS = ("none", "gpu")  # RunSpec.accelerator: what a cell's budget assumes it runs on
 # Fields that name where a run lives or runs, or why its budget is what it is, but not what it computes.
-_UNHASHED = ("suite", "accelerator", "budget_source")
+_UNHASHED = ("suite", "accelerator", "budget_source", "compute")
 
 
 # Fields added after run ids were first written, with their defaults: hashed only when set otherwise,
@@ -123,7 +123,9 @@ class RunSpec:
     ``max_iters`` and ``max_kimg`` (times ``budget_scale``) cap the iterations; every limit given
     applies and the first reached ends the run, unless ``budget_pin`` names the only one that
     applies ('iters' or 'kimg': a deterministic budget; the hours are then shown, not charged).
-    ``budget_source`` says where ``speed_ratio`` came from (bench.tools.conversion).
+    ``budget_source`` says where ``speed_ratio`` came from (bench.tools.conversion). ``compute``
+    holds a suite's compute budget (:class:`bench.plan.compute.ComputePlan`): ``max_iters`` is then
+    its iteration count, pinned; it says why the cap is what it is, so it is not hashed.
     """
 
     suite: str  # folder name under results/runs/; not hashed
@@ -152,6 +154,7 @@ class RunSpec:
     budget_pin: str | None = None  # 'iters' or 'kimg': only that limit applies; None = every limit given
     budget_source: str = ""  # where speed_ratio came from (a bench.tools.conversion code); not hashed
     cuda_graphs: bool = False  # the step as one CUDA graph (FastGAN family; capturable Adam: rounding differs)
+    compute: dict[str, Any] | None = None  # a compute budget and its conversion (bench.plan.compute); not hashed
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

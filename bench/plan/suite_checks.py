@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from bench.errors import BenchError
+from bench.plan.compute import compute_device
 from bench.plan.launching import LaunchSettings
 from bench.plan.specs import MAX_KIMG, PINS, PRECISIONS, number_problem
 
@@ -15,6 +16,7 @@ def check_numbers(data: dict[str, Any], where: str) -> list[str]:
     """Every number that reaches a budget or a count: finite and > 0 (TOML allows nan and inf), caps in range."""
     b, e = data.get("budget", {}), data.get("eval", {})
     numbers = [("budget.hours", b.get("hours")), ("budget.max_iters", b.get("max_iters")),
+               ("budget.compute_seconds", b.get("compute_seconds")),
                ("budget.max_kimg", b.get("max_kimg")), ("budget.speed_ratio", b.get("speed_ratio")),
                ("budget.num_gpus", b.get("num_gpus")), ("eval.grid_size", e.get("grid_size"))]  # fmt: skip
     tables = [("budget", b)] + [(f"models.{m}", mt) for m, mt in model_tables(data)]
@@ -63,6 +65,36 @@ def check_models(data: dict[str, Any], where: str) -> list[str]:
             )
         rows.setdefault(row, m)
     return problems
+
+
+# the [budget] and [models.X] keys a compute budget excludes
+SUITE_BUDGETS = ("hours", "max_iters", "max_kimg", "max_kimg_by_dataset", "pin", "speed_ratio")
+MODEL_BUDGETS = ("budget_hours", "max_iters", "max_kimg", "max_kimg_by_dataset", "budget_pin")
+
+
+def check_compute(data: dict[str, Any], where: str) -> list[str]:
+    """A compute budget (``budget.compute_seconds``) is the suite's only budget, on a known device."""
+    b = data.get("budget", {})
+    if "compute_seconds" not in b:
+        return [f"{where}: budget.compute_device: set without budget.compute_seconds; add the budget or drop "
+                "the device"] if "compute_device" in b else []  # fmt: skip
+    others = [f"budget.{k}" for k in SUITE_BUDGETS if k in b]
+    others += [f"models.{m}.{k}" for m, mt in model_tables(data) for k in MODEL_BUDGETS if k in mt]
+    if others:
+        return [f"{where}: budget.compute_seconds: a compute budget is the suite's one budget for every row, "
+                f"mixed here with {', '.join(others)}; remove those keys or budget.compute_seconds"]  # fmt: skip
+    device = b.get("compute_device", data.get("suite", {}).get("reference_gpu"))
+    if device is None:
+        return [
+            f"{where}: budget.compute_device: missing; name the device whose seconds compute_seconds counts "
+            "(a devices.toml profile, e.g. 'rtx-2080-ti' or 'cpu-epyc-zen4 x2'), or set suite.reference_gpu"
+        ]
+    try:
+        compute_device(str(device))
+    except BenchError as exc:
+        key = "budget.compute_device" if "compute_device" in b else "suite.reference_gpu"
+        return [f"{where}: {key}: {exc}"]
+    return []
 
 
 def check_slurm(data: dict[str, Any], where: str) -> list[str]:

@@ -3,15 +3,17 @@
 A suite file has the tables ``[suite]`` (name, description, include, paper_table, reference_gpu,
 resolution, resize_filter, datasets, seeds, reading: how its rows read the paper where it is silent),
 ``[budget]`` (hours, max_iters, max_kimg, max_kimg_by_dataset, pin, speed_ratio, num_gpus,
-accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none'), ``[eval]``
+accelerator: 'gpu' when the budgets assume ``num_gpus`` GPUs per cell, else 'none';
+compute_seconds, compute_device: a compute budget, :mod:`bench.plan.compute`), ``[eval]``
 (protocols, detector, fractions, grid_size), ``[models.<name>]`` (label, group, budget_hours,
 max_iters, max_kimg, max_kimg_by_dataset, budget_pin, kwargs, needs), an optional ``[slurm]`` block and an
 optional ``[study]`` (claims and comparisons over seeds: :mod:`bench.plan.studies`). A
 budget is ``hours`` (reference-GPU-hours of training time), ``max_iters`` (an iteration cap:
 deterministic), ``max_kimg`` or several, the first limit reached ending the run unless a pin names
-the one that applies; a model's own keys win over ``[budget]``. ``include`` names other TOML files
-(relative to the including file) merged first, this file winning. Every problem in a file is
-reported at once, each with file and key.
+the one that applies; a model's own keys win over ``[budget]``. A compute budget is the suite's one
+budget for every row (never mixed with the others), converted to each model's iterations.
+``include`` names other TOML files (relative to the including file) merged first, this file
+winning. Every problem in a file is reported at once, each with file and key.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 from bench.errors import BenchError, SuiteError
 from bench.files import FileReadError, read_text
 from bench.plan import names
+from bench.plan.compute import compute_budget
 from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
 from bench.plan.protocol_names import current
@@ -39,7 +42,7 @@ from bench.plan.specs import (
     RunSpec,
 )
 from bench.plan.studies import Study, read_study
-from bench.plan.suite_checks import check_models, check_numbers, check_slurm
+from bench.plan.suite_checks import check_compute, check_models, check_numbers, check_slurm
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 MAX_NAME_CHARS = 100  # suite names are folder names (the file-name limit is 255 bytes)
@@ -78,6 +81,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "budget": {
         "hours": (int, float), "max_iters": int, "max_kimg": (int, float), "pin": str, "speed_ratio": (int, float),
         "num_gpus": int, "accelerator": str, "max_kimg_by_dataset": dict,
+        "compute_seconds": (int, float), "compute_device": str,
     },
     "eval": {"protocols": list, "detector": str, "pr_detector": str, "fractions": list, "grid_size": int},
     "model": {
@@ -315,6 +319,7 @@ def _check_values(data: dict[str, Any], where: str, given: dict[str, Any]) -> li
     fr = e.get("fractions", spec_default("eval_fractions"))
     if not fr or not all(isinstance(f, int | float) and 0 < f <= 1 for f in fr):
         problems.append(f"{where}: eval.fractions: expected numbers in (0, 1], got {fr!r}")
+    problems += check_compute(data, where)
     return problems + check_numbers(data, where) + check_models(data, where) + check_slurm(data, where)
 
 
@@ -326,7 +331,7 @@ def _budget_of(data: dict[str, Any], mt: dict[str, Any], where: str) -> dict[str
         "max_kimg": mt.get("max_kimg", b.get("max_kimg")), "budget_pin": mt.get("budget_pin", b.get("pin")),
     }  # fmt: skip
     if d["budget_hours"] is None and d["max_iters"] is None and d["max_kimg"] is None:
-        raise SuiteError(f"{where}: no budget; set budget.hours, max_iters or max_kimg")
+        raise SuiteError(f"{where}: no budget; set budget.compute_seconds, hours, max_iters or max_kimg")
     pin = d["budget_pin"]
     if pin is not None and d[f"max_{pin}"] is None:
         raise SuiteError(f"{where}: budget pinned to {pin} without max_{pin}; set max_{pin} (or drop the pin)")
@@ -360,8 +365,9 @@ def _ratio(
 
 
 def _expand(
-    data: dict[str, Any], path: Path, budget_scale: float, speed_ratio: SpeedRatio, init_from: str | None
-) -> list[Cell]:
+    data: dict[str, Any], path: Path, budget_scale: float, speed_ratio: SpeedRatio, init_from: str | None,
+    cost_cache: Path | None = None,
+) -> list[Cell]:  # fmt: skip
     s, b, e = data["suite"], data.get("budget", {}), data.get("eval", {})
     fractions = tuple(sorted({float(f) for f in e.get("fractions", spec_default("eval_fractions"))} | {1.0}))
     prints = {dataset: _fingerprint(dataset) for dataset in s["datasets"]}
@@ -372,7 +378,14 @@ def _expand(
             if not init_from:
                 continue
             kwargs["init_from"] = str(Path(init_from).resolve())
-        budget = _budget_of(data, mt, f"{path}: models.{model}")
+        where = f"{path}: models.{model}"
+        if "compute_seconds" in b:
+            try:
+                budget = compute_budget(data["budget"], s, model, kwargs, cost_cache)
+            except BenchError as exc:
+                raise SuiteError(f"{where}: {exc}") from None
+        else:
+            budget = _budget_of(data, mt, where)
         by_dataset = mt.get("max_kimg_by_dataset", b.get("max_kimg_by_dataset", {}))
         precision = mt.get("precision", spec_default("precision"))
         ratio, source = _ratio(speed_ratio, data, model, kwargs, precision)
@@ -417,6 +430,7 @@ def load_suite(
     init_from: str | None = None,
     detector: str | None = None,
     pr_detector: str | None = None,
+    cost_cache: Path | None = None,
 ) -> Suite:
     """Read, validate and expand a suite. Raises SuiteError listing every problem found.
 
@@ -428,6 +442,7 @@ def load_suite(
         init_from: checkpoint for cells whose model declares ``needs = "init_from"``.
         detector, pr_detector: replace the suite's ``eval.detector`` / ``eval.pr_detector`` (the
             ``--detector`` / ``--pr-detector`` flags; they change the run ids).
+        cost_cache: where counted step costs are kept (a compute budget counts each model's step).
     """
     path = suite_path(name_or_path)
     given = read_toml(path)
@@ -444,7 +459,7 @@ def load_suite(
         raise SuiteError(f"{len(problems)} problem(s) in suite: " + "; ".join(problems))
     data["eval"] |= overrides
     s = data["suite"]
-    cells = _expand(data, path, budget_scale, speed_ratio, init_from)
+    cells = _expand(data, path, budget_scale, speed_ratio, init_from, cost_cache)
     return Suite(
         name=s["name"], path=path, description=s.get("description", ""),
         paper_table=s.get("paper_table"), datasets=list(s["datasets"]), cells=cells,
@@ -454,11 +469,13 @@ def load_suite(
 
 
 def suite_budget_basis(name_or_path: str) -> tuple[str | None, bool]:
-    """(the suite's reference_gpu, whether it pins budget.speed_ratio), read before expanding it."""
+    """(the suite's reference_gpu, whether its budgets need no speed ratio: budget.speed_ratio pinned, or a
+    compute budget), read before expanding it."""
     data = read_toml(suite_path(name_or_path))
     suite, budget = data.get("suite", {}), data.get("budget", {})
     ref = suite.get("reference_gpu") if isinstance(suite, dict) else None
-    return (str(ref) if ref is not None else None), isinstance(budget, dict) and "speed_ratio" in budget
+    fixed = isinstance(budget, dict) and ("speed_ratio" in budget or "compute_seconds" in budget)
+    return (str(ref) if ref is not None else None), fixed
 
 
 def filter_cells(suite: Suite, models: list[str] | None, datasets: list[str] | None) -> list[Cell]:

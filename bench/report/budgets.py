@@ -2,7 +2,8 @@
 
 A row says the suite's label of the cell, the reference-GPU-hours (scaled), the local seconds they
 convert to, the iteration or kimg cap, the speed ratio and where it came from
-(:mod:`bench.plan.sources`), and once a run has trained the iterations, kimg and images it reached
+(:mod:`bench.plan.sources`), a compute budget with the iterations, kimg and images it buys
+(:mod:`bench.plan.compute`), and once a run has trained the iterations, kimg and images it reached
 and which limit ended it (a running cell: its device and the training time left). Cells that differ
 only in their dataset share one printed row unless ``wide`` (then each shows its run id); columns
 that are empty for every row are left out; the notes end with the cells' total budget. A cell whose
@@ -18,6 +19,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.plan.compute import compute_fields
 from bench.plan.sources import describe_source, source_flags, source_label
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
@@ -47,6 +49,7 @@ def budget_row(
         "budget_applied": state.get("budget_applied"), "other_budget": cell_spec is not None,
         "flags": source_flags(spec, cell_spec), "device": device_summary(state["device"]) if running else "",
         "left_seconds": _left(state) if state["status"] == "running" else None,
+        **compute_fields(spec),
     }  # fmt: skip
 
 
@@ -102,6 +105,25 @@ def _ratio(r: dict[str, Any]) -> str:
     return "--" if r["ref_hours"] is None else f"{r['speed_ratio']:.3g} {source_label(r['budget_source'])}"
 
 
+def _compute(r: dict[str, Any]) -> str:
+    """'60 s of cpu-epyc-zen4 x2 / 0.0602 s per it = 997 it, 7.98 kimg, 7,976 images' (empty without one)."""
+    if not r["compute_budget_s"]:
+        return ""
+    per_it = f"{r['compute_budget_s']:g} s of {r['compute_device']} / {r['compute_step_s']:.3g} s per it"
+    return f"{per_it} = {r['planned_iterations']:,} it, {r['planned_kimg']:.3g} kimg, {r['planned_images']:,} images"
+
+
+def compute_note(cells: list[Cell]) -> str:
+    """'Compute budget, the same for every row: 22 s of rtx-2080-ti (step-cost model): Baseline 798 it
+    (6.38 kimg), ...' for the cells with a compute budget ('' when none has one)."""
+    rows = {(c.group, c.label): compute_fields(c.spec) for c in cells if c.spec.compute}
+    if not rows:
+        return ""
+    budgets = sorted({f"{r['compute_budget_s']:g} s of {r['compute_device']}" for r in rows.values()})
+    each = [f"{label} {r['planned_iterations']:,} it ({r['planned_kimg']:.3g} kimg)" for (_, label), r in rows.items()]
+    return f"Compute budget per row: {' / '.join(budgets)} (step-cost model), i.e. {', '.join(each)}."
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -118,7 +140,8 @@ def _cells(r: dict[str, Any]) -> dict[str, str]:
         "dataset": r["dataset"], "res": str(r["resolution"]), "seed": str(r["seed"]), "ref h": _hours(r),
         "local s": _local(r), "cap": _caps(r), "speed ratio": _ratio(r), "state": r["status"],
         "it": _num(r["iterations"]), "kimg": _num(r["kimg"], ".3g") if r["kimg"] else "", "images": _num(r["images"]),
-        "stopped by": r["budget_applied"] or "", "device": r["device"], "left": _duration(r["left_seconds"]),
+        "stopped by": r["budget_applied"] or "", "compute budget (planned)": _compute(r), "device": r["device"],
+        "left": _duration(r["left_seconds"]),
     }  # fmt: skip
 
 
@@ -163,7 +186,11 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
              for code in dict.fromkeys(r["budget_source"] for r in timed)]  # fmt: skip
     if timed:
         lines.append("local s = ref h x 3600 / speed ratio x GPUs (reference-GPU-hours of the suite's reference_gpu)")
-    if len(timed) < len(rows):
+    if any(r["compute_budget_s"] for r in rows):
+        lines.append("compute budget: seconds of the named device per row, converted to each model's iterations by "
+                     "the step-cost model (its step counted on the meta device, timed by the device's roofline; "
+                     "bench/plan/compute.py): the same iterations on any machine")  # fmt: skip
+    if any(r["ref_hours"] is None and not r["compute_budget_s"] for r in rows):
         lines.append("cells without ref h: budgets in iterations or kimg only (the same run on any device)")
     scales = sorted({r["budget_scale"] for r in rows})
     if scales and scales != [1.0]:

@@ -2,7 +2,8 @@
 interpolation strips (data and titles here; drawing in :mod:`bench.report.draw`).
 
 Every curve plots the numbers of one table's protocol (:class:`bench.report.selection.ProtocolKey`)
-against one shared quantity of training, :data:`X_AXIS` (the one place to change it), with a marker
+against one shared quantity of training (:func:`x_axis`: the compute used under a compute budget, else
+:data:`X_AXIS`), with a marker
 at each measured point, step 0 included. Figures are rendered to bytes first; :func:`write_plots`'
 caller writes them once everything is rendered.
 """
@@ -40,6 +41,16 @@ class Axis:
 X_AXIS = Axis("kimg", "real images shown to the discriminator (thousands)")  # the same scale for every run
 
 
+def x_axis(suite: SuiteLike, dataset: str) -> Axis:
+    """The axis of the curves on ``dataset``: the compute used when every cell has the suite's compute
+    budget (seconds of its reference device: :mod:`bench.plan.compute`), else :data:`X_AXIS`."""
+    specs = [c.spec for c in suite.cells if c.spec.dataset == dataset]
+    devices = sorted({s.compute["device"] for s in specs if s.compute})
+    if specs and all(s.compute for s in specs) and len(devices) == 1:
+        return Axis("compute", f"compute used (seconds of {devices[0]}, step-cost model)")
+    return X_AXIS
+
+
 def load_generator(run_dir: Path, snapshot: str) -> draw.Generator:
     """The run's model with the weights of ``snapshot``, on the CPU (imported lazily: heavy)."""
     from bench.training.checkpoints import load_snapshot_model
@@ -62,33 +73,33 @@ def _display(table: ReportTable) -> tuple[str, float]:
     return metric_name(table.metric, table.kind) + (" ×10³" if kid else ""), 1e3 if kid else 1.0
 
 
-def _curve(label: str, sub: pd.DataFrame, scale: float) -> draw.Curve | None:
+def _curve(label: str, sub: pd.DataFrame, scale: float, axis: Axis) -> draw.Curve | None:
     """A row's measured points (mean over seeds at each evaluation, the spread as error bars)."""
-    sub = sub[sub[X_AXIS.column].notna()] if X_AXIS.column in sub.columns else sub.iloc[:0]
+    sub = sub[sub[axis.column].notna()] if axis.column in sub.columns else sub.iloc[:0]
     if sub.empty:
         return None
     by = sub.groupby("eval_point", dropna=False)
-    mean, spread = by[[X_AXIS.column, "value"]].mean().sort_values(X_AXIS.column), by["value"].std()
+    mean, spread = by[[axis.column, "value"]].mean().sort_values(axis.column), by["value"].std()
     err = (spread.reindex(mean.index).fillna(0.0) * scale).tolist() if by.size().max() > 1 else None
-    return draw.Curve(label, mean[X_AXIS.column].tolist(), (mean["value"] * scale).tolist(), err)
+    return draw.Curve(label, mean[axis.column].tolist(), (mean["value"] * scale).tolist(), err)
 
 
 def _over_time(suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset: str) -> dict[str, bytes]:
     """``<metric>_over_time_<dataset>[-<protocol>]``: each row's measured points, step 0 included."""
     name, scale = _display(table)
-    curves = []
+    curves, axis = [], x_axis(suite, dataset)
     for key in row_keys(suite):
         ids = [c.spec.run_id for c in row_cells(suite, key, dataset)]
-        if (curve := _curve(_row_name(key), rows[rows["run_id"].isin(ids)], scale)) is not None:
+        if (curve := _curve(_row_name(key), rows[rows["run_id"].isin(ids)], scale, axis)) is not None:
             curves.append(curve)
     if not curves:
-        log.warning("%s: no evaluation of %s records %s; no curve over training", dataset, table.metric, X_AXIS.column)
+        log.warning("%s: no evaluation of %s records %s; no curve over training", dataset, table.metric, axis.column)
         return {}
     seeds = "one seed" if table.seeds <= 1 else f"mean ± std over {table.seeds} seeds"
     note = f"{table.metric} with {table.key.detector_name}; {seeds}; a marker per evaluation, step 0 at 0"
     note += "; non-standard detector: ranks these rows only" if table.nonstandard_detectors else ""
     fig = draw.curves_figure(
-        curves, title=f"{suite.name}: {name} over training on {dataset}", note=note, xlabel=X_AXIS.label,
+        curves, title=f"{suite.name}: {name} over training on {dataset}", note=note, xlabel=axis.label,
         ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
     )  # fmt: skip
     stem = f"{table.metric}_over_time_{_slug(dataset)}" + ("" if table.main else f"-{table.key.slug}")

@@ -75,6 +75,7 @@ def notes(table: ReportTable) -> list[tuple[str, str]]:
     out += [(f"{head}:", f"{text}.") for head, text in _row_notes(table) if text]
     if table.nonstandard_detectors:
         out.append(("Non-standard detector", nonstandard_warning(table)))
+    out += [("", note) for note in table.notes]
     if table.any_flat:
         out.append(("", f"{gain.LEGEND}; never bold."))
     out += [("", text) for text in _paper_notes(table)]

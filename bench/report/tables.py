@@ -18,9 +18,11 @@ from bench.errors import BenchError
 from bench.plan import names
 from bench.plan.specs import RunSpec
 from bench.report import gain
+from bench.report.budgets import compute_note
 from bench.report.paper import PAPER_TABLES, PaperRow, PaperTable, load_paper_tables, printed_beside
 from bench.report.recipes import grouped, recipe_text, row_length
 from bench.report.selection import SELECTION_RULES, ProtocolKey, mixed_runs, protocols_of, select_runs
+from bench.report.structure import structure_note
 from bench.report.words import budget_words, digits_for, fmt_number, protocol_text
 from bench.results.collect import unreadable_runs
 from bench.results.rows import kind_of
@@ -180,6 +182,7 @@ class ReportTable:
     lengths: str = ""  # how long each row trained: 'label: 20 h; label: 300 kimg (pinned)' (bench.report.recipes)
     recipes: str = ""  # each comparison row's source per setting group, in one line per row
     reading: str = ""  # the suite's reading of the paper where it is silent
+    notes: tuple[str, ...] = ()  # caption sentences: the compute budget, modules the resolution changes
 
     @property
     def lower_is_better(self) -> bool:
@@ -406,6 +409,7 @@ def _build(
         lengths=grouped({k[1]: row_length([c.spec for c in suite.cells if (c.group, c.label) == k]) for k in keys}),
         recipes=grouped({k[1]: recipe_text(_row_model(suite, k)) for k in keys}),
         reading=suite.reading,
+        notes=tuple(n for n in (compute_note(suite.cells), structure_note(suite)) if n),
     )
 
 

@@ -38,9 +38,9 @@ _TEXT = ("metric", "detector", "detector_sha256", "mode", "reference", "weights"
 _COUNTS = ("step", "num_gen", "ref_count", "ref_resolution", "gen_batch", "kid_subsets", "kid_subset_size", "pr_k",
            "pre_resize", "eval_seed")  # fmt: skip
 _AMOUNTS = ("eval_point", "budget_fraction", "kimg", "ref_gpu_hours", "gpu_hours", "train_seconds", "eval_seconds",
-            "time")  # fmt: skip
+            "time", "compute")  # fmt: skip
 _FILES = ("snapshot", "grid")  # paths inside the run folder
-_STATE_AMOUNTS = ("kimg", "budget_fraction", "train_seconds", "gpu_hours", "ref_gpu_hours", "updated")
+_STATE_AMOUNTS = ("kimg", "budget_fraction", "train_seconds", "gpu_hours", "ref_gpu_hours", "updated", "compute")
 _STATE_TEXT = ("error", "budget_applied", "error_job")
 
 

@@ -206,7 +206,7 @@ def budget_conversion(
     if reference is None or pinned:
         if device_profile:
             raise BenchError(f"--device-profile {device_profile}: suite {suite} converts no hours (no reference_gpu, "
-                             "or budget.speed_ratio set); drop the flag")  # fmt: skip
+                             "budget.speed_ratio set, or a compute budget); drop the flag")  # fmt: skip
         return None
     from bench.training.device import resolve_device
 

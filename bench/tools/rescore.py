@@ -88,7 +88,8 @@ def _append(
 ) -> list[dict]:
     """Store a snapshot's new rows with its position in training copied from its training-time evaluation
     row (``trained``), else (a run trained without metrics) its eval point from the run's events."""
-    keep = ("step", "kimg", "budget_fraction", "train_seconds", "gpu_hours", "ref_gpu_hours", "eval_point", "grid")
+    keep = ("step", "kimg", "budget_fraction", "train_seconds", "gpu_hours", "ref_gpu_hours", "compute", "eval_point",
+            "grid")  # fmt: skip
     base = {k: v for k, v in trained.items() if k in keep}
     base |= {"snapshot": str(snap.relative_to(paths.root)), "rescored": True, "time": time.time()}
     base.setdefault("step", step)

@@ -7,11 +7,12 @@ with a dispatch mode that records, per aten op: its FLOPs (``torch.utils.flop_co
 the bytes of its tensor inputs and outputs (views and allocations move none), and the side of its
 largest 4-D tensor. Ops run on the CPU path, so Adam is counted as its single-tensor kernels. The
 counts are cached under ``<out>/cache/stepcost/`` keyed by the configuration, the torch version and
-the models' source.
+the models' source, and once per configuration in the process.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
 import models
+from bench.errors import BenchError
 from bench.files import FileReadError, read_json
 from bench.plan.roofline import OpGroup, StepCost
 from bench.results.io import atomic_write_json
@@ -92,7 +94,7 @@ def trace_step_cost(name: str, resolution: int, kwargs: dict[str, Any]) -> StepC
                 recorder.weight = weight
                 model.train_step(real, step)
     groups = tuple(OpGroup(k, f, b, s, c) for (k, f, b, s), c in sorted(recorder.counts.items()))
-    return StepCost(model.batch_size, resolution, groups)
+    return StepCost(model.reals_per_step, resolution, groups)  # real images one step shows D
 
 
 def _models_digest() -> str:
@@ -120,8 +122,17 @@ def step_cost(name: str, resolution: int, kwargs: dict[str, Any], cache_dir: Pat
                 return cached
         except (FileReadError, ValueError, KeyError, TypeError, OverflowError):
             pass  # unreadable or implausible: count again and overwrite
-    cost = trace_step_cost(name, resolution, kwargs)
+    cost = _traced(name, resolution, json.dumps(kwargs, sort_keys=True, default=str))
     if path is not None:
-        atomic_write_json(path, {"model": name, "resolution": resolution, "kwargs": kwargs,
-                                 "torch": torch.__version__, "cost": cost.to_dict()})  # fmt: skip
+        try:
+            atomic_write_json(path, {"model": name, "resolution": resolution, "kwargs": kwargs,
+                                     "torch": torch.__version__, "cost": cost.to_dict()})  # fmt: skip
+        except (OSError, BenchError):
+            pass  # an unwritable cache only costs a recount (the command checks its folder itself)
     return cost
+
+
+@functools.lru_cache(maxsize=256)
+def _traced(name: str, resolution: int, kwargs_json: str) -> StepCost:
+    """:func:`trace_step_cost` once per configuration and process (a suite is loaded by many commands)."""
+    return trace_step_cost(name, resolution, json.loads(kwargs_json))

@@ -9,6 +9,7 @@ import models
 from bench.data.sampler import Sampler
 from bench.data.store import Dataset
 from bench.plan.budget import Budget
+from bench.plan.compute import compute_used
 from bench.plan.specs import RunSpec
 from bench.results.runs import RunPaths
 from bench.training.options import LoopOptions
@@ -30,8 +31,9 @@ class Run:
 
 
 def progress_row(run: Run) -> dict[str, Any]:
-    """Step, kimg, the fraction of the budget used and training time so far (local and reference
-    GPU-hours): state and eval rows carry it."""
+    """Step, kimg, the fraction of the budget used, training time so far (local and reference
+    GPU-hours) and, under a compute budget, the compute used (reference-device seconds of the
+    step-cost model, :mod:`bench.plan.compute`): state and eval rows carry it."""
     step = run.budget.iters
     secs = run.budget.elapsed()
     return {
@@ -41,4 +43,5 @@ def progress_row(run: Run) -> dict[str, Any]:
         "train_seconds": secs,
         "gpu_hours": secs * run.spec.num_gpus / 3600.0,
         "ref_gpu_hours": secs * run.spec.num_gpus * run.spec.speed_ratio / 3600.0,
+        "compute": compute_used(run.spec, step),
     }

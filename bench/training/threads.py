@@ -35,14 +35,18 @@ def _cgroup_quota() -> int | None:
 
 
 def limit_threads(cpus: int | None = None) -> int:
-    """``OMP_WAIT_POLICY=PASSIVE`` unless the user set it, then torch's intra-op threads capped at
-    :func:`usable_cpus` (and at ``cpus``, e.g. a SLURM task's); returns the thread count.
+    """``OMP_WAIT_POLICY=PASSIVE`` and ``OPENBLAS_NUM_THREADS=1`` unless the user set them, then torch's
+    intra-op threads capped at :func:`usable_cpus` (and at ``cpus``, e.g. a SLURM task's); returns the
+    thread count.
 
     Before torch is imported (the CLI entry calls it first), the cap goes into ``OMP_NUM_THREADS``
     (a user's smaller value is kept), which torch reads when it starts, so a command that never needs
     torch does not pay for importing it; once torch is loaded, ``torch.set_num_threads`` applies it.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # numpy's OpenBLAS (KID's 100 small kernel products, FID's SVD) on one thread: its own threads
+    # spin beside torch's; on 2 busy cores KID200 took 10-18 s with 2 threads, 0.8 s with 1
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     cap = min(usable_cpus(), cpus or usable_cpus())
     torch = sys.modules.get("torch")
     if torch is None:
