@@ -54,8 +54,9 @@ def test_run_ids_are_those_made_before_the_renaming() -> None:
     """Ids computed by the code before the renaming (the same spec under the old names): runs keep their folders."""
     default = RunSpec(suite="x", model="fastgan", dataset="shapes", resolution=32)
     assert default.protocols == ("fid5k_full_clean",) and default.run_id == "fastgan-shapes-32-s0-306f61f13a"
-    old = RunSpec(suite="x", model="fastgan", dataset="shapes", resolution=32,
-                  protocols=("fid200_full", "pr500_full", "fid2k_fastgan"))  # fmt: skip
+    with pytest.warns(Renamed):
+        old = RunSpec(suite="x", model="fastgan", dataset="shapes", resolution=32,
+                      protocols=("fid200_full", "pr500_full", "fid2k_fastgan"))  # fmt: skip
     new = RunSpec(**old.to_dict())
     assert new.protocols == ("fid200_full_clean", "pr500_k3_full_clean", "fid2k_fastgan") == old.protocols
     assert old.run_id == new.run_id == "fastgan-shapes-32-s0-885a36cbc5"
@@ -73,14 +74,18 @@ def test_an_old_name_in_a_suite_gives_the_note_and_the_same_runs(tmp_path: Path,
         paths[tag].write_text(TINY_SUITE.format(name="tiny", iters=2, protocols=names))
     study = '\n[study]\nmetric = "kid200_full"\n'  # a former name in the study table too
     paths["old"].write_text(paths["old"].read_text() + study)
-    old, new = (load_suite(str(paths[tag])) for tag in ("old", "new"))
+    with pytest.warns(Renamed):
+        old = load_suite(str(paths["old"]))
+    new = load_suite(str(paths["new"]))
     assert [c.spec.run_id for c in old.cells] == [c.spec.run_id for c in new.cells]
     assert old.cells[0].spec.protocols == ("fid200_full_clean", "kid200_full_clean") and old.study.metric == (
         "kid200_full_clean"
     )
     protocol_names._noted.clear()  # the command line in a new process
     capsys.readouterr()
-    assert main(["--suite", str(paths["old"]), "--dry-run", "--out", str(tmp_path / "results")]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Renamed)  # python -W error: still a note, not a traceback
+        assert main(["--suite", str(paths["old"]), "--dry-run", "--out", str(tmp_path / "results")]) == 0
     err = capsys.readouterr().err.splitlines()
     notes = [line for line in err if line.startswith("note: ")]
     assert len(notes) == 2, err  # once per name, not per cell or per reader

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     limit_threads()  # before torch starts its thread pool; every command, every worker started through here
     with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Renamed)  # a note, never an error (python -W error) nor hidden
         code, error = _run(args)
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
