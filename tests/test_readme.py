@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import CONSOLE_SCRIPT, build_parser
-from bench.cli.registry import COMMANDS
+from bench.cli import build_parser
+from bench.cli.registry import COMMANDS, CONSOLE_SCRIPT
 from bench.data.paper import PAPER_DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +50,12 @@ def test_the_download_table_names_every_paper_dataset_and_its_address() -> None:
             assert folder in table, (name, info.url)
 
 
-def test_links_to_files_exist() -> None:
-    for target in re.findall(r"\]\(([^)#]+)\)", README):
+@pytest.mark.parametrize("page", ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
+def test_links_to_files_exist(page: str) -> None:
+    path = ROOT / page if page == "README.md" else ROOT / "docs" / page
+    for target in re.findall(r"\]\(([^)#]+)\)", path.read_text(encoding="utf-8")):
         if not target.startswith("http"):
-            assert (ROOT / target).is_file(), target
+            assert (path.parent / target).is_file(), (page, target)
 
 
 def test_the_console_script_is_the_cli_and_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:

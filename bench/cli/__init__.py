@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from bench.cli import suite_commands, tool_commands, train_command
-from bench.cli.registry import COMMANDS
+from bench.cli.registry import COMMANDS, prog_name
 from bench.errors import BenchError, Renamed
 from bench.training.threads import limit_threads
-
-CONSOLE_SCRIPT = "fewshot-gan-bench"  # pyproject's [project.scripts] name for main
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,8 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; every subcommand's options are documented in its --help."""
-    prog = CONSOLE_SCRIPT if Path(sys.argv[0]).name == CONSOLE_SCRIPT else "run_bench.py"  # as it was called
-    parser = _Parser(prog=prog, description="fewshot-gan-bench: train, evaluate and report few-shot GAN suites")
+    parser = _Parser(prog=prog_name(), description="fewshot-gan-bench: train, evaluate and report few-shot GAN suites")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     suite_commands.add_parsers(sub)
     train_command.add_parsers(sub)

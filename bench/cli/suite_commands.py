@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.args import add_dataclass_flags, count_at_most, csv_list, flag_values, positive
-from bench.cli.registry import command
+from bench.cli.registry import command, prog_name
 from bench.errors import BenchError
 from bench.plan.launching import LaunchSettings
 from bench.plan.protocol_names import current_metric
@@ -258,7 +258,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
         print(f"{run_id}: {what}")
     if any(w.startswith("submitted") for w in outcome.values()):
         where = _suite_flags(args)
-        print(f"\nwatch: run_bench.py status {where}\nstop:  run_bench.py cancel {where}")
+        print(f"\nwatch: {prog_name()} status {where}\nstop:  {prog_name()} cancel {where}")
     return 1 if "failed" in outcome.values() else 0
 
 
