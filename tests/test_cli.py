@@ -201,3 +201,12 @@ def test_eval_and_report_show_progress_bars_that_end_at_100_percent(tiny_suite, 
     assert re.search(r"eval baseline-shapes-32-s0-\w+: 100%\|.*\| 200/200 ", err), err
     assert main(["report", "--suite", str(suite), "--out", str(out)]) == 0
     assert re.search(r"report tiny: figures: 100%\|.*\| 3/3 ", capsys.readouterr().err)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`fewshot-gan-bench list protocols | head -1`: the pipe closes before the output is written."""
+    proc = subprocess.Popen([sys.executable, "run_bench.py", "list", "protocols"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # head has read its line and gone
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == "", err

@@ -11,6 +11,8 @@ subcommand takes ``--plugin MODULE`` (:mod:`models.plugins`), imported before it
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -86,6 +88,9 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
 
         if exc.errno in DISK_FULL:
             return 2, str(disk_full_error(exc.filename))
+        if exc.errno == errno.EPIPE:  # the reader left (`list datasets | head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            return 1, None
         if exc.filename is None:
             raise
         return 2, f"{exc.filename}: {exc.strerror}; check the path and its permissions"
