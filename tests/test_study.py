@@ -27,7 +27,7 @@ from bench.results.runs import RunPaths, append_eval_row, write_state
 
 MODELS = {
     "baseline": "Baseline", "baseline-skip": "Baseline+Skip", "baseline-decode": "Baseline+decode",
-    "fastgan": "FastGAN", "stylegan2-lite": "StyleGAN2-lite", "biggan": "BigGAN",
+    "fastgan": "FastGAN", "stylegan2-diffaug": "StyleGAN2 (DA)", "biggan": "BigGAN",
 }  # fmt: skip
 POINTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -77,7 +77,7 @@ FINALS = {  # seed -> final FID on emoji-faces
     "baseline-skip": [98.0, 105.0, 110.0],  # overlaps Baseline: inconclusive
     "baseline-decode": [70.0, 72.0, 74.0],  # clearly below Baseline: supported
     "fastgan": [60.0, 62.0, 64.0],
-    "stylegan2-lite": [40.0, 42.0, 44.0],  # clearly below FastGAN: contradicted
+    "stylegan2-diffaug": [40.0, 42.0, 44.0],  # clearly below FastGAN: contradicted
     "biggan": [90.0],  # seed 0 only: seed 1 pending, seed 2 diverged
 }
 
@@ -95,7 +95,7 @@ def test_the_committed_claims_are_the_papers_four(tmp_path: Path) -> None:
     study = load_suite(str(write_suite(tmp_path))).study
     assert study is not None and (study.selection, study.test, study.alpha) == ("last", "welch", 0.05)
     assert [(c.better, c.than) for c in study.claims] == [
-        ("baseline-skip", "baseline"), ("baseline-decode", "baseline"), ("fastgan", "stylegan2-lite"),
+        ("baseline-skip", "baseline"), ("baseline-decode", "baseline"), ("fastgan", "stylegan2-diffaug"),
         ("fastgan", "biggan"),
     ]  # fmt: skip
     assert study.pairs()[:3] == [
@@ -192,10 +192,10 @@ def test_cells_ties_and_missing_seeds(study_case) -> None:
     s = cells["fastgan"].summary(0.05)
     assert s.half == pytest.approx(4.303 * 2 / math.sqrt(3), abs=1e-3)
     assert (cells["biggan"].n, cells["biggan"].planned, cells["biggan"].diverged) == (1, 3, 1)
-    # StyleGAN2-lite has the best mean, but BigGAN's single seed cannot be told apart from it: a tie, no bold
-    assert table.best[0].best == "stylegan2-lite" and table.best[0].tied == {"stylegan2-lite", "biggan"}
+    # StyleGAN2 has the best mean, but BigGAN's single seed cannot be told apart from it: a tie, no bold
+    assert table.best[0].best == "stylegan2-diffaug" and table.best[0].tied == {"stylegan2-diffaug", "biggan"}
     md = render_markdown(build_study(suite, df, states=states))
-    assert "| StyleGAN2-lite  | 42 ± 2 [37, 47] n=3 (tie) †"  # 200 images: whole FIDs (words.digits_for) in md
+    assert "| StyleGAN2 (DA)  | 42 ± 2 [37, 47] n=3 (tie) †" in md  # 200 images: whole FIDs (words.digits_for) in md
     assert "| BigGAN          | 90 1 seed: no interval; n=1/3, 1 diverged (tie) †" in md
     assert "**" not in md.split("### KID")[0]
 
