@@ -5,6 +5,7 @@ former name read, selected and compared as the same protocol as new rows."""
 from __future__ import annotations
 
 import re
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -130,3 +131,10 @@ def test_the_readme_uses_the_current_names() -> None:
     for old, new in RENAMED.items():
         former = re.compile(rf"(?<![\w-]){old}(?!\w)")
         assert all(new in p or "stylegan2-ada" in p for p in paragraphs if former.search(p)), old
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_suites_use_the_current_names(path: Path) -> None:
+    data = tomllib.loads(path.read_text())
+    names = [*data.get("eval", {}).get("protocols", []), data.get("study", {}).get("metric", "")]
+    assert not [n for n in names if isinstance(n, str) and n in RENAMED], path.name
