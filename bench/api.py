@@ -4,17 +4,21 @@ Every number comes with its protocol: :func:`score_folder` and :func:`score_netw
 (dicts) holding the metric's value and every field of its protocol (detector and its sha256, clean-fid
 mode, image counts, resize chain, sampling...), as the command line's ``eval --json`` prints them;
 :func:`compute_metric` is the one-number shortcut (as clean-fid's ``compute_fid(dir1, dir2)``). Caches
-(folders' images at a resolution, reference features) go under ``out/cache/``.
+(folders' images at a resolution, reference features) go under ``out/cache/``. Protocols are named as in
+``run_bench.py list protocols``; a former name (``fid5k_full``) is read as the current one
+(``fid5k_full_clean``), with a note.
 
 The examples run in the tests (tests/test_train_score.py), offline and small: the detector
 ``effnet-lite0`` (real ImageNet weights; its FID is not comparable with published numbers), protocols
-of 200 or 50 images (``fid50_full`` checks plumbing, it measures little), two halves of the 112-image
+of 200 or 50 images (``fid50_full_clean`` checks plumbing, it measures little), two halves of the 112-image
 emoji-faces set at 32 px (folders ``real_a``, ``real_b``), a folder of 56 noise images (``noise``), a
 run trained for 10 iterations (``run_dir``) and its results folder (``results``)::
 
     >>> from bench import api
-    >>> same = api.compute_metric(real_a, real_b, protocol="fid200_full", detector="effnet-lite0", out=results)
-    >>> other = api.compute_metric(real_a, noise, protocol="fid200_full", detector="effnet-lite0", out=results)
+    >>> same = api.compute_metric(real_a, real_b, protocol="fid200_full_clean", detector="effnet-lite0",
+    ...                           out=results)
+    >>> other = api.compute_metric(real_a, noise, protocol="fid200_full_clean", detector="effnet-lite0",
+    ...                            out=results)
     >>> same < other / 2   # two halves of one image set are far closer than images and noise
     True
 """
@@ -50,14 +54,15 @@ def compute_metric(
     Precision/recall gives two numbers: use :func:`score_folder`. Offline, pass ``detector="effnet-lite0"``
     (real ImageNet weights, not comparable with published FID)::
 
-        >>> kid = api.compute_metric(real_a, data="emoji-faces", protocol="kid200_full", detector="effnet-lite0",
-        ...                          out=results)
+        >>> kid = api.compute_metric(real_a, data="emoji-faces", protocol="kid200_full_clean",
+        ...                          detector="effnet-lite0", out=results)
         >>> abs(kid) < 0.05   # KID is unbiased: about 0 (either side) for images of one distribution
         True
     """
     from bench.metrics.protocols import PROTOCOLS
+    from bench.plan.protocol_names import current
 
-    if protocol in PROTOCOLS and PROTOCOLS[protocol].kind == "pr":
+    if PROTOCOLS.get(protocol := current(protocol)) and PROTOCOLS[protocol].kind == "pr":
         raise BenchError(f"{protocol}: precision/recall gives two numbers; use score_folder for its rows")
     ref = Path(reference) if reference is not None else None
     rows = score_folder(folder, data=data, ref_folder=ref, protocols=[protocol], detector=detector,
@@ -78,13 +83,13 @@ def score_folder(
     device: str = "auto",
 ) -> list[dict[str, Any]]:
     """Rows of the images of ``folder`` (in the generator's place) against ``data`` or ``ref_folder`` under
-    ``protocols`` (default fid5k_full); a folder with fewer images than a protocol's count is scored whole,
-    and its row's ``num_gen`` says how many::
+    ``protocols`` (default fid5k_full_clean); a folder with fewer images than a protocol's count is scored
+    whole, and its row's ``num_gen`` says how many::
 
-        >>> rows = api.score_folder(noise, data="emoji-faces", protocols=["kid200_full"], detector="effnet-lite0",
-        ...                         out=results)
+        >>> rows = api.score_folder(noise, data="emoji-faces", protocols=["kid200_full_clean"],
+        ...                         detector="effnet-lite0", out=results)
         >>> [(r["metric"], r["num_gen"], r["detector"], r["mode"], r["value"] > 0.05) for r in rows]
-        [('kid200_full', 56, 'effnet-lite0', 'clean', True)]
+        [('kid200_full_clean', 56, 'effnet-lite0', 'clean', True)]
     """
     from bench.tools import score
 
@@ -110,9 +115,10 @@ def score_network(
     against ``data`` or ``ref_folder`` (default: its run's dataset) under ``protocols`` (default: its run's),
     sampled as its run's evaluations are::
 
-        >>> rows = api.score_network(run_dir, protocols=["fid50_full"], detector="effnet-lite0", out=results)
+        >>> rows = api.score_network(run_dir, protocols=["fid50_full_clean"], detector="effnet-lite0",
+        ...                          out=results)
         >>> [(r["metric"], r["num_gen"], r["step"], r["weights"]) for r in rows]
-        [('fid50_full', 50, 10, 'ema')]
+        [('fid50_full_clean', 50, 10, 'ema')]
     """
     from bench.tools import score
 
@@ -158,7 +164,7 @@ def collect(out: str | Path = "results", suite: str | None = None) -> pd.DataFra
 
         >>> df = api.collect(results, "train")
         >>> sorted(set(df["metric"])), sorted(set(df["eval_point"]))
-        (['fid50_full'], [0.0, 1.0])
+        (['fid50_full_clean'], [0.0, 1.0])
     """
     from bench.results.collect import collect as collect_rows
 

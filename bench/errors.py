@@ -27,3 +27,7 @@ class NonFiniteError(BenchError):
 
 class NonFiniteImages(NonFiniteError):
     """A generator returned NaN or infinite pixels (in training: the run diverged)."""
+
+
+class Renamed(UserWarning):
+    """An old name was read (e.g. a protocol's, bench.plan.protocol_names): the CLI prints ``note: ...``."""

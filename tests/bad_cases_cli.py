@@ -148,8 +148,8 @@ SUITE_VALUES: dict[str, Builder] = {
     ),
     "unknown study key": suite_case(["study.laddr: unknown key", "allowed: metric"], add="[study]\nladdr = []\n"),
     "study metric not evaluated": suite_case(
-        ["study.metric: 'fid5k_full' is not one of eval.protocols", "name a protocol the suite evaluates"],
-        add='[study]\nmetric = "fid5k_full"\n',
+        ["study.metric: 'fid5k_full_clean' is not one of eval.protocols", "name a protocol the suite evaluates"],
+        add='[study]\nmetric = "fid5k_full_clean"\n',
     ),
     "study tuned on one of its own seeds": suite_case(
         ["study.tuning_seeds: 0 also a seed of the study (suite.seeds)", "run the study on other seeds"],

@@ -219,7 +219,7 @@ def _snapshot_as(
         header = {"format": 1, "model_name": "baseline", "resolution": 32, "step": 2}
         save(snap, content(header) if callable(content) else content)
         if command == "generate":
-            argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid200_full"]
+            argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid200_full_clean"]
         else:
             argv = [
                 "eval",
@@ -228,7 +228,7 @@ def _snapshot_as(
                 "--checkpoint",
                 which,
                 "--protocol",
-                "fid200_full",
+                "fid200_full_clean",
                 "--out",
                 str(ctx.out),
             ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bad_inputs import PROTOCOLS_LINE, UNWRITABLE, Builder, Case, Ctx, Payload, png, save, suite_case, write
 
-FID = (PROTOCOLS_LINE, 'protocols = ["fid200_full"]')
+FID = (PROTOCOLS_LINE, 'protocols = ["fid200_full_clean"]')
 RUN_NEW = ["results/runs/tiny/*/*", "results/runs/tiny/*/*/*", "results/cache/datasets/*"]  # a resumed run's files
 
 
@@ -49,14 +49,14 @@ def _payload_snapshot(ctx: Ctx) -> tuple[Path, Path]:
 
 def _payload_eval(ctx: Ctx) -> Case:
     run, marker = _payload_snapshot(ctx)
-    argv = ["eval", "--run", str(run), "--checkpoint", "snap-00000009.pt", "--protocol", "fid200_full"]
+    argv = ["eval", "--run", str(run), "--checkpoint", "snap-00000009.pt", "--protocol", "fid200_full_clean"]
     argv += ["--out", str(ctx.out)]
     return Case(argv, ["snap-00000009.pt: unreadable snapshot (UnpicklingError", "pick another"], marker=marker)
 
 
 def _payload_generate(ctx: Ctx) -> Case:
     run, marker = _payload_snapshot(ctx)
-    argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid200_full"]
+    argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid200_full_clean"]
     return Case(argv, ["snap-00000009.pt: unreadable snapshot (UnpicklingError"], marker=marker)
 
 
@@ -227,7 +227,7 @@ def _broken(name: str, data: bytes, command: str) -> Builder:
             return Case([command, *base], [_EXPECT[name]], code=0, allow_new=REPORT_FILES)
         argv = [command, "--run", str(run), "--out", str(ctx.out)]
         if command == "generate":
-            argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid200_full"]
+            argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid200_full_clean"]
         return Case(argv, ["spec.json", "restore the file, or move the run folder away"])
 
     return build
@@ -367,14 +367,14 @@ def _inception_env(what: str) -> Builder:
 def _eval_detector(ctx: Ctx) -> Case:
     run = ctx.copy_trained()
     path = _torchscript(ctx, "state dict")
-    argv = ["eval", "--run", str(run), "--protocol", "fid200_full", "--detector", f"torchscript:{path}",
+    argv = ["eval", "--run", str(run), "--protocol", "fid200_full_clean", "--detector", f"torchscript:{path}",
             "--out", str(ctx.out)]  # fmt: skip
     return Case(argv, ["is not a TorchScript module"])
 
 
 def _vgg_env(ctx: Ctx) -> Case:
     path = _torchscript(ctx, "text")
-    argv = ctx.run((PROTOCOLS_LINE, 'protocols = ["pr500_full"]'))
+    argv = ctx.run((PROTOCOLS_LINE, 'protocols = ["pr500_k3_full_clean"]'))
     return Case(argv, ["FEWSHOT_BENCH_VGG16:", "is not a TorchScript module"], env={"FEWSHOT_BENCH_VGG16": str(path)})
 
 

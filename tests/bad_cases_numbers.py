@@ -136,9 +136,13 @@ OVERFLOW: dict[str, Builder] = {
         (KWARGS, "kwargs." + ".".join(["a"] * 3000) + " = 1"),
     ),
     "generate --num 1000000000": _generate(
-        "1000000000", "fid200_full", ["--num 1000000000: fid200_full scores 200 generated images", "at most 200"]
+        "1000000000",
+        "fid200_full_clean",
+        ["--num 1000000000: fid200_full_clean scores 200 generated images", "at most 200"],
     ),
-    "generate --num 51 of fid50_full": _generate("51", "fid50_full", ["--num 51: fid50_full scores 50", "at most 50"]),
+    "generate --num 51 of fid50_full_clean": _generate(
+        "51", "fid50_full_clean", ["--num 51: fid50_full_clean scores 50", "at most 50"]
+    ),
 }
 
 # ---------------------------------------------------------------------------------------------- command line

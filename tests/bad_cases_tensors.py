@@ -77,7 +77,7 @@ def _generate_nan_images(ctx: Ctx) -> Case:
     run = ctx.copy_trained()
     snap = run / "snapshots" / "snap-00000002.pt"
     save(snap, torch.load(snap, weights_only=True) | {"model": _scaled(_state())})
-    argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid50_full"]
+    argv = ["generate", "--run", str(run), "--outdir", str(ctx.tmp / "png"), "--protocol", "fid50_full_clean"]
     return Case(argv, [NAN_IMAGES])
 
 

@@ -44,7 +44,7 @@ def _network_file(content: object, expect: list[str]) -> Builder:
         marker = ctx.tmp / "payload-ran"
         obj = content(marker) if callable(content) else content
         path = save(ctx.tmp / "g.pt", obj)
-        return Case(["eval", "--network", str(path), "--protocol", "fid200_full", "--out", str(ctx.out)], expect,
+        return Case(["eval", "--network", str(path), "--protocol", "fid200_full_clean", "--out", str(ctx.out)], expect,
                     marker=marker)  # fmt: skip
 
     return build
@@ -68,7 +68,7 @@ TRAIN: dict[str, Builder] = {
                                                               "add --kimg N or drop --pin"]),
     "unknown protocol": _train("--protocol", "fidd5k_full", expect=["--protocol fidd5k_full: unknown metric",
                                                                     "did you mean"]),
-    "--protocol none and another": _train("--protocol", "none", "--protocol", "fid50_full",
+    "--protocol none and another": _train("--protocol", "none", "--protocol", "fid50_full_clean",
                                           expect=["--protocol none: means no metrics", "pass it alone"]),
     "unknown detector": _train("--detector", "inceptoin", expect=["--detector inceptoin: "]),
     "--eval-at 0": _train("--eval-at", "0,1", expect=["argument --eval-at: expected comma-separated numbers in (0, 1]",

@@ -100,7 +100,7 @@ def _assert_outcome(case: Case, code: int, out: str, err: str) -> None:
         return
     assert code == 2, f"exit code {code}\n{err}"
     assert lines and lines[0].startswith("error: "), err
-    assert all(x.startswith("warning: ") for x in lines[1:]), f"more than the one error line:\n{err}"
+    assert all(x.startswith(("warning: ", "note: ")) for x in lines[1:]), f"more than the one error line:\n{err}"
     for part in case.expect:
         assert part in lines[0], f"{part!r} not in {lines[0]!r}"
     for part in case.warns:

@@ -21,7 +21,7 @@ datasets = ["folder:{folder}"]
 max_iters = 4
 
 [eval]
-protocols = ["fid200_full", "kid200_full"]
+protocols = ["fid200_full_clean", "kid200_full_clean"]
 detector = "effnet-lite0"
 fractions = [1.0]
 grid_size = 4
@@ -54,11 +54,13 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
     out = tmp_path / "results"
     first = run_cli("--suite", str(suite), "--out", str(out), "--no-progress")
     assert first.returncode == 0, first.stderr
-    assert "best fid200_full within budget" in first.stdout
+    assert "best fid200_full_clean within budget" in first.stdout
     assert "| baseline" in first.stdout and "| fastgan" in first.stdout
     assert "non-standard detector" in first.stdout
     evals = [ln for ln in first.stdout.splitlines() if ": evaluation at step 4 (100% of budget): " in ln]
-    assert len(evals) == 2 and all(re.search(r"fid200_full† [\d.]+, kid200_full† .+ \([\d.]+ s\)$", ln) for ln in evals)
+    assert len(evals) == 2 and all(
+        re.search(r"fid200_full_clean† [\d.]+, kid200_full_clean† .+ \([\d.]+ s\)$", ln) for ln in evals
+    )
     runs = sorted((out / "runs" / "e2e").iterdir())
     assert len(runs) == 2
     for run in runs:
@@ -66,10 +68,10 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
         assert (run / "samples" / "grid-00000004.png").exists()
         rows = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
         assert [(r["metric"], r["eval_point"], r["step"]) for r in rows] == [
-            ("fid200_full", 0.0, 0),  # the untrained generator: the step-0 check's baseline
-            ("kid200_full", 0.0, 0),
-            ("fid200_full", 1.0, 4),
-            ("kid200_full", 1.0, 4),
+            ("fid200_full_clean", 0.0, 0),  # the untrained generator: the step-0 check's baseline
+            ("kid200_full_clean", 0.0, 0),
+            ("fid200_full_clean", 1.0, 4),
+            ("kid200_full_clean", 1.0, 4),
         ]
         fid, kid = rows[2:]
         assert fid["detector"] == "effnet-lite0" and fid["detector_standard"] is False
@@ -86,13 +88,13 @@ def test_run_twice_then_status_eval_and_report(tiny_suite, tmp_path) -> None:
     status = run_cli("status", "--suite", str(suite), "--out", str(out))
     assert status.returncode == 0 and status.stdout.count("| done") == 2
 
-    rescored = run_cli("eval", "--run", str(runs[0]), "--checkpoint", "latest", "--protocol", "fid200_full",
+    rescored = run_cli("eval", "--run", str(runs[0]), "--checkpoint", "latest", "--protocol", "fid200_full_clean",
                        "--out", str(out))  # fmt: skip
     assert rescored.returncode == 0, rescored.stderr
-    assert "snap-00000004.pt  fid200_full" in rescored.stdout
+    assert "snap-00000004.pt  fid200_full_clean" in rescored.stdout
     rows = [json.loads(x) for x in (runs[0] / "evals.jsonl").read_text().splitlines()]
     again = [r for r in rows if r.get("rescored")]
-    orig = [r for r in rows if not r.get("rescored") and r["metric"] == "fid200_full" and r["step"] == 4]
+    orig = [r for r in rows if not r.get("rescored") and r["metric"] == "fid200_full_clean" and r["step"] == 4]
     assert len(again) == 1 and again[0]["value"] == orig[0]["value"]  # same snapshot, same protocol
 
 
@@ -139,7 +141,7 @@ def test_unwritable_out(tiny_suite, tmp_path) -> None:
 
 
 def test_offline_standard_detector_stops_before_training(tiny_suite, tmp_path, monkeypatch) -> None:
-    text = tiny_suite().read_text().replace("protocols = []", 'protocols = ["fid200_full"]')
+    text = tiny_suite().read_text().replace("protocols = []", 'protocols = ["fid200_full_clean"]')
     suite = tiny_suite("v3", text=text.replace('"inception-random"', '"inception-v3"'))
     out = tmp_path / "results"
     res = run_cli("--suite", str(suite), "--out", str(out), "--no-progress")
@@ -184,9 +186,27 @@ def test_eval_and_report_show_progress_bars_that_end_at_100_percent(tiny_suite, 
     assert main(["--suite", str(suite), "--out", str(out), "--no-progress"]) == 0
     (run,) = (out / "runs" / "tiny").iterdir()
     capsys.readouterr()
-    args = ["--run", str(run), "--checkpoint", "latest", "--protocol", "fid200_full", "--detector", "effnet-lite0"]
+    args = [
+        "--run",
+        str(run),
+        "--checkpoint",
+        "latest",
+        "--protocol",
+        "fid200_full_clean",
+        "--detector",
+        "effnet-lite0",
+    ]
     assert main(["eval", *args, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert re.search(r"eval baseline-shapes-32-s0-\w+: 100%\|.*\| 200/200 ", err), err
     assert main(["report", "--suite", str(suite), "--out", str(out)]) == 0
     assert re.search(r"report tiny: figures: 100%\|.*\| 3/3 ", capsys.readouterr().err)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`fewshot-gan-bench list protocols | head -1`: the pipe closes before the output is written."""
+    proc = subprocess.Popen([sys.executable, "run_bench.py", "list", "protocols"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # head has read its line and gone
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == "", err

@@ -211,7 +211,7 @@ def test_vgg16_offline_message(offline_vgg: Path) -> None:
 def test_pr_protocols_default_to_vgg16_and_stop_before_generating(tmp_path: Path, offline_vgg: Path) -> None:
     gen = TinyGenerator()
     with pytest.raises(OfflineError, match="VGG16"):
-        evaluate(gen, ImageSet.of(procedural(10, 0)), ["pr500_full"], detector="effnet-lite0", device="cpu",
+        evaluate(gen, ImageSet.of(procedural(10, 0)), ["pr500_k3_full_clean"], detector="effnet-lite0", device="cpu",
                  cache_dir=tmp_path / "c")  # fmt: skip
     assert gen.calls == []
 

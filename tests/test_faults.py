@@ -244,7 +244,7 @@ def test_best_table_shows_diverged_not_a_number(tmp_path) -> None:
         paths.root.mkdir(parents=True)
         (paths.root / "spec.json").write_text(json.dumps({"spec": cell.spec.to_dict()}))
         (paths.root / "state.json").write_text(json.dumps({"status": status}))
-        row = {"snapshot": "snapshots/snap-00000002.pt", "metric": "fid5k_full", "kind": "fid", "value": value}
+        row = {"snapshot": "snapshots/snap-00000002.pt", "metric": "fid5k_full_clean", "kind": "fid", "value": value}
         (paths.root / "evals.jsonl").write_text(json.dumps(row) + "\n")
     table = best_table(suite, suite.cells, tmp_path)
     assert "diverged" in table and "12.5" not in table and "34.5" in table

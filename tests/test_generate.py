@@ -51,7 +51,7 @@ def test_generate_refuses_an_existing_folder_and_bad_names(tiny_suite, tmp_path:
     (outdir / "keep.txt").write_text("mine")
     cases = [
         (["--run", str(run), "--outdir", str(outdir)], "exists; choose a new folder"),
-        (["--run", str(run), "--outdir", str(tmp_path / "g2"), "--protocol", "fid5k_ful"], "fid5k_full"),
+        (["--run", str(run), "--outdir", str(tmp_path / "g2"), "--protocol", "fid5k_ful"], "fid5k_full_clean"),
         (["--run", str(tmp_path), "--outdir", str(tmp_path / "g3")], "not a run folder"),
         (["--run", str(run), "--outdir", str(tmp_path / "g4"), "--checkpoint", "snap-9.pt"], "snap-9.pt"),
     ]

@@ -7,6 +7,7 @@ import os
 import pickle
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from submitit.slurm.slurm import _make_sbatch_string
@@ -14,7 +15,8 @@ from submitit.slurm.slurm import _make_sbatch_string
 import bench.launchers.jobs as launchers_jobs
 import bench.launchers.settings as launchers_settings
 import bench.launchers.submit as launchers_submit
-from bench.cli import main
+from bench.cli import build_parser, main
+from bench.cli.suite_commands import _suite_flags
 from bench.errors import BenchError
 from bench.launchers.jobs import CellJob, JobRecord
 from bench.launchers.settings import sbatch_parameters
@@ -177,6 +179,23 @@ def test_dry_run_shows_time_limits_and_sbatch_options(tiny_suite, tmp_path, caps
     assert "extra sbatch line" in capsys.readouterr().err
 
 
+def test_budgets_converted_here_refuse_slurm_jobs_but_not_submitit_local_ones(
+    tiny_suite, tmp_path, capsys, monkeypatch
+) -> None:
+    """SLURM jobs run on other nodes, so a conversion with this machine's profile is refused (a note in the dry
+    run); submitit-local's jobs run here, so the same suite launches."""
+    import bench.plan.sources as plan_sources
+
+    monkeypatch.setattr(plan_sources, "source_kind", lambda source: "profile")  # as if converted with this device's
+    path = tiny_suite("timed", text=TIMED_SUITE.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    noted = {}
+    for launcher in ("slurm", "submitit-local"):
+        argv = ["run", "--suite", str(path), "--out", str(tmp_path), "--launcher", launcher, "--dry-run"]
+        assert main(argv) == 0
+        noted[launcher] = "the cells run as jobs on other nodes" in capsys.readouterr().out
+    assert noted == {"slurm": True, "submitit-local": False}
+
+
 def test_slurm_launcher_without_sbatch_is_a_clear_error(tiny_suite, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(launchers_jobs.shutil, "which", lambda name: None)
     cells = _cells(tiny_suite, 1)
@@ -297,3 +316,13 @@ def test_a_cpu_pool_splits_the_cpus_and_prints_one_table(tiny_suite, tmp_path, c
     threads = {RunPaths.of(out, c.spec).spec.read_text().count(f'"threads": {max(1, usable_cpus() // 2)}')
                for c in load_suite(str(path)).cells}  # fmt: skip
     assert threads == {1}
+
+
+def test_the_watch_hint_repeats_the_flags_that_address_the_runs() -> None:
+    """After a SLURM submission, `status` and `cancel` need the flags that chose the cells or changed their run ids."""
+    parser = build_parser()
+    args = parser.parse_args(["run", "--suite", "s", "--calibration", "c.json", "--models", "fastgan"])
+    assert _suite_flags(args) == "--suite s --out results --models fastgan --calibration c.json"
+    for command in ("status", "cancel"):
+        assert parser.parse_args([command, *_suite_flags(args).split()]).calibration == Path("c.json")
+    assert _suite_flags(parser.parse_args(["run", "--suite", "s"])) == "--suite s --out results"

@@ -38,9 +38,11 @@ from bench.metrics import (
 )
 from bench.metrics import detectors as D
 from bench.metrics import features as feats_mod
+from bench.metrics import protocols as protocols_module
 from bench.metrics.features import quantize
 from bench.metrics.protocols import generated_count, generated_for
 from bench.metrics.scores import subset_size_for
+from bench.plan.protocol_names import RENAMED
 from models.base import GANModel, Sampling
 
 
@@ -153,24 +155,43 @@ def test_precision_recall_synthetic() -> None:
 # ---------------------------------------------------------------- protocols
 
 
+SHIPPED = re.findall(r'register_protocol\(\s*"([^"]+)"', Path(protocols_module.__file__).read_text())
+ADA_METRICS = ("fid50k_full", "kid50k_full", "pr50k3_full", "fid50k", "kid50k", "pr50k3", "is50k")  # stylegan2-ada's
+
+
 def test_protocol_names_spell_the_protocol() -> None:
-    names = list_protocols()
-    for name in ["fid5k_full", "fid2k_fastgan", "fid50k_full", "fid1k_full", "fid500_full", "kid5k_full",
-                 "kid1k_full", "pr5k_full", "pr1k_full"]:  # fmt: skip
-        assert name in names
-    for name in names:
-        kind, count, k = re.fullmatch(r"(fid|kid|pr)(\d+)(k?)_(full|fastgan)", name).groups()[:3]
-        assert PROTOCOLS[name].kind == kind and PROTOCOLS[name].num_gen == int(count) * (1000 if k else 1)
-        assert PROTOCOLS[name].reference == "full"
+    """Kind, count, k (precision/recall) and clean-fid mode are in the name; none is stylegan2-ada's name of
+    another evaluation (its fid50k_full resizes with its own Inception: clean-fid's legacy_tensorflow)."""
+    assert len(SHIPPED) >= 15 and set(SHIPPED) <= set(list_protocols())
+    for name in ["fid5k_full_clean", "fid2k_fastgan", "fid50k_full_clean", "kid5k_full_clean", "pr5k3_full_clean"]:
+        assert name in SHIPPED
+    for name in SHIPPED:
+        p = PROTOCOLS[name]
+        if name == "fid2k_fastgan":  # the FastGAN code's own evaluation: not a stylegan2-ada name
+            continue
+        kind, count, k, pr_k, pr_k_after, mode = re.fullmatch(
+            r"(fid|kid|pr)(\d+)(k?)(?:(\d)|_k(\d))?_full_(clean|legacy_tensorflow)", name
+        ).groups()  # fmt: skip
+        assert p.kind == kind and p.num_gen == int(count) * (1000 if k else 1) and p.mode == mode
+        assert p.reference == "full" and p.pr_k == (int(pr_k or pr_k_after) if kind == "pr" else None)
+        assert p.mode == "legacy_tensorflow" or name not in ADA_METRICS
     fastgan = PROTOCOLS["fid2k_fastgan"]
     assert (fastgan.mode, fastgan.pre_resize) == ("legacy_pytorch", 256)
     assert (fastgan.bn_mode, fastgan.gen_batch) == ("batch", 16)
-    assert PROTOCOLS["fid5k_full"].mode == "clean" and PROTOCOLS["fid5k_full"].bn_mode is None  # the family's own
-    assert PROTOCOLS["pr5k_full"].pr_k == 3 and PROTOCOLS["kid5k_full"].kid_subset_size == 1000
+    assert PROTOCOLS["fid5k_full_clean"].bn_mode is None  # the family's own
+    assert PROTOCOLS["kid5k_full_clean"].kid_subset_size == 1000 and PROTOCOLS["kid5k_full_clean"].kid_subsets == 100
+
+
+def test_former_names_map_to_the_same_protocols() -> None:
+    """Every former name is no longer registered and names a registered protocol of the same kind and count."""
+    for old, new in RENAMED.items():
+        assert old not in PROTOCOLS and new in SHIPPED
+        assert re.match(r"(fid|kid|pr)\d+k?", old).group(0) == re.match(r"(fid|kid|pr)\d+k?", new).group(0)
+        assert check_protocol(old) == new and check_protocol(new) == new
 
 
 def test_unknown_names_suggest() -> None:
-    with pytest.raises(BenchError, match="fid5k_full"):
+    with pytest.raises(BenchError, match="fid5k_full_clean"):
         check_protocol("fid5k")
     with pytest.raises(BenchError, match="inception-v3"):
         check_detector("inception-v4")
@@ -244,7 +265,7 @@ def test_offline_inception_v3_fails_cleanly(tmp_path: Path, monkeypatch: pytest.
     cache = tmp_path / "cache"
     data = ImageSet.of(procedural(4, 0))
     with pytest.raises(OfflineError) as err:
-        evaluate(TinyGenerator(), data, ["fid500_full"], detector="inception-v3", device="cpu", cache_dir=cache)
+        evaluate(TinyGenerator(), data, ["fid500_full_clean"], detector="inception-v3", device="cpu", cache_dir=cache)
     message = str(err.value)
     assert "\n" not in message and "inception-random" in message and D.INCEPTION_ENV in message
     assert str(tmp_path / "weights" / "inception-2015-12-05.pt") in message
@@ -338,7 +359,7 @@ def test_official_protocols_drop_the_short_last_batch(
     assert generated_count(["fid30_official_t", "fid30_t"], gen.sampling) == 54  # two passes: 24 + 30
     official_fastgan = PROTOCOLS["fid2k_fastgan"]
     assert official_fastgan.full_batches and generated_for(official_fastgan, 16) == 2000  # 125 whole batches
-    assert generated_for(PROTOCOLS["fid5k_full"], 16) == 5000 and generated_for(official_fastgan, 48) == 1968
+    assert generated_for(PROTOCOLS["fid5k_full_clean"], 16) == 5000 and generated_for(official_fastgan, 48) == 1968
 
 
 def test_reference_cache_hit_and_invalidation(

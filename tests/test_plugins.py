@@ -53,7 +53,9 @@ def test_a_plugin_file_trains_in_a_launched_job_and_is_recorded(plugin: Path, tm
     doc = json.loads((run_dir / "spec.json").read_text())
     assert doc["spec"]["model"] == "halfgan" and doc["resolved"]["plugins"] == [str(plugin.resolve())]
     assert doc["resolved"]["model_module"].endswith(".my_halfgan")
-    without = run_cli("eval", "--network", str(run_dir), "--protocol", "fid50_full", "--out", str(out), cwd=tmp_path)
+    without = run_cli(
+        "eval", "--network", str(run_dir), "--protocol", "fid50_full_clean", "--out", str(out), cwd=tmp_path
+    )
     assert without.returncode == 2 and without.stderr.startswith("error: unknown model 'halfgan'")
     assert "pass --plugin MODULE" in without.stderr and len(without.stderr.splitlines()) == 1
 

@@ -118,7 +118,7 @@ MODELS = ["baseline", "fastgan", "stylegan2-lite", "biggan"]
 IMAGE_FOLDER = Path(tempfile.gettempdir()) / "fewshot-bench my images"  # suites check that a folder: path exists
 IMAGE_FOLDER.mkdir(exist_ok=True)
 DATASETS = ["shapes", "emoji-faces", "obama", f"folder:{IMAGE_FOLDER}"]
-PROTOCOLS = ["fid5k_full", "kid1k_full", "pr1k_full", "fid2k_fastgan"]
+PROTOCOLS = ["fid5k_full_clean", "kid1k_full_clean", "pr1k3_full_clean", "fid2k_fastgan"]
 BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -243,7 +243,9 @@ toml_scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
     st.dates(),
-    st.sampled_from(["", "shapes", "baseline", "fid5k_full", "inception-v3", "../x", "a/b", "folder:", "nope.toml"]),
+    st.sampled_from(
+        ["", "shapes", "baseline", "fid5k_full_clean", "inception-v3", "../x", "a/b", "folder:", "nope.toml"]
+    ),
 )
 toml_values = st.recursive(
     toml_scalars,

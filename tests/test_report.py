@@ -69,7 +69,7 @@ def evals(
     spec: RunSpec,
     values: list[float],
     *,
-    metric: str = "fid5k_full",
+    metric: str = "fid5k_full_clean",
     kind: str = "fid",
     standard: bool = True,
     status: str = "done",
@@ -111,8 +111,8 @@ def test_golden_latex(tmp_path: Path) -> None:
     suite, df, states = golden_case()
     paths = report_writer.write_report(suite, df, tmp_path, states=states, with_plots=False)
     tex = next(p for p in paths if p.suffix == ".tex")
-    assert tex == tmp_path / "tables" / "mini-fid5k_full.tex"
-    golden = GOLDEN / "mini-fid5k_full.tex"
+    assert tex == tmp_path / "tables" / "mini-fid5k_full_clean.tex"
+    golden = GOLDEN / "mini-fid5k_full_clean.tex"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(tex.read_text())
     assert tex.read_text() == golden.read_text()
@@ -122,7 +122,7 @@ def test_cells_mean_std_pending_diverged_and_paper() -> None:
     suite, df, states = golden_case()
     md = report_render.render_markdown(report_tables.build_table(suite, df, states=states))
     assert "**47.5 ± 2.1**" not in md  # std over seeds of 48 and 47, not of the evaluations
-    assert "**47.5 ± 0.7**" in md  # fid5k_full: one decimal (5,000 generated images)
+    assert "**47.5 ± 0.7**" in md  # fid5k_full_clean: one decimal (5,000 generated images)
     assert "| 55.5 " in md  # best within budget: the 40.0 at 1.5x the budget is ignored
     assert "diverged (1/2 seeds done)" in md and "| 9.5 " not in md
     assert "pending" in md and "running" in md and "failed" in md
@@ -139,7 +139,7 @@ def test_selection_last_names_rule() -> None:
 
 
 @pytest.mark.parametrize(
-    ("metric", "kind", "best"), [("fid5k_full", "fid", "**40.0**"), ("pr5k_precision", "pr", "**0.700**")]
+    ("metric", "kind", "best"), [("fid5k_full_clean", "fid", "**40.0**"), ("pr5k_precision", "pr", "**0.700**")]
 )
 def test_bold_best_follows_metric_direction(metric: str, kind: str, best: str) -> None:
     rows = [("", "A", "baseline", 5.0, (0,)), ("", "B", "fastgan", 5.0, (0,))]
@@ -170,7 +170,9 @@ def test_nonstandard_detector_is_one_warning_not_a_mark_on_every_cell(tmp_path: 
     df = pd.DataFrame(evals(spec_of(suite, "fastgan", "obama"), [30.0], standard=False)
                       + evals(spec_of(suite, "baseline", "obama"), [35.0], standard=False))  # fmt: skip
     paths = report_writer.write_report(suite, df, tmp_path, states={}, with_plots=False)
-    assert [p.name.startswith("mini-fid5k_full-inception-random-") for p in paths] == [True] * 3  # not the suite's
+    assert [p.name.startswith("mini-fid5k_full_clean-inception-random-") for p in paths] == [
+        True
+    ] * 3  # not the suite's
     tex, md, csv = (p.read_text() for p in paths)
     warning = "these numbers rank this table's rows against each other only"
     assert tex.count(warning) == md.count(warning) == 1 and r"\textbf{Non-standard detector}" in tex
@@ -222,14 +224,14 @@ def test_paper_tables_data() -> None:
 def test_kid_scaled_and_named_without_paper_comparison() -> None:
     suite = make_suite([("", "FastGAN", "fastgan", 5.0, (0,))], datasets=("obama",))
     df = pd.DataFrame(
-        evals(spec_of(suite, "fastgan", "obama"), [0.01234], metric="kid5k_full", kind="kid")
+        evals(spec_of(suite, "fastgan", "obama"), [0.01234], metric="kid5k_full_clean", kind="kid")
         + evals(spec_of(suite, "fastgan", "obama"), [30.0])
     )
-    table = report_tables.build_table(suite, df, metric="kid5k_full", states={})
+    table = report_tables.build_table(suite, df, metric="kid5k_full_clean", states={})
     tex = report_render.render_latex(table)
     assert r"$\mathbf{12.3}$" in tex and r"KID $\times$10$^3$" in tex and r"\quad paper" not in tex
     assert "The paper reports FID only" in tex
-    assert report_tables.build_table(suite, df, states={}).metric == "fid5k_full"  # default: first FID metric
+    assert report_tables.build_table(suite, df, states={}).metric == "fid5k_full_clean"  # default: first FID metric
 
 
 def test_output_is_deterministic(tmp_path: Path) -> None:
@@ -244,8 +246,8 @@ def test_errors_are_bench_errors() -> None:
     suite, df, states = golden_case()
     with pytest.raises(BenchError, match="no results for suite 'mini'"):
         report_tables.build_table(suite, pd.DataFrame(columns=["suite", "run_id", "status"]))
-    with pytest.raises(BenchError, match="--metric kid5k_full"):
-        report_tables.build_table(suite, df, metric="kid5k_full")
+    with pytest.raises(BenchError, match="--metric kid5k_full_clean"):
+        report_tables.build_table(suite, df, metric="kid5k_full_clean")
     with pytest.raises(BenchError, match="selection"):
         report_tables.build_table(suite, df, selection="median")
     with pytest.raises(BenchError, match="--budget-scale"):
@@ -293,10 +295,10 @@ def test_plots_from_collected_runs(
     (RunPaths.of(tmp_path, stylegan2).root / "snapshots" / "snap-00000001.pt").unlink()
     monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
     paths = report_writer.write_report(suite, collect(tmp_path, "mini"), tmp_path)  # states from the run folders
-    assert "mini: 2/2 cells done" in (tmp_path / "tables" / "mini-fid5k_full.md").read_text()
+    assert "mini: 2/2 cells done" in (tmp_path / "tables" / "mini-fid5k_full_clean.md").read_text()
     plots = tmp_path / "plots" / "mini"
     names = [
-        "fid5k_full_over_time_obama",
+        "fid5k_full_clean_over_time_obama",
         "samples_obama",
         f"samples_{fastgan.run_id}",
         f"interp_{fastgan.run_id}",

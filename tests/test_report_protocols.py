@@ -28,7 +28,7 @@ ROWS = [("20 hour", "StyleGAN2", "stylegan2-diffaug", 20.0, (0,)), ("5 hour", "F
 def _both_protocols(suite, standard: bool = True) -> pd.DataFrame:
     rows = []
     for model, values in (("stylegan2-diffaug", [60.0, 50.0]), ("fastgan", [45.0, 44.0])):
-        for metric in ("fid5k_full", "fid2k_fastgan"):
+        for metric in ("fid5k_full_clean", "fid2k_fastgan"):
             rows += evals(spec_of(suite, model, "obama"), values, metric=metric, standard=standard)
     return pd.DataFrame(rows)
 
@@ -36,13 +36,13 @@ def _both_protocols(suite, standard: bool = True) -> pd.DataFrame:
 def test_published_numbers_only_beside_their_protocol_and_detector() -> None:
     suite = make_suite(ROWS, datasets=("obama",))
     df = _both_protocols(suite)
-    fid5k = report_render.render_markdown(report_tables.build_table(suite, df, metric="fid5k_full", states={}))
+    fid5k = report_render.render_markdown(report_tables.build_table(suite, df, metric="fid5k_full_clean", states={}))
     assert "| 46.87 " in fid5k and "+3.1" in fid5k  # StyleGAN2: DiffAugment's fid5k-train (one decimal at 5k)
     assert "41.05" not in fid5k  # FastGAN's numbers come from the FastGAN code's evaluation
     fid2k = report_render.render_markdown(report_tables.build_table(suite, df, metric="fid2k_fastgan", states={}))
     assert "| 41.05 " in fid2k and "| +3.0 " in fid2k and "46.87" not in fid2k
     for md in (fid5k, fid2k):  # the caption names the evaluation of every published row
-        assert "StyleGAN2: fid5k_full with inception-v3 (DiffAugment's fid5k-train" in md
+        assert "StyleGAN2: fid5k_full_clean with inception-v3 (DiffAugment's fid5k-train" in md
         assert "Ours (Baseline+Skip+decode = FastGAN): fid2k_fastgan with inception-v3 (the FastGAN code's" in md
         assert "inferred: the paper does not state its FID protocol" in md
 
@@ -111,7 +111,7 @@ def test_console_table_names_protocol_and_flags(tmp_path: Path) -> None:
         append_eval_row(paths, {k: v for k, v in row.items() if k not in SPEC_COLUMNS} | {"eval_seed": 0})
     text = best_table(suite, suite.cells, tmp_path)
     assert "| FastGAN  | 100     |" in text and "| Baseline | 82 ‡    |" in text  # the suite's labels
-    assert "protocol: fid5k_full, detector inception-v3, mode clean" in text
+    assert "protocol: fid5k_full_clean, detector inception-v3, mode clean" in text
     assert "sampling: BatchNorm batch (statistics: batch), generation batch 16 (baseline, fastgan)" in text
     assert gain.LEGEND in text
 
@@ -123,7 +123,7 @@ def test_paper_sources_name_registered_protocols_with_their_standard_detector() 
     for source in sources:
         assert source.detector == PROTOCOLS[source.protocol].standard_detector
         assert source.verified == (source.key == "diffaugment")  # only DiffAugment's numbers are confirmed
-    assert tables["A"].row_for("stylegan2-diffaug", 20.0).source.protocol == "fid5k_full"
+    assert tables["A"].row_for("stylegan2-diffaug", 20.0).source.protocol == "fid5k_full_clean"
     assert {r.source.protocol for k in "BCD" for r in tables[k].rows} == {"fid2k_fastgan"}
 
 

@@ -50,14 +50,18 @@ def test_a_second_detectors_rows_make_their_own_table_and_leave_the_first_unchan
     alone = report_writer.write_report(suite, first, tmp_path / "a", states={}, with_plots=False)
     mixed = report_writer.write_report(suite, both, tmp_path / "b", states={}, with_plots=False)
     assert [p.read_bytes() for p in alone] == [p.read_bytes() for p in mixed[:3]]  # byte-identical
-    assert [p.name for p in alone] == ["mini-fid5k_full.tex", "mini-fid5k_full.md", "mini-fid5k_full.csv"]
+    assert [p.name for p in alone] == [
+        "mini-fid5k_full_clean.tex",
+        "mini-fid5k_full_clean.md",
+        "mini-fid5k_full_clean.csv",
+    ]
     own = [p.name for p in mixed[3:]]
     assert len(own) == 3 and all(
-        n.startswith("mini-fid5k_full-torchscript_inception-") for n in own
+        n.startswith("mini-fid5k_full_clean-torchscript_inception-") for n in own
     )  # its detector in the name
     md = mixed[4].read_text()
     assert "| **60.0** " in md and "80.0 " in md and "240" not in md  # its own numbers only, its own ranking
-    assert "fid5k_full with torchscript:inception.pt" in md  # the caption names the detector, not its path
+    assert "fid5k_full_clean with torchscript:inception.pt" in md  # the caption names the detector, not its path
     main_md = mixed[1].read_text()
     assert "| **240** " in main_md and "360 ‡" in main_md  # min over detectors would be 80 and 60
 
@@ -77,7 +81,7 @@ def test_step0_check_and_status_use_the_tables_protocol(tmp_path: Path) -> None:
 
 def test_protocols_order_the_suites_detector_first_and_a_run_of_two_samplings_gives_no_number() -> None:
     suite, _, both = _two_detectors()
-    found = protocols_of(both, "fid5k_full", declared=["torchscript:/x/inception.pt"])
+    found = protocols_of(both, "fid5k_full_clean", declared=["torchscript:/x/inception.pt"])
     assert [p.detector for p in found] == ["torchscript:/x/inception.pt", "effnet-lite0"]
     changed = both.copy()
     changed.loc[(changed["model"] == "fastgan") & (changed["eval_point"] == 1.0), "gen_batch"] = 64

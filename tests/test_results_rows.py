@@ -20,7 +20,7 @@ from bench.results.rows import KID_FLOOR, row_problem, state_problem
 from bench.results.runs import RunPaths, append_eval_row, checked_eval_rows, read_state, write_state
 
 GOOD = {
-    "metric": "fid200_full", "kind": "fid", "value": 239.06, "std": None, "step": 1000, "eval_point": 1.0,
+    "metric": "fid200_full_clean", "kind": "fid", "value": 239.06, "std": None, "step": 1000, "eval_point": 1.0,
     "detector": "effnet-lite0", "detector_sha256": "57" * 32, "detector_standard": False, "num_gen": 200,
     "gen_batch": 16, "bn_mode": "batch", "truncation": 1.0, "snapshot": "snapshots/snap-00001000.pt",
     "grid": "samples/grid-00001000.png", "kid_subsets": None,
@@ -46,8 +46,8 @@ GOOD = {
         ({"std": -1.0}, "std: expected a finite number >= 0 or null"),
         ({"grid": "../../../etc/passwd.png"}, "grid: expected a path inside the run folder"),
         ({"snapshot": "/tmp/x.pt"}, "snapshot: expected a path inside the run folder"),
-        ({"metric": "pr5k_full_precision", "kind": "pr", "value": 1.5}, "is a share from 0 to 1"),
-        ({"metric": "kid200_full", "kind": "kid", "value": -0.5, "std": 0.001}, "not estimation noise"),
+        ({"metric": "pr5k3_full_clean_precision", "kind": "pr", "value": 1.5}, "is a share from 0 to 1"),
+        ({"metric": "kid200_full_clean", "kind": "kid", "value": -0.5, "std": 0.001}, "not estimation noise"),
     ],
 )
 def test_a_row_out_of_type_or_range_is_named(change: dict, problem: str) -> None:
@@ -74,13 +74,13 @@ def test_the_ranges_admit_what_the_estimators_give_for_matching_sets() -> None:
         a, b = rng.normal(size=(2, 60, 32))  # two samples of one distribution, few-shot sized
         value, std = kid_from_features(a, b, subset_size=1000, subsets=10, seed=seed)
         negatives += value < 0
-        row = GOOD | {"metric": "kid200_full", "kind": "kid", "value": value, "std": std}
+        row = GOOD | {"metric": "kid200_full_clean", "kind": "kid", "value": value, "std": std}
         assert row_problem(row) is None, (value, std)
     assert negatives >= 3  # the estimator is unbiased: noise goes both ways
     a = rng.normal(size=(50, 16))
     same = fid_from_features(a, a.copy())
     assert abs(same) < 1e-6 and row_problem(GOOD | {"value": same}) is None
-    assert row_problem(GOOD | {"metric": "kid200_full", "kind": "kid", "value": -KID_FLOOR * 1.01}) is not None
+    assert row_problem(GOOD | {"metric": "kid200_full_clean", "kind": "kid", "value": -KID_FLOOR * 1.01}) is not None
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_the_ranges_admit_what_the_estimators_give_for_matching_sets() -> None:
     [
         ("model_kwargs", [1, 2], "model_kwargs must be dict, got [1, 2]"),
         ("resolution", "x", "resolution must be int, got 'x'"),
-        ("protocols", ["fid5k_full", 3], "protocols must be a list of str values"),
+        ("protocols", ["fid5k_full_clean", 3], "protocols must be a list of str values"),
         ("compile", 1, "compile must be bool, got 1"),
         ("budget_hours", "5", "budget_hours must be float or null, got '5'"),
     ],
@@ -114,7 +114,7 @@ def test_collect_marks_a_run_with_one_bad_row_unreadable_and_keeps_the_others(tm
     bad = _run(tmp_path, "baseline", [GOOD, GOOD | {"value": "abc", "snapshot": "snapshots/b.pt"}])
     torn = _run(tmp_path, "stylegan2", [GOOD])
     with open(torn.evals, "ab") as f:
-        f.write(b'{"metric": "fid200_full", "val')  # a crash's torn last line: skipped, not an error
+        f.write(b'{"metric": "fid200_full_clean", "val')  # a crash's torn last line: skipped, not an error
     with pytest.warns(UserWarning, match="line 2: value: expected a finite number, got 'abc'; restore the line"):
         df = collect(tmp_path, "t")
     assert set(df.loc[df["status"] == "done", "run_id"]) == {good.root.name, torn.root.name}

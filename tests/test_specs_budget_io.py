@@ -28,7 +28,7 @@ def test_run_id_stable_and_suite_independent() -> None:
     [
         {"seed": 1}, {"model": "baseline"}, {"dataset": "shapes"}, {"resolution": 32},
         {"budget_hours": 2.0}, {"max_iters": 10}, {"model_kwargs": {"recon": "mse"}},
-        {"protocols": ("kid500_full",)}, {"detector": "inception-random"}, {"precision": "bf16"},
+        {"protocols": ("kid500_full_clean",)}, {"detector": "inception-random"}, {"precision": "bf16"},
         {"speed_ratio": 2.0}, {"budget_scale": 0.5}, {"eval_fractions": (1.0,)},
     ],
 )  # fmt: skip

@@ -39,7 +39,7 @@ def write_suite(tmp_path: Path, study: str = "", datasets: str = '["emoji-faces"
     path.write_text(
         f'[suite]\nname = "st"\ninclude = ["{EXPERIMENTS / "_fastgan_claims.toml"}"]\nresolution = 32\n'
         f"datasets = {datasets}\nseeds = [0, 1, 2]\n[budget]\nmax_iters = 100\n"
-        '[eval]\nprotocols = ["fid200_full", "kid200_full"]\ndetector = "effnet-lite0"\n'
+        '[eval]\nprotocols = ["fid200_full_clean", "kid200_full_clean"]\ndetector = "effnet-lite0"\n'
         f"fractions = [0.2, 0.4, 0.6, 0.8, 1.0]\n{tables}{study}"
     )
     return path
@@ -50,10 +50,10 @@ def rows_of(suite: Suite, model: str, dataset: str, seed: int, values: list[floa
     spec = next(c.spec for c in suite.cells if (c.spec.model, c.spec.dataset, c.spec.seed) == (model, dataset, seed))
     base = {"suite": suite.name, "run_id": spec.run_id, "model": model, "dataset": dataset, "seed": seed,
             "status": "done", "detector": "effnet-lite0", "detector_standard": False, "mode": "clean"}  # fmt: skip
-    kid = {"metric": "kid200_full", "kind": "kid"}
+    kid = {"metric": "kid200_full_clean", "kind": "kid"}
     return [
         base | {"eval_point": p, "kimg": 0.8 * p, "step": int(100 * p), "snapshot": f"snapshots/snap-{int(100 * p)}.pt",
-                "metric": "fid200_full", "kind": "fid",
+                "metric": "fid200_full_clean", "kind": "fid",
                 "value": v} | extra | m
         for p, v in zip(POINTS[-len(values) :], values, strict=True)
         for m in ({}, kid | {"value": v / 2000})
@@ -105,9 +105,9 @@ def test_the_committed_claims_are_the_papers_four(tmp_path: Path) -> None:
 
 
 def test_a_study_may_judge_on_precision(tmp_path: Path) -> None:
-    path = write_suite(tmp_path, '[study]\nmetric = "pr500_full_recall"\n')
-    path.write_text(path.read_text().replace('"kid200_full"]', '"kid200_full", "pr500_full"]'))
-    assert load_suite(str(path)).study.metric == "pr500_full_recall"
+    path = write_suite(tmp_path, '[study]\nmetric = "pr500_k3_full_clean_recall"\n')
+    path.write_text(path.read_text().replace('"kid200_full_clean"]', '"kid200_full_clean", "pr500_k3_full_clean"]'))
+    assert load_suite(str(path)).study.metric == "pr500_k3_full_clean_recall"
 
 
 def test_a_suite_without_study_has_none(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_a_suite_without_study_has_none(tmp_path: Path) -> None:
         ('[[study.claims]]\nname = "x"\nbetter = "fastgan"\n', "study.claims[0].than: missing (required)"),
         ('[[study.claims]]\nname = "x"\nbetter = "fastgan"\nthan = "biggan"\nwhy = 1\n', "claims[0].why: unknown key"),
         ('[[study.claims]]\nname = "a"\nbetter = "fastgan"\nthan = "biggan"\n' * 2, "'a' names another claim too"),
-        ('[study]\nmetric = "fid5k_full"\n', "study.metric: 'fid5k_full' is not one of eval.protocols"),
+        ('[study]\nmetric = "fid5k_full_clean"\n', "study.metric: 'fid5k_full_clean' is not one of eval.protocols"),
         ('[study]\nselection = "mean-last-1"\n', "study.selection: 'mean-last-1'; use last, best or mean-last-K"),
         ('[study]\ntest = "wilcoxon"\n', "study.test: 'wilcoxon' not one of welch, paired"),
         ("[study]\nalpha = 0.5\n", "study.alpha: 0.5; use a level between 0 and 0.5"),
@@ -149,7 +149,9 @@ def test_values_per_run_by_selection(tmp_path: Path) -> None:
     study = suite.study
     assert study is not None
     pick = {
-        sel: run_values(protocols_of(df, "fid200_full")[0].rows(df), "fid", type(study)(selection=sel))["value"].iloc[0]
+        sel: run_values(protocols_of(df, "fid200_full_clean")[0].rows(df), "fid", type(study)(selection=sel))[
+            "value"
+        ].iloc[0]
         for sel in ("last", "mean-last-2", "best")
     }
     assert pick == {"last": 44.0, "mean-last-2": 42.0, "best": 40.0}
@@ -228,7 +230,7 @@ def test_outputs_say_what_the_numbers_are(study_case) -> None:
     assert "over 3 tests; rests on 3 vs 3 seeds." in line
     assert "beats BigGAN at equal compute (FastGAN better than BigGAN) on emoji-faces: inconclusive at this scale" in md
     assert "1 seed on a side: no interval; rests on 3 vs 1 of 3 seeds (1 diverged)." in md
-    assert "### KID ×10³ (kid200_full)" in md and r"\begin{tabular}" in tex and r"\item FastGAN beats" in tex
+    assert "### KID ×10³ (kid200_full_clean)" in md and r"\begin{tabular}" in tex and r"\item FastGAN beats" in tex
     csv = pd.read_csv(pd.io.common.StringIO(study_csv(result)))
     claims = csv[csv["section"] == "claim"]
     assert list(claims["verdict"]) == [c.verdict for c in result.claims]
@@ -264,9 +266,9 @@ def test_report_writes_the_study_and_its_figure(study_case, tmp_path: Path) -> N
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     names = sorted(Path(name).name for name in files)
-    assert names == ["st-study.csv", "st-study.md", "st-study.tex", "study_fid200_full_emoji-faces.pdf",
-                     "study_fid200_full_emoji-faces.png"]  # fmt: skip
-    with Image.open(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") as img:
+    assert names == ["st-study.csv", "st-study.md", "st-study.tex", "study_fid200_full_clean_emoji-faces.pdf",
+                     "study_fid200_full_clean_emoji-faces.png"]  # fmt: skip
+    with Image.open(tmp_path / "plots" / "st" / "study_fid200_full_clean_emoji-faces.png") as img:
         assert img.width > img.height > 300  # two panels: the ladder, FastGAN against the other rows
     hooked = report_writer.write_report(suite, df, tmp_path / "r", states=states, with_plots=False)
     assert tmp_path / "r" / "tables" / "st-study.md" in hooked  # `report` of a suite with [study]
@@ -290,7 +292,7 @@ def test_report_and_run_print_the_study(study_case, tmp_path: Path, capsys) -> N
     assert main(["report", "--suite", str(suite.path), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert str(tmp_path / "tables" / "st-study.md") in printed
-    assert str(tmp_path / "plots" / "st" / "study_fid200_full_emoji-faces.png") in printed
+    assert str(tmp_path / "plots" / "st" / "study_fid200_full_clean_emoji-faces.png") in printed
     assert "the self-supervised decoder helps" in (tmp_path / "tables" / "st-study.md").read_text()
     _print_results(suite, suite.cells, tmp_path, {c.spec.run_id: states[c.spec.run_id] for c in suite.cells})
     verdicts = capsys.readouterr().out.split("computed from the numbers over seeds 0, 1, 2):\n")[1].splitlines()[:4]

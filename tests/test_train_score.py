@@ -20,6 +20,7 @@ import bench.api
 import bench.training.tblog as tblog
 from bench.cli import main
 from bench.data.catalog import load_dataset
+from bench.plan import protocol_names
 from bench.plan.suites import load_suite
 from bench.results.runs import RunPaths, read_state
 
@@ -37,7 +38,7 @@ def _pngs(folder: Path, images: np.ndarray) -> Path:
 
 def _train_argv(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--data", f"folder:{data}", "--model", MODEL, "--resolution", "32", "--iters", "10",
-            "--protocol", "fid50_full", "--detector", "effnet-lite0", "--eval-at", "1", "--grid-size", "4",
+            "--protocol", "fid50_full_clean", "--detector", "effnet-lite0", "--eval-at", "1", "--grid-size", "4",
             "--out", str(out), "--no-progress", *extra]  # fmt: skip
 
 
@@ -71,7 +72,7 @@ datasets = ["folder:{world["real_a"]}"]
 [budget]
 max_iters = 10
 [eval]
-protocols = ["fid50_full"]
+protocols = ["fid50_full_clean"]
 detector = "effnet-lite0"
 fractions = [1.0]
 grid_size = 4
@@ -86,8 +87,8 @@ kwargs = {KWARGS}
     assert doc["resolved"]["model_module"] == "models.fastgan" and doc["resolved"]["plugins"] == []
     assert read_state(paths)["status"] == "done" and read_state(paths)["step"] == 10
     assert sorted((r["eval_point"], r["metric"]) for r in _rows(paths.root)) == [
-        (0.0, "fid50_full"),
-        (1.0, "fid50_full"),
+        (0.0, "fid50_full_clean"),
+        (1.0, "fid50_full_clean"),
     ]
     assert sorted(p.name for p in paths.samples.iterdir()) == ["grid-00000000.png", "grid-00000010.png"]
 
@@ -112,7 +113,7 @@ def test_status_lists_train_runs(world: dict, capsys) -> None:
         assert main(["status", *argv]) == 0
         out = capsys.readouterr().out
         assert f"| {run_id} | baseline" in out and "| done " in out, out
-        assert "best fid50_full within budget" in out
+        assert "best fid50_full_clean within budget" in out
 
 
 def test_eval_folder_of_generated_images_matches_the_runs_own_score(world: dict, tmp_path: Path, capsys) -> None:
@@ -120,8 +121,8 @@ def test_eval_folder_of_generated_images_matches_the_runs_own_score(world: dict,
     ``eval --network`` (the run, or its snapshot copied away from it) too."""
     run_dir, results, gen = world["run_dir"], world["results"], tmp_path / "gen"
     own = next(r["value"] for r in _rows(run_dir) if r["eval_point"] == 1.0)
-    assert main(["generate", "--run", str(run_dir), "--outdir", str(gen), "--protocol", "fid50_full"]) == 0
-    common = ["--protocol", "fid50_full", "--detector", "effnet-lite0", "--out", str(results), "--json"]
+    assert main(["generate", "--run", str(run_dir), "--outdir", str(gen), "--protocol", "fid50_full_clean"]) == 0
+    common = ["--protocol", "fid50_full_clean", "--detector", "effnet-lite0", "--out", str(results), "--json"]
     capsys.readouterr()
     save = tmp_path / "rows.json"
     assert (
@@ -138,6 +139,22 @@ def test_eval_folder_of_generated_images_matches_the_runs_own_score(world: dict,
         (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
         assert row["value"] == pytest.approx(own, rel=1e-4) and row["step"] == 10 and row["num_gen"] == 50
     assert len(_rows(run_dir)) == 2, "scoring a network appends nothing to its run"
+
+
+def test_eval_takes_a_former_protocol_name_with_one_note(world: dict, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """``fid50_full`` (the name before issue 30) scores as ``fid50_full_clean``, with one ``note:`` line."""
+    monkeypatch.setattr(protocol_names, "_noted", set())  # as in a new process
+    own = next(r["value"] for r in _rows(world["run_dir"]) if r["eval_point"] == 1.0)
+    capsys.readouterr()
+    argv = ["eval", "--network", str(world["run_dir"]), "--protocol", "fid50_full", "--detector", "effnet-lite0"]
+    assert main([*argv, "--out", str(world["results"]), "--json"]) == 0
+    out, err = capsys.readouterr()
+    (row,) = [json.loads(x) for x in out.splitlines()]
+    assert row["metric"] == "fid50_full_clean" and row["value"] == pytest.approx(own, rel=1e-4)
+    assert [x for x in err.splitlines() if x.startswith("note: ")] == [
+        "note: metric fid50_full is now called fid50_full_clean (clean-fid's clean resize, which stylegan2-ada's "
+        "names of this form do not use); the old name still works"
+    ]
 
 
 def test_api_examples(world: dict) -> None:
@@ -159,7 +176,7 @@ def test_tensorboard_events_hold_losses_metrics_and_grids(world: dict) -> None:
     assert losses, tags
     assert [e.step for e in events.Scalars(losses[0])] == [10]  # the mean of steps 1-10
     rows = {r["eval_point"]: r["value"] for r in _rows(world["run_dir"])}
-    metric = events.Scalars("metric/fid50_full")
+    metric = events.Scalars("metric/fid50_full_clean")
     assert [e.step for e in metric] == [0, 10]
     assert [e.value for e in metric] == pytest.approx([rows[0.0], rows[1.0]])
     assert [e.step for e in events.Images("samples")] == [0, 10]

@@ -11,14 +11,16 @@ subcommand takes ``--plugin MODULE`` (:mod:`models.plugins`), imported before it
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import warnings
 from pathlib import Path
 from typing import NoReturn
 
 from bench.cli import suite_commands, tool_commands, train_command
-from bench.cli.registry import COMMANDS
-from bench.errors import BenchError
+from bench.cli.registry import COMMANDS, prog_name
+from bench.errors import BenchError, Renamed
 from bench.training.threads import limit_threads
 
 
@@ -32,9 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; every subcommand's options are documented in its --help."""
-    parser = _Parser(
-        prog="run_bench.py", description="fewshot-gan-bench: train, evaluate and report few-shot GAN suites"
-    )
+    parser = _Parser(prog=prog_name(), description="fewshot-gan-bench: train, evaluate and report few-shot GAN suites")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     suite_commands.add_parsers(sub)
     train_command.add_parsers(sub)
@@ -55,14 +55,16 @@ def _argv_with_default(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code.
 
-    Warnings raised while a command runs are held back and printed after its output as one line
-    each (``warning: ...``), so a failing command's first stderr line is its one ``error:`` line.
+    Warnings raised while a command runs are held back and printed after its output as one line each
+    (``warning: ...``; ``note: ...`` for an old name read), so a failing command's first stderr line is its
+    one ``error:`` line.
     """
     argv = _argv_with_default(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     args.argv = argv
     limit_threads()  # before torch starts its thread pool; every command, every worker started through here
     with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Renamed)  # a note, never an error (python -W error) nor hidden
         code, error = _run(args)
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
@@ -86,6 +88,9 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
 
         if exc.errno in DISK_FULL:
             return 2, str(disk_full_error(exc.filename))
+        if exc.errno == errno.EPIPE:  # the reader left (`list datasets | head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            return 1, None
         if exc.filename is None:
             raise
         return 2, f"{exc.filename}: {exc.strerror}; check the path and its permissions"
@@ -97,6 +102,8 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
 
 
 def _warning_line(w: warnings.WarningMessage) -> str:
-    """``warning: Category: message (file:line)`` on one line."""
+    """``warning: Category: message (file:line)`` on one line; an old name read: ``note: message``."""
     text = " ".join(str(w.message).split())
+    if issubclass(w.category, Renamed):
+        return f"note: {text}"
     return f"warning: {w.category.__name__}: {text} ({Path(w.filename).name}:{w.lineno})"

@@ -12,6 +12,7 @@ import textwrap
 from typing import Any
 
 from bench.plan import names
+from bench.plan.protocol_names import FIRST_NAME
 
 WIDTH = 100  # columns of the terminal every line fits
 SECTIONS = ("models", "datasets", "protocols", "detectors", "suites", "devices")
@@ -21,7 +22,7 @@ _INDENT = "    "
 def _wrap(text: str, indent: str = _INDENT, first: str | None = None) -> list[str]:
     """``text`` wrapped to :data:`WIDTH` columns (``first``: the first line's indent)."""
     return textwrap.wrap(text, WIDTH, initial_indent=indent if first is None else first, subsequent_indent=indent,
-                         break_on_hyphens=False) or [indent]  # fmt: skip
+                         break_on_hyphens=False, break_long_words=False) or [indent]  # fmt: skip
 
 
 def _configs() -> dict[str, dict[tuple[int, str], list[str]]]:
@@ -71,22 +72,46 @@ def models_text() -> list[str]:
 
 
 def datasets_text() -> list[str]:
-    """Built-in sets, then the paper's (images, native resolution)."""
+    """Built-in sets, then the paper's (images, resolution, where to download them)."""
     reg = names.registry()
     paper = reg["paper_counts"]
-    lines = ["datasets (built in, then the paper's: prepare with `run_bench.py prepare --dataset NAME`):"]
+    lines = ["datasets (built in; the paper's: download, then `run_bench.py prepare --dataset NAME --src FILE`):"]
     built = [d for d in reg["datasets"] if d not in paper]
     lines += _wrap(", ".join(built) + ", folder:PATH (any image folder)", first="  built in: ")
-    lines += _wrap(", ".join(f"{d} ({n:,})" for d, n in paper.items()), first="  paper (images): ")
+    for name, count in sorted(paper.items()):
+        source = reg["paper_sources"][name]
+        lines += _wrap(f"{count:,} images, {source['resolution']} px; {source['notes']}", first=f"  {name}: ")
+        lines += [_INDENT + source["url"]] if source["url"] else []
     return lines
 
 
+_KINDS = {"fid": "FID", "kid": "KID", "pr": "precision/recall"}
+
+
+def protocol_text(name: str, p: dict[str, Any]) -> str:
+    """What protocol ``name`` measures, in words (its registry entry ``p``), and its former name."""
+    kind = _KINDS[p["kind"]] + (f" (k = {p['pr_k']})" if p["pr_k"] else "")
+    text = f"{kind}, {p['num_gen']:,} generated vs all training images, mode {p['mode']}"
+    if p["pre_resize"]:
+        text += f", both sets at {p['pre_resize']} px first"
+    if p["bn_mode"]:
+        text += f", BatchNorm {p['bn_mode']} statistics, {p['gen_batch']} per generator call"
+    old = FIRST_NAME.get(name)
+    return text + (f"; was {old}" if old else "")
+
+
 def protocols_text() -> list[str]:
-    """Metric names (they spell the protocol)."""
-    return [
-        "protocols (metric names: kind, generated images, reference):",
-        *_wrap(", ".join(names.registry()["protocols"])),
-    ]
+    """Metric names (they spell the protocol), one line each."""
+    lines = ["protocols (--protocol NAME; the name spells kind, generated images, reference set, clean-fid mode):"]
+    known = names.registry()["protocols"]
+    for name in sorted(known, key=lambda n: (list(_KINDS).index(known[n]["kind"]), -known[n]["num_gen"], n)):
+        lines += _wrap(protocol_text(name, known[name]), first=f"  {name:<20} ", indent=" " * 23)
+    return lines + _wrap(
+        "stylegan2-ada's fid50k_full, kid50k_full and pr50k3_full resize with its own Inception (clean-fid mode "
+        "legacy_tensorflow); the names here end with the mode they use. fid2k_fastgan is the FastGAN code's own "
+        "evaluation. Standard detectors: inception-v3 (FID, KID), vgg16-fc2 (precision/recall).",
+        indent="  ",
+    )
 
 
 def detectors_text() -> list[str]:

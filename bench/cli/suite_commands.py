@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.args import add_dataclass_flags, count_at_most, csv_list, flag_values, int_list, positive
-from bench.cli.registry import command
+from bench.cli.registry import command, prog_name
 from bench.errors import BenchError
 from bench.launchers.pool import WORKER_FLAG
 from bench.plan.launching import LaunchSettings
+from bench.plan.protocol_names import current_metric
 
 MAX_CALIBRATE_STEPS = 1000  # timed steps per configuration: a median needs no more
 
@@ -53,6 +54,26 @@ def add_suite_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="harness checkpoint for finetune rows: stylegan2-diffaug-finetune starts from a stylegan2-diffaug-ffhq "
         "run, stylegan2-half-finetune from a stylegan2-half run (published TF pickles cannot be read)",
     )
+
+
+_CELL_FLAGS = (
+    "models",
+    "datasets",
+    "budget_scale",
+    "speed_ratio",
+    "calibration",
+    "device_profile",
+    "detector",
+    "pr_detector",
+    "init_from",
+)  # add_suite_args' flags that select cells or change their run ids
+
+
+def _suite_flags(args: argparse.Namespace) -> str:
+    """``--suite S --out O`` and every flag given that selects the cells or changes their run ids (as status,
+    cancel and report need them to address the same runs)."""
+    given = [(k, getattr(args, k)) for k in _CELL_FLAGS if getattr(args, k) not in (None, 1.0)]
+    return " ".join([f"--suite {args.suite} --out {args.out}", *(f"--{k.replace('_', '-')} {v}" for k, v in given)])
 
 
 def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any, list[Any]]:
@@ -219,7 +240,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
         print("".join(f"- {line}\n" for line in missing), end="")
     if settings.launcher != "local":
         print(plan_text(plan_launch(cells, args.out, settings), settings))
-        if (elsewhere := _converted_for_this_machine(args, cells)) is not None:
+        if settings.launcher == "slurm" and (elsewhere := _converted_for_this_machine(args, cells)) is not None:
             if not args.dry_run:
                 raise BenchError(elsewhere)
             print(f"note: {elsewhere}")
@@ -248,8 +269,8 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     for run_id, what in outcome.items():
         print(f"{run_id}: {what}")
     if any(w.startswith("submitted") for w in outcome.values()):
-        where = f"--suite {args.suite} --out {args.out}"
-        print(f"\nwatch: run_bench.py status {where}\nstop:  run_bench.py cancel {where}")
+        where = _suite_flags(args)
+        print(f"\nwatch: {prog_name()} status {where}\nstop:  {prog_name()} cancel {where}")
     return 1 if "failed" in outcome.values() else 0
 
 
@@ -277,7 +298,8 @@ def _print_results(suite: Any, cells: list[Any], out: Path, outcome: dict[str, s
 
 
 def _converted_for_this_machine(args: argparse.Namespace, cells: list[Any]) -> str | None:
-    """Why budgets converted with this machine's profile or calibration do not fit jobs that run elsewhere."""
+    """Why budgets converted with this machine's profile or calibration do not fit SLURM jobs, which run on other
+    nodes (submitit-local's jobs run here: this machine's conversion is theirs)."""
     from bench.plan.sources import source_kind
 
     if args.device_profile is not None or args.calibration is not None:
@@ -370,8 +392,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if other and not any(RunPaths.of(args.out, c.spec).spec.exists() for c in suite.cells):
         raise BenchError(f"suite {suite.name}: no runs with these budget settings in {args.out}; {other}")
     df = collect(args.out, suite.name)
+    metric = current_metric(args.metric) if args.metric else None  # a former protocol name: the current one
     paths = write_report(
-        suite, df, args.out, selection=args.selection, standalone=args.standalone, metric=args.metric,
+        suite, df, args.out, selection=args.selection, standalone=args.standalone, metric=metric,
         detector=scored_with,
     )  # fmt: skip
     paths += write_budget_table(suite.name, suite.cells, args.out, args.out)

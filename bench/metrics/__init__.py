@@ -1,6 +1,6 @@
 """Metrics: detector registry, FID / KID / precision-recall, named evaluation protocols.
 
-``evaluate(model, dataset, ["fid5k_full"], detector="inception-v3", device=..., cache_dir=...)``
+``evaluate(model, dataset, ["fid5k_full_clean"], detector="inception-v3", device=..., cache_dir=...)``
 returns one row per metric with every :class:`EvalSpec` field as a column. FID/KID use ``detector``,
 precision/recall ``pr_detector`` (default ``vgg16-fc2``, its standard one); ``detector_for`` says which.
 """

@@ -1,10 +1,13 @@
 """Named evaluation protocols (names spell the protocol) and :func:`evaluate`.
 
-``fid5k_full`` = FID, 5,000 generated images against the full training set, clean-fid mode
-``clean``. Protocols sample each family the way its authors evaluate it (``models.Sampling``:
-FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN's EMA generator with
-batch-statistics BatchNorm at its training batch, StyleGAN2 without BatchNorm) unless they fix the
-BatchNorm mode themselves.
+``fid5k_full_clean`` = FID, 5,000 generated images against the full training set, clean-fid mode ``clean``
+(stylegan2-ada-pytorch's ``fid50k_full`` is 50,000 against the full set with its own Inception resize: our
+names end with the mode, and precision/recall's carry k, ``pr5k3_full_clean``, as its ``pr50k3_full``; the
+former names, ``fid5k_full`` and so on, are still read: bench.plan.protocol_names). KID draws 100 subsets of
+up to 1,000 images, as stylegan2-ada's ``kid50k_full``. Protocols sample each family the way its authors
+evaluate it (``models.Sampling``: FastGAN with batch-statistics BatchNorm in batches of 16, BigGAN's EMA
+generator with batch-statistics BatchNorm at its training batch, StyleGAN2 without BatchNorm) unless they
+fix the BatchNorm mode themselves.
 ``fid2k_fastgan`` is the FastGAN code's own: 2,000 images in batch-statistics BatchNorm, 16 per
 generator call, only whole batches (``eval.py`` draws ``n_sample // batch`` of them: a protocol that
 claims the official evaluation sets ``full_batches`` and records the count it really generated),
@@ -13,7 +16,7 @@ is the official one exactly when the dataset is prepared with ``--resize-filter 
 official code's ``transforms.Resize``; suite key ``resize_filter``). Each result row carries every
 :class:`EvalSpec` field, the whole resize chain of both sets included (``resize_chain``).
 Precision/recall gives two rows, ``<name>_precision`` and ``<name>_recall`` (as stylegan2-ada's
-``pr50k3_full``); their other columns are the protocol's.
+``pr50k3_full``: k = 3, VGG16 fc2 features); their other columns are the protocol's.
 
 Each protocol names its standard detector: ``inception-v3`` for FID and KID, ``vgg16-fc2`` (VGG16
 fc2 features, as Kynkäänniemi et al. and stylegan2-ada) for precision/recall. :func:`evaluate` scores
@@ -24,7 +27,6 @@ True only when its detector is its protocol's standard one with genuine weights.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from bench.errors import BenchError
 from bench.metrics import features
 from bench.metrics.detectors import Detector, DetectorCache, check_detector
 from bench.metrics.scores import fid_from_features, kid_from_features, precision_recall, subset_size_for
+from bench.plan.protocol_names import close_names, current
 from models.base import Sampling
 
 WEIGHTS = ("ema", "raw")
@@ -81,12 +84,12 @@ def register_protocol(name: str, kind: str, num_gen: int, **kwargs: Any) -> None
     PROTOCOLS[name] = EvalProtocol(kind, num_gen, **{**defaults, **kwargs})
 
 
-register_protocol("fid50k_full", "fid", 50_000)
-register_protocol("fid5k_full", "fid", 5_000)
-register_protocol("fid1k_full", "fid", 1_000)
-register_protocol("fid500_full", "fid", 500)
-register_protocol("fid200_full", "fid", 200)  # CPU smoke runs only: far too few for a real FID
-register_protocol("fid50_full", "fid", 50)  # plumbing checks only (gpu-check at tiny sizes): not a measurement
+register_protocol("fid50k_full_clean", "fid", 50_000)
+register_protocol("fid5k_full_clean", "fid", 5_000)
+register_protocol("fid1k_full_clean", "fid", 1_000)
+register_protocol("fid500_full_clean", "fid", 500)
+register_protocol("fid200_full_clean", "fid", 200)  # CPU smoke runs only: far too few for a real FID
+register_protocol("fid50_full_clean", "fid", 50)  # plumbing checks only (gpu-check at tiny sizes): not a measurement
 register_protocol(
     "fid2k_fastgan",
     "fid",
@@ -97,21 +100,21 @@ register_protocol(
     gen_batch=16,
     full_batches=True,
 )
-register_protocol("kid50k_full", "kid", 50_000)
-register_protocol("kid5k_full", "kid", 5_000)
-register_protocol("kid1k_full", "kid", 1_000)
-register_protocol("kid500_full", "kid", 500)
-register_protocol("kid200_full", "kid", 200)
-register_protocol("pr5k_full", "pr", 5_000)
-register_protocol("pr1k_full", "pr", 1_000)
-register_protocol("pr500_full", "pr", 500)
+register_protocol("kid50k_full_clean", "kid", 50_000)
+register_protocol("kid5k_full_clean", "kid", 5_000)
+register_protocol("kid1k_full_clean", "kid", 1_000)
+register_protocol("kid500_full_clean", "kid", 500)
+register_protocol("kid200_full_clean", "kid", 200)
+register_protocol("pr5k3_full_clean", "pr", 5_000)
+register_protocol("pr1k3_full_clean", "pr", 1_000)
+register_protocol("pr500_k3_full_clean", "pr", 500)
 
 
 @dataclass(frozen=True)
 class EvalSpec:
     """One protocol fully resolved for a run and dataset; every field is a column of its result rows."""
 
-    metric: str  # protocol name, e.g. "fid5k_full"
+    metric: str  # protocol name, e.g. "fid5k_full_clean"
     kind: str  # "fid" | "kid" | "pr"
     detector: str  # registered detector name or "torchscript:PATH"
     detector_sha256: str  # of the weights file (state dict for inception-random)
@@ -140,12 +143,15 @@ def list_protocols() -> list[str]:
     return sorted(PROTOCOLS)
 
 
-def check_protocol(name: str) -> None:
-    """Raise :class:`BenchError` for an unknown protocol name, suggesting close ones."""
+def check_protocol(name: str) -> str:
+    """The current name of protocol ``name`` (a former name is noted); :class:`BenchError` for an unknown
+    name, suggesting close ones."""
+    name = current(name)
     if name not in PROTOCOLS:
-        close = difflib.get_close_matches(name, list_protocols(), n=3)
+        close = close_names(name, list_protocols())
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise BenchError(f"unknown metric {name!r} (known: {', '.join(list_protocols())}){hint}")
+    return name
 
 
 def detector_for(name: str, detector: str, pr_detector: str = PR_DETECTOR) -> str:
@@ -200,7 +206,7 @@ def evaluate(
     pr_detector: str = PR_DETECTOR,  # detector of precision/recall (its standard one: vgg16-fc2)
     progress: Callable[[int], None] | None = None,  # called with the number of images each generated batch adds
 ) -> list[dict[str, Any]]:
-    """One row per metric (two for precision/recall), in the order of ``metrics``.
+    """One row per metric (two for precision/recall), in the order of ``metrics`` (former names: current ones).
 
     Row: ``metric``, ``value``, ``std`` (KID only, else None), the :class:`EvalSpec` fields and
     ``eval_seconds`` (the shared time of its feature group plus its own scoring). Protocols sharing
@@ -208,9 +214,7 @@ def evaluate(
     and featurization pass, also when FID/KID and precision/recall use different detectors (each
     image goes through both). Every detector a protocol needs is loaded before anything is generated.
     """
-    names = list(dict.fromkeys(metrics))
-    for name in names:
-        check_protocol(name)
+    names = list(dict.fromkeys(check_protocol(m) for m in metrics))  # a former name gives the current one's rows
     check_detector(detector)
     check_detector(pr_detector)
     if weights not in WEIGHTS:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.plan.protocol_names import close_names, current
 
 CACHE_ENV = "FEWSHOT_BENCH_CACHE"  # folder of the cache; default $XDG_CACHE_HOME/fewshot-gan-bench
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,14 +103,21 @@ def _detectors() -> list[str]:
 def _protocols() -> dict[str, Any]:
     from bench.metrics.protocols import PROTOCOLS
 
-    return {name: {"kind": p.kind, "mode": p.mode} for name, p in sorted(PROTOCOLS.items())}
+    fields = ("kind", "mode", "num_gen", "pr_k", "pre_resize", "bn_mode", "gen_batch")
+    return {name: {f: getattr(p, f) for f in fields} for name, p in sorted(PROTOCOLS.items())}
 
 
 def _datasets() -> dict[str, Any]:
     from bench.data.catalog import list_datasets
     from bench.data.paper import PAPER_DATASETS
 
-    return {"datasets": list_datasets(), "paper_counts": {n: info.count for n, info in PAPER_DATASETS.items()}}
+    return {
+        "datasets": list_datasets(),
+        "paper_counts": {n: info.count for n, info in PAPER_DATASETS.items()},
+        "paper_sources": {
+            n: {"resolution": i.resolution, "url": i.url, "notes": i.notes} for n, i in PAPER_DATASETS.items()
+        },
+    }
 
 
 # section -> (the module whose import fills it, how to read it)
@@ -122,8 +130,9 @@ _SECTIONS = {
 
 
 def registry() -> dict[str, Any]:
-    """``models`` (name -> recipe, init_from), ``detectors``, ``protocols`` (name -> kind, clean-fid mode),
-    ``datasets`` and ``paper_counts`` (a paper dataset's image count). A registry already imported in this
+    """``models`` (name -> recipe, init_from), ``detectors``, ``protocols`` (name -> kind, clean-fid mode, ...),
+    ``datasets``, ``paper_counts`` (a paper dataset's image count) and ``paper_sources`` (its resolution,
+    download address and notes). A registry already imported in this
     process is read directly (it may hold names registered at run time); the others come from the cache,
     filled by importing them when it is cold or stale."""
     doc = _document()
@@ -135,7 +144,7 @@ def registry() -> dict[str, Any]:
 
 
 def _flat(sections: dict[str, Any]) -> dict[str, Any]:
-    """The datasets section holds two entries (``datasets``, ``paper_counts``): lifted to the top."""
+    """The datasets section's entries (``datasets``, ``paper_counts``, ``paper_sources``): lifted to the top."""
     out = dict(sections)
     out.update(out.pop("datasets", {}))
     return out
@@ -191,13 +200,14 @@ def check_detector(name: str) -> None:
         raise BenchError(f"unknown detector {name!r} (known: {', '.join(known)}, torchscript:PATH){hint}")
 
 
-def check_protocol(name: str) -> None:
-    """:func:`bench.metrics.protocols.check_protocol`'s check and message."""
-    known = list(registry()["protocols"])
+def check_protocol(name: str) -> str:
+    """:func:`bench.metrics.protocols.check_protocol`'s check, message and current name."""
+    name, known = current(name), list(registry()["protocols"])
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=3)
+        close = close_names(name, known)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise BenchError(f"unknown metric {name!r} (known: {', '.join(known)}){hint}")
+    return name
 
 
 def check_dataset(name: str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import BenchError
+from bench.plan.protocol_names import current, hashed
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)  # RunSpec.resolution: px, powers of two
 PRECISIONS = ("fp32", "bf16")  # RunSpec.precision: fp32, or bf16 autocast (fp32 master weights)
@@ -139,7 +140,7 @@ class RunSpec:
     num_gpus: int = 1  # GPUs the run uses; the budget is in GPU-hours
     accelerator: str = "none"  # 'gpu': the budget assumes num_gpus CUDA devices per cell; 'none': no assumption
     max_iters: int | None = None  # iteration cap; None = time budget only
-    protocols: tuple[str, ...] = ("fid5k_full",)  # metric names (bench.metrics)
+    protocols: tuple[str, ...] = ("fid5k_full_clean",)  # metric names (bench.metrics; former names: current ones)
     detector: str = "inception-v3"  # feature detector of FID and KID
     pr_detector: str = "vgg16-fc2"  # feature detector of precision/recall (its standard one)
     eval_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # of the budget, when to evaluate
@@ -160,7 +161,7 @@ class RunSpec:
             if problem := _type_problem(f.name, str(f.type), getattr(self, f.name)):
                 raise BenchError(problem)
         object.__setattr__(self, "model_kwargs", dict(sorted(self.model_kwargs.items())))
-        object.__setattr__(self, "protocols", tuple(self.protocols))
+        object.__setattr__(self, "protocols", tuple(current(p) for p in self.protocols))  # checked: strings
         object.__setattr__(self, "eval_fractions", tuple(float(f) for f in self.eval_fractions))
         _check_numbers(self)
         for name in ("budget_hours", "speed_ratio", "budget_scale", "max_kimg"):  # 1 and 1.0: one budget
@@ -204,6 +205,7 @@ class RunSpec:
         for k, default in _HASHED_WHEN_SET.items():
             if k in d and d[k] == default:
                 d.pop(k)
+        d["protocols"] = [hashed(p) for p in d["protocols"]]  # a renamed protocol: its first name (ids stay)
         return json.loads(json.dumps(d, sort_keys=True))
 
     @property

@@ -4,7 +4,7 @@ A study compares the suite's rows over its seeds and answers declared claims wit
 computed from the numbers (:mod:`bench.report.study`)::
 
     [study]
-    metric = "fid500_full"   # the metric verdicts and comparisons use (default: the suite's first FID)
+    metric = "fid500_full_clean"  # the metric verdicts and comparisons use (default: the suite's first FID)
     selection = "last"       # value per run: "last" evaluation within budget, "mean-last-K", or "best"
     test = "welch"           # "welch" (unpaired; the harness's seeds do not pair models) or "paired"
     alpha = 0.05             # intervals at 1 − alpha; verdicts at alpha after Holm over the claims
@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from bench.plan.protocol_names import PR_PARTS, current_metric
 
 ALPHA = 0.05  # default level: two-sided tests, intervals at 1 − ALPHA
 TESTS = {"welch": "Welch's unpaired t", "paired": "paired t on per-seed differences"}  # study.test -> its name
@@ -135,7 +137,7 @@ def study_metrics(protocols: list[str]) -> list[str]:
     from bench.metrics.protocols import PROTOCOLS
 
     pr = [p for p in protocols if p in PROTOCOLS and PROTOCOLS[p].kind == "pr"]
-    return [*protocols, *(f"{p}_{part}" for p in pr for part in ("precision", "recall"))]
+    return [*protocols, *(p + part for p in pr for part in PR_PARTS)]
 
 
 def _tuning_problems(t: dict[str, Any], seeds: tuple[str, list[Any]], where: str) -> list[str]:
@@ -166,6 +168,8 @@ def read_study(
     problems: list[str] = []
     t = _typed(raw, _KEYS, "study", where, problems)
     metrics = study_metrics(protocols)
+    if isinstance(t.get("metric"), str):
+        t["metric"] = current_metric(t["metric"])  # a former protocol name: the current one
     if "metric" in t and t["metric"] not in metrics:
         problems.append(
             f"{where}: study.metric: {t['metric']!r} is not one of eval.protocols ({', '.join(protocols)}); "

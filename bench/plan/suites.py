@@ -32,6 +32,7 @@ from bench.plan import names
 from bench.plan.compute import compute_budget
 from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
+from bench.plan.protocol_names import current
 from bench.plan.specs import (
     ACCELERATORS,
     MAX_SEED,
@@ -404,6 +405,8 @@ def load_suite(
     overrides = {k: v for k, v in {"detector": detector, "pr_detector": pr_detector}.items() if v is not None}
     problems, data = _check_types(given, where)
     problems += resolve_likes(data, where)
+    if isinstance(protos := data.get("eval", {}).get("protocols"), list):  # former names read as current ones
+        data["eval"]["protocols"] = [current(p) if isinstance(p, str) else p for p in protos]
     problems += _check_values(data, where, given) + _check_names(data, where) + _check_overrides(overrides)
     problems += seeds_problems(seeds)
     protocols = [str(p) for p in data["eval"].get("protocols", spec_default("protocols"))]

@@ -24,6 +24,8 @@ import math
 from pathlib import PurePosixPath
 from typing import Any
 
+from bench.plan.protocol_names import current_metric
+
 KINDS = ("fid", "kid", "pr")
 # What a stored number's protocol is. A table's numbers share TABLE_FIELDS (metric, detector and its weights'
 # sha256, clean-fid mode, generated images, reference, resize, generator weights, truncation, KID subsets,
@@ -127,6 +129,13 @@ def row_problem(row: Any) -> str | None:
         _value_problem(row),
     )
     return next((c for c in checks if c is not None), None)
+
+
+def current_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its metric under the protocol's current name (rows stored under a former name, e.g.
+    ``fid5k_full``, are read, selected and compared as the same protocol as new ones)."""
+    metric = row.get("metric")
+    return row | {"metric": current_metric(metric)} if isinstance(metric, str) else row
 
 
 def state_problem(state: dict[str, Any]) -> str | None:

@@ -22,7 +22,7 @@ from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
 from bench.results.io import NOT_AN_OBJECT, append_jsonl, atomic_write_json, numbered_jsonl, read_jsonl
 from bench.results.lock import is_locked
-from bench.results.rows import PROTOCOL_FIELDS, ROW_FIX, STATE_FIX, row_problem, state_problem
+from bench.results.rows import PROTOCOL_FIELDS, ROW_FIX, STATE_FIX, current_row, row_problem, state_problem
 
 STATES = (
     "todo",
@@ -136,9 +136,10 @@ def checked_rows(path: Path, fix: str) -> list[dict[str, Any]]:
 
 
 def _unique(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows under their protocols' current names, the first of each :func:`eval_key` kept."""
     seen: set[tuple[Any, ...]] = set()
     kept = []
-    for row in rows:
+    for row in map(current_row, rows):
         key = eval_key(row)
         if key not in seen:
             seen.add(key)

@@ -36,7 +36,7 @@ def generate_folder(
     run_dir: Path,
     outdir: Path,
     *,
-    protocol: str = "fid5k_full",  # whose images: count, truncation, BatchNorm mode
+    protocol: str = "fid5k_full_clean",  # whose images: count, truncation, BatchNorm mode
     snapshot: str | None = None,  # snapshot file name; default: the newest
     num: int | None = None,  # images (default: the protocol's count); the first ``num`` of them, at most all
     device: str = "auto",
@@ -45,12 +45,12 @@ def generate_folder(
     from bench.metrics import check_protocol, features
     from bench.metrics.protocols import PROTOCOLS, generated_for, sampling_for
 
-    check_protocol(protocol)
+    protocol = check_protocol(protocol)  # a former name: the current one
     if num is not None and num > PROTOCOLS[protocol].num_gen:
         most = PROTOCOLS[protocol].num_gen
         raise BenchError(
             f"--num {num}: {protocol} scores {most} generated images, and the folder holds the first N of exactly "
-            f"those; pass at most {most}, or a --protocol that scores more (e.g. fid50k_full)"
+            f"those; pass at most {most}, or a --protocol that scores more (e.g. fid50k_full_clean)"
         )
     outdir = Path(outdir)
     if outdir.exists():

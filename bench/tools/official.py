@@ -5,7 +5,7 @@ The official code saves ``{'g', 'd'}`` (``g`` holding the EMA weights) and ``all
 :func:`import_official` loads one into a registered FastGAN-family model, checks every key and
 shape, and writes a run folder (``results/runs/<suite>/<run_id>``) with the weights as a snapshot
 at step N, the resolved spec (with the checkpoint's path and sha256) and a ``done`` state. Scoring
-it with ``fid2k_fastgan`` reproduces the official evaluation; ``fid5k_full`` scores it under the
+it with ``fid2k_fastgan`` reproduces the official evaluation; ``fid5k_full_clean`` scores it under the
 harness's declared protocol.
 """
 
@@ -28,7 +28,7 @@ from bench.training.integrity import values_problem
 from bench.training.setup import write_spec
 from models import ModelConfigError
 
-PROTOCOLS = ("fid2k_fastgan", "fid5k_full")  # the official evaluation, then the declared protocol
+PROTOCOLS = ("fid2k_fastgan", "fid5k_full_clean")  # the official evaluation, then the declared protocol
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -54,11 +54,9 @@ def rescore(
     if not paths.spec.exists():
         raise BenchError(f"--run {run_dir}: not a run folder (no spec.json); see results/runs/<suite>/")
     spec = load_spec(paths.root)
-    protocols = protocols or list(spec.protocols)
+    protocols = [metrics.check_protocol(p) for p in protocols or spec.protocols]  # former names: current ones
     detector = detector or spec.detector
     pr_detector = pr_detector or spec.pr_detector
-    for p in protocols:
-        metrics.check_protocol(p)
     metrics.check_detector(detector)
     metrics.check_detector(pr_detector)
     check_writable_dir(paths.root, "--run")

@@ -10,7 +10,7 @@ row carries the whole protocol (the :class:`bench.metrics.EvalSpec` fields) and 
 
 A folder plays the generator's part with its images as they are (sorted by path): the first
 ``num_gen`` of them, or all when it has fewer; the row's ``num_gen`` says how many were scored, so a
-folder of 100 images under ``fid5k_full`` gives a row of ``num_gen`` 100, not comparable with 5,000.
+folder of 100 images under ``fid5k_full_clean`` gives a row of ``num_gen`` 100, not comparable with 5,000.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from bench.errors import BenchError
 from bench.plan.specs import RESOLUTIONS, RunSpec
 from bench.results.runs import RunPaths, cache_dirs, load_spec
 
-DEFAULT_PROTOCOL = "fid5k_full"  # a folder's protocol when none is given
+DEFAULT_PROTOCOL = "fid5k_full_clean"  # a folder's protocol when none is given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,15 +142,16 @@ def _check_reference(data: str | None, ref_folder: Path | None) -> None:
         raise BenchError(f"--data {data}: {exc}") from None
 
 
-def _check(protocols: list[str], detector: str, pr_detector: str) -> None:
+def _check(protocols: list[str], detector: str, pr_detector: str) -> list[str]:
+    """The protocols under their current names, each checked, and both detectors checked."""
     from bench import metrics
 
     if not protocols:
         raise BenchError("eval: no protocol; pass --protocol NAME (see `list`)")
-    for p in protocols:
-        metrics.check_protocol(p)
+    current = [metrics.check_protocol(p) for p in protocols]
     metrics.check_detector(detector)
     metrics.check_detector(pr_detector)
+    return current
 
 
 def score_network(
@@ -172,9 +173,8 @@ def score_network(
     dev = resolve_device(device)
     gen = load_generator(network, dev)
     spec = gen.spec
-    protocols = list(protocols or spec.protocols)
     detector, pr_detector = detector or spec.detector, pr_detector or spec.pr_detector
-    _check(protocols, detector, pr_detector)
+    protocols = _check(list(protocols or spec.protocols), detector, pr_detector)
     if data is None and ref_folder is None:
         data = spec.dataset
     reference = reference_set(data, ref_folder, spec.resolution, out, spec.resize_filter)
@@ -202,7 +202,7 @@ def score_folder(
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Rows of the images in ``folder`` (playing the generated set) against ``data`` or ``ref_folder``, both at
-    ``resolution`` (default: the folder's image size), under ``protocols`` (default fid5k_full)."""
+    ``resolution`` (default: the folder's image size), under ``protocols`` (default fid5k_full_clean)."""
     from bench import metrics
     from bench.data.store import tensor_sha256
     from bench.metrics import features
@@ -211,9 +211,8 @@ def score_folder(
     from bench.training.device import resolve_device
     from models import base
 
-    protocols = list(protocols or [DEFAULT_PROTOCOL])
     pr_detector = pr_detector or metrics.PR_DETECTOR
-    _check(protocols, detector, pr_detector)
+    protocols = _check(list(protocols or [DEFAULT_PROTOCOL]), detector, pr_detector)
     _check_reference(data, ref_folder)
     resolution = resolution or folder_resolution(folder)
     data_cache, metric_cache = cache_dirs(out)

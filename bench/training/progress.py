@@ -25,7 +25,7 @@ def cell_name(spec: RunSpec) -> str:
 
 
 def metric_text(row: dict[str, Any]) -> str:
-    """``fid500_full 85.21`` or ``kid500_full 0.0312 ± 0.0021`` (non-standard detectors marked †)."""
+    """``fid500_full_clean 85.21`` or ``kid500_full_clean 0.0312 ± 0.0021`` (non-standard detectors marked †)."""
     std = f" ± {row['std']:.3g}" if row.get("std") is not None else ""
     mark = "" if row.get("detector_standard", True) else "†"
     return f"{row['metric']}{mark} {row['value']:.4g}{std}"

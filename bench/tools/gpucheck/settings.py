@@ -107,7 +107,7 @@ def make_plan(settings: GpuCheckSettings, device_type: str) -> Plan:
         kwargs = {"fastgan": {"recon": "mse"}, "stylegan2-lite": {}, "biggan": {"batch_size": 8}}
         return Plan(
             scale, 256, kwargs, ("fastgan:recon=mse", "stylegan2-lite", "biggan"), train_iters=16,
-            protocols=("fid1k_full", "kid1k_full"), checkpoint_every_s=0.5, perf_steps=5, perf_warmup=3,
+            protocols=("fid1k_full_clean", "kid1k_full_clean"), checkpoint_every_s=0.5, perf_steps=5, perf_warmup=3,
             harness_steps=50, eval_images=5000, modes=settings.modes or FULL_MODES,
             memory_resolutions=(256, 512, 1024), memory_precisions=("fp32", "bf16"), graph_steps=8, peak_side=None,
             min_left_s=20.0, reserve_s=8.0,
@@ -115,7 +115,7 @@ def make_plan(settings: GpuCheckSettings, device_type: str) -> Plan:
     kwargs = {name: dict(models.model_info(name).tiny) for name in FAMILIES}
     entries = tuple(entry(name, kw) for name, kw in kwargs.items())
     return Plan(
-        scale, models.registry.TINY_RESOLUTION, kwargs, entries, train_iters=6, protocols=("fid50_full",),
+        scale, models.registry.TINY_RESOLUTION, kwargs, entries, train_iters=6, protocols=("fid50_full_clean",),
         checkpoint_every_s=0.05, perf_steps=1, perf_warmup=2, harness_steps=5, eval_images=8,
         modes=settings.modes or TINY_MODES, memory_resolutions=(32, 64), memory_precisions=("fp32",), graph_steps=4,
         peak_side=512, min_left_s=5.0, reserve_s=3.0,

@@ -45,7 +45,7 @@ class PerfSettings:
     detector: str = field(
         default="inception-v3", metadata={"help": "detector of the evaluation path (offline: effnet-lite0 instead)"}
     )
-    eval_protocol: str = "fid5k_full"  # protocol whose resize mode / BN mode the eval path uses
+    eval_protocol: str = "fid5k_full_clean"  # protocol whose resize mode / BN mode the eval path uses
     naive_data: bool = field(default=False, metadata={"help": "also time the naive DataLoader + PIL data path"})
     naive_workers: int = field(
         default=0, metadata={"help": "DataLoader workers of the naive path", "parse": "nonnegative"}
