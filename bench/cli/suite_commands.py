@@ -146,7 +146,6 @@ def add_launch_args(p: argparse.ArgumentParser, devices: bool = True) -> None:
     if devices:
         p.add_argument("--devices", help="run cells in parallel, one worker per device, e.g. 0,1,2,3 (CUDA indices) "
                        "or cpu,cpu (CPU workers share the CPUs, an equal part each)")  # fmt: skip
-        p.add_argument("--pool-worker", action="store_true", help=argparse.SUPPRESS)  # the pool prints the results
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint-every", type=positive, default=900.0, help="training seconds between checkpoints")
     p.add_argument(
