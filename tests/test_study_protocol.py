@@ -14,7 +14,7 @@ import pytest
 from test_cli import _image_folder
 from test_study import FINALS, _write_runs, curve, frame, rows_of, write_suite
 
-import bench.report as bench_report
+import bench.report.writer as report_writer
 from bench.cli import main
 from bench.errors import BenchError, SuiteError
 from bench.launchers.pool import WORKER_FLAG, worker_argv, worker_env
@@ -129,13 +129,13 @@ def test_the_study_sets_the_evaluation_spread_beside_the_seeds(tmp_path: Path) -
     suite = load_suite(str(write_suite(tmp_path)))
     df = frame(suite, FINALS)
     noise = _noise(suite, "fastgan", [61.0, 59.5])
-    key = protocols_of(df, "fid200_full")[0]
+    key = protocols_of(df, "fid200_full_clean")[0]
     (one,) = spreads(key, df, noise, {("fastgan", "emoji-faces"): (2.0, 3)})
     assert one.evaluations == (60.0, 61.0, 59.5) and one.eval_std == pytest.approx(statistics.stdev([60, 61, 59.5]))
     result = build_study(suite, df, states=_states(suite), noise=noise)
     assert [x.model for x in result.spread] == ["fastgan"] and result.spread[0].seed_std == pytest.approx(2.0)
     md = render_markdown(result)
-    assert "### Evaluation against training spread (fid200_full)" in md
+    assert "### Evaluation against training spread (fid200_full_clean)" in md
     row = next(line for line in md.splitlines() if line.startswith("| FastGAN ") and "emoji-faces" in line)
     assert "0.8 (n=3)" in row and "2.0 (n=3)" in row and "1.8" in row  # √(4 − 0.58): the training part
     csv = pd.read_csv(pd.io.common.StringIO(study_csv(result)))
@@ -152,9 +152,9 @@ def test_report_reads_the_re_scored_snapshots(tmp_path: Path) -> None:
     noise_file.write_text("".join(json.dumps(r) + "\n" for r in rows.to_dict("records")))
     read = collect_eval_noise(tmp_path, "st")
     assert len(read) == 4 and set(read["run_id"]) == {cell.spec.run_id} and set(read["seed"]) == {0}
-    bench_report.write_report(suite, df, tmp_path, with_plots=False)  # `report`: the spread table from the files
+    report_writer.write_report(suite, df, tmp_path, with_plots=False)  # `report`: the spread table from the files
     assert "Evaluation against training spread" in (tmp_path / "tables" / "st-study.md").read_text()
-    noise_file.write_text('{"metric": "fid200_full", "value": "x"}\n')
+    noise_file.write_text('{"metric": "fid200_full_clean", "value": "x"}\n')
     with pytest.warns(UserWarning, match="evaluation spread skipped: .*eval_noise.jsonl line 1: value: expected"):
         assert collect_eval_noise(tmp_path, "st").empty
 
@@ -178,7 +178,7 @@ seeds = [0, 1]
 [budget]
 max_iters = 4
 [eval]
-protocols = ["fid50_full"]
+protocols = ["fid50_full_clean"]
 detector = "effnet-lite0"
 fractions = [1.0]
 grid_size = 4
@@ -216,10 +216,12 @@ def test_the_study_reads_only_the_suites_own_detector(tmp_path: Path) -> None:
     hold gets no study table, and a main metric only they hold is an error naming the fix."""
     suite = load_suite(str(write_suite(tmp_path)))
     df = frame(suite, FINALS)
-    df.loc[df["metric"] == "kid200_full", "detector"] = "inception-v3"
-    assert [t.metric for t in build_study(suite, df, states=_states(suite)).tables] == ["fid200_full"]
+    df.loc[df["metric"] == "kid200_full_clean", "detector"] = "inception-v3"
+    assert [t.metric for t in build_study(suite, df, states=_states(suite)).tables] == ["fid200_full_clean"]
     df["detector"] = "inception-v3"
-    with pytest.raises(BenchError, match="no fid200_full scored with its detector effnet-lite0 yet .* --detector NAME"):
+    with pytest.raises(
+        BenchError, match="no fid200_full_clean scored with its detector effnet-lite0 yet .* --detector NAME"
+    ):
         build_study(suite, df, states=_states(suite))
 
 
@@ -228,19 +230,21 @@ def test_precision_and_recall_beside_fid_where_the_detector_allows(tmp_path: Pat
     higher better; the verdicts stay on the study's metric (FID)."""
     path = write_suite(tmp_path)
     path.write_text(
-        path.read_text().replace('"kid200_full"]', '"kid200_full", "pr500_full"]\npr_detector = "effnet-lite0"')
+        path.read_text().replace(
+            '"kid200_full_clean"]', '"kid200_full_clean", "pr500_k3_full_clean"]\npr_detector = "effnet-lite0"'
+        )
     )
     suite = load_suite(str(path))
     df = frame(suite, FINALS)
-    fid = df[df["metric"] == "fid200_full"]
-    pr = [fid.assign(metric=f"pr500_full_{part}", kind="pr", value=1 - fid["value"] / 300 * k)
+    fid = df[df["metric"] == "fid200_full_clean"]
+    pr = [fid.assign(metric=f"pr500_k3_full_clean_{part}", kind="pr", value=1 - fid["value"] / 300 * k)
           for part, k in (("precision", 1.0), ("recall", 2.0))]  # fmt: skip
     result = build_study(suite, pd.concat([df, *pr]), states=_states(suite))
     assert [t.metric for t in result.tables] == [
-        "fid200_full", "kid200_full", "pr500_full_precision", "pr500_full_recall",
+        "fid200_full_clean", "kid200_full_clean", "pr500_k3_full_clean_precision", "pr500_k3_full_clean_recall",
     ]  # fmt: skip
     precision = result.tables[2]
     assert not precision.lower_is_better and precision.best[0].best == "stylegan2-diffaug"
     md = render_markdown(result)
-    assert "(pr500_full_precision, effnet-lite0) over 3 seeds" in md and "Higher is better" in md
+    assert "(pr500_k3_full_clean_precision, effnet-lite0) over 3 seeds" in md and "Higher is better" in md
     assert result.claims[0].pair.comparison.diff == pytest.approx(1 / 3)  # FID: Baseline+Skip − Baseline
