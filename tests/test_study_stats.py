@@ -137,6 +137,20 @@ def test_a_clear_winner_is_alone_in_its_group() -> None:
     assert high.best == "B" and high.clear
 
 
+def test_a_flagged_row_is_never_best_but_still_blocks_a_winner() -> None:
+    """A row the step-0 check flags (‡) cannot be the best, yet a winner must be told apart from it."""
+    rows = {
+        "A": {0: 650.0, 1: 675.0, 2: 700.0},
+        "B": {0: 600.0, 1: 700.0, 2: 800.0},
+        "C": {0: 900.0, 1: 905.0, 2: 910.0},
+    }
+    g = stats.best_group(rows, lower_is_better=True, never_best=frozenset({"B", "C"}))
+    assert g.best == "A" and g.tied == {"A", "B"} and not g.clear  # B overlaps A: no bold
+    assert stats.best_group(rows, lower_is_better=True, never_best=frozenset(rows)) == stats.BestGroup(
+        None, frozenset()
+    )
+
+
 def test_a_row_of_one_seed_cannot_be_told_apart() -> None:
     rows = {"A": {0: 50.0, 1: 51.0, 2: 52.0}, "B": {0: 90.0}}
     g = stats.best_group(rows, lower_is_better=True)

@@ -182,17 +182,25 @@ class BestGroup:
 
 
 def best_group(
-    rows: Mapping[K, Mapping[int, float]], *, lower_is_better: bool, test: str = "welch", alpha: float = ALPHA
+    rows: Mapping[K, Mapping[int, float]],
+    *,
+    lower_is_better: bool,
+    test: str = "welch",
+    alpha: float = ALPHA,
+    never_best: frozenset[K] = frozenset(),
 ) -> BestGroup:
     """The row with the best mean among ``rows`` (seed -> value; empty rows ignored) that have two
     seeds or more (among all when none has), and every row whose comparison with it has no interval or
     an interval that holds zero (unadjusted: a tie is reported rather than a winner whenever the seeds
     do not separate two rows). A row of one seed can be told apart from none: it is always in the
-    group, but never its anchor while a row with an interval exists (else every row would tie with it)."""
+    group, but never its anchor while a row with an interval exists (else every row would tie with it).
+    Rows in ``never_best`` (the step-0 check's ‡) are never the anchor, but a winner must still be told
+    apart from them: they join the group when their interval with the anchor holds zero."""
     means = {k: statistics.fmean(v.values()) for k, v in rows.items() if v}
-    if not means:
+    eligible = [k for k in means if k not in never_best]
+    if not eligible:
         return BestGroup(None, frozenset())
-    anchors = [k for k in means if len(rows[k]) >= 2] or list(means)
+    anchors = [k for k in eligible if len(rows[k]) >= 2] or eligible
     best = (min if lower_is_better else max)(anchors, key=lambda k: means[k])
     tied = {k for k in means if k == best or compare(rows[k], rows[best], test, alpha).excludes_zero() == 0}
     return BestGroup(best, frozenset(tied))

@@ -237,8 +237,8 @@ def _table(
         StudyRow(m, labels[m], tuple(_cell(suite, m, d, selected, ctx) for d in suite.datasets)) for m in models
     )
     best = tuple(
-        best_group({r.model: r.cells[j].values for r in out if not r.cells[j].flat},
-                   lower_is_better=kind != "pr", test=study.test, alpha=study.alpha)
+        best_group({r.model: r.cells[j].values for r in out}, lower_is_better=kind != "pr", test=study.test,
+                   alpha=study.alpha, never_best=frozenset(r.model for r in out if r.cells[j].flat))
         for j in range(len(suite.datasets))
     )  # fmt: skip
     means = [s.mean for r in out for c in r.cells if (s := c.summary(study.alpha)) is not None]
