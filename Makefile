@@ -1,6 +1,8 @@
 # The two commands of the README, each doing its own set-up on a fresh clone:
 #   make demo   the main job: train and evaluate the CPU demo suite (smoke), then write its report
 #   make test   the test suite
+# and the study of the README's "paper in miniature":
+#   make mini   the FastGAN paper's claims over 3 seeds (suite mini, two CPU workers), then its report
 # Both first run scripts/setup.sh when .venv is missing or older than what it installs
 # (torch, the project, its test tools, the effnet-lite0 weights, the emoji font). No activated venv needed.
 
@@ -8,7 +10,7 @@ PY := .venv/bin/python
 # written by scripts/setup.sh when it finishes
 SETUP := .venv/.setup-done
 
-.PHONY: demo test setup
+.PHONY: demo test setup mini
 
 demo: $(SETUP)
 	$(PY) run_bench.py --suite smoke
@@ -16,6 +18,10 @@ demo: $(SETUP)
 
 test: $(SETUP)
 	$(PY) -m pytest -q -n auto --dist loadfile   # one worker per CPU; a test file's tests share one worker
+
+mini: $(SETUP)
+	$(PY) run_bench.py --suite mini --devices cpu,cpu
+	$(PY) run_bench.py report --suite mini
 
 setup: $(SETUP)
 
