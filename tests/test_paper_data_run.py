@@ -41,7 +41,7 @@ def test_unprepared_then_prepared_budgeted_run(tiny_suite, tmp_path) -> None:
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(src / f"{i:03d}.png")
     prep = run_cli("prepare", "--dataset", "panda", "--src", str(src), "--resolution", "64", "--out", str(out))
     assert prep.returncode == 0, prep.stderr
-    assert "97" in prep.stdout and "100" in prep.stdout
+    assert "97" in prep.stdout and "registry expects 100" in prep.stderr
 
     # 1 reference-GPU-hour scaled to 2 s of CPU training; resized from the prepared 64 px tensor
     args = ("--suite", str(suite), "--out", str(out), "--no-progress", "--budget-scale", str(2 / 3600))

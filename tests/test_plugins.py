@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 import models
+import models.plugins as plugins
 from models import ModelConfigError
 from models.plugins import ENTRY_POINT_GROUP, load_plugin
 
@@ -95,7 +96,8 @@ def test_a_plugin_that_cannot_load_is_one_line(spec: str, text: str | None, expe
     assert expect in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_a_plugin_that_registers_nothing_warns_once(tmp_path: Path) -> None:
+def test_a_plugin_that_registers_nothing_warns_once(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(plugins, "_LOADED", {})  # this process's record of loaded plugins: the test's own
     path = tmp_path / "empty_plugin.py"
     path.write_text("X = 1\n")
     with pytest.warns(UserWarning, match="registered no model"):

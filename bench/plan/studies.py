@@ -134,9 +134,10 @@ def _claims(raw: list[Any], models: list[str], where: str, problems: list[str]) 
 
 def study_metrics(protocols: list[str]) -> list[str]:
     """Metric names the protocols give (a precision/recall protocol gives ``<name>_precision`` and ``_recall``)."""
-    from bench.metrics.protocols import PROTOCOLS
+    from bench.plan import names  # the protocols' kinds, remembered: no torch for a warm suite
 
-    pr = [p for p in protocols if p in PROTOCOLS and PROTOCOLS[p].kind == "pr"]
+    known = names.registry()["protocols"]
+    pr = [p for p in protocols if p in known and known[p]["kind"] == "pr"]
     return [*protocols, *(p + part for p in pr for part in PR_PARTS)]
 
 
