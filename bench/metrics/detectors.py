@@ -27,7 +27,6 @@ clean-fid's ``custom_feat_extractor`` does. Names:
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib.util
 import math
@@ -48,6 +47,7 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError, NonFiniteError, OfflineError
 from bench.metrics.effnet import load_efficientnet_lite0
+from bench.plan import names
 from bench.plan.names import TORCHSCRIPT_PREFIX  # the one spelling (name checks import no torch)
 from bench.results.io import file_sha256
 
@@ -148,15 +148,7 @@ def list_detectors() -> list[str]:
 
 def check_detector(name: str) -> None:
     """Raise :class:`BenchError` for an unknown name or a missing ``torchscript:`` file (loads nothing)."""
-    if name.startswith(TORCHSCRIPT_PREFIX):
-        path = Path(name[len(TORCHSCRIPT_PREFIX) :])
-        if not path.is_file():
-            raise BenchError(f"detector {name}: no such file {str(path)!r}")
-        return
-    if name not in _BUILDERS:
-        close = difflib.get_close_matches(name, list_detectors(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise BenchError(f"unknown detector {name!r} (known: {', '.join(list_detectors())}, torchscript:PATH){hint}")
+    names.check_detector(name, list_detectors())
 
 
 def weights_problem(name: str, mode: str = "clean") -> str | None:

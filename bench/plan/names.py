@@ -186,14 +186,15 @@ def check_model(name: str) -> None:
     raise BenchError(f"unknown model {name!r}; {hint} (a plugin's model: pass --plugin MODULE)")
 
 
-def check_detector(name: str) -> None:
-    """:func:`bench.metrics.detectors.check_detector`'s check and message."""
+def check_detector(name: str, known: list[str] | None = None) -> None:
+    """:func:`bench.metrics.detectors.check_detector`'s check and message; ``known``: the registered names
+    (default: as remembered, without importing the registry)."""
     if name.startswith(TORCHSCRIPT_PREFIX):
         path = Path(name[len(TORCHSCRIPT_PREFIX) :])
         if not path.is_file():
             raise BenchError(f"detector {name}: no such file {str(path)!r}")
         return
-    known = registry()["detectors"]
+    known = registry()["detectors"] if known is None else known
     if name not in known:
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -260,42 +260,33 @@ def _tex_lead(lead: str) -> str:
     return rf"\textbf{{{latex_escape(lead)}}} " if lead else ""
 
 
-def _tex_spread(result: StudyResult) -> list[str]:
-    head = " & ".join(latex_escape(h) for h in spread_head(result)) + r" \\"
-    rows = [" & ".join(latex_escape(x) for x in spread_cells(result, s)) + r" \\" for s in result.spread]
+def _tex_simple(caption_text: str, columns: str, head: list[str], rows: list[list[str]]) -> list[str]:
+    """A booktabs table of plain text cells (escaped here) under ``caption_text``."""
+    lines = [" & ".join(latex_escape(x) for x in row) + r" \\" for row in (head, *rows)]
     return [
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
-        rf"\caption{{{latex_escape(spread_caption(result))}}}",
-        r"\begin{tabular}{llrrrl}",
+        rf"\caption{{{latex_escape(caption_text)}}}",
+        rf"\begin{{tabular}}{{{columns}}}",
         r"\toprule",
-        head,
+        lines[0],
         r"\midrule",
-        *rows,
+        *lines[1:],
         r"\bottomrule",
         r"\end{tabular}",
         r"\end{table}",
     ]
+
+
+def _tex_spread(result: StudyResult) -> list[str]:
+    rows = [list(spread_cells(result, s)) for s in result.spread]
+    return _tex_simple(spread_caption(result), "llrrrl", list(spread_head(result)), rows)
 
 
 def _tex_pairs(result: StudyResult) -> list[str]:
-    head = " & ".join(latex_escape(h) for h in _pair_head(result)) + r" \\"
-    rows = [" & ".join(latex_escape(x) for x in _pair_cells(result, p)) + r" \\" for p in result.pairs]
-    return [
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        rf"\caption{{{latex_escape(_pairs_caption(result))}}}",
-        r"\begin{tabular}{llrrlrl}",
-        r"\toprule",
-        head,
-        r"\midrule",
-        *rows,
-        r"\bottomrule",
-        r"\end{tabular}",
-        r"\end{table}",
-    ]
+    rows = [list(_pair_cells(result, p)) for p in result.pairs]
+    return _tex_simple(_pairs_caption(result), "llrrlrl", list(_pair_head(result)), rows)
 
 
 def render_latex(result: StudyResult, *, standalone: bool = False) -> str:
