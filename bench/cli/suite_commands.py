@@ -217,8 +217,8 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     from bench.launchers.pool import DevicePool, check_devices, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
     from bench.report.console import plan_table
+    from bench.report.writer import read_states
     from bench.results.io import check_writable_dir
-    from bench.results.runs import cell_state
     from bench.training.options import LoopOptions
     from bench.training.tblog import check_tensorboard
     from models.plugins import loaded_plugins
@@ -248,7 +248,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     local = settings.launcher == "local"
     pool = DevicePool(devices, tuple(args.argv)) if devices is not None else None
     if pool is not None:
-        states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
+        states = read_states(cells, args.out)
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
             return _print_results(suite, cells, args.out, states, device=args.device)
         check_devices(pool.devices)
@@ -258,7 +258,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
                        tensorboard=args.tensorboard, plugins=loaded_plugins())  # fmt: skip
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
     if pool is not None:
-        states = {c.spec.run_id: cell_state(args.out, c)["status"] for c in cells}
+        states = read_states(cells, args.out)
         printed = _print_results(suite, cells, args.out, states, device=args.device)
         return max(printed, *(int(v.split()[-1]) for v in outcome.values()))
     if getattr(args, "pool_worker", False):
@@ -399,7 +399,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths += write_budget_table(suite.name, suite.cells, args.out, args.out)
     for p in paths:
         print(p)
-    print(summary_line(suite, df, read_states(suite, args.out)))
+    print(summary_line(suite, df, read_states(suite.cells, args.out)))
     if other:
         print(other)
     for line in stale_lines(suite.cells, args.out):

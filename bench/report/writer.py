@@ -5,22 +5,24 @@ table of :func:`bench.results.collect.collect` and writes them (every file built
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pandas: only when a table is built
     import pandas as pd
 
+    from bench.plan.suites import Cell
     from bench.report.tables import SuiteLike
 
 log = logging.getLogger(__name__)
 
 
-def read_states(suite: SuiteLike, out: Path) -> dict[str, str]:
-    """run_id -> status of each suite cell under the results folder ``out`` ('running' only while locked)."""
+def read_states(cells: Iterable[Cell], out: Path) -> dict[str, str]:
+    """run_id -> status of each of ``cells`` under the results folder ``out`` ('running' only while locked)."""
     from bench.results.runs import cell_state
 
-    return {c.spec.run_id: cell_state(out, c)["status"] for c in suite.cells}
+    return {c.spec.run_id: cell_state(out, c)["status"] for c in cells}
 
 
 def write_report(
@@ -56,7 +58,7 @@ def write_report(
     from bench.results.io import atomic_write_bytes
 
     runs_root = Path(out if out is not None else out_dir)
-    states = states if states is not None else read_states(suite, runs_root)
+    states = states if states is not None else read_states(suite.cells, runs_root)
     tables = build_tables(suite, df, selection=selection, metric=metric, states=states, detector=detector)
     files = {Path(out_dir) / "tables" / name: text.encode() for t in tables for name, text in table_files(
         t, standalone=standalone).items()}  # fmt: skip
