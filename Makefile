@@ -1,5 +1,5 @@
 # The two commands of the README, each doing its own set-up on a fresh clone:
-#   make demo   the main job: train and evaluate the CPU demo suite (smoke), then write its report
+#   make demo   the main job: train and evaluate the CPU demo suite (smoke, two CPU workers), then its report
 #   make test   the test suite
 # and the study of the README's "paper in miniature":
 #   make mini   the FastGAN paper's claims over 3 seeds (suite mini, two CPU workers), then its report
@@ -13,7 +13,7 @@ SETUP := .venv/.setup-done
 .PHONY: demo test setup mini
 
 demo: $(SETUP)
-	$(PY) run_bench.py --suite smoke
+	$(PY) run_bench.py --suite smoke --devices cpu,cpu
 	$(PY) run_bench.py report --suite smoke
 
 test: $(SETUP)

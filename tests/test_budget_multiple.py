@@ -13,6 +13,7 @@ import pytest
 from test_compute_budget import _cli, _suite
 
 from bench.errors import SuiteError
+from bench.launchers.pool import longest_first, planned_cost
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell, Suite, filter_cells, load_suite
 from bench.report import gain
@@ -46,6 +47,16 @@ def test_a_row_at_a_multiple_trains_that_many_times_the_budget(tmp_path: Path) -
     assert budget_words([c for c in suite.cells if c.key != "baseline-x3"]) == (
         "compute budget 3 s of rtx-2080-ti per run (step-cost model)"
     )
+
+
+def test_pool_workers_take_the_longest_cells_first(tmp_path: Path) -> None:
+    cells = _load(tmp_path, SMALL + X3).cells
+    order = [c.key for c in longest_first(cells)]
+    assert order[0] == "baseline-x3"  # 3x the budget: a pool worker starts it first, not last
+    assert order[1:] == [c.key for c in cells if c.key != "baseline-x3"]  # ties keep the suite's order
+    assert [planned_cost(c) for c in longest_first(cells)] == [9.0] + [3.0] * (len(cells) - 1)
+    hours = load_suite("fewshot256").cells
+    assert longest_first(hours) == hours  # equal budget hours: the suite's order
 
 
 def test_dry_run_shows_the_multiple_in_label_and_budget(tmp_path: Path, capsys) -> None:

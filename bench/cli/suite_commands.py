@@ -214,7 +214,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     the plan and the results; the exit code (1 when a cell failed)."""
     from bench.launchers.base import get_launcher
     from bench.launchers.checks import check_models, missing_before_run, preflight
-    from bench.launchers.pool import DevicePool, check_devices, parse_devices
+    from bench.launchers.pool import DevicePool, check_devices, longest_first, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
     from bench.report.console import plan_table
     from bench.report.writer import read_states
@@ -256,6 +256,8 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
                        checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic,
                        tensorboard=args.tensorboard, plugins=loaded_plugins())  # fmt: skip
+    if getattr(args, "pool_worker", False):
+        cells = longest_first(cells)  # each worker: the longest cells first; run locks share them out
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
     if pool is not None:
         states = read_states(cells, args.out)

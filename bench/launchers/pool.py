@@ -1,7 +1,8 @@
 """A device pool (``run --devices 0,1,2``): one worker process per CUDA device on the same suite;
 run locks spread the cells among them, so each cell runs once. ``cpu`` entries are workers on the
 CPU that share its cores (``--devices cpu,cpu`` on 2 cores: two workers of one thread each, which
-small models train faster than one worker of two threads)."""
+small models train faster than one worker of two threads). Every worker takes the cells longest
+first (:func:`longest_first`), so a long row starts at once instead of after the short ones."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ def parse_devices(text: str) -> tuple[str, ...]:
     if not all(d.isdigit() or d == "cpu" for d in devices):  # an empty entry too ('' or 'cpu,,cpu')
         raise BenchError(f"--devices {text!r}: expected CUDA indices like 0,1,2 (or cpu), no empty entry")
     return devices
+
+
+def planned_cost(cell: Cell) -> float:
+    """Reference seconds a cell's budget stands for: its compute budget (times its row's multiple),
+    else its budget hours; 0 when it has only an iteration or kimg cap (unknown)."""
+    spec = cell.spec
+    if spec.compute is not None:
+        return spec.compute["budget_s"] * spec.compute.get("multiple", 1.0) * spec.budget_scale
+    return (spec.budget_hours or 0.0) * 3600 * spec.budget_scale
+
+
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """The order a pool worker takes cells in: the largest planned budget first (ties keep the
+    suite's order), so the pool's wall time is not one long row started last."""
+    return sorted(cells, key=lambda c: -planned_cost(c))
 
 
 def worker_device(entry: str) -> str:
