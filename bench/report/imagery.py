@@ -144,14 +144,19 @@ def _size_of(path: Path) -> int | None:
     return size if isinstance(size, int) and size > 0 else None
 
 
+def prune_old(folder: Path) -> None:
+    """Remove the cache entries in ``folder`` older than :data:`KEEP_DAYS` (before another is written)."""
+    for old in folder.glob("*"):
+        with contextlib.suppress(OSError):  # another report may be removing it too
+            if old.stat().st_mtime < time.time() - KEEP_DAYS * 86400:
+                old.unlink()
+
+
 def _write(path: Path, png: bytes, **meta: int) -> None:
     """Store an entry (and ``meta`` beside it); entries older than :data:`KEEP_DAYS` go."""
     from bench.results.io import atomic_write_bytes, atomic_write_json
 
-    for old in path.parent.glob("*"):
-        with contextlib.suppress(OSError):  # another report may be removing it too
-            if old.stat().st_mtime < time.time() - KEEP_DAYS * 86400:
-                old.unlink()
+    prune_old(path.parent)
     try:
         if meta:
             atomic_write_json(path.with_suffix(".json"), meta)
