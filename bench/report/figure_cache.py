@@ -15,11 +15,13 @@ Nothing read here is unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
 import hashlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import version
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SUFFIXES = (".png", ".pdf")  # what :func:`bench.report.draw.render` gives
 MAX_ENTRY_BYTES = 64 * 2**20  # far above any figure of the report
+MAX_CACHE_BYTES = 2**30  # the entries least recently used go when the folder holds more
 
 
 class _Unkeyable(Exception):
@@ -69,7 +72,7 @@ def _key(draw_fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     import matplotlib  # its settings shape every figure (the package alone: a tenth of a second)
 
     h = hashlib.sha256()
-    code = [module, name, names.sources_key(), *_versions()]
+    code = [module, name, names.sources_key(), *_versions(), _constants(module), _constants("bench.report.draw")]
     # the stored settings as they are (reading 'backend' through rcParams would import pyplot; savefig
     # to bytes does not use it)
     settings = sorted((k, repr(v)) for k, v in dict.items(matplotlib.rcParams) if k != "backend")
@@ -80,6 +83,12 @@ def _key(draw_fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
         log.debug("%s: drawn, not remembered (%s)", name, exc)
         return None
     return h.hexdigest()[:40]
+
+
+def _constants(module: str) -> list[tuple[str, Any]]:
+    """The module's global numbers, strings and tuples as they are now (a setting changed at run time)."""
+    plain = bool | int | float | str | tuple
+    return sorted((k, v) for k, v in vars(sys.modules[module]).items() if isinstance(v, plain) and k[:2] != "__")
 
 
 @functools.cache
@@ -118,7 +127,9 @@ def _feed(h: Any, obj: Any) -> None:
     elif pd is not None and isinstance(obj, pd.DataFrame):
         _feed(h, [obj.index, *((name, obj[name]) for name in obj.columns)])
     elif pd is not None and isinstance(obj, pd.Series | pd.Index):
-        _feed(h, [obj.name, str(obj.dtype), obj.to_numpy(), obj.index if isinstance(obj, pd.Series) else None])
+        dtype = obj.dtype
+        order = (list(dtype.categories), dtype.ordered) if isinstance(dtype, pd.CategoricalDtype) else None
+        _feed(h, [obj.name, str(dtype), order, obj.to_numpy(), obj.index if isinstance(obj, pd.Series) else None])
     elif pd is not None and (obj is pd.NA or obj is pd.NaT):
         h.update(repr(obj).encode())
     else:
@@ -141,6 +152,9 @@ def _read(key: str) -> dict[str, bytes] | None:
     if not isinstance(record, dict) or any(record.get(s) != hashlib.sha256(b).hexdigest() for s, b in files.items()):
         log.debug("%s: a damaged figure entry, drawn again", paths[".json"])
         return None
+    for path in paths.values():  # their time: when the entry was last used (the least recently used go first)
+        with contextlib.suppress(OSError):
+            os.utime(path)
     return files
 
 
@@ -150,7 +164,7 @@ def _write(key: str, files: dict[str, bytes]) -> None:
     from bench.results.io import atomic_write_bytes, atomic_write_json
 
     paths = _paths(key)
-    prune_old(paths[".json"].parent)
+    prune_old(paths[".json"].parent, MAX_CACHE_BYTES)
     try:
         for suffix in SUFFIXES:
             atomic_write_bytes(paths[suffix], files[suffix])
