@@ -16,12 +16,13 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.textpath import TextToPath
 from PIL import Image
+
+if TYPE_CHECKING:  # matplotlib: imported when a figure is drawn (a remembered one is not: bench.report.figure_cache)
+    from matplotlib.figure import Figure
 
 DPI = 110  # of the PNGs
 PANEL_SIDE = 420  # px: a panel's image is scaled (by a whole factor when enlarged) to about this side
@@ -50,8 +51,18 @@ def render(fig: Figure) -> dict[str, bytes]:
     return out
 
 
+def _figure(**kwargs: object) -> Figure:
+    """A new :class:`~matplotlib.figure.Figure` (matplotlib imported here: only when a figure is drawn)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def _text_px(text: str, size: float) -> tuple[float, float]:
     """(width, height) in px of ``text`` (lines) at ``size`` points."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
     lines = text.split("\n")
     widths = [TextToPath().get_text_width_height_descent(ln, FontProperties(size=size), ismath=False)[0]
               for ln in lines]  # fmt: skip
@@ -62,7 +73,7 @@ def curves_figure(curves: Sequence[Curve], *, title: str, note: str, xlabel: str
     """A marker at each measured point of each curve (error bars: the spread over seeds) and no line
     between them (a line would show values that were not measured); ``note``: small lines under the
     title, broken at '; ' where one line would be wider than the axes."""
-    fig = Figure(figsize=(7.0, 4.4), layout="constrained")
+    fig = _figure(figsize=(7.0, 4.4), layout="constrained")
     ax = fig.add_subplot()
     for curve, marker in zip(curves, itertools.cycle(_MARKERS), strict=False):
         ax.errorbar(curve.x, curve.y, yerr=curve.err, fmt=marker, markersize=7, capsize=3, label=curve.label)
@@ -131,7 +142,7 @@ def panels_figure(panels: Sequence[tuple[str, np.ndarray | None]], *, title: str
     title_w, title_h = _text_px(title, 10)
     width = max(cols * cell_w + _PAD, title_w + 2 * _PAD)
     height = _PAD + title_h + rows * (label_h + side + _PAD) + _PAD / 2
-    fig = Figure(figsize=(width / DPI, height / DPI))
+    fig = _figure(figsize=(width / DPI, height / DPI))
     fig.text(0.5, 1 - _PAD / height, title, ha="center", va="top", fontsize=10)
     left0 = (width - cols * cell_w) / 2 + _PAD / 2
     for i, (label, img) in enumerate(shown):
@@ -161,7 +172,7 @@ def strip_figure(images: np.ndarray, *, title: str) -> Figure:
     tick_h = _text_px("t = 1.00", 8)[1] + 4
     width = max(row.shape[1], title_w) + 2 * _PAD
     height = _PAD + title_h + h + tick_h + _PAD / 2
-    fig = Figure(figsize=(width / DPI, height / DPI))
+    fig = _figure(figsize=(width / DPI, height / DPI))
     fig.text(0.5, 1 - _PAD / height, title, ha="center", va="top", fontsize=9)
     left = (width - row.shape[1]) / 2
     ax = fig.add_axes((left / width, 1 - (_PAD + title_h + h) / height, row.shape[1] / width, h / height))

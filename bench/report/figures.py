@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.report import draw, imagery
+from bench.report.figure_cache import rendered
 from bench.report.selection import mixed_runs, select_runs
 from bench.report.tables import CellLike, ReportTable, SuiteLike, row_cells, row_keys, suite_rows
 from bench.report.words import fmt_number, metric_name
@@ -90,12 +91,12 @@ def _over_time(suite: SuiteLike, rows: pd.DataFrame, table: ReportTable, dataset
     seeds = "one seed" if table.seeds <= 1 else f"mean ± std over {table.seeds} seeds"
     note = f"{table.metric} with {table.key.detector_name}; {seeds}; a marker per evaluation, step 0 at 0"
     note += "; non-standard detector: ranks these rows only" if table.nonstandard_detectors else ""
-    fig = draw.curves_figure(
-        curves, title=f"{suite.name}: {name} over training on {dataset}", note=note, xlabel=axis.label,
-        ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
+    drawn = rendered(
+        draw.curves_figure, curves, title=f"{suite.name}: {name} over training on {dataset}", note=note,
+        xlabel=axis.label, ylabel=f"{name} ({'lower' if table.lower_is_better else 'higher'} is better)",
     )  # fmt: skip
     stem = f"{table.metric}_over_time_{_slug(dataset)}" + ("" if table.main else f"-{table.key.slug}")
-    return {stem + suffix: data for suffix, data in draw.render(fig).items()}
+    return {stem + suffix: data for suffix, data in drawn.items()}
 
 
 def _panel(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) -> tuple[str, Path | None]:
@@ -152,8 +153,8 @@ def _samples(
         return {}
     real, files = _real_panel(suite, dataset, runs_root)
     title = f"{suite.name} on {dataset}: training images and each model's {table.selection} evaluation (lowest seed)"
-    fig = draw.panels_figure([*real, *panels], title=title)
-    return files | {f"samples_{_slug(dataset)}{suffix}": data for suffix, data in draw.render(fig).items()}
+    drawn = rendered(draw.panels_figure, [*real, *panels], title=title)
+    return files | {f"samples_{_slug(dataset)}{suffix}": data for suffix, data in drawn.items()}
 
 
 def _run_figures(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: Path) -> dict[str, bytes]:
@@ -162,8 +163,8 @@ def _run_figures(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: 
     label, path = _panel(cell, row, table, runs_root)
     who = f"{name} on {spec.dataset}"
     if path is not None:
-        fig = draw.panels_figure([(label, draw.load_image(path))], title=who)
-        files |= {f"samples_{spec.run_id}{suffix}": data for suffix, data in draw.render(fig).items()}
+        drawn = rendered(draw.panels_figure, [(label, draw.load_image(path))], title=who)
+        files |= {f"samples_{spec.run_id}{suffix}": data for suffix, data in drawn.items()}
     run_dir, snapshot = RunPaths.of(runs_root, spec).root, row.get("snapshot")
     if not isinstance(snapshot, str) or not (run_dir / snapshot).is_file():
         log.warning("%s: no snapshot at its %s evaluation; interpolation strip skipped", spec.run_id, table.selection)
@@ -175,8 +176,8 @@ def _run_figures(cell: CellLike, row: pd.Series, table: ReportTable, runs_root: 
         return files
     where = f"step {int(row['step']):,}" if pd.notna(row.get("step")) else "its selected evaluation"
     title = f"{who}, seed {spec.seed}, {where}: slerp between two latents (seed 0), EMA generator"
-    strip = draw.strip_figure(images, title=title)
-    return files | {f"interp_{spec.run_id}{suffix}": data for suffix, data in draw.render(strip).items()}
+    drawn = rendered(draw.strip_figure, images, title=title)
+    return files | {f"interp_{spec.run_id}{suffix}": data for suffix, data in drawn.items()}
 
 
 def render_plots(suite: SuiteLike, df: pd.DataFrame, tables: list[ReportTable], runs_root: Path) -> dict[str, bytes]:

@@ -144,14 +144,31 @@ def _size_of(path: Path) -> int | None:
     return size if isinstance(size, int) and size > 0 else None
 
 
+def prune_old(folder: Path, max_bytes: float = float("inf")) -> None:
+    """Remove the cache entries in ``folder`` older than :data:`KEEP_DAYS`, then the oldest while the rest
+    hold more than ``max_bytes`` (before another is written)."""
+    found = []
+    for old in folder.glob("*"):
+        with contextlib.suppress(OSError):  # another report may be removing it too
+            st = old.stat()
+            if st.st_mtime < time.time() - KEEP_DAYS * 86400:
+                old.unlink()
+            else:
+                found.append((st.st_mtime, st.st_size, old))
+    total = sum(size for _, size, _ in found)
+    for _, size, old in sorted(found):
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(OSError):
+            old.unlink()
+        total -= size
+
+
 def _write(path: Path, png: bytes, **meta: int) -> None:
     """Store an entry (and ``meta`` beside it); entries older than :data:`KEEP_DAYS` go."""
     from bench.results.io import atomic_write_bytes, atomic_write_json
 
-    for old in path.parent.glob("*"):
-        with contextlib.suppress(OSError):  # another report may be removing it too
-            if old.stat().st_mtime < time.time() - KEEP_DAYS * 86400:
-                old.unlink()
+    prune_old(path.parent)
     try:
         if meta:
             atomic_write_json(path.with_suffix(".json"), meta)

@@ -11,17 +11,20 @@ compute budget, so that rows of equal compute end at the same x; else thousands 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
-from bench.report import draw
+from bench.report.figure_cache import rendered
 from bench.report.figures import Axis, x_axis
 from bench.report.stats import summarize
 from bench.report.study import StudyResult, StudySuite
 from bench.report.tables import suite_rows
+
+if TYPE_CHECKING:  # matplotlib: only when a figure is drawn (not when it is remembered)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _curve(sub: pd.DataFrame, x: str, alpha: float, scale: float) -> pd.DataFrame:
@@ -70,6 +73,8 @@ def study_figure(result: StudyResult, rows: pd.DataFrame, dataset: str, suite: S
         return None
     panels = [(t, [m for m in models if m in measured]) for t, models in _panels(result)]
     panels = [(t, models) for t, models in panels if models]
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(5.2 * len(panels) + 1.0, 4.8), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     better = "lower" if table.lower_is_better else "higher"
@@ -101,8 +106,7 @@ def study_figure_files(
     rows = suite_rows(suite, df)
     files: dict[str, bytes] = {}
     for dataset in result.main.datasets:
-        fig = study_figure(result, rows, dataset, suite, axis or x_axis(suite, dataset))
-        if fig is not None:
-            slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
-            files |= {f"study_{result.main.metric}_{slug}{suffix}": data for suffix, data in draw.render(fig).items()}
+        drawn = rendered(study_figure, result, rows, dataset, suite, axis or x_axis(suite, dataset))
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
+        files |= {f"study_{result.main.metric}_{slug}{suffix}": data for suffix, data in drawn.items()}
     return files

@@ -42,7 +42,7 @@ def write_report(
     other protocol the runs were scored with (``<suite>-<metric>-<detector>-<digest>``),
     ``out_dir/plots/<suite>/*`` and, for a suite with a ``[study]``, its study
     (:func:`bench.report.study_render.study_files`). Everything is built and rendered first, then written
-    (each file atomically).
+    (each file atomically; one that holds these bytes already is left as it is).
 
     Args:
         out: the results folder holding ``runs/`` (grids, snapshots, states); default ``out_dir``.
@@ -55,7 +55,7 @@ def write_report(
     from bench.report.figures import render_plots  # matplotlib and torch: only when writing a report
     from bench.report.render import table_files
     from bench.report.tables import build_tables
-    from bench.results.io import atomic_write_bytes
+    from bench.results.io import write_if_changed
 
     runs_root = Path(out if out is not None else out_dir)
     states = states if states is not None else read_states(suite.cells, runs_root)
@@ -73,6 +73,6 @@ def write_report(
         study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone, noise=noise)
         files |= {Path(out_dir) / name: data for name, data in study.items()}
     for path, data in files.items():
-        atomic_write_bytes(path, data)
+        write_if_changed(path, data)
     log.info("%s", tables[0].summary)
     return list(files)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.errors import BenchError
-from bench.files import FileReadError, open_regular
+from bench.files import FileReadError, open_regular, read_capped
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_JSONL_LINE = 2**20  # one row of evals/events/jobs .jsonl; longer lines are skipped like torn ones
@@ -59,6 +59,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     with _disk_full_as_error(path):
         _atomic_write(path, lambda f: f.write(data))
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """:func:`atomic_write_bytes`, unless ``path`` is a regular file holding ``data`` already (then nothing
+    is written and its modification time stays); whether it wrote."""
+    try:
+        if read_capped(path, len(data)) == data:
+            return False
+    except FileReadError:  # missing, longer, not a regular file or unreadable: written anew
+        pass
+    atomic_write_bytes(path, data)
+    return True
 
 
 def umask() -> int:
