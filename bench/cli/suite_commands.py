@@ -231,7 +231,9 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
         check_models(suite, cells)  # a dry run validates what costs nothing to check
     else:
         check_writable_dir(args.out, "--out")  # before the plan table looks into it
-    print(plan_table(suite, cells, args.out, wide=args.wide))
+    worker = getattr(args, "pool_worker", False)
+    if not worker:  # the pool printed the plan once
+        print(plan_table(suite, cells, args.out, wide=args.wide))
     if args.dry_run:
         missing = missing_before_run(cells, args.out)
         print("\npre-run checks: " + ("datasets prepared, detector weights here" if not missing else
@@ -256,14 +258,14 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
                        checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic,
                        tensorboard=args.tensorboard, plugins=loaded_plugins())  # fmt: skip
-    if getattr(args, "pool_worker", False):
+    if worker:
         cells = longest_first(cells)  # each worker: the longest cells first; run locks share them out
     outcome = (pool or get_launcher(settings.launcher)).run(cells, opts, settings)
     if pool is not None:
         states = read_states(cells, args.out)
         printed = _print_results(suite, cells, args.out, states, device=args.device)
         return max(printed, *(int(v.split()[-1]) for v in outcome.values()))
-    if getattr(args, "pool_worker", False):
+    if worker:
         return 1 if "failed" in outcome.values() else 0  # the pool prints the results once every worker is done
     if local:
         return _print_results(suite, cells, args.out, outcome, device=args.device)
