@@ -22,7 +22,7 @@ from bench.report import gain
 from bench.report.paper import PaperRow, PaperSource, PaperTable
 from bench.report.selection import SELECTION_RULES
 from bench.report.tables import CellResult, ReportTable
-from bench.report.words import DIGITS_RULE, fmt_delta, fmt_number, metric_name
+from bench.report.words import DIGITS_RULE, SIGN_RULE, fmt_number, fmt_signed, metric_name
 from bench.results.io import atomic_write_text
 
 UNALIGNED_TITLE = "paper (unaligned; column alignment unknown)"
@@ -65,10 +65,10 @@ def caption(table: ReportTable) -> str:
 
 
 def digits_note(table: ReportTable) -> str:
-    """The rule behind the printed decimals."""
+    """The rule behind the printed decimals (and the differences' signs, where Δ sub-rows are printed)."""
     places = {0: "no decimals", 1: "one decimal"}.get(table.digits, f"{table.digits} decimals")
     n = f" (n = {table.num_gen:,} generated images)" if table.num_gen else ""
-    return f"Digits: {places}, {DIGITS_RULE[table.kind]}{n}."
+    return f"Digits: {places}, {DIGITS_RULE[table.kind]}{n}" + (f"; {SIGN_RULE}." if table.aligned_paper else ".")
 
 
 def notes(table: ReportTable) -> list[tuple[str, str]]:
@@ -158,7 +158,7 @@ def display_lines(table: ReportTable) -> list[Line]:
         previous = row.group
         if row.compared:
             lines.append(Line("paper", "", "paper", tuple(_paper_shown(v) for v in row.paper)))
-            deltas = tuple(_delta_shown(c, v, table.digits) for c, v in zip(row.cells, row.paper, strict=True))
+            deltas = tuple(_delta_shown(c, v, table) for c, v in zip(row.cells, row.paper, strict=True))
             lines.append(Line("delta", "", "Δ (ours − paper)", deltas))
     return lines
 
@@ -193,10 +193,10 @@ def _paper_shown(value: float | str | None) -> Shown:
     return Shown(value) if isinstance(value, str) else Shown(f"{value:.2f}", number=True)
 
 
-def _delta_shown(cell: CellResult, value: float | str | None, digits: int) -> Shown:
+def _delta_shown(cell: CellResult, value: float | str | None, table: ReportTable) -> Shown:
     if cell.status != "done" or value is None or isinstance(value, str):
         return Shown("--")
-    return Shown(fmt_delta(cell.mean - value, digits), number=True)
+    return Shown(fmt_signed(cell.mean - value, table.kind, table.digits), number=True)
 
 
 _LATEX = {

@@ -41,7 +41,7 @@ from bench.report.study_notes import (
     spread_head,
     tuning_text,
 )
-from bench.report.words import fmt_number
+from bench.report.words import fmt_number, fmt_signed
 
 if TYPE_CHECKING:
     from bench.report.figures import Axis
@@ -58,8 +58,7 @@ def _minus(text: str, tex: bool) -> str:
 
 
 def _signed(value: float, table: StudyTable, tex: bool = False) -> str:
-    text = _num(value, table)
-    return _minus(text if text.startswith("-") else "+" + text, tex)
+    return _minus(fmt_signed(value, table.kind, table.digits), tex)
 
 
 def _interval(lo: float | None, hi: float | None, table: StudyTable, tex: bool = False) -> str:
