@@ -106,6 +106,16 @@ def mixed_runs(rows: pd.DataFrame) -> set[str]:
     return {str(r) for r in variants[variants > 1].index}
 
 
+def figure_selection(suite: object, selection: str) -> str:
+    """Which evaluation's sample grids the report's figures show and name: a study suite's (its ``[study]``
+    selection; 'last' for mean-last-K, the last of the evaluations it averages), else ``selection`` (the
+    tables')."""
+    study = getattr(suite, "study", None)
+    if study is None:
+        return selection
+    return "best" if study.selection == "best" else "last"
+
+
 def select_runs(rows: pd.DataFrame, kind: str, selection: str) -> pd.DataFrame:
     """One row per run (index ``run_id``) from the rows of one protocol: its best, or last, evaluation
     within budget after training began (step 0 is the baseline of :mod:`bench.report.gain`, never
