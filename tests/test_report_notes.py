@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from test_report import evals
 
 import bench.report.structure as structure
+import bench.report.writer as report_writer
 import models
 from bench.plan import names
 from bench.plan.specs import RunSpec
@@ -93,3 +96,34 @@ def test_a_run_built_with_other_defaults_than_the_models_now_is_stale(tmp_path: 
     assert "stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5 → " in text
     assert "move their run folders away and run the suite again" in text
     assert stale_changes(_suite(32, ("baseline",)).cells[0].spec, tmp_path / "elsewhere") == ""  # no run: not stale
+
+
+def _built_as(suite: Suite, out: Path, changed: dict[str, dict]) -> None:
+    """Run folders of ``suite`` done, each recording the hyper-parameters its model has now, updated by
+    ``changed`` (model -> the settings it was built with that differ)."""
+    for cell in suite.cells:
+        paths = RunPaths.of(out, cell.spec)
+        now = structure.built_facts(cell.spec.model, 32, dict(cell.spec.model_kwargs))["hparams"]
+        hparams = now | changed.get(cell.spec.model, {})  # a new dict: the remembered facts stay as they are
+        atomic_write_json(paths.spec, {"spec": cell.spec.to_dict(), "resolved": {"model_hparams": hparams}})
+        write_state(paths, status="done", step=4)
+
+
+def test_the_tables_mark_a_stale_cell_and_say_what_changed(tmp_path: Path) -> None:
+    """As `status` shows 'done (stale)': the Markdown, LaTeX and CSV tables mark FastGAN's number with §
+    and say under the table what changed and what to do; Baseline's (built as it is now) carries no mark."""
+    suite = _suite(32, ("baseline", "fastgan"))
+    _built_as(suite, tmp_path, {"fastgan": {"ema_beta": 0.5}})
+    df = pd.DataFrame([r for c in suite.cells for r in evals(c.spec, [90.0, 80.0 + len(c.spec.model)])])
+    states = {c.spec.run_id: "done" for c in suite.cells}
+    report_writer.write_report(suite, df, tmp_path, states=states, with_plots=False)
+    md, tex = (tmp_path / "tables" / f"n-fid5k_full_clean.{ext}" for ext in ("md", "tex"))
+    md, tex = md.read_text(), tex.read_text()
+    assert "| Baseline     | 88       |" in md and "| Fastgan      | **87** § |" in md
+    assert "- § stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5 → " in md
+    assert "move their run folders away and run the suite again." in md
+    assert r"Fastgan & $\mathbf{87}$\S \\" in tex and r"\S{} stale: 1 run(s) of fastgan" in tex
+    assert r"Baseline & $88$ \\" in tex
+    csv = pd.read_csv(tmp_path / "tables" / "n-fid5k_full_clean.csv")
+    now = structure.built_facts("fastgan", 32, dict(suite.cells[1].spec.model_kwargs))["hparams"]["ema_beta"]
+    assert list(csv["stale"].fillna("")) == ["", f"ema_beta 0.5 → {now!r}"]

@@ -5,19 +5,25 @@ a family's default changed (say FastGAN's EMA decay) still counts as the cell's 
 records the hyper-parameters it was built with (``resolved.model_hparams``); :func:`stale_changes`
 compares them with those the model has now (:func:`bench.report.structure.built_facts`, remembered:
 no torch on a warm call). ``status``, the dry run and the report's budget table mark such runs and
-name what changed, with the fix.
+name what changed, with the fix; the report's tables mark their cells with :data:`MARK` and say the same
+under the table (:func:`mark_stale`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
 from bench.report.structure import built_facts
 from bench.results.runs import RunPaths, recorded_resolved
 
+if TYPE_CHECKING:
+    from bench.report.tables import ReportTable, SuiteLike
+
+MARK = "§"  # beside a table cell whose runs include a stale one
 FIX = "not the current model's numbers; move their run folders away and run the suite again"
 _IGNORED = ("init_from",)  # a checkpoint's path, not a hyper-parameter of the modules or the training
 
@@ -55,3 +61,23 @@ def stale_notes(rows: list[dict[str, Any]]) -> list[str]:
 def stale_lines(cells: list[Cell], out: Path) -> list[str]:
     """:func:`stale_notes` of the runs of ``cells`` under ``out`` (for ``report``'s closing lines)."""
     return stale_notes([{"model": c.spec.model, "stale": stale_changes(c.spec, out)} for c in cells])
+
+
+def mark_stale(table: ReportTable, suite: SuiteLike, out: Path) -> ReportTable:
+    """``table`` with each number whose runs (under ``out``) include a stale one marked (its cell's ``stale``:
+    what changed) and, under the table, the note ``status`` prints for them after :data:`MARK`."""
+    from bench.report.tables import row_cells  # the tables import the budget table, which imports this module
+
+    rows, found = [], []
+    for row in table.rows:
+        cells = []
+        for dataset, cell in zip(table.datasets, row.cells, strict=True):
+            runs = [
+                (c.spec.model, stale_changes(c.spec, out)) for c in row_cells(suite, (row.group, row.label), dataset)
+            ]
+            runs = [(model, changes) for model, changes in runs if changes and cell.status == "done"]
+            found += [{"model": model, "stale": changes} for model, changes in runs]
+            cells.append(replace(cell, stale="; ".join(dict.fromkeys(c for _, c in runs))) if runs else cell)
+        rows.append(replace(row, cells=tuple(cells)))
+    notes = tuple(f"{MARK} {line}." for line in stale_notes(found))
+    return replace(table, rows=tuple(rows), notes=table.notes + notes) if found else table

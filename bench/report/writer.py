@@ -54,12 +54,14 @@ def write_report(
     """
     from bench.report.figures import render_plots  # matplotlib and torch: only when writing a report
     from bench.report.render import table_files
+    from bench.report.stale import mark_stale
     from bench.report.tables import build_tables
     from bench.results.io import atomic_write_bytes
 
     runs_root = Path(out if out is not None else out_dir)
     states = states if states is not None else read_states(suite.cells, runs_root)
     tables = build_tables(suite, df, selection=selection, metric=metric, states=states, detector=detector)
+    tables = [mark_stale(t, suite, runs_root) for t in tables]  # runs built with other model settings: marked
     files = {Path(out_dir) / "tables" / name: text.encode() for t in tables for name, text in table_files(
         t, standalone=standalone).items()}  # fmt: skip
     if with_plots:
