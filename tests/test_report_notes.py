@@ -8,16 +8,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from test_report import evals
+from test_study import FINALS, _write_runs, frame, write_suite
 
 import bench.report.structure as structure
 import bench.report.writer as report_writer
 import models
 from bench.plan import names
 from bench.plan.specs import RunSpec
-from bench.plan.suites import Cell, Suite
+from bench.plan.suites import Cell, Suite, load_suite
 from bench.report.budgets import budget_text, compute_note
 from bench.report.stale import stale_changes
 from bench.report.structure import structure_note
+from bench.report.study_render import study_files
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, write_state
 
@@ -127,3 +129,24 @@ def test_the_tables_mark_a_stale_cell_and_say_what_changed(tmp_path: Path) -> No
     csv = pd.read_csv(tmp_path / "tables" / "n-fid5k_full_clean.csv")
     now = structure.built_facts("fastgan", 32, dict(suite.cells[1].spec.model_kwargs))["hparams"]["ema_beta"]
     assert list(csv["stale"].fillna("")) == ["", f"ema_beta 0.5 → {now!r}"]
+
+
+def test_the_study_marks_a_stale_cell(tmp_path: Path) -> None:
+    """A study's cell is marked § when a seed with a value ran with other model settings than the model's now."""
+    suite = load_suite(str(write_suite(tmp_path)))
+    states = {c.spec.run_id: "done" for c in suite.cells}
+    df = frame(suite, FINALS)
+    _write_runs(suite, df, states, tmp_path)
+    spec = next(c.spec for c in suite.cells if (c.spec.model, c.spec.seed) == ("fastgan", 2))
+    now = structure.built_facts("fastgan", 32, dict(spec.model_kwargs))["hparams"]
+    atomic_write_json(RunPaths.of(tmp_path, spec).spec, {"spec": spec.to_dict(), "resolved": {"model_hparams": now | {
+        "ema_beta": 0.5}}})  # fmt: skip
+    files = study_files(suite, df, states=states, figures=False, out=tmp_path)
+    md, tex = (files[f"tables/st-study.{ext}"].decode() for ext in ("md", "tex"))
+    fastgan = [line for line in md.splitlines() if line.startswith("| FastGAN ") and "n=3" in line]
+    assert len(fastgan) == 2 and all(line.rstrip(" |").endswith("§") for line in fastgan)  # FID and KID tables
+    assert not [line for line in md.splitlines() if "§" in line and line.startswith("| ") and "FastGAN" not in line]
+    assert md.count("- § stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5") == 2
+    assert tex.count(r"n=3}\S") == 2
+    unread = study_files(suite, df, states=states, figures=False)["tables/st-study.md"].decode()
+    assert "§" not in unread  # no results folder given: nothing read, nothing marked

@@ -6,7 +6,7 @@ records the hyper-parameters it was built with (``resolved.model_hparams``); :fu
 compares them with those the model has now (:func:`bench.report.structure.built_facts`, remembered:
 no torch on a warm call). ``status``, the dry run and the report's budget table mark such runs and
 name what changed, with the fix; the report's tables mark their cells with :data:`MARK` and say the same
-under the table (:func:`mark_stale`).
+under the table (:func:`mark_stale`, :func:`mark_study_stale`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bench.report.structure import built_facts
 from bench.results.runs import RunPaths, recorded_resolved
 
 if TYPE_CHECKING:
+    from bench.report.study import StudyResult
     from bench.report.tables import ReportTable, SuiteLike
 
 MARK = "§"  # beside a table cell whose runs include a stale one
@@ -81,3 +82,22 @@ def mark_stale(table: ReportTable, suite: SuiteLike, out: Path) -> ReportTable:
         rows.append(replace(row, cells=tuple(cells)))
     notes = tuple(f"{MARK} {line}." for line in stale_notes(found))
     return replace(table, rows=tuple(rows), notes=table.notes + notes) if found else table
+
+
+def mark_study_stale(result: StudyResult, suite: SuiteLike, out: Path) -> StudyResult:
+    """:func:`mark_stale` for a study: a cell whose seeds with a value include a stale run is marked."""
+    stale = {(c.spec.model, c.spec.dataset, c.spec.seed): ch for c in suite.cells if (ch := stale_changes(c.spec, out))}
+    used: dict[tuple[str, str, int], str] = {}  # the stale runs behind some number (each counted once)
+    tables = []
+    for table in result.tables:
+        rows = []
+        for row in table.rows:
+            cells = []
+            for dataset, cell in zip(table.datasets, row.cells, strict=True):
+                runs = {k: stale[k] for seed in cell.values if (k := (row.model, dataset, seed)) in stale}
+                used |= runs
+                cells.append(replace(cell, stale="; ".join(dict.fromkeys(runs.values()))) if runs else cell)
+            rows.append(replace(row, cells=tuple(cells)))
+        tables.append(replace(table, rows=tuple(rows)))
+    notes = tuple(f"{MARK} {line}." for line in stale_notes([{"model": k[0], "stale": v} for k, v in used.items()]))
+    return replace(result, tables=tuple(tables), notes=result.notes + notes) if used else result

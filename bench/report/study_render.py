@@ -17,7 +17,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.plan.studies import TESTS, Claim
-from bench.report import gain
+from bench.report import gain, stale
 from bench.report.render import _STANDALONE_HEAD as STANDALONE_HEAD
 from bench.report.render import latex_escape
 from bench.report.stats import INCONCLUSIVE, Comparison, Summary
@@ -44,6 +44,8 @@ from bench.report.study_notes import (
 from bench.report.words import fmt_number, fmt_signed
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bench.report.figures import Axis
 
 
@@ -101,7 +103,8 @@ def md_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float
         return note
     bold, tie = _marks(table, j, model)
     number = f"**{number}**" if bold else number
-    return " ".join(p for p in (number, interval, note, TIE if tie else "", gain.MARK if cell.flat else "") if p)
+    marks = (TIE if tie else "", gain.MARK if cell.flat else "", stale.MARK if cell.stale else "")
+    return " ".join(p for p in (number, interval, note, *marks) if p)
 
 
 def _tex_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float) -> str:
@@ -112,7 +115,8 @@ def _tex_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: flo
     body = number.replace(" ± ", r" \pm ")
     body = rf"\mathbf{{{body}}}" if bold else body
     small = ", ".join(p for p in (interval, note, TIE if tie else "") if p)
-    return f"${body}$ {{\\scriptsize {latex_escape(small)}}}" + (r"\ddag" if cell.flat else "")
+    marks = (r"\ddag" if cell.flat else "") + (r"\S" if cell.stale else "")
+    return f"${body}$ {{\\scriptsize {latex_escape(small)}}}" + marks
 
 
 def _label(result: StudyResult, model: str) -> str:
@@ -339,7 +343,7 @@ def study_csv(result: StudyResult) -> str:
                 records.append({
                     "section": "cell", "metric": table.metric, "model": r.model, "label": r.label,
                     "dataset": table.datasets[j], "n": cell.n, "planned": cell.planned, "diverged": cell.diverged,
-                    "unscored": cell.unscored,
+                    "unscored": cell.unscored, "stale": cell.stale,
                     **_summary_record(cell.summary(alpha)), "best": bold, "tied": tie, "clearly_better": not cell.flat,
                 })  # fmt: skip
     metric = result.main.metric
@@ -366,15 +370,18 @@ def study_files(
     standalone: bool = False,
     axis: Axis | None = None,
     noise: pd.DataFrame | None = None,
+    out: Path | None = None,
 ) -> dict[str, bytes]:
     """The study of ``suite`` as relative path -> bytes: ``tables/<suite>-study.{md,tex,csv}`` and, with
     ``figures``, ``plots/<suite>/study_<metric>_<dataset>.{png,pdf}`` (``axis``: the figures' x axis;
-    default: :func:`bench.report.figures.x_axis`; ``noise``: re-scored snapshots for the spread table)."""
+    default: :func:`bench.report.figures.x_axis`; ``noise``: re-scored snapshots for the spread table; ``out``:
+    the results folder whose run records mark stale cells, :func:`bench.report.stale.mark_study_stale`)."""
     from bench.report.budgets import compute_note
     from bench.report.structure import structure_note
 
     result = build_study(suite, df, states=states, noise=noise)
     result = replace(result, notes=tuple(n for n in (compute_note(suite.cells), structure_note(suite)) if n))
+    result = stale.mark_study_stale(result, suite, out) if out is not None else result
     texts = {".md": render_markdown(result), ".tex": render_latex(result, standalone=standalone),
              ".csv": study_csv(result)}  # fmt: skip
     files = {f"tables/{result.suite}-study{suffix}": text.encode() for suffix, text in texts.items()}

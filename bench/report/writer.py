@@ -72,7 +72,8 @@ def write_report(
         from bench.results.collect import collect_eval_noise
 
         noise = collect_eval_noise(runs_root, suite.name)
-        study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone, noise=noise)
+        study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone, noise=noise,
+                            out=runs_root)  # fmt: skip
         files |= {Path(out_dir) / name: data for name, data in study.items()}
     for path, data in files.items():
         atomic_write_bytes(path, data)
