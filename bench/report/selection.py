@@ -51,6 +51,11 @@ class ProtocolKey:
 
     values: tuple[str, ...]
 
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ProtocolKey:
+        """The protocol of one stored row (a dict of :func:`bench.results.runs.eval_rows`)."""
+        return cls(tuple(_text(row.get(field)) for field in TABLE_FIELDS))
+
     def get(self, field: str) -> str:
         return self.values[TABLE_FIELDS.index(field)]
 
