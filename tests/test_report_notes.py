@@ -17,7 +17,7 @@ from bench.plan import names
 from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell, Suite, load_suite
 from bench.report.budgets import budget_text, compute_note
-from bench.report.stale import stale_changes
+from bench.report.stale import stale_changes, stale_runs
 from bench.report.structure import structure_note
 from bench.report.study_render import study_files
 from bench.results.io import atomic_write_json
@@ -141,7 +141,7 @@ def test_the_study_marks_a_stale_cell(tmp_path: Path) -> None:
     now = structure.built_facts("fastgan", 32, dict(spec.model_kwargs))["hparams"]
     atomic_write_json(RunPaths.of(tmp_path, spec).spec, {"spec": spec.to_dict(), "resolved": {"model_hparams": now | {
         "ema_beta": 0.5}}})  # fmt: skip
-    files = study_files(suite, df, states=states, figures=False, out=tmp_path)
+    files = study_files(suite, df, states=states, figures=False, stale=stale_runs(suite.cells, tmp_path))
     md, tex = (files[f"tables/st-study.{ext}"].decode() for ext in ("md", "tex"))
     fastgan = [line for line in md.splitlines() if line.startswith("| FastGAN ") and "n=3" in line]
     assert len(fastgan) == 2 and all(line.rstrip(" |").endswith("§") for line in fastgan)  # FID and KID tables
@@ -149,4 +149,4 @@ def test_the_study_marks_a_stale_cell(tmp_path: Path) -> None:
     assert md.count("- § stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5") == 2
     assert tex.count(r"n=3}\S") == 2
     unread = study_files(suite, df, states=states, figures=False)["tables/st-study.md"].decode()
-    assert "§" not in unread  # no results folder given: nothing read, nothing marked
+    assert "§" not in unread  # no stale runs given: nothing marked

@@ -11,6 +11,7 @@ under the table (:func:`mark_stale`, :func:`mark_study_stale`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from bench.results.runs import RunPaths, recorded_resolved
 
 if TYPE_CHECKING:
     from bench.report.study import StudyResult
-    from bench.report.tables import ReportTable, SuiteLike
+    from bench.report.tables import CellLike, ReportTable, SuiteLike
 
 MARK = "§"  # beside a table cell whose runs include a stale one
 FIX = "not the current model's numbers; move their run folders away and run the suite again"
@@ -64,19 +65,22 @@ def stale_lines(cells: list[Cell], out: Path) -> list[str]:
     return stale_notes([{"model": c.spec.model, "stale": stale_changes(c.spec, out)} for c in cells])
 
 
-def mark_stale(table: ReportTable, suite: SuiteLike, out: Path) -> ReportTable:
-    """``table`` with each number whose runs (under ``out``) include a stale one marked (its cell's ``stale``:
-    what changed) and, under the table, the note ``status`` prints for them after :data:`MARK`."""
+def stale_runs(cells: Iterable[CellLike], out: Path) -> dict[str, str]:
+    """run_id -> :func:`stale_changes` of each stale run of ``cells`` under ``out`` (read once per report)."""
+    return {c.spec.run_id: changes for c in cells if (changes := stale_changes(c.spec, out))}
+
+
+def mark_stale(table: ReportTable, suite: SuiteLike, stale: dict[str, str]) -> ReportTable:
+    """``table`` with each number whose runs include a ``stale`` one (:func:`stale_runs`) marked (its cell's
+    ``stale``: what changed) and, under the table, the note ``status`` prints for them after :data:`MARK`."""
     from bench.report.tables import row_cells  # the tables import the budget table, which imports this module
 
     rows, found = [], []
     for row in table.rows:
         cells = []
         for dataset, cell in zip(table.datasets, row.cells, strict=True):
-            runs = [
-                (c.spec.model, stale_changes(c.spec, out)) for c in row_cells(suite, (row.group, row.label), dataset)
-            ]
-            runs = [(model, changes) for model, changes in runs if changes and cell.status == "done"]
+            runs = [(c.spec.model, stale[c.spec.run_id]) for c in row_cells(suite, (row.group, row.label), dataset)
+                    if c.spec.run_id in stale and cell.status == "done"]  # fmt: skip
             found += [{"model": model, "stale": changes} for model, changes in runs]
             cells.append(replace(cell, stale="; ".join(dict.fromkeys(c for _, c in runs))) if runs else cell)
         rows.append(replace(row, cells=tuple(cells)))
@@ -84,9 +88,10 @@ def mark_stale(table: ReportTable, suite: SuiteLike, out: Path) -> ReportTable:
     return replace(table, rows=tuple(rows), notes=table.notes + notes) if found else table
 
 
-def mark_study_stale(result: StudyResult, suite: SuiteLike, out: Path) -> StudyResult:
+def mark_study_stale(result: StudyResult, suite: SuiteLike, stale: dict[str, str]) -> StudyResult:
     """:func:`mark_stale` for a study: a cell whose seeds with a value include a stale run is marked."""
-    stale = {(c.spec.model, c.spec.dataset, c.spec.seed): ch for c in suite.cells if (ch := stale_changes(c.spec, out))}
+    runs = {(c.spec.model, c.spec.dataset, c.spec.seed): c.spec.run_id for c in suite.cells}
+    stale = {k: stale[run_id] for k, run_id in runs.items() if run_id in stale}  # (model, dataset, seed) -> changes
     used: dict[tuple[str, str, int], str] = {}  # the stale runs behind some number (each counted once)
     tables = []
     for table in result.tables:

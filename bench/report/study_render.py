@@ -17,7 +17,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.plan.studies import TESTS, Claim
-from bench.report import gain, stale
+from bench.report import gain
+from bench.report import stale as stale_marks
 from bench.report.render import _STANDALONE_HEAD as STANDALONE_HEAD
 from bench.report.render import latex_escape
 from bench.report.stats import INCONCLUSIVE, Comparison, Summary
@@ -44,8 +45,6 @@ from bench.report.study_notes import (
 from bench.report.words import fmt_number, fmt_signed
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from bench.report.figures import Axis
 
 
@@ -103,7 +102,7 @@ def md_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float
         return note
     bold, tie = _marks(table, j, model)
     number = f"**{number}**" if bold else number
-    marks = (TIE if tie else "", gain.MARK if cell.flat else "", stale.MARK if cell.stale else "")
+    marks = (TIE if tie else "", gain.MARK if cell.flat else "", stale_marks.MARK if cell.stale else "")
     return " ".join(p for p in (number, interval, note, *marks) if p)
 
 
@@ -370,18 +369,18 @@ def study_files(
     standalone: bool = False,
     axis: Axis | None = None,
     noise: pd.DataFrame | None = None,
-    out: Path | None = None,
+    stale: dict[str, str] | None = None,
 ) -> dict[str, bytes]:
     """The study of ``suite`` as relative path -> bytes: ``tables/<suite>-study.{md,tex,csv}`` and, with
     ``figures``, ``plots/<suite>/study_<metric>_<dataset>.{png,pdf}`` (``axis``: the figures' x axis;
-    default: :func:`bench.report.figures.x_axis`; ``noise``: re-scored snapshots for the spread table; ``out``:
-    the results folder whose run records mark stale cells, :func:`bench.report.stale.mark_study_stale`)."""
+    default: :func:`bench.report.figures.x_axis`; ``noise``: re-scored snapshots for the spread table; ``stale``:
+    run_id -> what changed in its model since it ran, :func:`bench.report.stale.stale_runs`, marked in the cells)."""
     from bench.report.budgets import compute_note
     from bench.report.structure import structure_note
 
     result = build_study(suite, df, states=states, noise=noise)
     result = replace(result, notes=tuple(n for n in (compute_note(suite.cells), structure_note(suite)) if n))
-    result = stale.mark_study_stale(result, suite, out) if out is not None else result
+    result = stale_marks.mark_study_stale(result, suite, stale) if stale else result
     texts = {".md": render_markdown(result), ".tex": render_latex(result, standalone=standalone),
              ".csv": study_csv(result)}  # fmt: skip
     files = {f"tables/{result.suite}-study{suffix}": text.encode() for suffix, text in texts.items()}
