@@ -14,8 +14,11 @@ from conftest import ROOT, run_cli
 
 from bench.errors import BenchError
 from bench.launchers.pool import parse_devices, worker_device
+from bench.plan.specs import RunSpec
+from bench.results.runs import RunPaths, append_eval_row
 from bench.tools.gpucheck.run import verdict
 from bench.tools.gpucheck.settings import GpuCheckSettings, mode_flags
+from bench.tools.gpucheck.suite_check import run_scores
 from bench.tools.gpucheck.summary import render
 
 SECTIONS = {"environment", "graphs", "host-data", "suite", "perf fp32", "perf bf16+fused+graphs", "pool", "memory"}
@@ -97,3 +100,21 @@ def test_summary_draws_what_it_has() -> None:
     assert "**FAILED: graphs**" in text and "captured: NO" in text and "0.1 TFLOP/s (fp32, mm)" in text
     assert "(_graphs: not drawn, KeyError" in text and "### suite: uninterrupted suite exited 1" in text
     assert "| biggan | bf16 |" in text and "2 s of the budget left" in text
+
+
+def test_the_resume_check_compares_scores_of_one_protocol_and_snapshot(tmp_path: Path) -> None:
+    """The interrupted and uninterrupted runs' scores are keyed on the whole protocol and the snapshot: a
+    snapshot re-scored with another detector's weights, or the step-0 score, is another score, never one
+    overwriting the other under its metric's name."""
+    spec = RunSpec(suite="g", model="fastgan", dataset="shapes", resolution=32)
+    paths = RunPaths.of(tmp_path, spec)
+    base = {"metric": "fid50_full_clean", "kind": "fid", "detector": "effnet-lite0", "detector_sha256": "a" * 64,
+            "mode": "clean", "num_gen": 50, "step": 40, "snapshot": "snapshots/snap-00000040.pt"}  # fmt: skip
+    rows = [base | {"value": 300.0, "step": 0, "snapshot": "snapshots/snap-00000000.pt"}, base | {"value": 90.0},
+            base | {"value": 95.0, "detector_sha256": "b" * 64}]  # fmt: skip
+    for row in rows:
+        append_eval_row(paths, row)
+    scores = run_scores(paths)
+    assert sorted(scores.values()) == [90.0, 95.0, 300.0] and len(set(scores)) == 3
+    assert all(k.startswith("fid50_full_clean effnet-lite0-") for k in scores)
+    assert sum(k.endswith(" snapshots/snap-00000040.pt") for k in scores) == 2

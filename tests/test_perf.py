@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,12 @@ from bench.cli import main
 from bench.data.sampler import Sampler, place_dataset
 from bench.data.store import Dataset
 from bench.plan.specs import RunSpec
+from bench.plan.suites import load_suite
+from bench.results.io import atomic_write_json
+from bench.results.runs import RunPaths, UnreadableRunError, append_eval_row, write_state
 from bench.tools.perf.busy import covered
+from bench.tools.perf.run import precision_fid_check
+from bench.tools.perf.settings import PrecisionCheck
 from bench.tools.perf.steps import time_loop, timed_optimizers
 from bench.tools.perf.timing import count_flops
 from bench.training.checkpoints import apply_speed_modes, build_model
@@ -295,3 +301,36 @@ def test_compiled_spectral_norm_net_trains_when_called_twice_before_backward() -
         assert torch.allclose(a, b, atol=1e-6), name
     for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
         assert torch.allclose(a.grad, b.grad, atol=1e-6)
+
+
+def _precision_runs(tiny_suite, out: Path, fids: dict[str, float]) -> PrecisionCheck:
+    """``perf --precision-fid``'s runs (seed 0) already done under ``out``, each with its final FID (and a
+    later re-scoring with another detector), as that check finds them on a second call."""
+    path = tiny_suite(protocols='["fid200_full_clean"]')
+    cell = load_suite(str(path)).cells[0]
+    for precision, value in fids.items():
+        spec = dataclasses.replace(cell.spec, suite="perf-tiny-precision", precision=precision, budget_hours=None,
+                                   max_iters=2, eval_fractions=(1.0,))  # fmt: skip
+        paths = RunPaths.of(out, spec)
+        atomic_write_json(paths.spec, {"spec": spec.to_dict()})
+        write_state(paths, status="done", step=2)
+        row = {"metric": "fid200_full_clean", "kind": "fid", "detector": spec.detector, "step": 2, "value": value,
+               "snapshot": "snapshots/snap-00000002.pt", "eval_point": 1.0}  # fmt: skip
+        append_eval_row(paths, row)
+        append_eval_row(paths, row | {"detector": "effnet-lite0", "value": 1.0})  # `eval --detector` afterwards
+    return PrecisionCheck(precision_fid=True, fid_suite=str(path), fid_model="baseline", fid_seeds=(0,), fid_iters=2)
+
+
+def test_the_precision_check_reads_the_runs_own_protocol(tiny_suite, tmp_path: Path) -> None:
+    check = _precision_runs(tiny_suite, tmp_path, {"fp32": 80.0, "bf16": 81.0})
+    doc, _ = precision_fid_check(check, out=tmp_path, device="cpu")
+    assert [r["fid"] for r in doc["runs"]] == [80.0, 81.0]  # not the re-scoring's 1.0
+    assert doc["summary"]["difference"] == pytest.approx(1.0)
+
+
+def test_the_precision_check_refuses_a_hand_edited_row(tiny_suite, tmp_path: Path) -> None:
+    check = _precision_runs(tiny_suite, tmp_path, {"fp32": 80.0, "bf16": 81.0})
+    for evals in (tmp_path / "runs" / "perf-tiny-precision").glob("*/evals.jsonl"):
+        evals.write_text(evals.read_text().replace('"value": 80.0', '"value": "80"'))  # the fp32 run's
+    with pytest.raises(UnreadableRunError, match=r"evals.jsonl line 1: value: expected a finite number, got '80'"):
+        precision_fid_check(check, out=tmp_path, device="cpu")

@@ -1,6 +1,6 @@
 """Former protocol names (issue 30: ``fid5k_full`` is now ``fid5k_full_clean``): read everywhere a name is
-read, with one note per name per process; the same run ids as before the renaming; rows stored under a
-former name read, selected and compared as the same protocol as new rows."""
+read, with one note per typed name per process (none for names read from results); the same run ids as before
+the renaming; rows stored under a former name read, selected and compared as the same protocol as new rows."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_SUITE
-from test_report import evals, make_suite, spec_of, write_runs
+from test_report import FakeGenerator, evals, make_suite, spec_of, write_runs
 
+import bench.report.imagery as report_imagery
 import bench.report.tables as report_tables
 from bench.cli import main
 from bench.cli.listing import listing
@@ -104,7 +105,7 @@ def test_rows_stored_under_a_former_name_are_selected_with_new_rows(tmp_path: Pa
         warnings.simplefilter("always")
         df = collect(tmp_path, "mini")
     assert sorted(set(df["metric"])) == ["fid5k_full_clean", "pr5k3_full_clean_precision"]
-    assert len(_notes(caught)) == 2  # one per former name, not one per row
+    assert not _notes(caught)  # read from a results folder, not typed: renamed silently
     (protocol,) = protocols_of(df, "fid5k_full_clean")
     assert set(protocol.rows(df)["run_id"]) == {fastgan.run_id, stylegan2.run_id}
     table = report_tables.build_table(suite, df, states={})
@@ -138,3 +139,25 @@ def test_shipped_suites_use_the_current_names(path: Path) -> None:
     data = tomllib.loads(path.read_text())
     names = [*data.get("eval", {}).get("protocols", []), data.get("study", {}).get("metric", "")]
     assert not [n for n in names if isinstance(n, str) and n in RENAMED], path.name
+
+
+def test_status_and_report_read_former_names_of_stored_runs_silently(
+    tiny_suite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A run folder written before the renaming (spec.json and evals.jsonl under fid200_full): `status` and
+    `report` read it as fid200_full_clean without a note (the note is for names a user types)."""
+    path = tiny_suite(protocols='["fid200_full_clean"]')
+    suite = load_suite(str(path))
+    spec, out = suite.cells[0].spec, tmp_path / "results"
+    write_runs(suite, evals(spec, [80.0, 61.0], metric="fid200_full_clean", standard=False), out)
+    paths = RunPaths.of(out, spec)
+    for stored in (paths.spec, paths.evals):
+        stored.write_text(stored.read_text().replace("fid200_full_clean", "fid200_full"))
+    monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    capsys.readouterr()
+    assert main(["status", "--suite", str(path), "--out", str(out)]) == 0
+    assert main(["report", "--suite", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "note:" not in printed.err and "is now called" not in printed.out + printed.err
+    assert "61.0" in printed.out
+    assert "| **61.0** |" in (out / "tables" / "tiny-fid200_full_clean.md").read_text()

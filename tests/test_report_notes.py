@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from test_report import evals
+from test_study import FINALS, _write_runs, frame, write_suite
 
 import bench.report.structure as structure
+import bench.report.writer as report_writer
 import models
 from bench.plan import names
 from bench.plan.specs import RunSpec
-from bench.plan.suites import Cell, Suite
+from bench.plan.suites import Cell, Suite, load_suite
 from bench.report.budgets import budget_text, compute_note
-from bench.report.stale import stale_changes
+from bench.report.stale import stale_changes, stale_runs
 from bench.report.structure import structure_note
+from bench.report.study_render import study_files
 from bench.results.io import atomic_write_json
 from bench.results.runs import RunPaths, write_state
 
@@ -93,3 +98,55 @@ def test_a_run_built_with_other_defaults_than_the_models_now_is_stale(tmp_path: 
     assert "stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5 → " in text
     assert "move their run folders away and run the suite again" in text
     assert stale_changes(_suite(32, ("baseline",)).cells[0].spec, tmp_path / "elsewhere") == ""  # no run: not stale
+
+
+def _built_as(suite: Suite, out: Path, changed: dict[str, dict]) -> None:
+    """Run folders of ``suite`` done, each recording the hyper-parameters its model has now, updated by
+    ``changed`` (model -> the settings it was built with that differ)."""
+    for cell in suite.cells:
+        paths = RunPaths.of(out, cell.spec)
+        now = structure.built_facts(cell.spec.model, 32, dict(cell.spec.model_kwargs))["hparams"]
+        hparams = now | changed.get(cell.spec.model, {})  # a new dict: the remembered facts stay as they are
+        atomic_write_json(paths.spec, {"spec": cell.spec.to_dict(), "resolved": {"model_hparams": hparams}})
+        write_state(paths, status="done", step=4)
+
+
+def test_the_tables_mark_a_stale_cell_and_say_what_changed(tmp_path: Path) -> None:
+    """As `status` shows 'done (stale)': the Markdown, LaTeX and CSV tables mark FastGAN's number with §
+    and say under the table what changed and what to do; Baseline's (built as it is now) carries no mark."""
+    suite = _suite(32, ("baseline", "fastgan"))
+    _built_as(suite, tmp_path, {"fastgan": {"ema_beta": 0.5}})
+    df = pd.DataFrame([r for c in suite.cells for r in evals(c.spec, [90.0, 80.0 + len(c.spec.model)])])
+    states = {c.spec.run_id: "done" for c in suite.cells}
+    report_writer.write_report(suite, df, tmp_path, states=states, with_plots=False)
+    md, tex = (tmp_path / "tables" / f"n-fid5k_full_clean.{ext}" for ext in ("md", "tex"))
+    md, tex = md.read_text(), tex.read_text()
+    assert "| Baseline     | 88       |" in md and "| Fastgan      | **87** § |" in md
+    assert "- § stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5 → " in md
+    assert "move their run folders away and run the suite again." in md
+    assert r"Fastgan & $\mathbf{87}$\S \\" in tex and r"\S{} stale: 1 run(s) of fastgan" in tex
+    assert r"Baseline & $88$ \\" in tex
+    csv = pd.read_csv(tmp_path / "tables" / "n-fid5k_full_clean.csv")
+    now = structure.built_facts("fastgan", 32, dict(suite.cells[1].spec.model_kwargs))["hparams"]["ema_beta"]
+    assert list(csv["stale"].fillna("")) == ["", f"ema_beta 0.5 → {now!r}"]
+
+
+def test_the_study_marks_a_stale_cell(tmp_path: Path) -> None:
+    """A study's cell is marked § when a seed with a value ran with other model settings than the model's now."""
+    suite = load_suite(str(write_suite(tmp_path)))
+    states = {c.spec.run_id: "done" for c in suite.cells}
+    df = frame(suite, FINALS)
+    _write_runs(suite, df, states, tmp_path)
+    spec = next(c.spec for c in suite.cells if (c.spec.model, c.spec.seed) == ("fastgan", 2))
+    now = structure.built_facts("fastgan", 32, dict(spec.model_kwargs))["hparams"]
+    atomic_write_json(RunPaths.of(tmp_path, spec).spec, {"spec": spec.to_dict(), "resolved": {"model_hparams": now | {
+        "ema_beta": 0.5}}})  # fmt: skip
+    files = study_files(suite, df, states=states, figures=False, stale=stale_runs(suite.cells, tmp_path))
+    md, tex = (files[f"tables/st-study.{ext}"].decode() for ext in ("md", "tex"))
+    fastgan = [line for line in md.splitlines() if line.startswith("| FastGAN ") and "n=3" in line]
+    assert len(fastgan) == 2 and all(line.rstrip(" |").endswith("§") for line in fastgan)  # FID and KID tables
+    assert not [line for line in md.splitlines() if "§" in line and line.startswith("| ") and "FastGAN" not in line]
+    assert md.count("- § stale: 1 run(s) of fastgan built with other settings than fastgan's now (ema_beta 0.5") == 2
+    assert tex.count(r"n=3}\S") == 2
+    unread = study_files(suite, df, states=states, figures=False)["tables/st-study.md"].decode()
+    assert "§" not in unread  # no stale runs given: nothing marked

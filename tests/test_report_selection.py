@@ -4,19 +4,24 @@ a second detector leaves the first table byte-identical and writes a table of it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import TINY_SUITE
 from PIL import Image
-from test_report import evals, make_suite, spec_of, write_runs
+from test_report import FakeGenerator, evals, make_suite, spec_of, write_runs
 
+import bench.report.draw as report_draw
+import bench.report.figures as report_figures
+import bench.report.imagery as report_imagery
 import bench.report.render as report_render
 import bench.report.tables as report_tables
 import bench.report.writer as report_writer
 from bench.cli import main
 from bench.metrics.protocols import PROTOCOLS, register_protocol
+from bench.plan.studies import Study
 from bench.report.selection import mixed_runs, protocols_of
 from bench.report.summary import best_table
 from bench.results.collect import collect
@@ -130,3 +135,26 @@ def test_rescoring_a_finished_suite_with_a_second_detector(tiny_suite, tmp_path:
     assert f"protocol: {TINY_FID}, detector effnet-lite0" in capsys.readouterr().out
     assert main(["report", "--suite", suite, "--out", str(out), "--detector", "effnet-lite0"]) == 0
     assert {p.name: p.read_bytes() for p in tables.iterdir()} == after  # the same files, rewritten alike
+
+
+@pytest.mark.parametrize(
+    ("study", "rule", "step"),
+    [(None, "best", "step 200"), (Study(), "last", "step 300"), (Study(selection="mean-last-2"), "last", "step 300")],
+)
+def test_the_samples_figure_shows_and_names_the_suites_selection(
+    study: Study | None, rule: str, step: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study suite selects each run's last evaluation (its [study] selection): the samples figure shows
+    that evaluation's grid and says so; another suite's follows the tables (best by default)."""
+    suite = replace(make_suite(ROWS[:1], datasets=("obama",), paper_table=None), study=study)
+    write_runs(suite, evals(spec_of(suite, "fastgan", "obama"), [50.0, 45.0, 48.0]), tmp_path)
+    titles: list[tuple[str, list[str]]] = []
+    panels_figure = report_draw.panels_figure
+    monkeypatch.setattr(report_draw, "panels_figure", lambda panels, title: titles.append(
+        (title, [label for label, _ in panels])) or panels_figure(panels, title=title))  # fmt: skip
+    monkeypatch.setattr(report_imagery, "load_generator", lambda run_dir, snapshot: FakeGenerator())
+    df = collect(tmp_path, "mini")
+    report_figures.render_plots(suite, df, [report_tables.build_table(suite, df, states={})], tmp_path)
+    title, labels = next((t, labels) for t, labels in titles if t.startswith("mini on obama"))
+    assert f"each model's {rule} evaluation (lowest seed)" in title
+    assert any(label.endswith(f"at {step}") for label in labels), labels

@@ -5,8 +5,9 @@ numbers there come from its own Inception resize (clean-fid's ``legacy_tensorflo
 clean-fid's ``clean`` mode, so the same name gave other numbers. Their names now end with the mode
 (``fid5k_full_clean``) and the precision/recall names carry k as stylegan2-ada's ``pr50k3_full`` does
 (``pr5k3_full_clean``; after a count without ``k``: ``pr500_k3_full_clean``). The old names are still read
-everywhere a name is read (suite files, flags, ``bench.api``, spec.json, snapshots, stored result rows),
-with one note per old name per process.
+everywhere a name is read: those a user typed (suite files, flags, ``bench.api``) with one note per old name
+per process, those read from a results folder (spec.json, snapshots, stored result rows) silently (a note
+on every ``status`` or ``report`` would tell the user nothing they can act on).
 
 A run id hashes each protocol under the first name it had (:func:`hashed`), so the runs made before the
 renaming keep their ids, folders and results.
@@ -40,11 +41,12 @@ PR_PARTS = ("_precision", "_recall")  # a precision/recall protocol's two rows: 
 _noted: set[str] = set()  # old names already noted in this process
 
 
-def current(name: str) -> str:
-    """The current name of protocol ``name`` (itself unless renamed; an old name is noted once per process)."""
+def current(name: str, *, note: bool = True) -> str:
+    """The current name of protocol ``name`` (itself unless renamed; an old name is noted once per process,
+    unless ``note`` is False: a name read from a results folder, not typed)."""
     new = RENAMED.get(name)
-    if new is None:
-        return name
+    if new is None or not note:
+        return new or name
     if name not in _noted:
         _noted.add(name)
         warnings.warn(
@@ -56,12 +58,12 @@ def current(name: str) -> str:
     return new
 
 
-def current_metric(metric: str) -> str:
+def current_metric(metric: str, *, note: bool = True) -> str:
     """:func:`current` for a result row's metric: a protocol or ``<protocol>_precision`` / ``_recall``."""
     for part in PR_PARTS:
         if metric.endswith(part) and metric[: -len(part)] in RENAMED:
-            return current(metric[: -len(part)]) + part
-    return current(metric)
+            return current(metric[: -len(part)], note=note) + part
+    return current(metric, note=note)
 
 
 def close_names(name: str, known: list[str]) -> list[str]:

@@ -222,5 +222,8 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        """Inverse of :meth:`to_dict`; unknown keys raise TypeError."""
+        """Inverse of :meth:`to_dict` (a stored spec: former protocol names renamed silently); unknown keys
+        raise TypeError."""
+        if isinstance(protocols := d.get("protocols"), list | tuple):
+            d = d | {"protocols": [current(p, note=False) if isinstance(p, str) else p for p in protocols]}
         return cls(**d)

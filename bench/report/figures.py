@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from bench.errors import BenchError
 from bench.report import draw, imagery
 from bench.report.figure_cache import rendered
-from bench.report.selection import mixed_runs, select_runs
+from bench.report.selection import figure_selection, mixed_runs, select_runs
 from bench.report.tables import CellLike, ReportTable, SuiteLike, row_cells, row_keys, suite_rows
 from bench.report.words import fmt_number, metric_name
 from bench.results.runs import RunPaths
@@ -184,7 +184,7 @@ def render_plots(suite: SuiteLike, df: pd.DataFrame, tables: list[ReportTable], 
     """File name -> bytes: each table's metric over training per dataset; for the first table (the suite's
     own detector's), samples side by side per dataset and each selected run's grid and strip."""
     rows = suite_rows(suite, df)
-    first = tables[0]
+    first = replace(tables[0], selection=figure_selection(suite, tables[0].selection))  # a study's rule
     mine = first.key.rows(rows)
     selected = select_runs(mine, first.kind, first.selection)
     runs = [cell for cell in suite.cells if cell.spec.run_id in selected.index]

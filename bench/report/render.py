@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.report import gain
+from bench.report import gain, stale
 from bench.report.paper import PaperRow, PaperSource, PaperTable
 from bench.report.selection import SELECTION_RULES
 from bench.report.tables import CellResult, ReportTable
-from bench.report.words import DIGITS_RULE, fmt_delta, fmt_number, metric_name
+from bench.report.words import DIGITS_RULE, SIGN_RULE, fmt_number, fmt_signed, metric_name
 from bench.results.io import atomic_write_text
 
 UNALIGNED_TITLE = "paper (unaligned; column alignment unknown)"
@@ -38,6 +38,7 @@ class Shown:
     number: bool = False
     bold: bool = False
     flat: bool = False  # not clearly better than step 0 (‡)
+    stale: bool = False  # some run built with other model settings than the model's now (§)
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,10 @@ def caption(table: ReportTable) -> str:
 
 
 def digits_note(table: ReportTable) -> str:
-    """The rule behind the printed decimals."""
+    """The rule behind the printed decimals (and the differences' signs, where Δ sub-rows are printed)."""
     places = {0: "no decimals", 1: "one decimal"}.get(table.digits, f"{table.digits} decimals")
     n = f" (n = {table.num_gen:,} generated images)" if table.num_gen else ""
-    return f"Digits: {places}, {DIGITS_RULE[table.kind]}{n}."
+    return f"Digits: {places}, {DIGITS_RULE[table.kind]}{n}" + (f"; {SIGN_RULE}." if table.aligned_paper else ".")
 
 
 def notes(table: ReportTable) -> list[tuple[str, str]]:
@@ -158,7 +159,7 @@ def display_lines(table: ReportTable) -> list[Line]:
         previous = row.group
         if row.compared:
             lines.append(Line("paper", "", "paper", tuple(_paper_shown(v) for v in row.paper)))
-            deltas = tuple(_delta_shown(c, v, table.digits) for c, v in zip(row.cells, row.paper, strict=True))
+            deltas = tuple(_delta_shown(c, v, table) for c, v in zip(row.cells, row.paper, strict=True))
             lines.append(Line("delta", "", "Δ (ours − paper)", deltas))
     return lines
 
@@ -184,7 +185,7 @@ def _shown(cell: CellResult, table: ReportTable, bold: bool) -> Shown:
         return Shown(word + (f" ({cell.done}/{cell.runs} seeds done)" if cell.runs > 1 else ""))
     std = fmt_number(cell.std, table.kind, table.digits) if cell.std is not None else None
     text = fmt_number(cell.mean, table.kind, table.digits)
-    return Shown(text, std, number=True, bold=bold, flat=cell.flat)
+    return Shown(text, std, number=True, bold=bold, flat=cell.flat, stale=bool(cell.stale))
 
 
 def _paper_shown(value: float | str | None) -> Shown:
@@ -193,17 +194,17 @@ def _paper_shown(value: float | str | None) -> Shown:
     return Shown(value) if isinstance(value, str) else Shown(f"{value:.2f}", number=True)
 
 
-def _delta_shown(cell: CellResult, value: float | str | None, digits: int) -> Shown:
+def _delta_shown(cell: CellResult, value: float | str | None, table: ReportTable) -> Shown:
     if cell.status != "done" or value is None or isinstance(value, str):
         return Shown("--")
-    return Shown(fmt_delta(cell.mean - value, digits), number=True)
+    return Shown(fmt_signed(cell.mean - value, table.kind, table.digits), number=True)
 
 
 _LATEX = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
     "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
     ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$",
-    "†": r"\dag{}", "‡": r"\ddag{}", "×": r"$\times$", "³": r"$^3$", "→": r"$\rightarrow$",
+    "†": r"\dag{}", "‡": r"\ddag{}", "§": r"\S{}", "×": r"$\times$", "³": r"$^3$", "→": r"$\rightarrow$",
 }  # fmt: skip
 _STANDALONE_HEAD = (
     r"\documentclass{article}",
@@ -224,7 +225,7 @@ def _tex_cell(s: Shown) -> str:
         return latex_escape(s.text)
     body = s.text if s.std is None else f"{s.text} \\pm {s.std}"
     body = rf"\mathbf{{{body}}}" if s.bold else body
-    return f"${body}$" + (r"\ddag" if s.flat else "")
+    return f"${body}$" + (r"\ddag" if s.flat else "") + (r"\S" if s.stale else "")
 
 
 def _tex_label(line: Line) -> str:
@@ -288,7 +289,8 @@ def _tex_unaligned(table: ReportTable, lead: int) -> list[str]:
 def _md_cell(s: Shown) -> str:
     text = s.text if s.std is None else f"{s.text} ± {s.std}"
     text = f"**{text}**" if s.bold else text
-    return (text + f" {gain.MARK}" if s.flat else text).replace("|", "\\|")
+    marks = "".join(f" {mark}" for mark, on in ((gain.MARK, s.flat), (stale.MARK, s.stale)) if on)
+    return (text + marks).replace("|", "\\|")
 
 
 def _md_unaligned_note(paper: PaperTable) -> str:
@@ -332,7 +334,7 @@ _CSV_COLUMNS = (
     "suite", "metric", "selection", "source", "group", "label", "model", "dataset", "position",
     "image_number", "paper_image_number", "status", "seeds", "seeds_done", "value", "std", "text", "paper",
     "paper_protocol", "delta", "best", "detector", "detector_standard", "device", "step0", "clearly_better",
-    "budget_multiple",
+    "budget_multiple", "stale",
 )  # fmt: skip
 
 
@@ -377,6 +379,7 @@ def _csv_ours(table: ReportTable, i: int, j: int) -> dict[str, Any]:
         "step0": cell.step0 if done else None,
         "clearly_better": not cell.flat if done and cell.step0 is not None else None,
         "budget_multiple": row.multiple,
+        "stale": cell.stale if done else None,
     }  # fmt: skip
 
 

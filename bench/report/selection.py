@@ -51,6 +51,11 @@ class ProtocolKey:
 
     values: tuple[str, ...]
 
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ProtocolKey:
+        """The protocol of one stored row (a dict of :func:`bench.results.runs.eval_rows`)."""
+        return cls(tuple(_text(row.get(field)) for field in TABLE_FIELDS))
+
     def get(self, field: str) -> str:
         return self.values[TABLE_FIELDS.index(field)]
 
@@ -104,6 +109,16 @@ def mixed_runs(rows: pd.DataFrame) -> set[str]:
         return set()
     variants = _keys(rows, RUN_FIELDS).groupby(rows["run_id"]).nunique()
     return {str(r) for r in variants[variants > 1].index}
+
+
+def figure_selection(suite: object, selection: str) -> str:
+    """Which evaluation's sample grids the report's figures show and name: a study suite's (its ``[study]``
+    selection; 'last' for mean-last-K, the last of the evaluations it averages), else ``selection`` (the
+    tables')."""
+    study = getattr(suite, "study", None)
+    if study is None:
+        return selection
+    return "best" if study.selection == "best" else "last"
 
 
 def select_runs(rows: pd.DataFrame, kind: str, selection: str) -> pd.DataFrame:

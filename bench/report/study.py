@@ -61,6 +61,7 @@ class StudyCell:
     diverged: int = 0  # seeds whose run diverged (no value)
     unscored: int = 0  # seeds whose run finished without an evaluation of this metric within its budget
     flat: bool = False  # some seed's value is not clearly better than its step-0 value (bench.report.gain)
+    stale: str = ""  # what changed in the model since some seed's run was built (bench.report.stale)
 
     @property
     def n(self) -> int:

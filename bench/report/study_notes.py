@@ -12,7 +12,7 @@ from bench.report import gain
 from bench.report.study import StudyResult, StudyTable
 from bench.report.study_spread import Spread
 from bench.report.tables import num_gen_of
-from bench.report.words import DIGITS_RULE, fmt_number
+from bench.report.words import DIGITS_RULE, SIGN_RULE, fmt_number
 
 TIE = "(tie)"  # beside the best mean and the rows that cannot be told apart from it
 
@@ -54,10 +54,11 @@ def notes(result: StudyResult, table: StudyTable) -> list[tuple[str, str]]:
     places = {0: "no decimals", 1: "one decimal"}.get(table.digits, f"{table.digits} decimals")
     images = f" (n = {n:,} generated images)" if n else ""
     seeds = ", ".join(map(str, table.seeds))
+    signs = f"; {SIGN_RULE} (comparisons, verdicts)" if table is result.main and result.pairs else ""
     out = [
         ("Protocol:", f"{table.protocol}."),
         ("Value per run:", f"{result.selection_text}."),
-        ("", f"Digits: {places}, {DIGITS_RULE[table.kind]}{images}."),
+        ("", f"Digits: {places}, {DIGITS_RULE[table.kind]}{images}{signs}."),
         ("Seeds:", f"{seeds} (`--seeds` reruns with others). Bold only when the best mean is significantly better "
                    f"than every other row ({TESTS[result.study.test]}, {_level(result)}, unadjusted); otherwise the "
                    f"best and every row not told apart from it carry {TIE}; a row of one seed is told apart from "

@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from bench.plan.studies import TESTS, Claim
 from bench.report import gain
+from bench.report import stale as stale_marks
 from bench.report.render import _STANDALONE_HEAD as STANDALONE_HEAD
 from bench.report.render import latex_escape
 from bench.report.stats import INCONCLUSIVE, Comparison, Summary
@@ -41,23 +42,28 @@ from bench.report.study_notes import (
     spread_head,
     tuning_text,
 )
-from bench.report.words import fmt_number
+from bench.report.words import fmt_number, fmt_signed
 
 if TYPE_CHECKING:
     from bench.report.figures import Axis
 
 
-def _num(value: float, table: StudyTable) -> str:
-    return fmt_number(value, table.kind, table.digits)
+def _num(value: float, table: StudyTable, tex: bool = False) -> str:
+    """``value`` at the table's digits; ``tex``: for LaTeX text mode, a negative one with the minus sign '−'
+    (which :func:`latex_escape` writes ``$-$``; a hyphen there would print as a hyphen)."""
+    return _minus(fmt_number(value, table.kind, table.digits), tex)
 
 
-def _signed(value: float, table: StudyTable) -> str:
-    text = _num(value, table)
-    return text if text.startswith("-") else "+" + text
+def _minus(text: str, tex: bool) -> str:
+    return "−" + text[1:] if tex and text.startswith("-") else text
 
 
-def _interval(lo: float | None, hi: float | None, table: StudyTable) -> str:
-    return "--" if lo is None or hi is None else f"[{_num(lo, table)}, {_num(hi, table)}]"
+def _signed(value: float, table: StudyTable, tex: bool = False) -> str:
+    return _minus(fmt_signed(value, table.kind, table.digits), tex)
+
+
+def _interval(lo: float | None, hi: float | None, table: StudyTable, tex: bool = False) -> str:
+    return "--" if lo is None or hi is None else f"[{_num(lo, table, tex)}, {_num(hi, table, tex)}]"
 
 
 def _seeds_note(cell: StudyCell) -> str:
@@ -75,15 +81,18 @@ def _marks(table: StudyTable, j: int, model: str) -> tuple[bool, bool]:
     return group.clear, not group.clear
 
 
-def _cell_parts(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float) -> tuple[str, str, str]:
-    """(number, interval, note) of one cell; number '' when the cell has no value."""
+def _cell_parts(
+    table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float, tex: bool = False
+) -> tuple[str, str, str]:
+    """(number, interval, note) of one cell; number '' when the cell has no value (``tex``: the interval for
+    LaTeX text mode; the number goes into math mode, where '-' is a minus, in either case)."""
     s: Summary | None = cell.summary(alpha)
     if s is None:
         return "", "", "--" if not cell.planned else f"no value ({_seeds_note(cell)})"
     number = _num(s.mean, table) + (f" ± {_num(s.std, table)}" if s.std is not None else "")
     if s.half is None:
         return number, "", "1 seed: no interval" + (f"; {_seeds_note(cell)}" if cell.planned > 1 else "")
-    return number, _interval(s.lo, s.hi, table), _seeds_note(cell)
+    return number, _interval(s.lo, s.hi, table, tex), _seeds_note(cell)
 
 
 def md_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float) -> str:
@@ -93,31 +102,33 @@ def md_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float
         return note
     bold, tie = _marks(table, j, model)
     number = f"**{number}**" if bold else number
-    return " ".join(p for p in (number, interval, note, TIE if tie else "", gain.MARK if cell.flat else "") if p)
+    marks = (TIE if tie else "", gain.MARK if cell.flat else "", stale_marks.MARK if cell.stale else "")
+    return " ".join(p for p in (number, interval, note, *marks) if p)
 
 
 def _tex_cell(table: StudyTable, j: int, model: str, cell: StudyCell, alpha: float) -> str:
-    number, interval, note = _cell_parts(table, j, model, cell, alpha)
+    number, interval, note = _cell_parts(table, j, model, cell, alpha, tex=True)
     if not number:
         return latex_escape(note)
     bold, tie = _marks(table, j, model)
     body = number.replace(" ± ", r" \pm ")
     body = rf"\mathbf{{{body}}}" if bold else body
     small = ", ".join(p for p in (interval, note, TIE if tie else "") if p)
-    return f"${body}$ {{\\scriptsize {latex_escape(small)}}}" + (r"\ddag" if cell.flat else "")
+    marks = (r"\ddag" if cell.flat else "") + (r"\S" if cell.stale else "")
+    return f"${body}$ {{\\scriptsize {latex_escape(small)}}}" + marks
 
 
 def _label(result: StudyResult, model: str) -> str:
     return result.labels.get(model, model)
 
 
-def _pair_cells(result: StudyResult, pair: PairResult) -> list[str]:
+def _pair_cells(result: StudyResult, pair: PairResult, tex: bool = False) -> list[str]:
     c = pair.comparison
     name = f"{_label(result, pair.a)} − {_label(result, pair.b)}"
-    diff = "--" if c.diff is None else _signed(c.diff, result.main)
+    diff = "--" if c.diff is None else _signed(c.diff, result.main, tex)
     test = f"{TESTS[c.test]}, df {c.df:.1f}" if c.tested else f"no test: {c.why}"
     p = "--" if c.p is None else p_text(c.p)
-    return [name, pair.dataset, diff, _interval(c.lo, c.hi, result.main), test, p, _seed_counts(pair)]
+    return [name, pair.dataset, diff, _interval(c.lo, c.hi, result.main, tex), test, p, _seed_counts(pair)]
 
 
 def _seed_counts(pair: PairResult) -> str:
@@ -152,14 +163,15 @@ def _pair_head(result: StudyResult) -> list[str]:
     return head
 
 
-def verdict_line(result: StudyResult, claim: ClaimResult) -> str:
-    """One claim on one dataset: verdict, effect with its interval, test, p (raw and Holm), seeds."""
+def verdict_line(result: StudyResult, claim: ClaimResult, tex: bool = False) -> str:
+    """One claim on one dataset: verdict, effect with its interval, test, p (raw and Holm), seeds (``tex``:
+    negative numbers with the minus sign '−', for :func:`latex_escape`)."""
     table, pair, c = result.main, claim.pair, claim.pair.comparison
     a, b = _label(result, claim.claim.better), _label(result, claim.claim.than)
     head = f"{claim.claim.name} ({a} better than {b}) on {pair.dataset}: {claim.verdict}"
     if c.diff is None:
         return f"{head}; {c.why} ({_seed_counts(pair)})."
-    effect = f"Δ {result.main.unit} ({a} − {b}) = {_signed(c.diff, table)}"
+    effect = f"Δ {result.main.unit} ({a} − {b}) = {_signed(c.diff, table, tex)}"
     if not c.tested:
         return f"{head}; {effect}, {c.why}; rests on {_seed_counts(pair)}."
     level = f"{1 - result.study.alpha:.0%}"
@@ -167,14 +179,14 @@ def verdict_line(result: StudyResult, claim: ClaimResult) -> str:
     if claim.verdict == INCONCLUSIVE and c.excludes_zero():
         head += f" (the {level} interval excludes 0, but not after Holm's correction)"
     return (
-        f"{head}; {effect} [{level} CI {_num(c.lo, table)}, {_num(c.hi, table)}], {TESTS[c.test]} "
+        f"{head}; {effect} [{level} CI {_num(c.lo, table, tex)}, {_num(c.hi, table, tex)}], {TESTS[c.test]} "
         f"(df {c.df:.1f}), {p_is('p', c.p)}{holm}; rests on {_seed_counts(pair)}."
     )
 
 
-def verdict_lines(result: StudyResult) -> list[str]:
-    """One line per claim and dataset (the end of `run` and of the report print these)."""
-    return [verdict_line(result, c) for c in result.claims]
+def verdict_lines(result: StudyResult, tex: bool = False) -> list[str]:
+    """One line per claim and dataset (the end of `run` and of the report print these; ``tex``: for LaTeX)."""
+    return [verdict_line(result, c, tex) for c in result.claims]
 
 
 def render_markdown(result: StudyResult) -> str:
@@ -285,7 +297,7 @@ def _tex_spread(result: StudyResult) -> list[str]:
 
 
 def _tex_pairs(result: StudyResult) -> list[str]:
-    rows = [list(_pair_cells(result, p)) for p in result.pairs]
+    rows = [_pair_cells(result, p, tex=True) for p in result.pairs]
     return _tex_simple(_pairs_caption(result), "llrrlrl", list(_pair_head(result)), rows)
 
 
@@ -301,7 +313,7 @@ def render_latex(result: StudyResult, *, standalone: bool = False) -> str:
         tex += _tex_pairs(result)
     if result.claims:
         tex += [latex_escape(_verdicts_caption(result)), r"\begin{itemize}"]
-        tex += [rf"\item {latex_escape(line)}" for line in verdict_lines(result)]
+        tex += [rf"\item {latex_escape(line)}" for line in verdict_lines(result, tex=True)]
         tex += [r"\end{itemize}", latex_escape("Claims: " + "; ".join(map(_claim_source, result.study.claims)) + ".")]
     if standalone:
         tex = [*STANDALONE_HEAD, *tex, r"\end{document}"]
@@ -330,7 +342,7 @@ def study_csv(result: StudyResult) -> str:
                 records.append({
                     "section": "cell", "metric": table.metric, "model": r.model, "label": r.label,
                     "dataset": table.datasets[j], "n": cell.n, "planned": cell.planned, "diverged": cell.diverged,
-                    "unscored": cell.unscored,
+                    "unscored": cell.unscored, "stale": cell.stale,
                     **_summary_record(cell.summary(alpha)), "best": bold, "tied": tie, "clearly_better": not cell.flat,
                 })  # fmt: skip
     metric = result.main.metric
@@ -357,15 +369,18 @@ def study_files(
     standalone: bool = False,
     axis: Axis | None = None,
     noise: pd.DataFrame | None = None,
+    stale: dict[str, str] | None = None,
 ) -> dict[str, bytes]:
     """The study of ``suite`` as relative path -> bytes: ``tables/<suite>-study.{md,tex,csv}`` and, with
     ``figures``, ``plots/<suite>/study_<metric>_<dataset>.{png,pdf}`` (``axis``: the figures' x axis;
-    default: :func:`bench.report.figures.x_axis`; ``noise``: re-scored snapshots for the spread table)."""
+    default: :func:`bench.report.figures.x_axis`; ``noise``: re-scored snapshots for the spread table; ``stale``:
+    run_id -> what changed in its model since it ran, :func:`bench.report.stale.stale_runs`, marked in the cells)."""
     from bench.report.budgets import compute_note
     from bench.report.structure import structure_note
 
     result = build_study(suite, df, states=states, noise=noise)
     result = replace(result, notes=tuple(n for n in (compute_note(suite.cells), structure_note(suite)) if n))
+    result = stale_marks.mark_study_stale(result, suite, stale) if stale else result
     texts = {".md": render_markdown(result), ".tex": render_latex(result, standalone=standalone),
              ".csv": study_csv(result)}  # fmt: skip
     files = {f"tables/{result.suite}-study{suffix}": text.encode() for suffix, text in texts.items()}

@@ -92,6 +92,7 @@ class CellResult:
     devices: tuple[str, ...] = ()  # device types the runs trained on (collect's ``device`` column)
     step0: float | None = None  # mean step-0 value over the seeds that have one (bench.report.gain)
     flat: bool = False  # some seed's value is not clearly better than its step-0 value
+    stale: str = ""  # what changed in the model since some seed's run was built (bench.report.stale.mark_stale)
 
     @property
     def mean(self) -> float:

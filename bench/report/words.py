@@ -21,6 +21,8 @@ DIGITS_RULE = {
     "pr": "down to the first digit of a share's binomial noise, 0.5/sqrt(n)",
 }
 
+SIGN_RULE = "a difference (Δ) at the same digits, signed; one that rounds to zero is printed 0, without a sign"
+
 
 class _Cell(Protocol):
     spec: RunSpec
@@ -56,9 +58,11 @@ def fmt_number(value: float, kind: str, digits: int) -> str:
     return f"{round(scaled, digits) + 0.0:.{digits}f}"
 
 
-def fmt_delta(value: float, digits: int) -> str:
-    """Signed, ``digits`` decimals (ours − paper)."""
-    return f"{round(value, digits) + 0.0:+.{digits}f}"
+def fmt_signed(value: float, kind: str, digits: int) -> str:
+    """A difference as :func:`fmt_number`, signed ('+3', '-46'); one that rounds to zero at ``digits`` is
+    '0' without a sign (:data:`SIGN_RULE`)."""
+    text = fmt_number(value, kind, digits)
+    return text if text.startswith("-") or float(text) == 0 else "+" + text
 
 
 def protocol_text(rows: pd.DataFrame, metric: str) -> str:

@@ -54,12 +54,15 @@ def write_report(
     """
     from bench.report.figures import render_plots  # matplotlib and torch: only when writing a report
     from bench.report.render import table_files
+    from bench.report.stale import mark_stale, stale_runs
     from bench.report.tables import build_tables
     from bench.results.io import write_if_changed
 
     runs_root = Path(out if out is not None else out_dir)
     states = states if states is not None else read_states(suite.cells, runs_root)
     tables = build_tables(suite, df, selection=selection, metric=metric, states=states, detector=detector)
+    stale = stale_runs(suite.cells, runs_root)  # runs built with other model settings than the model's now
+    tables = [mark_stale(t, suite, stale) for t in tables]
     files = {Path(out_dir) / "tables" / name: text.encode() for t in tables for name, text in table_files(
         t, standalone=standalone).items()}  # fmt: skip
     if with_plots:
@@ -70,7 +73,8 @@ def write_report(
         from bench.results.collect import collect_eval_noise
 
         noise = collect_eval_noise(runs_root, suite.name)
-        study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone, noise=noise)
+        study = study_files(suite, df, states=states, figures=with_plots, standalone=standalone, noise=noise,
+                            stale=stale)  # fmt: skip
         files |= {Path(out_dir) / name: data for name, data in study.items()}
     for path, data in files.items():
         write_if_changed(path, data)

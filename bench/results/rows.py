@@ -133,9 +133,9 @@ def row_problem(row: Any) -> str | None:
 
 def current_row(row: dict[str, Any]) -> dict[str, Any]:
     """``row`` with its metric under the protocol's current name (rows stored under a former name, e.g.
-    ``fid5k_full``, are read, selected and compared as the same protocol as new ones)."""
+    ``fid5k_full``, are read, selected and compared as the same protocol as new ones; silently: nothing typed)."""
     metric = row.get("metric")
-    return row | {"metric": current_metric(metric)} if isinstance(metric, str) else row
+    return row | {"metric": current_metric(metric, note=False)} if isinstance(metric, str) else row
 
 
 def state_problem(state: dict[str, Any]) -> str | None:

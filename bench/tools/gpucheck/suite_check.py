@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bench.plan.suites import Cell, load_suite
+from bench.report.selection import ProtocolKey
 from bench.results.io import atomic_write_bytes, read_jsonl
 from bench.results.runs import RunPaths, eval_rows, read_state
 from bench.tools.gpucheck.settings import DATASET, DETECTOR, GpuCheckSettings, Plan
@@ -131,8 +132,16 @@ def _compare(ref: Cell, cell: Cell, work: Path, killed_at: int | None) -> dict[s
     row["equal"] = all(torch.equal(u, v) for _, u, v in diffs) and _same(x["optim"], y["optim"])
     row["max_abs_diff"] = max(((u.double() - v.double()).abs().max().item() for _, u, v in diffs
                                if u.is_floating_point()), default=0.0)  # fmt: skip
-    scores = [{r["metric"]: r["value"] for r in eval_rows(p)} for p in (a, b)]
+    scores = [run_scores(p) for p in (a, b)]
     return row | {"scores": scores[0], "scores_resumed": scores[1], "scores_equal": scores[0] == scores[1]}
+
+
+def run_scores(paths: RunPaths) -> dict[str, float]:
+    """The run's scores, each keyed on its whole protocol (:class:`~bench.report.selection.ProtocolKey`: metric,
+    detector and its weights, mode, images, reference...) and the snapshot it scored: ``'fid50_full_clean
+    effnet-lite0-1a2b3c4d snapshots/snap-00000040.pt'``."""
+    keys = ((ProtocolKey.of(r), r) for r in eval_rows(paths))
+    return {f"{k.metric} {k.slug} {r.get('snapshot')}": r["value"] for k, r in keys}
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -202,12 +202,14 @@ def precision_fid_check(
 
     Both precisions train the same number of steps (not the same seconds: their speeds differ),
     so only numerics differ. Pass: |mean bf16 - mean fp32| <= the fp32 seed-to-seed range.
-    Runs live under ``<out>/runs/perf-<suite>-precision/`` and are skipped once done.
+    Runs live under ``<out>/runs/perf-<suite>-precision/`` and are skipped once done; their rows are read as
+    the report reads them (a hand-edited row: :class:`~bench.results.runs.UnreadableRunError`), the last of
+    the cell's own protocol (its detector: a snapshot re-scored with another is not its FID).
     """
     import dataclasses
 
     from bench.plan.suites import filter_cells, load_suite
-    from bench.results.runs import eval_rows
+    from bench.results.runs import checked_eval_rows
     from bench.training.cell import run_cell
 
     suite, model, seeds, iters = check.fid_suite, check.fid_model, check.fid_seeds, check.fid_iters
@@ -222,7 +224,10 @@ def precision_fid_check(
                 budget_hours=None, max_iters=iters, eval_fractions=(1.0,),
             )  # fmt: skip
             status = run_cell(spec, LoopOptions(out=out, device=device, progress=False))
-            fids = [r["value"] for r in eval_rows(RunPaths.of(out, spec)) if r["metric"] == metric]
+            own = (metric, spec.detector)
+            fids = [
+                r["value"] for r in checked_eval_rows(RunPaths.of(out, spec)) if (r["metric"], r.get("detector")) == own
+            ]
             rows.append({"precision": precision, "seed": seed, "status": status, "fid": fids[-1] if fids else None,
                          "run_id": spec.run_id})  # fmt: skip
     fid = {p: [r["fid"] for r in rows if r["precision"] == p and r["fid"] is not None] for p in ("fp32", "bf16")}
