@@ -20,10 +20,12 @@ mit-han-lab/data-efficient-gans @0b63395, ``DiffAugment-biggan-cifar/``: the scr
   running statistics (``bn="running"``, BigGAN-PyTorch's ``--G_eval_mode``) and standing
   statistics (``bn="standing"``, ``--accumulate_stats``) stay selectable.
 
-Architecture: DA's BigGAN is a 32 px CIFAR network; the networks here are BigGAN-PyTorch @9845943's
-128 / 256 px ImageNet tables with the shared class embedding and hierarchical latents of its
-ImageNet script (``models.biggan_layers``; ch 64, the parser default), the only reference at those
-sizes; attention is off as in DA's script (``--G_attn 0 --D_attn 0``).
+Architecture (``arch``; ``models.biggan_layers``; ch 64, the parser default): at 32 px DA's own
+network, BigGAN-PyTorch @9845943's CIFAR tables with its parser's latents (``--dim_z 128`` into G's
+first linear, no shared embedding, no hierarchical z: DA's script sets neither ``--G_shared`` nor
+``--hier``); at other sizes, where DA has no network, the 128 / 256 px ImageNet tables with the
+shared class embedding and hierarchical latents of the ImageNet script, the only reference there.
+Attention is off as in DA's script (``--G_attn 0 --D_attn 0``).
 
 ``biggan-paper`` takes the BigGAN paper's model and optimisation (orthogonal init, attention at
 the tables' sides, lr G 5e-5 / D 2e-4, two D steps, orthogonal regularisation 1e-4) and DA's
@@ -49,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import GANModel, Sampling
-from models.biggan_layers import ARCH_STATUS, G_ARCH, INITS, Discriminator, Generator
+from models.biggan_layers import ARCH_STATUS, ARCHS, G_ARCH, INITS, Discriminator, Generator
 from models.common import diff_augment, ema_update
 from models.config import ModelConfig
 from models.registry import ModelConfigError, Source, register_model
@@ -67,6 +69,7 @@ class BigGANConfig(ModelConfig):
     family: ClassVar[str] = "biggan"
 
     ch: int = 64  # width multiplier of G and D (BigGAN-PyTorch --G_ch/--D_ch default)
+    arch: str | None = None  # "cifar" (DA's 32 px network) or "imagenet"; None: "cifar" at 32 px, else "imagenet"
     init: str = "N02"  # G and D weight init: N(0, 0.02) (DA --G_init N02 --D_init N02) or "ortho" (parser default)
     batch_size: int = 50  # images per step (DA --batch_size 50)
     lr_g: float = 2e-4  # G Adam lr (DA --G_lr; paper 5e-5; ImageNet script 1e-4)
@@ -88,15 +91,19 @@ class BigGANConfig(ModelConfig):
         self._unit_interval("ema_decay")
         self._policy("policy")
         self._choice("init", INITS)
+        if self.arch is not None:
+            self._choice("arch", ARCHS)
         for key in ("g_attn", "d_attn"):
             if getattr(self, key) is not None:
                 self._non_negative(key)
 
     def resolved(self, resolution: int) -> BigGANConfig:
-        """The attention sides filled in for ``resolution`` (capped so small models keep one layer)."""
+        """The architecture and attention sides filled in for ``resolution`` (attention capped so small
+        models keep one layer)."""
+        arch = ("cifar" if resolution == 32 else "imagenet") if self.arch is None else self.arch
         g_attn = (128 if resolution >= 256 else min(64, resolution)) if self.g_attn is None else self.g_attn
         d_attn = min(64, resolution // 2) if self.d_attn is None else self.d_attn
-        return self.replace(g_attn=g_attn, d_attn=d_attn)
+        return self.replace(arch=arch, g_attn=g_attn, d_attn=d_attn)
 
 
 def truncate_z(z: Tensor, psi: float) -> Tensor:
@@ -150,11 +157,11 @@ class BigGAN(GANModel):
         self.cfg = cfg = cfg.resolved(resolution)
         self.hparams = cfg.hparams()
         self.resolution, self.batch_size = resolution, cfg.batch_size
-        self.arch_status = ARCH_STATUS[resolution]
+        self.arch_status = "reference" if cfg.arch == "cifar" else ARCH_STATUS[resolution]
         # DA eval.py: G_ema in train mode (no --G_eval_mode), G_batch_size = max(0, batch_size)
         self.sampling = Sampling("batch", cfg.batch_size, "batch", "DA eval.py: G_ema.train(), batch = batch_size")
-        self.generator = Generator(resolution, cfg.ch, cfg.g_attn, cfg.init)
-        self.discriminator = Discriminator(resolution, cfg.ch, cfg.d_attn, cfg.init)
+        self.generator = Generator(resolution, cfg.ch, cfg.g_attn, cfg.init, cfg.arch)
+        self.discriminator = Discriminator(resolution, cfg.ch, cfg.d_attn, cfg.init, cfg.arch)
         self.g_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         self.z_dim = self.generator.z_dim
         # every G matrix/conv weight (the raw weight under spectral norm), not the shared embedding
@@ -227,9 +234,11 @@ TINY = dict(ch=4, batch_size=2)
 DA_SRC, BG_SRC = "DiffAugment-biggan-cifar @0b63395", "BigGAN-PyTorch @9845943"
 PAPER_SRC = "BigGAN paper (Brock et al. 2019) / BigGAN-PyTorch @9845943 parser"
 TABLES = "G/D tables of BigGAN.py at 128/256 px (32/64 px: cuts of the 128 table; 512/1024: extension), ch 64"
+CIFAR = "32 px: the CIFAR tables of BigGAN.py, dim_z 128 into G's linear, no shared embedding or hierarchical z"
 DA_SOURCES = {
-    "architecture": Source(BG_SRC, f"{TABLES}, shared embedding + hierarchical z (ImageNet script); no attention "
-                           "(as DA's --G_attn 0 --D_attn 0)"),
+    "architecture": Source(f"{DA_SRC} / {BG_SRC}", f"{CIFAR} (DA's network: parser defaults); other sizes: "
+                           f"{TABLES}, shared embedding + hierarchical z (ImageNet script); no attention "
+                           "(DA's --G_attn 0 --D_attn 0)"),
     "init": Source(DA_SRC, "N(0, 0.02) on every conv/linear/embedding weight (--G_init N02 --D_init N02)"),
     "optimiser/schedule": Source(DA_SRC, "batch 50, 4 D steps per G step each on its own real batch, "
                                  "Adam 2e-4 / 2e-4, betas (0, 0.999), eps 1e-8 (DiffAugment-biggan-cifar10.sh)"),
@@ -250,7 +259,8 @@ PAPER_SOURCES = DA_SOURCES | {
 
 @register_model("biggan", recipe=f"{DA} (training, eval.py sampling) on {ARCH}", tiny=TINY, sources=DA_SOURCES)
 def biggan(resolution: int, **kw: Any) -> BigGAN:
-    """BigGAN with the DiffAugment authors' limited-data recipe (module docstring): N(0, 0.02) init,
+    """BigGAN with the DiffAugment authors' limited-data recipe (module docstring): their CIFAR network
+    at 32 px (the ImageNet tables elsewhere), N(0, 0.02) init,
     no attention, batch 50, 4 D steps on 4 real batches, lr 2e-4 / 2e-4, eps 1e-8, no ortho reg,
     EMA 0.9999 from step 1000, DiffAugment 'translation,cutout', sampling in train-mode BatchNorm.
     An extra row: the FastGAN paper has no BigGAN.
@@ -265,10 +275,10 @@ def biggan(resolution: int, **kw: Any) -> BigGAN:
 @register_model("biggan-paper", recipe=f"BigGAN paper / {BG_SRC} parser defaults on {ARCH}", tiny=TINY,
                 sources=PAPER_SOURCES)  # fmt: skip
 def biggan_paper(resolution: int, **kw: Any) -> BigGAN:
-    """biggan with the BigGAN paper's model and optimisation: orthogonal init, attention at the
-    tables' sides, lr G 5e-5 / D 2e-4, two D steps per G step (BigGAN-PyTorch's parser defaults)
-    and orthogonal regularisation 1e-4 (the paper text; the released scripts use 0); DA's batch,
-    augmentation, EMA and sampling.
+    """biggan with the BigGAN paper's model and optimisation: the ImageNet architecture at every size,
+    orthogonal init, attention at the tables' sides, lr G 5e-5 / D 2e-4, two D steps per G step
+    (BigGAN-PyTorch's parser defaults) and orthogonal regularisation 1e-4 (the paper text; the
+    released scripts use 0); DA's batch, augmentation, EMA and sampling.
 
     Params (ch 64, one class) at 128 / 256 px: G 31,850,756 / 37,136,132; D 38,425,282 / 43,422,914
     (BigGAN-PyTorch instantiated, comparison_models.md).
@@ -279,6 +289,7 @@ def biggan_paper(resolution: int, **kw: Any) -> BigGAN:
         "d_steps": 2,
         "ortho_reg": 1e-4,
         "init": "ortho",
+        "arch": "imagenet",
         "g_attn": None,
         "d_attn": None,
     }

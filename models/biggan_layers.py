@@ -1,9 +1,19 @@
 """BigGAN's layers and networks (Brock et al. 2019) in unconditional form, written from the facts in
 ``shared/reference/comparison_models.md`` (BigGAN-PyTorch @9845943 ``BigGAN.py``, ``layers.py``).
 
-Unconditional use keeps the conditional machinery with ``n_classes = 1`` and every label 0: the
-shared class embedding (128-d) and hierarchical latents (skip-z) stay, so the parameter counts
-are those of the reference implementation at one class.
+Unconditional use keeps the conditional machinery with ``n_classes = 1`` and every label 0, so the
+parameter counts are those of the reference implementation at one class. Two architectures
+(``arch``):
+
+- ``"imagenet"`` (the ImageNet script): shared class embedding (128-d) and hierarchical latents
+  (skip-z), on the 128 / 256 px tables below.
+- ``"cifar"`` (the 32 px CIFAR networks of BigGAN-PyTorch's ``BigGAN.py``, which DiffAugment's
+  BigGAN-CIFAR trains; its parser's defaults ``--dim_z 128``, no ``--G_shared``, no ``--hier``):
+  all 128 latents feed G's first linear; each conditional BatchNorm takes its gain and bias from
+  a plain embedding of the class (one class: a learned per-channel affine); G has three blocks
+  of 4ch channels (:data:`CIFAR_G`), D four of 4ch, downsampling in the first two (:data:`CIFAR_D`).
+
+ImageNet architecture:
 
 - G: ``z`` is split into chunks of 20; chunk 0 feeds an SN linear to a (16ch, 4, 4) map, chunk
   k (k >= 1) joins the shared embedding as the conditioning of block k - 1's two conditional
@@ -56,6 +66,11 @@ D_ARCH: dict[int, tuple[int, ...]] = {
     512: (1, 1, 2, 4, 8, 8, 16, 16),
     1024: (1, 1, 1, 2, 4, 8, 8, 16, 16),
 }
+# The CIFAR networks (32 px only): G block outputs (inputs 4ch too); D block outputs and downsampling.
+CIFAR_G: tuple[int, ...] = (4, 4, 4)
+CIFAR_D: tuple[tuple[int, ...], tuple[bool, ...]] = ((4, 4, 4, 4), (True, True, False, False))
+CIFAR_Z_DIM = 128  # BigGAN-PyTorch --dim_z default
+ARCHS = ("cifar", "imagenet")
 ARCH_STATUS = {
     32: "test-scale",
     64: "test-scale",
@@ -145,6 +160,14 @@ def sn_linear(c_in: int, c_out: int, bias: bool = True) -> nn.Linear:
     return _sn(nn.Linear(c_in, c_out, bias=bias))
 
 
+def _check_arch(arch: str, resolution: int) -> None:
+    """Reject an unknown architecture, or the CIFAR networks at any side but 32."""
+    if arch not in ARCHS:
+        raise ModelConfigError(f"arch must be one of {ARCHS}, got {arch!r}")
+    if arch == "cifar" and resolution != 32:
+        raise ModelConfigError(f"arch 'cifar' exists at 32 px only, got {resolution}; use arch = 'imagenet'")
+
+
 def _check_attn(attn: int, sides: list[int]) -> None:
     """Reject an attention side that no block produces (0 means no attention)."""
     if attn and attn not in sides:
@@ -164,6 +187,22 @@ class ConditionalBN(nn.Module):
         # x (B, C, H, W), y (B, cond_dim)
         gain = 1 + self.gain(y)[:, :, None, None]  # (B, C, 1, 1)
         return self.bn(x) * gain + self.bias(y)[:, :, None, None]
+
+
+class ClassBN(nn.Module):
+    """BatchNorm without affine parameters; gain ``1 + E_g[label]`` and bias ``E_b[label]`` from plain
+    class embeddings (BigGAN-PyTorch's ccbn without ``--G_shared``)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Embedding(1, channels)
+        self.bias = nn.Embedding(1, channels)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        # x (B, C, H, W), labels (B,) long
+        gain = 1 + self.gain(labels)[:, :, None, None]  # (B, C, 1, 1)
+        return self.bn(x) * gain + self.bias(labels)[:, :, None, None]
 
 
 class SelfAttention(nn.Module):
@@ -199,16 +238,17 @@ class SelfAttention(nn.Module):
 class GBlock(nn.Module):
     """cBN -> ReLU -> up x2 -> conv3x3 -> cBN -> ReLU -> conv3x3, plus shortcut up x2 -> conv1x1."""
 
-    def __init__(self, c_in: int, c_out: int, cond_dim: int):
+    def __init__(self, c_in: int, c_out: int, cond_dim: int | None):
         super().__init__()
-        self.bn1 = ConditionalBN(c_in, cond_dim)
+        # cond_dim None: the CIFAR networks' class-embedding BatchNorm
+        self.bn1 = ClassBN(c_in) if cond_dim is None else ConditionalBN(c_in, cond_dim)
         self.conv1 = sn_conv(c_in, c_out)
-        self.bn2 = ConditionalBN(c_out, cond_dim)
+        self.bn2 = ClassBN(c_out) if cond_dim is None else ConditionalBN(c_out, cond_dim)
         self.conv2 = sn_conv(c_out, c_out)
         self.conv_sc = sn_conv(c_in, c_out, 1)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        # x (B, c_in, H, W), y (B, cond_dim) -> (B, c_out, 2H, 2W)
+        # x (B, c_in, H, W), y (B, cond_dim) or labels (B,) -> (B, c_out, 2H, 2W)
         h = F.interpolate(F.relu(self.bn1(x, y)), scale_factor=2.0, mode="nearest")
         h = self.conv2(F.relu(self.bn2(self.conv1(h), y)))
         # a 1x1 conv commutes with nearest upsampling; convolving first is cheaper
@@ -216,17 +256,22 @@ class GBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """BigGAN generator with shared embedding (one class) and hierarchical z."""
+    """BigGAN generator: shared embedding (one class) and hierarchical z (``arch="imagenet"``), or the
+    CIFAR network's full z into the first linear and class-embedding BatchNorm (``arch="cifar"``)."""
 
-    def __init__(self, resolution: int, ch: int = 64, attn: int = 0, init: str = "N02"):
+    def __init__(self, resolution: int, ch: int = 64, attn: int = 0, init: str = "N02", arch: str = "imagenet"):
         super().__init__()
-        mults = G_ARCH[resolution]
-        self.z_dim = Z_CHUNK * (len(mults) + 1)
-        chans = [16 * ch] + [m * ch for m in mults]
-        self.shared = nn.Embedding(1, SHARED_DIM)  # no spectral norm, no ortho reg
-        self.linear = sn_linear(Z_CHUNK, chans[0] * 4 * 4)
+        _check_arch(arch, resolution)
+        self.hier = arch == "imagenet"
+        mults, first = (G_ARCH[resolution], 16) if self.hier else (CIFAR_G, CIFAR_G[0])
+        self.z_dim = Z_CHUNK * (len(mults) + 1) if self.hier else CIFAR_Z_DIM
+        chans = [first * ch] + [m * ch for m in mults]
+        # no spectral norm, no ortho reg on the shared embedding
+        self.shared = nn.Embedding(1, SHARED_DIM) if self.hier else None
+        self.linear = sn_linear(Z_CHUNK if self.hier else self.z_dim, chans[0] * 4 * 4)
+        cond = SHARED_DIM + Z_CHUNK if self.hier else None
         self.blocks = nn.ModuleList(
-            GBlock(c_in, c_out, SHARED_DIM + Z_CHUNK) for c_in, c_out in zip(chans[:-1], chans[1:], strict=True)
+            GBlock(c_in, c_out, cond) for c_in, c_out in zip(chans[:-1], chans[1:], strict=True)
         )
         sides = [8 * 2**i for i in range(len(mults))]  # output side of each block
         _check_attn(attn, sides)
@@ -239,11 +284,16 @@ class Generator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         # z (B, z_dim) -> (B, 3, R, R) in [-1, 1]
-        zs = z.split(Z_CHUNK, dim=1)
-        y = self.shared(torch.zeros(z.size(0), dtype=torch.long, device=z.device))  # (B, 128), label 0
-        h = self.linear(zs[0]).view(z.size(0), -1, 4, 4)  # (B, 16ch, 4, 4)
-        for block, attn, z_k in zip(self.blocks, self.attns, zs[1:], strict=True):
-            h = attn(block(h, torch.cat([y, z_k], dim=1)))
+        labels = torch.zeros(z.size(0), dtype=torch.long, device=z.device)  # the one class
+        if self.shared is not None:  # hierarchical: chunk 0 to the linear, chunk k + 1 to block k's BatchNorms
+            zs = z.split(Z_CHUNK, dim=1)
+            y = self.shared(labels)  # (B, 128)
+            h, conds = self.linear(zs[0]), [torch.cat([y, z_k], dim=1) for z_k in zs[1:]]
+        else:
+            h, conds = self.linear(z), [labels] * len(self.blocks)
+        h = h.view(z.size(0), -1, 4, 4)  # (B, C0, 4, 4)
+        for block, attn, cond in zip(self.blocks, self.attns, conds, strict=True):
+            h = attn(block(h, cond))
         return torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
 
 
@@ -271,13 +321,16 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """BigGAN discriminator with the projection term for the single class."""
 
-    def __init__(self, resolution: int, ch: int = 64, attn: int = 0, init: str = "N02"):
+    def __init__(self, resolution: int, ch: int = 64, attn: int = 0, init: str = "N02", arch: str = "imagenet"):
         super().__init__()
-        mults = D_ARCH[resolution]
+        _check_arch(arch, resolution)
+        mults = D_ARCH[resolution] if arch == "imagenet" else CIFAR_D[0]
+        downs = [i < len(mults) - 1 for i in range(len(mults))] if arch == "imagenet" else CIFAR_D[1]
         chans = [3] + [m * ch for m in mults]
-        n = len(mults)
-        self.blocks = nn.ModuleList(DBlock(chans[i], chans[i + 1], preact=i > 0, down=i < n - 1) for i in range(n))
-        sides = [max(resolution >> (i + 1), 4) for i in range(n)]  # output side of each block
+        self.blocks = nn.ModuleList(
+            DBlock(chans[i], chans[i + 1], preact=i > 0, down=down) for i, down in enumerate(downs)
+        )
+        sides = [resolution >> sum(downs[: i + 1]) for i in range(len(mults))]  # output side of each block
         _check_attn(attn, sides)
         self.attns = nn.ModuleList(
             SelfAttention(c) if s == attn else nn.Identity() for c, s in zip(chans[1:], sides, strict=True)

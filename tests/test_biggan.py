@@ -45,6 +45,11 @@ def attn_positions(net: torch.nn.Module) -> list[int]:
         # biggan: no attention (DA's --G_attn 0 --D_attn 0); counted here
         ("biggan", 128, 31_830_275, 38_420_161, 120, [], [], "reference"),
         ("biggan", 256, 37_115_651, 43_402_433, 140, [], [], "reference"),
+        # biggan at 32 px: DA's CIFAR network, counted by hand from BigGAN.py's 32 px tables (C = 4ch = 256):
+        # G linear 128*16C + 16C, 3 blocks of (2 convs 9C^2 + C, 1x1 C^2 + C, 2 BNs' embeddings 2C),
+        # out BN 2C, out conv 27C + 3; D 3->C block (27C + C, 9C^2 + C, 3C + C), a downsampling C->C
+        # block with its 1x1 shortcut, two C->C blocks without one, linear C + 1, embedding C
+        ("biggan", 32, 4_276_739, 4_205_057, 128, [], [], "reference"),
     ],
 )
 def test_full_size_counts_attention_and_shapes(name, res, n_g, n_d, z_dim, g_attn, d_attn, status):
@@ -163,11 +168,16 @@ def test_truncation_psi_one_is_identity_and_psi_below_one_truncates():
             truncate_z(zz, bad)
 
 
-def test_spectral_norm_everywhere_but_shared_and_top_singular_value_is_one():
+@pytest.mark.parametrize("arch", ["imagenet", "cifar"])
+def test_spectral_norm_everywhere_but_g_embeddings_and_top_singular_value_is_one(arch):
+    """SN on every conv and linear and D's projection embedding; G's embeddings (the shared one, or the
+    CIFAR network's BatchNorm gains and biases) have none, as BigGAN-PyTorch's which_embedding."""
     torch.manual_seed(0)
-    m = small()
+    m = small(arch=arch)
     G, D = m.generator, m.discriminator
-    assert not parametrize.is_parametrized(G.shared)
+    g_embeddings = [mod for mod in G.modules() if isinstance(mod, torch.nn.Embedding)]
+    assert len(g_embeddings) == (1 if arch == "imagenet" else 12)  # 3 blocks x 2 BNs x (gain, bias)
+    assert not any(parametrize.is_parametrized(e) for e in g_embeddings)
     convs = (torch.nn.Conv2d, torch.nn.Linear)
     layers = [mod for mod in [*G.modules(), *D.modules()] if isinstance(mod, convs)] + [D.embed]
     assert all(parametrize.is_parametrized(mod, "weight") for mod in layers)
@@ -184,6 +194,33 @@ def test_spectral_norm_everywhere_but_shared_and_top_singular_value_is_one():
         u = G.linear.parametrizations.weight[0].u.clone()
         _ = G.linear.weight
         assert torch.equal(G.linear.parametrizations.weight[0].u, u)  # no iteration in eval mode
+
+
+def test_at_32_px_biggan_is_the_cifar_network_with_every_latent_in_the_first_linear():
+    """DA's BigGAN-CIFAR (no --G_shared, no --hier; --dim_z 128): each of the 128 latents changes G's
+    first linear; BatchNorm gains come from the class, so every block sees the same condition; all
+    widths 4ch; D downsamples in its first two blocks only. biggan-paper keeps the ImageNet network."""
+    torch.manual_seed(0)
+    m = small()
+    G, D = m.generator, m.discriminator
+    assert (m.hparams["arch"], m.z_dim, G.shared) == ("cifar", 128, None)
+    assert [b.conv1.out_channels for b in G.blocks] == [16, 16, 16] and G.linear.out_features == 16 * 16
+    assert [b.down for b in D.blocks] == [True, True, False, False]
+    assert D(torch.randn(2, 3, 32, 32)).shape == (2,)
+    z = torch.randn(2, 128)
+    with torch.no_grad():
+        ref = G.linear(z)
+        for k in range(128):
+            z2 = z.clone()
+            z2[:, k] += 1.0
+            assert not torch.equal(G.linear(z2), ref), k
+    paper = small(name="biggan-paper")
+    assert (paper.hparams["arch"], paper.z_dim, paper.arch_status) == ("imagenet", 80, "test-scale")
+    assert small(arch="imagenet").z_dim == 80
+    with pytest.raises(ValueError, match=r"arch 'cifar' exists at 32 px only, got 64; use arch = 'imagenet'"):
+        small(64, arch="cifar")
+    with pytest.raises(ValueError, match="arch must be one of"):
+        small(arch="resnet")
 
 
 @pytest.mark.parametrize("name, res, d_steps", [("biggan", 64, 4), ("biggan-paper", 32, 2)])
