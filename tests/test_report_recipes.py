@@ -48,8 +48,8 @@ def test_caption_names_lengths_recipe_sources_and_reading() -> None:
     table = _table(_suite(DA_KIMG, reading="every row keeps D's SLE"))
     assert table.lengths == "StyleGAN2: 300 kimg (pinned); animalface-cat: 500 kimg (pinned); BigGAN: 5 h"
     assert table.recipes == (
-        "StyleGAN2: DiffAugment-stylegan2 (TF) @0b63395 throughout; BigGAN: architecture: BigGAN-PyTorch "
-        "@9845943; other groups: DiffAugment-biggan-cifar @0b63395"
+        "StyleGAN2: DiffAugment-stylegan2 (TF) @0b63395 throughout; BigGAN: architecture: DiffAugment-biggan-cifar "
+        "@0b63395 / BigGAN-PyTorch @9845943; other groups: DiffAugment-biggan-cifar @0b63395"
     )
     notes = " ".join(f"{lead} {text}" for lead, text in render.notes(table))
     for text in (table.lengths, table.recipes, "Reading: every row keeps D's SLE."):
@@ -97,5 +97,6 @@ def test_list_shows_one_source_per_setting_group_per_comparison_model() -> None:
     biggan = blocks["biggan"]
     for group in models.SOURCE_GROUPS:
         assert f"\n    {group}: " in biggan
-    assert "architecture: BigGAN-PyTorch @9845943; other groups: DiffAugment-biggan-cifar @0b63395" in biggan
+    summary = "architecture: DiffAugment-biggan-cifar @0b63395 / BigGAN-PyTorch @9845943; other groups: "
+    assert summary + "DiffAugment-biggan-cifar @0b63395" in biggan.replace("\n    ", " ")
     assert "--G_init N02 --D_init N02" in biggan and "without --G_eval_mode" in biggan.replace("\n    ", " ")

@@ -235,11 +235,11 @@ class ReportTable:
 
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the
-        step-0 check, or of a row at a multiple of the suite's budget, is never the best."""
+        step-0 check, a stale one, or one of a row at a multiple of the suite's budget is never the best."""
         shown = {
             i: fmt_number(r.cells[j].mean, self.kind, self.digits)
             for i, r in enumerate(self.rows)
-            if r.cells[j].status == "done" and not r.cells[j].flat and r.multiple == 1
+            if r.cells[j].status == "done" and not r.cells[j].flat and not r.cells[j].stale and r.multiple == 1
         }
         if not shown:
             return set()
