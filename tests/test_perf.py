@@ -334,3 +334,22 @@ def test_the_precision_check_refuses_a_hand_edited_row(tiny_suite, tmp_path: Pat
         evals.write_text(evals.read_text().replace('"value": 80.0', '"value": "80"'))  # the fp32 run's
     with pytest.raises(UnreadableRunError, match=r"evals.jsonl line 1: value: expected a finite number, got '80'"):
         precision_fid_check(check, out=tmp_path, device="cpu")
+
+
+def test_the_cpu_matmul_probe_stops_at_a_size_that_takes_a_tenth_of_a_second(monkeypatch) -> None:
+    """A dtype without fast CPU kernels (bf16 here: 0.2 s a 512-side product, so 13 s at 2048) is probed at
+    512, not at the 2048 cap; a fast one reaches the cap; a cap below 256 is kept."""
+    from bench.tools.perf import timing
+
+    clock = [0.0]
+
+    def mm(a: torch.Tensor, b: torch.Tensor, cost_at_512: float) -> torch.Tensor:
+        clock[0] += cost_at_512 * (a.shape[0] / 512) ** 3
+        return a
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(timing.torch, "mm", lambda a, b: mm(a, b, 0.2))
+    assert timing.cpu_peak_side(torch.bfloat16, 2048) == 512
+    monkeypatch.setattr(timing.torch, "mm", lambda a, b: mm(a, b, 0.001))
+    assert timing.cpu_peak_side(torch.float32, 2048) == 2048
+    assert timing.cpu_peak_side(torch.float32, 128) == 128
