@@ -294,6 +294,12 @@ def test_report_and_run_print_the_study(study_case, tmp_path: Path, capsys) -> N
     assert str(tmp_path / "tables" / "st-study.md") in printed
     assert str(tmp_path / "plots" / "st" / "study_fid200_full_clean_emoji-faces.png") in printed
     assert "the self-supervised decoder helps" in (tmp_path / "tables" / "st-study.md").read_text()
+    study_md = (tmp_path / "tables" / "st-study.md").read_text()
+    assert "note: --selection" not in printed
+    assert main(["report", "--suite", str(suite.path), "--out", str(tmp_path), "--selection", "best"]) == 0
+    note = "note: --selection best applies to the per-run tables; the study keeps its declared value per run "
+    assert note + "([study] selection = 'last', fixed before its seeds ran)" in capsys.readouterr().out
+    assert (tmp_path / "tables" / "st-study.md").read_text() == study_md  # the study's rule, not the flag's
     _print_results(suite, suite.cells, tmp_path, {c.spec.run_id: states[c.spec.run_id] for c in suite.cells})
     verdicts = capsys.readouterr().out.split("computed from the numbers over seeds 0, 1, 2):\n")[1].splitlines()[:4]
     assert [line.split(": ")[1].split(";")[0] for line in verdicts] == [

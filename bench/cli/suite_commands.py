@@ -193,7 +193,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p = sub.add_parser("report", help="tables (LaTeX, Markdown, CSV) and plots from a suite's results")
     add_suite_args(p)
-    p.add_argument("--selection", choices=("best", "last"), default="best", help="which evaluation per run")
+    p.add_argument(
+        "--selection",
+        choices=("best", "last"),
+        default=None,
+        help="which evaluation per run in the tables (default best; a study keeps its own rule)",
+    )
     p.add_argument("--metric", help="metric to tabulate (default: the suite's first FID metric)")
     p.add_argument("--standalone", action="store_true", help="LaTeX files compile on their own")
 
@@ -397,7 +402,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     df = collect(args.out, suite.name)
     metric = current_metric(args.metric) if args.metric else None  # a former protocol name: the current one
     paths = write_report(
-        suite, df, args.out, selection=args.selection, standalone=args.standalone, metric=metric,
+        suite, df, args.out, selection=args.selection or "best", standalone=args.standalone, metric=metric,
         detector=scored_with,
     )  # fmt: skip
     paths += write_budget_table(suite.name, suite.cells, args.out, args.out)
@@ -408,4 +413,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(other)
     for line in stale_lines(suite.cells, args.out):
         print(line)
+    study = getattr(suite, "study", None)
+    if args.selection and study is not None and study.selection != args.selection:
+        print(f"note: --selection {args.selection} applies to the per-run tables; the study keeps its declared "
+              f"value per run ([study] selection = {study.selection!r}, fixed before its seeds ran)")  # fmt: skip
     return 0
