@@ -262,14 +262,14 @@ class Generator(nn.Module):
     def __init__(self, resolution: int, ch: int = 64, attn: int = 0, init: str = "N02", arch: str = "imagenet"):
         super().__init__()
         _check_arch(arch, resolution)
-        self.hier = arch == "imagenet"
-        mults, first = (G_ARCH[resolution], 16) if self.hier else (CIFAR_G, CIFAR_G[0])
-        self.z_dim = Z_CHUNK * (len(mults) + 1) if self.hier else CIFAR_Z_DIM
+        hier = arch == "imagenet"
+        mults, first = (G_ARCH[resolution], 16) if hier else (CIFAR_G, CIFAR_G[0])
+        self.z_dim = Z_CHUNK * (len(mults) + 1) if hier else CIFAR_Z_DIM
         chans = [first * ch] + [m * ch for m in mults]
-        # no spectral norm, no ortho reg on the shared embedding
-        self.shared = nn.Embedding(1, SHARED_DIM) if self.hier else None
-        self.linear = sn_linear(Z_CHUNK if self.hier else self.z_dim, chans[0] * 4 * 4)
-        cond = SHARED_DIM + Z_CHUNK if self.hier else None
+        # the shared embedding (hierarchical z only): no spectral norm, no ortho reg
+        self.shared = nn.Embedding(1, SHARED_DIM) if hier else None
+        self.linear = sn_linear(Z_CHUNK if hier else self.z_dim, chans[0] * 4 * 4)
+        cond = SHARED_DIM + Z_CHUNK if hier else None
         self.blocks = nn.ModuleList(
             GBlock(c_in, c_out, cond) for c_in, c_out in zip(chans[:-1], chans[1:], strict=True)
         )

@@ -387,7 +387,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the suite's tables and plots; print where they are."""
     from bench.report.budgets import other_budget_note, write_budget_table
-    from bench.report.stale import stale_lines
+    from bench.report.stale import stale_lines, stale_runs
     from bench.report.tables import summary_line
     from bench.report.writer import read_states, write_report
     from bench.results.collect import collect
@@ -401,9 +401,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise BenchError(f"suite {suite.name}: no runs with these budget settings in {args.out}; {other}")
     df = collect(args.out, suite.name)
     metric = current_metric(args.metric) if args.metric else None  # a former protocol name: the current one
+    stale = stale_runs(suite.cells, args.out)  # read once: the tables' marks and the closing lines
     paths = write_report(
         suite, df, args.out, selection=args.selection or "best", standalone=args.standalone, metric=metric,
-        detector=scored_with,
+        detector=scored_with, stale=stale,
     )  # fmt: skip
     paths += write_budget_table(suite.name, suite.cells, args.out, args.out)
     for p in paths:
@@ -411,7 +412,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(summary_line(suite, df, read_states(suite.cells, args.out)))
     if other:
         print(other)
-    for line in stale_lines(suite.cells, args.out):
+    for line in stale_lines(suite.cells, stale):
         print(line)
     study = getattr(suite, "study", None)
     if args.selection and study is not None and study.selection != args.selection:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.plan.compute import compute_fields
 from bench.plan.launching import LaunchSettings
 from bench.plan.suites import Cell
 from bench.training.options import LoopOptions
@@ -34,9 +35,8 @@ def planned_cost(cell: Cell) -> float:
     """Reference seconds a cell's budget stands for: its compute budget (times its row's multiple),
     else its budget hours; 0 when it has only an iteration or kimg cap (unknown)."""
     spec = cell.spec
-    if spec.compute is not None:
-        return spec.compute["budget_s"] * spec.compute.get("multiple", 1.0) * spec.budget_scale
-    return (spec.budget_hours or 0.0) * 3600 * spec.budget_scale
+    compute_s = compute_fields(spec)["compute_budget_s"]
+    return compute_s if compute_s is not None else (spec.budget_hours or 0.0) * 3600 * spec.budget_scale
 
 
 def longest_first(cells: list[Cell]) -> list[Cell]:

@@ -60,9 +60,9 @@ def stale_notes(rows: list[dict[str, Any]]) -> list[str]:
             for (model, changes), n in found.items()]  # fmt: skip
 
 
-def stale_lines(cells: list[Cell], out: Path) -> list[str]:
-    """:func:`stale_notes` of the runs of ``cells`` under ``out`` (for ``report``'s closing lines)."""
-    return stale_notes([{"model": c.spec.model, "stale": stale_changes(c.spec, out)} for c in cells])
+def stale_lines(cells: list[Cell], stale: dict[str, str]) -> list[str]:
+    """:func:`stale_notes` of the ``stale`` runs (:func:`stale_runs`) among ``cells`` (``report``'s closing lines)."""
+    return stale_notes([{"model": c.spec.model, "stale": stale.get(c.spec.run_id, "")} for c in cells])
 
 
 def stale_runs(cells: Iterable[CellLike], out: Path) -> dict[str, str]:

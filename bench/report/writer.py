@@ -37,6 +37,7 @@ def write_report(
     states: dict[str, str] | None = None,
     with_plots: bool = True,
     detector: str | None = None,
+    stale: dict[str, str] | None = None,
 ) -> list[Path]:
     """Write ``out_dir/tables/<suite>-<metric>.{tex,md,csv}`` (the suite's detector), one more such set per
     other protocol the runs were scored with (``<suite>-<metric>-<detector>-<digest>``),
@@ -51,6 +52,8 @@ def write_report(
         metric: metric to tabulate; default the suite's first FID-kind metric present.
         states: run_id -> status; default read from the run folders under ``out``.
         detector: only the tables of rows scored with this detector (default: every protocol found).
+        stale: run_id -> what changed in its model since it ran (:func:`bench.report.stale.stale_runs`; default
+            read from the run folders under ``out``).
     """
     from bench.report.figures import render_plots  # matplotlib and torch: only when writing a report
     from bench.report.render import table_files
@@ -61,7 +64,8 @@ def write_report(
     runs_root = Path(out if out is not None else out_dir)
     states = states if states is not None else read_states(suite.cells, runs_root)
     tables = build_tables(suite, df, selection=selection, metric=metric, states=states, detector=detector)
-    stale = stale_runs(suite.cells, runs_root)  # runs built with other model settings than the model's now
+    if stale is None:  # runs built with other model settings than the model's now
+        stale = stale_runs(suite.cells, runs_root)
     tables = [mark_stale(t, suite, stale) for t in tables]
     files = {Path(out_dir) / "tables" / name: text.encode() for t in tables for name, text in table_files(
         t, standalone=standalone).items()}  # fmt: skip
