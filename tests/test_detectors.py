@@ -8,6 +8,7 @@ and its loading path with a small TorchScript file that has stylegan2-ada's call
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import os
@@ -38,7 +39,7 @@ from bench.metrics import (
 )
 from bench.metrics import detectors as D
 from bench.metrics import features as feats_mod
-from bench.metrics.effnet import EfficientNetLite0, load_efficientnet_lite0
+from bench.metrics.effnet import EfficientNetLite0, SameConv2d, _conv, fold_batchnorm, load_efficientnet_lite0
 
 # ---------------------------------------------------------------- effnet-lite0: the network and its weights
 
@@ -95,6 +96,27 @@ def test_effnet_classifies_photo_and_rendered_images(effnet: EfficientNetLite0) 
     for codepoint, expected in [(0x1F427, "king penguin"), (0x1F98B, "monarch")]:  # penguin, butterfly
         glyph = data_builtin._square_on_background(data_builtin._render_glyph(font, codepoint))
         assert _top1(effnet, _imagenet_input(glyph))[0] == expected
+
+
+def test_effnet_stride1_same_padding_is_the_symmetric_one() -> None:
+    """At stride 1 TF "same" padding is k // 2 on every side: the plain convolution equals SameConv2d."""
+    torch.manual_seed(0)
+    plain = _conv(8, 8, 5, 1, groups=8)
+    same = SameConv2d(8, 8, 5, groups=8, bias=False)
+    same.weight = plain.weight
+    for side in (7, 14):
+        x = torch.randn(2, 8, side, side)
+        assert torch.equal(plain(x), same(x))
+    assert isinstance(_conv(8, 8, 3, 2), SameConv2d)  # stride 2 pads asymmetrically
+
+
+def test_effnet_folded_batchnorm_gives_the_same_features(effnet: EfficientNetLite0) -> None:
+    """The detector's BatchNorm folding changes no feature beyond float rounding."""
+    x = F.interpolate(procedural(4, 1).float() / 127.5 - 1, size=224, mode="bilinear", align_corners=False)
+    folded = fold_batchnorm(copy.deepcopy(effnet))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        np.testing.assert_allclose(folded.features(x), effnet.features(x), rtol=1e-4, atol=1e-5)
 
 
 def test_effnet_detector_contract() -> None:

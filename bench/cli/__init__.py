@@ -21,6 +21,7 @@ from typing import NoReturn
 from bench.cli import suite_commands, tool_commands, train_command
 from bench.cli.registry import COMMANDS, prog_name
 from bench.errors import BenchError, Renamed
+from bench.training.allocator import keep_freed_memory
 from bench.training.threads import limit_threads
 
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     limit_threads()  # before torch starts its thread pool; every command, every worker started through here
+    keep_freed_memory()  # CPU steps and detector batches reuse their memory instead of page-faulting it anew
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", Renamed)  # a note, never an error (python -W error) nor hidden
         code, error = _run(args)

@@ -34,6 +34,7 @@ from bench.results.io import append_jsonl, atomic_write_text, read_jsonl
 from bench.results.lock import is_locked
 from bench.results.runs import RunPaths, cell_state, read_state, write_state
 from bench.training.options import LoopOptions
+from bench.training.allocator import keep_freed_memory
 from bench.training.threads import limit_threads
 
 TERM_GRACE_S = 5.0  # after SIGTERM alone, how long to wait for the requeue signal that may follow
@@ -79,6 +80,7 @@ class CellJob(submitit.helpers.Checkpointable):
         for sig in (usr, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         limit_threads(self.cpus)  # more threads than CPUs is many times slower
+        keep_freed_memory()  # see bench.training.allocator
         try:
             status = run_cell(self.spec, dataclasses.replace(self.opts, should_stop=lambda: bool(self._signals)))
         except Exception as exc:
