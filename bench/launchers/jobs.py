@@ -33,8 +33,8 @@ from bench.plan.suites import Cell
 from bench.results.io import append_jsonl, atomic_write_text, read_jsonl
 from bench.results.lock import is_locked
 from bench.results.runs import RunPaths, cell_state, read_state, write_state
-from bench.training.options import LoopOptions
 from bench.training.allocator import keep_freed_memory
+from bench.training.options import LoopOptions
 from bench.training.threads import limit_threads
 
 TERM_GRACE_S = 5.0  # after SIGTERM alone, how long to wait for the requeue signal that may follow
