@@ -16,15 +16,19 @@ fi
 # neither pip's configuration nor its cache, so pip's index settings are handed to it, and pip stays the
 # fallback where uv cannot be fetched.
 uv_args=(--python .venv/bin/python --compile-bytecode --index-strategy unsafe-best-match)
-for key in index-url extra-index-url find-links constraint; do
-  for value in $(.venv/bin/python -m pip config get "global.$key" 2>/dev/null); do
-    uv_args+=("--$key" "$value")
-  done
-done
+while IFS='=' read -r key value; do  # `pip config list`: "global.find-links='/opt/wheels'", ":env:.cert='...'"
+  key=${key##*.} value=${value#\'} value=${value%\'}
+  case $key in
+    index-url | extra-index-url | find-links | constraint)
+      for v in $value; do uv_args+=("--$key" "$v"); done ;;
+  esac
+done < <(.venv/bin/python -m pip config list 2>/dev/null)
 # shellcheck disable=SC2086
-if .venv/bin/python -m pip install --quiet uv 2>/dev/null; then
-  .venv/bin/uv pip install --quiet "${uv_args[@]}" $TORCH_PINS -e '.[test]'
+if .venv/bin/python -m pip install --quiet uv 2>/dev/null &&
+  .venv/bin/uv pip install --quiet "${uv_args[@]}" $TORCH_PINS -e '.[test]'; then
+  :
 else
+  echo "note: uv unavailable or failed: installing with pip (1-3 minutes)" >&2
   .venv/bin/python -m pip install --quiet $TORCH_PINS
   .venv/bin/python -m pip install --quiet -e '.[test]'
 fi

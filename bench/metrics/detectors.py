@@ -63,9 +63,10 @@ EFFNET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77d
 EFFNET_MEAN = (0.485, 0.456, 0.406)  # ImageNet, on [0, 1] images
 EFFNET_STD = (0.229, 0.224, 0.225)
 EFFNET_SIZE = 224  # native input size
-# images per forward on a CPU: a generator's larger sampling batches (32, 50) ran the network 1.5x slower
-# per image than 16 here (cache-bound depthwise convolutions); features are per image (eval-mode BN)
-EFFNET_CPU_CHUNK = 16
+# images per forward on a CPU: larger batches ran the network slower per image here (cache-bound depthwise
+# convolutions; one thread, bench.training.allocator on: 19.6 / 20.7 / 23.2 ms an image at 4 / 8 / 16, and
+# a generator's sampling batches of 32 or 50 1.5x slower than 16); features are per image (eval-mode BN)
+EFFNET_CPU_CHUNK = 4
 VGG16_ENV = "FEWSHOT_BENCH_VGG16"
 VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
 VGG16_FEATURES = 4096
