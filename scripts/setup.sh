@@ -24,10 +24,8 @@ while IFS='=' read -r key value; do  # `pip config list`: "global.find-links='/o
   esac
 done < <(.venv/bin/python -m pip config list 2>/dev/null)
 # shellcheck disable=SC2086
-if .venv/bin/python -m pip install --quiet uv 2>/dev/null &&
-  .venv/bin/uv pip install --quiet "${uv_args[@]}" $TORCH_PINS -e '.[test]'; then
-  :
-else
+if ! { .venv/bin/python -m pip install --quiet uv 2>/dev/null &&
+  .venv/bin/uv pip install --quiet "${uv_args[@]}" $TORCH_PINS -e '.[test]'; }; then
   echo "note: uv unavailable or failed: installing with pip (1-3 minutes)" >&2
   .venv/bin/python -m pip install --quiet $TORCH_PINS
   .venv/bin/python -m pip install --quiet -e '.[test]'

