@@ -222,6 +222,15 @@ class GANModel(nn.Module):
             for group in opt.param_groups:
                 group.update(fused=True, foreach=False)
 
+    def use_foreach_adam(self) -> None:
+        """Switch every optimizer to its multi-tensor (foreach) kernels, as torch already does on CUDA. On
+        the CPU torch defaults to a Python loop over the parameters; the foreach kernels do the same
+        per-tensor arithmetic (bitwise equal, tested) in one call per operation, 1-4 % of a demo step."""
+        for opt in self.optimizers().values():
+            for group in opt.param_groups:
+                if not group.get("fused"):
+                    group["foreach"] = True
+
     def use_cuda_graphs(self, capture: bool = True) -> None:
         """Run the training step as one CUDA graph (``RunSpec.cuda_graphs``; see
         :mod:`models.step_graph`). ``capture=False``: everything but the capture (the graph's body

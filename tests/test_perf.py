@@ -201,6 +201,27 @@ def test_fused_adam_mode_equals_single_tensor_adam_per_step(name: str) -> None:
     assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), start, strict=True))
 
 
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_default_speed_modes_use_foreach_adam_bitwise_equal_to_the_loop(name: str) -> None:
+    """Without ``fused_adam`` every optimizer runs its foreach kernels, and training steps give bitwise the
+    weights, EMA and optimizer state of torch's CPU default (the single-tensor loop)."""
+    spec = RunSpec(suite="t", model=name, dataset="t", resolution=32, model_kwargs=TINY[name], max_iters=3)
+    a, b = build_model(spec, torch.device("cpu")), build_model(spec, torch.device("cpu"))
+    apply_speed_modes(a, spec)
+    _straightforward(b)
+    assert all(g["foreach"] is True for opt in a.optimizers().values() for g in opt.param_groups)
+    real = _images(a.reals_per_step).float() / 127.5 - 1
+    for model in (a, b):
+        torch.manual_seed(1)
+        for step in range(3):
+            model.train_step(real, step)
+    moments = [{k: o["state"] for k, o in m.optimizer_state().items()} for m in (a, b)]  # groups differ in flags
+    for x, y in ((a.state_dict(), b.state_dict()), tuple(moments)):
+        flat_x, flat_y = torch.utils._pytree.tree_flatten(x)[0], torch.utils._pytree.tree_flatten(y)[0]
+        assert len(flat_x) == len(flat_y) > 0
+        assert all(torch.equal(u, v) for u, v in zip(flat_x, flat_y, strict=True))
+
+
 def test_compile_mode_compiles_generator_and_discriminator() -> None:
     kwargs = TINY["fastgan"]
     spec = RunSpec(suite="t", model="fastgan", dataset="t", resolution=32, model_kwargs=kwargs, max_iters=1)

@@ -134,11 +134,14 @@ def build_model(spec: RunSpec, device: torch.device, training: bool = False) -> 
 
 def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:
     """The spec's opt-in speed modes that act on the model (bf16 autocast is applied by the loop):
-    ``fused_adam`` (every optimizer's fused kernel; a rounding change that training can amplify),
+    ``fused_adam`` (every optimizer's fused kernel; a rounding change that training can amplify; without
+    it, the foreach kernels, bitwise equal to the default on every device: :meth:`GANModel.use_foreach_adam`),
     ``compile`` (the family compiles what its step runs, :meth:`GANModel.compile_for_training`) and
     ``cuda_graphs`` (the step captured once and replayed, :meth:`GANModel.use_cuda_graphs`)."""
     if spec.fused_adam:
         model.use_fused_adam()
+    else:
+        model.use_foreach_adam()
     if spec.compile:
         model.compile_for_training()
     if spec.cuda_graphs:
