@@ -41,6 +41,7 @@ from bench.metrics import features as feats_mod
 from bench.metrics import protocols as protocols_module
 from bench.metrics.features import quantize
 from bench.metrics.protocols import generated_count, generated_for
+from bench.metrics.scores import kernel_distance as our_kernel_distance
 from bench.metrics.scores import subset_size_for
 from bench.plan.protocol_names import RENAMED
 from models.base import GANModel, Sampling
@@ -141,6 +142,20 @@ def test_kid_matches_cleanfid_caps_subset_and_keeps_rng() -> None:
         kid_from_features(real[:1], fake)
 
 
+@pytest.mark.parametrize("n1,n2,d,size,dtype", [(6, 40, 16, 1000, np.float32), (120, 90, 64, 50, np.float64)])
+def test_kernel_distance_is_cleanfids_bitwise(n1: int, n2: int, d: int, size: int, dtype: type) -> None:
+    """Ours (no clean-fid ``fid`` import) gives clean-fid's KID exactly, with the same numpy draws."""
+    a, b = gaussian(n1, d, 0).astype(dtype), gaussian(n2, d, 1, shift=0.4).astype(dtype)
+    np.random.seed(5)
+    ours = our_kernel_distance(a, b, num_subsets=7, max_subset_size=size)
+    after = np.random.get_state()[1].copy()
+    np.random.seed(5)
+    assert ours == kernel_distance(a, b, num_subsets=7, max_subset_size=size)
+    assert np.array_equal(np.random.get_state()[1], after)  # as many draws, in the same order
+    np.random.seed(5)
+    assert ours != our_kernel_distance(b, a, num_subsets=7, max_subset_size=size)  # the order matters
+
+
 def test_precision_recall_synthetic() -> None:
     real = gaussian(30, 8, 0)
     assert precision_recall(real, real.copy(), k=3) == (1.0, 1.0)
@@ -224,6 +239,17 @@ def test_random_detector_is_fixed_and_leaves_global_rng() -> None:
     a, b = get_detector("inception-random", "cpu"), get_detector("inception-random", "cpu")
     assert torch.equal(torch.get_rng_state(), state)
     assert a.sha256 == b.sha256 and len(a.sha256) == 64 and not a.standard
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("shape", [(5, 7, 3), (6, 4)])
+def test_to_tensor_is_torchvisions_bitwise(dtype: type, shape: tuple[int, ...]) -> None:
+    from torchvision.transforms import ToTensor
+
+    img = (np.random.default_rng(0).random(shape) * 255).astype(dtype)
+    ours, theirs = feats_mod.to_tensor(img), ToTensor()(img)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape and torch.equal(ours, theirs)
+    assert ours.is_contiguous() and (ours.max() <= 1 if dtype == np.uint8 else ours.max() > 1)
 
 
 def test_quantize_equals_png_dump(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ _EXPORTS = {
         "bench.metrics.protocols",
     ),
     **dict.fromkeys(
-        ("feature_stats", "fid_from_features", "frechet_distance", "kid_from_features", "precision_recall"),
+        ("feature_stats", "fid_from_features", "kernel_distance", "kid_from_features", "precision_recall"),
         "bench.metrics.scores",
     ),
 }  # fmt: skip

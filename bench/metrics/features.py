@@ -27,7 +27,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torchvision
 from cleanfid.resize import build_resizer
 from PIL import Image
 from torch import Tensor
@@ -85,10 +84,18 @@ def pre_resizer(size: int | None) -> Callable[[np.ndarray], np.ndarray]:
     return lambda img: np.asarray(Image.fromarray(img).resize((size, size), resample=Image.BILINEAR))
 
 
+def to_tensor(img: np.ndarray) -> Tensor:
+    """HWC (or HW) array -> CHW tensor exactly as torchvision's ``ToTensor`` converts a numpy array: uint8
+    to the default float dtype divided by 255, any other dtype unchanged (without importing torchvision:
+    seconds per process)."""
+    t = torch.from_numpy((img[:, :, None] if img.ndim == 2 else img).transpose((2, 0, 1))).contiguous()
+    return t.to(dtype=torch.get_default_dtype()).div(255) if t.dtype == torch.uint8 else t
+
+
 def image_transform(mode: str, pre_resize: int | None) -> Transform:
     """HWC uint8 -> CHW float32 in [0, 255] as clean-fid's ``ResizeDataset.__getitem__`` (``pre_resize``
     playing clean-fid's ``custom_image_tranform``)."""
-    pre, resize, to_tensor = pre_resizer(pre_resize), build_resizer(mode), torchvision.transforms.ToTensor()
+    pre, resize = pre_resizer(pre_resize), build_resizer(mode)
 
     def apply(img: np.ndarray) -> Tensor:
         out = resize(pre(img))

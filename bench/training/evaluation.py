@@ -9,7 +9,6 @@ report's selection never picks this point.
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
@@ -36,18 +35,13 @@ STEP0 = 0.0  # the evaluation point before the first training step
 
 def sample_grid(model: models.GANModel, n: int, seed: int) -> bytes:
     """PNG bytes of a grid of ``n`` EMA samples from fixed latents."""
-    from PIL import Image
-    from torchvision.utils import make_grid
+    from bench.report.draw import grid_png
 
     z = torch.randn(n, model.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
     imgs = model.generate(z, ema=True).float()
     if not bool(torch.isfinite(imgs).all()):  # clamped, NaN would pass as a black grid
         raise NonFiniteImages("the generator returned NaN or infinite pixels for the sample grid")
-    imgs = imgs.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    grid = make_grid(imgs.cpu(), nrow=max(1, int(n**0.5)), padding=2)
-    buf = io.BytesIO()
-    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buf, format="PNG")
-    return buf.getvalue()
+    return grid_png(imgs.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu().numpy())
 
 
 def evaluate_point(run: Run, point: float) -> list[dict[str, Any]]:
