@@ -148,6 +148,14 @@ def _table_case(x4_start: float) -> tuple[Suite, pd.DataFrame]:
     return Suite("m", Path("m.toml"), "", None, ["shapes"], cells), pd.DataFrame(evals)
 
 
+def test_a_lone_rankable_value_is_not_marked_best() -> None:
+    """FastGAN's runs missing: Baseline's 40 is compared with nothing (the 4x row is never ranked), so no bold."""
+    suite, df = _table_case(100.0)
+    table = build_table(suite, df[df.run_id != suite.cells[2].spec.run_id])
+    md = render_markdown(table)
+    assert table.best_rows(0) == set() and "**40**" not in md and "| 40 " in md
+
+
 def test_the_report_sets_a_multiple_apart_and_never_ranks_it() -> None:
     suite, df = _table_case(100.0)
     assert [k[1] for k in row_keys(suite)] == ["Baseline", "FastGAN", "FastGAN, 4× compute"]  # set apart: last

@@ -229,7 +229,8 @@ def test_kid_scaled_and_named_without_paper_comparison() -> None:
     )
     table = report_tables.build_table(suite, df, metric="kid5k_full_clean", states={})
     tex = report_render.render_latex(table)
-    assert r"$\mathbf{12.3}$" in tex and r"KID $\times$10$^3$" in tex and r"\quad paper" not in tex
+    assert r"KID $\times$10$^3$" in tex and r"\quad paper" not in tex
+    assert "FastGAN & $12.3$" in tex and r"\mathbf" not in tex  # scaled; one row: compared with nothing
     assert "The paper reports FID only" in tex
     assert report_tables.build_table(suite, df, states={}).metric == "fid5k_full_clean"  # default: first FID metric
 
