@@ -236,13 +236,16 @@ class ReportTable:
     def best_rows(self, j: int) -> set[int]:
         """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the
         step-0 check, a stale one, or one of a row at a multiple of the suite's budget is never the best,
-        and a lone rankable value (the others missing) is not marked: it was compared with nothing."""
+        and a column with one number at the suite's budget (the others missing) has none: it was compared
+        with nothing."""
+        if sum(r.cells[j].status == "done" and r.multiple == 1 for r in self.rows) < 2:
+            return set()
         shown = {
             i: fmt_number(r.cells[j].mean, self.kind, self.digits)
             for i, r in enumerate(self.rows)
             if r.cells[j].status == "done" and not r.cells[j].flat and not r.cells[j].stale and r.multiple == 1
         }
-        if len(shown) < 2:
+        if not shown:
             return set()
         pick = min if self.lower_is_better else max
         best = pick(shown.values(), key=float)
