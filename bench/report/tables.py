@@ -234,10 +234,9 @@ class ReportTable:
         return stem if self.main else f"{stem}-{self.key.slug}"
 
     def best_rows(self, j: int) -> set[int]:
-        """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the
-        step-0 check, a stale one, or one of a row at a multiple of the suite's budget is never the best,
-        and a column with one number at the suite's budget (the others missing) has none: it was compared
-        with nothing."""
+        """Rows holding the best value of column ``j`` (ties by printed value); a cell flagged by the step-0
+        check, a stale one, or one of a row at a multiple of the suite's budget is never the best, and a
+        column with one number at the suite's budget (the others missing) has none: compared with nothing."""
         if sum(r.cells[j].status == "done" and r.multiple == 1 for r in self.rows) < 2:
             return set()
         shown = {
