@@ -1,4 +1,23 @@
-"""User-facing errors: one line naming the file or key and the fix; the CLI exits with code 2."""
+"""User-facing errors: one line naming the file or key and the fix; the CLI exits with code 2. A fix that is
+a command names the program as the user runs it (:func:`prog_name`, :func:`command_line`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CONSOLE_SCRIPT = "fewshot-gan-bench"  # pyproject's [project.scripts] name for bench.cli:main
+
+
+def prog_name() -> str:
+    """The command as the user typed it: the console script, else ``run_bench.py`` (usage, errors, hints)."""
+    return CONSOLE_SCRIPT if Path(sys.argv[0]).name == CONSOLE_SCRIPT else "run_bench.py"
+
+
+def command_line(words: str) -> str:
+    """``words`` after the program as the user runs it: ``fewshot-gan-bench ...`` or ``python run_bench.py ...``."""
+    prog = prog_name()
+    return f"{prog} {words}" if prog == CONSOLE_SCRIPT else f"python {prog} {words}"
 
 
 class BenchError(Exception):

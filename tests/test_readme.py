@@ -13,7 +13,10 @@ import pytest
 
 from bench.cli import build_parser
 from bench.cli.registry import COMMANDS, CONSOLE_SCRIPT
-from bench.data.paper import PAPER_DATASETS
+from bench.data.paper import PAPER_DATASETS, prepare_command
+from bench.errors import BenchError
+from bench.results.adhoc import stored_suite
+from bench.results.rows import row_fix
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -65,3 +68,14 @@ def test_the_console_script_is_the_cli_and_names_itself(monkeypatch: pytest.Monk
     assert build_parser().prog == CONSOLE_SCRIPT  # its usage and error lines name the command the user typed
     monkeypatch.setattr(sys, "argv", ["run_bench.py"])
     assert build_parser().prog == "run_bench.py"
+
+
+@pytest.mark.parametrize("typed", [f"/venv/bin/{CONSOLE_SCRIPT}", "run_bench.py"])
+def test_hints_name_the_program_as_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: str) -> None:
+    """A fix that is a command (in library modules too) names the console script when it was typed."""
+    monkeypatch.setattr(sys, "argv", [typed])
+    prog = CONSOLE_SCRIPT if typed.endswith(CONSOLE_SCRIPT) else "python run_bench.py"
+    assert prepare_command("obama") == f"{prog} prepare --dataset obama --src PATH_TO_DOWNLOAD"
+    assert f"`{prog.removeprefix('python ')} eval --run RUN`" in row_fix()
+    with pytest.raises(BenchError, match=f"make one with `{prog.removeprefix('python ')} train"):
+        stored_suite(tmp_path, "train")

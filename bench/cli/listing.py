@@ -11,6 +11,7 @@ import json
 import textwrap
 from typing import Any
 
+from bench.errors import prog_name
 from bench.plan import names
 from bench.plan.protocol_names import FIRST_NAME
 
@@ -75,7 +76,7 @@ def datasets_text() -> list[str]:
     """Built-in sets, then the paper's (images, resolution, where to download them)."""
     reg = names.registry()
     paper = reg["paper_counts"]
-    lines = ["datasets (built in; the paper's: download, then `run_bench.py prepare --dataset NAME --src FILE`):"]
+    lines = [f"datasets (built in; the paper's: download, then `{prog_name()} prepare --dataset NAME --src FILE`):"]
     built = [d for d in reg["datasets"] if d not in paper]
     lines += _wrap(", ".join(built) + ", folder:PATH (any image folder)", first="  built in: ")
     for name, count in sorted(paper.items()):

@@ -316,7 +316,7 @@ def _converted_for_this_machine(args: argparse.Namespace, cells: list[Any]) -> s
         return None
     return (
         "the budgets were converted for this machine's device, but the cells run as jobs on other nodes; "
-        "pass --device-profile NAME (their GPU, see `run_bench.py list`) or --calibration FILE measured there"
+        f"pass --device-profile NAME (their GPU, see `{prog_name()} list`) or --calibration FILE measured there"
     )
 
 

@@ -10,7 +10,7 @@ from bench.cli.args import add_dataclass_flags, count, resolution
 from bench.cli.listing import SECTIONS
 from bench.cli.registry import command
 from bench.cli.score_command import add_source_args, check_source_args, print_rows, score_any
-from bench.errors import BenchError
+from bench.errors import BenchError, command_line
 from bench.plan.specs import RESIZE_FILTERS
 from bench.tools.gpucheck.settings import GpuCheckSettings
 from bench.tools.perf.settings import PerfSettings, PrecisionCheck
@@ -134,7 +134,7 @@ def cmd_import_official(args: argparse.Namespace) -> int:
         model=name, model_kwargs=kwargs, suite=args.suite, step=args.step, resize_filter=args.resize_filter,
     )  # fmt: skip
     print(f"imported {args.checkpoint} as {paths.root}")
-    print(f"score it: python run_bench.py eval --run {paths.root} --protocol fid2k_fastgan --protocol fid5k_full_clean")
+    print(f"score it: {command_line(f'eval --run {paths.root} --protocol fid2k_fastgan --protocol fid5k_full_clean')}")
     return 0
 
 

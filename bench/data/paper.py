@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.data.images import RESIZE_FILTER, resize_images
 from bench.data.store import Dataset, cache_path, filtered_slug, read_cache, suggest, write_cache
-from bench.errors import DataError, OfflineError
+from bench.errors import DataError, OfflineError, command_line
 from bench.files import FileReadError, read_json
 
 
@@ -97,7 +97,7 @@ def prepare_command(name: str, resolution: int | None = None, resize_filter: str
     """The CLI command that prepares ``name``."""
     extra = f" --resolution {resolution}" if resolution else ""
     extra += f" --resize-filter {resize_filter}" if resize_filter != RESIZE_FILTER else ""
-    return f"python run_bench.py prepare --dataset {name} --src PATH_TO_DOWNLOAD{extra}"
+    return command_line(f"prepare --dataset {name} --src PATH_TO_DOWNLOAD{extra}")
 
 
 def _where(info: DatasetInfo) -> str:

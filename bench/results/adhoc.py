@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import BenchError, prog_name
 from bench.plan.suites import Cell, Suite
 from bench.results.runs import RunPaths, UnreadableRunError, iter_run_dirs, load_spec
 
@@ -35,7 +35,7 @@ def stored_suite(out: Path, name: str = TRAIN_SUITE) -> Suite:
         cells.append(Cell(spec, spec.model, ""))
     if not cells:
         raise BenchError(
-            f"--suite {name}: no runs in {Path(out) / 'runs' / name}; make one with `run_bench.py train --data "
+            f"--suite {name}: no runs in {Path(out) / 'runs' / name}; make one with `{prog_name()} train --data "
             "folder:PATH --model NAME --resolution PX --kimg N` (or pass the --out it used)"
         )
     return implicit_suite(out, name, cells, f"runs of `run_bench.py {name}`")

@@ -24,6 +24,7 @@ import math
 from pathlib import PurePosixPath
 from typing import Any
 
+from bench.errors import prog_name
 from bench.plan.protocol_names import current_metric
 
 KINDS = ("fid", "kid", "pr")
@@ -40,8 +41,14 @@ PROTOCOL_FIELDS = TABLE_FIELDS + RUN_FIELDS
 FID_ROUNDING = 1e-6  # the most negative FID rounding gives (identical feature sets)
 KID_SIGMAS = 6.0  # a KID this many per-subset standard deviations below 0 is not noise
 KID_FLOOR = 0.05  # ... nor one below -0.05 (2/(m-1) of a kernel spread of ~2.5 at m = 100 images)
-ROW_FIX = "restore the line or delete it (`run_bench.py eval --run RUN` scores the snapshots again)"
+
 STATE_FIX = "restore the file, or delete it (the run resumes from its newest checkpoint)"
+
+
+def row_fix() -> str:
+    """The fix named for an unreadable evaluation row."""
+    return f"restore the line or delete it (`{prog_name()} eval --run RUN` scores the snapshots again)"
+
 
 _TEXT = ("metric", "detector", "detector_sha256", "mode", "reference", "weights", "bn_mode", "bn_stats",
          "ref_filter", "resize_chain")  # fmt: skip

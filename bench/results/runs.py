@@ -22,7 +22,7 @@ from bench.plan.specs import RunSpec
 from bench.plan.suites import Cell
 from bench.results.io import NOT_AN_OBJECT, append_jsonl, atomic_write_json, numbered_jsonl, read_jsonl
 from bench.results.lock import is_locked
-from bench.results.rows import PROTOCOL_FIELDS, ROW_FIX, STATE_FIX, current_row, row_problem, state_problem
+from bench.results.rows import PROTOCOL_FIELDS, STATE_FIX, current_row, row_fix, row_problem, state_problem
 
 STATES = (
     "todo",
@@ -120,7 +120,7 @@ def eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
 def checked_eval_rows(paths: RunPaths) -> list[dict[str, Any]]:
     """:func:`eval_rows` for a reader of results: every line a row that passes
     :func:`bench.results.rows.row_problem`, else :class:`UnreadableRunError` naming the line and the fix."""
-    return _unique(checked_rows(paths.evals, ROW_FIX))
+    return _unique(checked_rows(paths.evals, row_fix()))
 
 
 def checked_rows(path: Path, fix: str) -> list[dict[str, Any]]:

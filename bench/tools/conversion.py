@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, prog_name
 from bench.files import FileReadError, read_json
 from bench.plan.devices import DeviceProfile, get_profile, load_profiles
 from bench.plan.roofline import step_seconds
@@ -100,14 +100,14 @@ class CalibrationRatios:
             return self.fallback(model, resolution, kwargs, precision)
         raise BenchError(
             f"--calibration {self.path}: no speed ratio for {model} at {resolution} px ({precision}, kwargs "
-            f"{dict(kwargs)}); run `run_bench.py calibrate` with this suite to measure it"
+            f"{dict(kwargs)}); run `{prog_name()} calibrate` with this suite to measure it"
         )
 
 
 def read_calibration(path: Path, flag: str = "--calibration") -> dict[str, Any]:
     """A calibration file, every entry checked: model, resolution, and finite positive ``img_s`` and
     ``speed_ratio`` (a NaN, zero or string would reach a budget)."""
-    fix = "create one with `run_bench.py calibrate`"
+    fix = f"create one with `{prog_name()} calibrate`"
     try:
         doc = read_json(path)
     except FileReadError as exc:
@@ -158,7 +158,7 @@ def calibration_ratios(
     if reference is not None and made_for is not None and made_for != reference.name:
         raise OtherReference(
             f"--calibration {path}: its ratios are against {made_for}, the suite's reference is {reference.name}; "
-            "run `run_bench.py calibrate` with this suite"
+            f"run `{prog_name()} calibrate` with this suite"
         )
     ratios = {
         entry_key(e["model"], e["resolution"], e.get("kwargs", {}), e.get("precision", "fp32")): float(e["speed_ratio"])
@@ -167,7 +167,7 @@ def calibration_ratios(
     }
     if not ratios and fallback is None:
         raise OtherReference(
-            f"--calibration {path}: has no speed ratios (no reference device); run `run_bench.py calibrate` with a "
+            f"--calibration {path}: has no speed ratios (no reference device); run `{prog_name()} calibrate` with a "
             "suite that names reference_gpu, or with --reference REF.json measured on the reference GPU"
         )
     return CalibrationRatios(Path(path), ratios, fallback)
@@ -177,7 +177,7 @@ def _no_profile(device: torch.device, suite: str) -> BenchError:
     names = ", ".join(load_profiles())
     return BenchError(
         f"no device profile matches this device ({device_description(device)}); pass --device-profile NAME "
-        f"({names}), --calibration FILE (`run_bench.py calibrate --suite {suite}` measures this device) or "
+        f"({names}), --calibration FILE (`{prog_name()} calibrate --suite {suite}` measures this device) or "
         "--speed-ratio R"
     )
 
