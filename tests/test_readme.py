@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import build_parser
-from bench.cli.registry import COMMANDS, CONSOLE_SCRIPT
+from bench.cli.registry import COMMANDS
 from bench.data.paper import PAPER_DATASETS, prepare_command
-from bench.errors import BenchError
+from bench.errors import CONSOLE_SCRIPT, BenchError
 from bench.results.adhoc import stored_suite
 from bench.results.rows import row_fix
 

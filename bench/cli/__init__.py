@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from bench.cli import suite_commands, tool_commands, train_command
-from bench.cli.registry import COMMANDS, prog_name
-from bench.errors import BenchError, Renamed
+from bench.cli.registry import COMMANDS
+from bench.errors import BenchError, Renamed, prog_name
 from bench.training.allocator import keep_freed_memory
 from bench.training.threads import limit_threads
 

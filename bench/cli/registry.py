@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench.errors import CONSOLE_SCRIPT, prog_name
-
-__all__ = ["COMMANDS", "CONSOLE_SCRIPT", "Handler", "command", "prog_name"]
-
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Handler] = {}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.args import add_dataclass_flags, count_at_most, csv_list, flag_values, int_list, positive
-from bench.cli.registry import command, prog_name
-from bench.errors import BenchError
+from bench.cli.registry import command
+from bench.errors import BenchError, prog_name
 from bench.launchers.pool import WORKER_FLAG
 from bench.plan.launching import LaunchSettings
 from bench.plan.protocol_names import current_metric

@@ -56,7 +56,7 @@ def kernel_distance(
     from numpy's global RNG, ``feats2``'s subset first. Written here so that scoring imports neither
     clean-fid's ``fid`` module nor, through it, torchvision (seconds per process)."""
     d = feats1.shape[1]
-    m = min(min(feats1.shape[0], feats2.shape[0]), max_subset_size)
+    m = min(feats1.shape[0], feats2.shape[0], max_subset_size)
     total = 0
     for _ in range(num_subsets):
         x = feats2[np.random.choice(feats2.shape[0], m, replace=False)]
