@@ -39,7 +39,15 @@ from bench.metrics import (
 )
 from bench.metrics import detectors as D
 from bench.metrics import features as feats_mod
-from bench.metrics.effnet import EfficientNetLite0, SameConv2d, _conv, fold_batchnorm, load_efficientnet_lite0
+from bench.metrics.effnet import (
+    EfficientNetLite0,
+    MBConv,
+    SameConv2d,
+    _conv,
+    fold_batchnorm,
+    load_efficientnet_lite0,
+    relu6_padded,
+)
 
 # ---------------------------------------------------------------- effnet-lite0: the network and its weights
 
@@ -108,6 +116,33 @@ def test_effnet_stride1_same_padding_is_the_symmetric_one() -> None:
         x = torch.randn(2, 8, side, side)
         assert torch.equal(plain(x), same(x))
     assert isinstance(_conv(8, 8, 3, 2), SameConv2d)  # stride 2 pads asymmetrically
+
+
+def _plain_block(block: MBConv, x: torch.Tensor) -> torch.Tensor:
+    """An MBConv block written out as its definition: separate ReLU6 and F.pad, nothing in place."""
+    h = F.relu6(block._bn0(block._expand_conv(x))) if hasattr(block, "_expand_conv") else x
+    dw = block._depthwise_conv
+    h = F.conv2d(F.pad(h, dw.same_pads(h)) if isinstance(dw, SameConv2d) else h, dw.weight, dw.bias, dw.stride,
+                 dw.padding, groups=dw.groups)  # fmt: skip
+    h = block._bn2(block._project_conv(F.relu6(block._bn1(h))))
+    return x + h if block.skip else h
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_effnet_fused_relu6_padding_is_bitwise_the_plain_blocks(effnet: EfficientNetLite0, channels_last: bool) -> None:
+    """ReLU6 in place and written into the stride-2 padded buffer: every block's output bit for bit."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = fold_batchnorm(copy.deepcopy(effnet)).to(memory_format=fmt)
+    x = F.interpolate(procedural(2, 1).float() / 127.5 - 1, size=224, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        h = F.relu6(net._conv_stem(x.contiguous(memory_format=fmt)))
+        for block in net._blocks:
+            fused, plain = block(h), _plain_block(block, h)
+            assert torch.equal(fused, plain)
+            h = plain
+    for pads in ([0, 1, 0, 1], [1, 2, 2, 0]):
+        y = torch.randn(2, 3, 5, 6).mul(5).contiguous(memory_format=fmt)
+        assert torch.equal(relu6_padded(y, pads), F.pad(F.relu6(y), pads))
 
 
 def test_effnet_folded_batchnorm_gives_the_same_features(effnet: EfficientNetLite0) -> None:

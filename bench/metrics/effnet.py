@@ -37,12 +37,34 @@ STEM, HEAD, CLASSES = 32, 1280, 1000
 class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow "same" padding (asymmetric when the total padding is odd)."""
 
-    def forward(self, x: Tensor) -> Tensor:
+    def same_pads(self, x: Tensor) -> list[int]:
+        """``F.pad``'s (left, right, top, bottom) for input ``x``."""
         pads = []
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
-        return super().forward(F.pad(x, pads))
+            pads += [total // 2, total - total // 2]
+        return pads
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(F.pad(x, self.same_pads(x)))
+
+    def forward_relu6(self, x: Tensor) -> Tensor:
+        """``forward(relu6(x))``, with ReLU6 written straight into the padded input: the same numbers
+        without the zero-filled copy ``F.pad`` makes of the block's largest activation."""
+        return super().forward(relu6_padded(x, self.same_pads(x)))
+
+
+def relu6_padded(x: Tensor, pads: list[int]) -> Tensor:
+    """``F.pad(F.relu6(x), pads)`` (zero padding on the last two dims), in ``x``'s memory format;
+    only the border is zeroed."""
+    left, right, top, bottom = pads
+    b, c, h, w = x.shape
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    out = torch.empty((b, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device, memory_format=fmt)
+    for border in (out[..., :top, :], out[..., h + top :, :], out[..., :, :left], out[..., :, w + left :]):
+        border.zero_()
+    torch.clamp(x, 0.0, 6.0, out=out[..., top : top + h, left : left + w])
+    return out
 
 
 def _conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -69,8 +91,14 @@ class MBConv(nn.Module):
         self.skip = stride == 1 and cin == cout
 
     def forward(self, x: Tensor) -> Tensor:
-        h = F.relu6(self._bn0(self._expand_conv(x))) if hasattr(self, "_expand_conv") else x
-        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        dw = self._depthwise_conv
+        if not hasattr(self, "_expand_conv"):
+            h = dw(x)
+        elif isinstance(dw, SameConv2d):  # stride 2: ReLU6 into the padded input (one copy of the activation fewer)
+            h = dw.forward_relu6(self._bn0(self._expand_conv(x)))
+        else:
+            h = dw(F.relu6(self._bn0(self._expand_conv(x)), inplace=True))
+        h = F.relu6(self._bn1(h), inplace=True)
         h = self._bn2(self._project_conv(h))  # linear bottleneck
         return x + h if self.skip else h
 
@@ -94,10 +122,10 @@ class EfficientNetLite0(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) normalised images -> (B, 1280) global-average-pooled features."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
+        x = F.relu6(self._bn1(self._conv_head(x)), inplace=True)  # (B, 1280, H/32, W/32)
         return x.mean(dim=(2, 3))
 
     def forward(self, x: Tensor) -> Tensor:
