@@ -169,6 +169,48 @@ def test_conversion_order_and_errors(tiny_suite, tmp_path) -> None:
         ratios("baseline", 256, {}, "fp32")
 
 
+HOURS_SUITE = """
+[suite]
+name = "hours"
+resolution = 32
+datasets = ["shapes"]
+seeds = [0]
+reference_gpu = "RTX 2080-Ti"
+
+[budget]
+hours = 0.001
+
+[models.baseline]
+kwargs = { recon = "mse", ngf = 4, ndf = 4, batch_size = 4 }
+"""
+
+
+def test_a_dry_run_plans_hours_at_the_reference_speed_where_no_profile_matches(
+    tmp_path, monkeypatch, capsys
+) -> None:  # fmt: skip
+    """No profile for this device: ``run`` stops with one line; ``--dry-run`` still plans (ratio 1, the
+    reference GPU's speed) and lists the missing speed first among the pre-run checks."""
+    from bench.cli import main
+
+    suite = tmp_path / "hours.toml"
+    suite.write_text(HOURS_SUITE)
+    monkeypatch.setattr(conversion, "matched_profile", lambda device: None)
+    with pytest.raises(conversion.NoDeviceProfile, match="no device profile matches this device"):
+        budget_conversion(str(suite), tmp_path)
+    ratio, problem = conversion.dry_run_conversion(str(suite), tmp_path)
+    assert isinstance(ratio, ProfileEstimate) and ratio.local.name == ratio.reference.name == "rtx-2080-ti"
+    assert problem.startswith("no device profile matches") and problem.endswith("the suite's reference GPU")
+    assert main(["--suite", str(suite), "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    checks = out.split("pre-run checks: ")[1].splitlines()
+    assert "| 0.001   | 4         | 1 estimate " in out and checks[1].startswith(
+        "- no device profile matches this device"
+    ), out
+    assert main(["--suite", str(suite), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no device profile matches this device")
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_stored_efficiencies_are_the_fit_to_the_stated_throughputs(tmp_path) -> None:
     """devices.toml's efficiencies equal the fit to throughputs.toml's `fit` entries (1 %)."""

@@ -81,22 +81,27 @@ def suite_and_cells(args: argparse.Namespace, convert: bool = True) -> tuple[Any
     this device (bench.tools.conversion) unless ``convert`` is False."""
     from bench.plan.suites import filter_cells, load_suite
     from bench.results.adhoc import TRAIN_SUITE
-    from bench.tools.conversion import budget_conversion
+    from bench.tools.conversion import budget_conversion, dry_run_conversion
 
     if args.suite == TRAIN_SUITE:
         return _train_suite(args)
     ratio = None
-    if convert:
-        ratio = budget_conversion(
-            args.suite, args.out, speed_ratio=args.speed_ratio, calibration=args.calibration,
-            device_profile=args.device_profile, device=getattr(args, "device", "auto"),
-        )  # fmt: skip
+    if convert and getattr(args, "dry_run", False):
+        ratio, _ = dry_run_conversion(args.suite, args.out, **_conversion_flags(args))
+    elif convert:
+        ratio = budget_conversion(args.suite, args.out, **_conversion_flags(args))
     suite = load_suite(
         args.suite, budget_scale=args.budget_scale, speed_ratio=ratio, init_from=args.init_from,
         detector=args.detector, pr_detector=args.pr_detector, cost_cache=args.out / "cache" / "stepcost",
         seeds=args.seeds,
     )  # fmt: skip
     return suite, filter_cells(suite, csv_list(args.models), csv_list(args.datasets))
+
+
+def _conversion_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags :func:`bench.tools.conversion.budget_conversion` reads."""
+    return {"speed_ratio": args.speed_ratio, "calibration": args.calibration, "device_profile": args.device_profile,
+            "device": getattr(args, "device", "auto")}  # fmt: skip
 
 
 def suite_scored_with(args: argparse.Namespace) -> tuple[Any, list[Any], str | None]:
@@ -240,7 +245,10 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     if not worker:  # the pool printed the plan once
         print(plan_table(suite, cells, args.out, wide=args.wide))
     if args.dry_run:
-        missing = missing_before_run(cells, args.out)
+        from bench.tools.conversion import dry_run_conversion
+
+        _, no_speed = dry_run_conversion(args.suite, args.out, **_conversion_flags(args))
+        missing = ([no_speed] if no_speed else []) + missing_before_run(cells, args.out)
         print("\npre-run checks: " + ("datasets prepared, detector weights here" if not missing else
                                        f"{len(missing)} to fix before `run` starts"))  # fmt: skip
         print("".join(f"- {line}\n" for line in missing), end="")

@@ -173,9 +173,13 @@ def calibration_ratios(
     return CalibrationRatios(Path(path), ratios, fallback)
 
 
-def _no_profile(device: torch.device, suite: str) -> BenchError:
+class NoDeviceProfile(BenchError):
+    """No device profile, calibration or speed ratio tells this device's speed (hour budgets need one)."""
+
+
+def _no_profile(device: torch.device, suite: str) -> NoDeviceProfile:
     names = ", ".join(load_profiles())
-    return BenchError(
+    return NoDeviceProfile(
         f"no device profile matches this device ({device_description(device)}); pass --device-profile NAME "
         f"({names}), --calibration FILE (`{prog_name()} calibrate --suite {suite}` measures this device) or "
         "--speed-ratio R"
@@ -224,3 +228,14 @@ def budget_conversion(
     if estimate is None:
         raise _no_profile(dev, suite)
     return estimate
+
+
+def dry_run_conversion(suite: str, out: Path, **flags: Any) -> tuple[SpeedRatio, str | None]:
+    """:func:`budget_conversion` for a plan that trains nothing (``--dry-run``): where no profile tells this
+    device's speed, the reference GPU's own (ratio 1) and the message saying so, for the pre-run checks."""
+    try:
+        return budget_conversion(suite, out, **flags), None
+    except NoDeviceProfile as exc:
+        reference, _ = suite_budget_basis(suite)
+        ratio = budget_conversion(suite, out, **(flags | {"device_profile": reference}))
+        return ratio, f"{exc}; this plan shows the speed of {reference}, the suite's reference GPU"
