@@ -104,6 +104,18 @@ def _conversion_flags(args: argparse.Namespace) -> dict[str, Any]:
             "device": getattr(args, "device", "auto")}  # fmt: skip
 
 
+def _missing_speed(args: argparse.Namespace) -> list[str]:
+    """A dry run's pre-run check of this device's speed: the line saying none is known (no device profile,
+    calibration or ratio for an hour budget), or nothing; nothing for ``train``'s runs (no suite file)."""
+    from bench.results.adhoc import TRAIN_SUITE
+    from bench.tools.conversion import dry_run_conversion
+
+    if args.suite == TRAIN_SUITE:
+        return []
+    _, problem = dry_run_conversion(args.suite, args.out, **_conversion_flags(args))
+    return [problem] if problem else []
+
+
 def suite_scored_with(args: argparse.Namespace) -> tuple[Any, list[Any], str | None]:
     """The suite and cells ``status`` and ``report`` show, and the detector whose rows they tabulate: with
     ``--detector X`` and no run of the cells it names, the suite's own runs by their rows scored with X
@@ -245,10 +257,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     if not worker:  # the pool printed the plan once
         print(plan_table(suite, cells, args.out, wide=args.wide))
     if args.dry_run:
-        from bench.tools.conversion import dry_run_conversion
-
-        _, no_speed = dry_run_conversion(args.suite, args.out, **_conversion_flags(args))
-        missing = ([no_speed] if no_speed else []) + missing_before_run(cells, args.out)
+        missing = _missing_speed(args) + missing_before_run(cells, args.out)
         print("\npre-run checks: " + ("datasets prepared, detector weights here" if not missing else
                                        f"{len(missing)} to fix before `run` starts"))  # fmt: skip
         print("".join(f"- {line}\n" for line in missing), end="")
