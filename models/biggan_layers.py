@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from models.base import ModelConfigError
+from models.resample import avg_pool2x, upsample2x
 
 SHARED_DIM = 128  # shared class-embedding size
 Z_CHUNK = 20  # latent chunk per G stage (plus one for the first linear)
@@ -249,10 +250,10 @@ class GBlock(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         # x (B, c_in, H, W), y (B, cond_dim) or labels (B,) -> (B, c_out, 2H, 2W)
-        h = F.interpolate(F.relu(self.bn1(x, y)), scale_factor=2.0, mode="nearest")
+        h = upsample2x(F.relu(self.bn1(x, y)))
         h = self.conv2(F.relu(self.bn2(self.conv1(h), y)))
         # a 1x1 conv commutes with nearest upsampling; convolving first is cheaper
-        return h + F.interpolate(self.conv_sc(x), scale_factor=2.0, mode="nearest")
+        return h + upsample2x(self.conv_sc(x))
 
 
 class Generator(nn.Module):
@@ -313,7 +314,7 @@ class DBlock(nn.Module):
         h = self.conv2(F.relu(self.conv1(h)))
         sc = x
         if self.down:
-            h, sc = F.avg_pool2d(h, 2), F.avg_pool2d(sc, 2)
+            h, sc = avg_pool2x(h), avg_pool2x(sc)
         # 1x1 conv and average pooling commute, so pooling first matches both reference orders
         return h + self.conv_sc(sc)
 

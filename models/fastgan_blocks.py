@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import spectral_norm
 
+from models.resample import AvgPool2x, Upsample2x
+
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 # channel multipliers by feature-map side in px; channels = int(multiplier * ngf or ndf)
 G_MULT = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
@@ -77,7 +79,7 @@ class InitLayer(nn.Module):
 def up_block(c_in: int, c_out: int) -> nn.Sequential:
     """Nearest x2, conv3x3 (c_in -> 2 c_out), BN, GLU: (B, c_in, H, W) -> (B, c_out, 2H, 2W)."""
     return nn.Sequential(
-        nn.Upsample(scale_factor=2, mode="nearest"),
+        Upsample2x(),
         conv(c_in, 2 * c_out, 3, 1, 1),
         nn.BatchNorm2d(2 * c_out),
         nn.GLU(dim=1),
@@ -87,7 +89,7 @@ def up_block(c_in: int, c_out: int) -> nn.Sequential:
 def up_block_comp(c_in: int, c_out: int) -> nn.Sequential:
     """Up block with a second conv and noise injection after each conv."""
     return nn.Sequential(
-        nn.Upsample(scale_factor=2, mode="nearest"),
+        Upsample2x(),
         conv(c_in, 2 * c_out, 3, 1, 1),
         NoiseInjection(),
         nn.BatchNorm2d(2 * c_out),
@@ -140,7 +142,7 @@ class DownBlockComp(nn.Module):
             nn.BatchNorm2d(c_out),
             lrelu(),
         )
-        self.direct = nn.Sequential(nn.AvgPool2d(2, 2), conv(c_in, c_out, 1), nn.BatchNorm2d(c_out), lrelu())
+        self.direct = nn.Sequential(AvgPool2x(), conv(c_in, c_out, 1), nn.BatchNorm2d(c_out), lrelu())
 
     def forward(self, x: Tensor) -> Tensor:
         return (self.main(x) + self.direct(x)) / 2
