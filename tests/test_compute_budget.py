@@ -19,7 +19,7 @@ from bench.plan.compute import compute_device, reference_step_seconds
 from bench.plan.suites import load_suite
 from bench.report.figures import x_axis
 from bench.results.runs import RunPaths, read_state
-from bench.tools.stepcost import step_cost
+from bench.tools.stepcost import count_in_two, step_cost, trace_step_cost
 
 SUITE = """
 [suite]
@@ -154,3 +154,19 @@ def test_run_records_the_compute_used_and_plots_over_it(tmp_path: Path, capsys) 
     assert x_axis(loaded, "shapes").column == "compute"
     code, stdout, _ = _cli(capsys, "status", "--suite", suite, "--out", out)
     assert code == 0 and "compute budget (planned)" in stdout and "| done" in stdout
+
+
+def test_steps_counted_in_two_processes_equal_one_process_counts(tmp_path: Path) -> None:
+    """count_in_two (this process and a forked one) caches the counts one process makes; a configuration
+    that cannot be built is skipped, for the caller's own count to report."""
+    configs = [
+        ("baseline", 32, {"recon": "mse", "ngf": 4, "ndf": 4, "batch_size": 4}),
+        ("stylegan2-lite", 32, {"channel_base": 256, "channel_max": 16, "z_dim": 16, "w_dim": 16, "batch_size": 2}),
+        ("baseline", 32, {"no_such_kwarg": 1}),
+    ]
+    count_in_two(configs, tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    for name, resolution, kwargs in configs[:2]:
+        assert step_cost(name, resolution, kwargs, tmp_path) == trace_step_cost(name, resolution, kwargs)
+    with pytest.raises((TypeError, ValueError)):
+        step_cost(*configs[2], tmp_path)

@@ -72,16 +72,45 @@ class ComputePlan:
         return d | ({"multiple": self.multiple} if self.multiple != 1 else {})
 
 
+def _step_key(model: str, resolution: int, kwargs: dict[str, Any], device: DeviceProfile) -> str:
+    """The key a configuration's reference step is remembered under (a checkpoint does not change the step)."""
+    from importlib.metadata import version
+
+    counted = {k: v for k, v in kwargs.items() if k != "init_from"}
+    return json.dumps([model, resolution, counted, device.label, version("torch")], sort_keys=True, default=str)
+
+
+def count_ahead(
+    budget: dict[str, Any], suite: dict[str, Any], rows: list[tuple[str, dict[str, Any]]], cost_cache: Path | None
+) -> None:  # fmt: skip
+    """Count, two processes at a time where two CPUs are free, the steps of the rows (model, kwargs) not yet
+    remembered, into ``cost_cache``; :func:`compute_budget` then reads them one by one. A row whose count
+    fails is left to :func:`compute_budget`, which reports it."""
+    from bench.training.threads import usable_cpus
+
+    if cost_cache is None or len(rows) < 2 or usable_cpus() < 2:
+        return
+    try:
+        device = compute_device(str(budget.get("compute_device", suite.get("reference_gpu"))))
+    except BenchError:
+        return  # compute_budget reports it, with the row
+    resolution = suite["resolution"]
+    todo = [(m, resolution, kw) for m, kw in rows
+            if not names.is_remembered("compute-steps", _step_key(m, resolution, kw, device))]  # fmt: skip
+    if len(todo) < 2:
+        return
+    from bench.tools.stepcost import count_in_two
+
+    count_in_two(todo, cost_cache)
+
+
 def _reference_step(
     model: str, resolution: int, kwargs: dict[str, Any], device: DeviceProfile, cost_cache: Path | None
 ) -> tuple[float, int]:
     """(reference seconds per step, real images per step) of a configuration: counted once (importing the
     models), then remembered until a source file or the torch version changes (:mod:`bench.plan.names`),
     so a suite with a compute budget loads without torch."""
-    from importlib.metadata import version
-
-    counted = {k: v for k, v in kwargs.items() if k != "init_from"}  # a checkpoint does not change the step
-    key = json.dumps([model, resolution, counted, device.label, version("torch")], sort_keys=True, default=str)
+    key = _step_key(model, resolution, kwargs, device)
 
     def count() -> list[float | int]:
         from bench.tools.stepcost import step_cost  # counting needs the models

@@ -164,6 +164,11 @@ def _flat(sections: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_remembered(section: str, key: str) -> bool:
+    """Whether :func:`remembered` has ``section``/``key`` for the current sources."""
+    return key in _document().get(section, {})
+
+
 def remembered(section: str, key: str, compute: Any) -> Any:
     """``compute()`` (JSON-able), cached under ``section``/``key`` until a source changes."""
     doc = _document()

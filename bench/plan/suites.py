@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from bench.errors import BenchError, SuiteError
 from bench.plan import names
-from bench.plan.compute import compute_budget
+from bench.plan.compute import compute_budget, count_ahead
 from bench.plan.devices import get_profile
 from bench.plan.launching import LaunchSettings
 from bench.plan.protocol_names import current
@@ -324,6 +324,9 @@ def _expand(
     s, b, e = data["suite"], data.get("budget", {}), data.get("eval", {})
     fractions = tuple(sorted({float(f) for f in e.get("fractions", spec_default("eval_fractions"))} | {1.0}))
     prints = {dataset: _fingerprint(dataset) for dataset in s["datasets"]}
+    if "compute_seconds" in b:
+        count_ahead(b, s, [(row_model(k, mt), dict(mt.get("kwargs", {}))) for k, mt in data["models"].items()
+                           if mt.get("needs") != "init_from"], cost_cache)  # fmt: skip
     cells = []
     for key, mt in data["models"].items():
         model, kwargs = row_model(key, mt), dict(mt.get("kwargs", {}))
