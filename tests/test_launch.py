@@ -20,9 +20,11 @@ from bench.cli.suite_commands import _suite_flags
 from bench.errors import BenchError
 from bench.launchers.jobs import CellJob, JobRecord
 from bench.launchers.settings import sbatch_parameters
+from bench.plan import names
 from bench.plan.launching import SIGNAL_DELAY_S, LaunchSettings, parse_sbatch_option
 from bench.plan.specs import RunSpec
 from bench.plan.suites import load_suite
+from bench.report.structure import built_key
 from bench.results.lock import RunLock
 from bench.results.runs import RunPaths, read_state, write_state
 from bench.training.options import LoopOptions
@@ -300,9 +302,13 @@ def test_submitit_local_runs_cells_and_records_errors(tiny_suite, tmp_path, caps
     assert "skipped (done)" in capsys.readouterr().out
 
 
-def test_a_cpu_pool_splits_the_cpus_and_prints_one_table(tiny_suite, tmp_path, capsys) -> None:
-    """`--devices cpu,cpu`: two workers, each on its share of the CPUs, each cell run once; the results once."""
+def test_a_cpu_pool_splits_the_cpus_and_prints_one_table(tiny_suite, tmp_path, capsys, monkeypatch) -> None:
+    """`--devices cpu,cpu`: two workers, each on its share of the CPUs, each cell run once; the results once;
+    the models' built facts (what the report reads) remembered by the pool while its last worker ran."""
     from bench.training.threads import usable_cpus
+
+    monkeypatch.setenv(names.CACHE_ENV, str(tmp_path / "cache"))  # a fresh cache (the workers' too)
+    monkeypatch.setattr(names, "_loaded", {})
 
     text = tiny_suite("pool", iters=2).read_text()
     path = tmp_path / "pool2.toml"
@@ -310,9 +316,12 @@ def test_a_cpu_pool_splits_the_cpus_and_prints_one_table(tiny_suite, tmp_path, c
                     "kwargs = { recon = 'mse', ngf = 2, ndf = 4, batch_size = 4 }\n")  # fmt: skip
     out = tmp_path / "results"
     argv = ["run", "--suite", str(path), "--out", str(out), "--devices", "cpu,cpu"]
+    built = [built_key(c.spec.model, c.spec.resolution, c.spec.model_kwargs) for c in load_suite(str(path)).cells]
+    assert not any(names.is_remembered("built", key) for key in built)
     assert main(argv) == 0
     stdout = capsys.readouterr().out  # the workers' own output goes to the terminal, not through capsys
     assert "cells: 2 done" in stdout and stdout.count("cells:") == 1
+    assert all(names.is_remembered("built", key) for key in built)  # computed while the last worker ran
     threads = {RunPaths.of(out, c.spec).spec.read_text().count(f'"threads": {max(1, usable_cpus() // 2)}')
                for c in load_suite(str(path)).cells}  # fmt: skip
     assert threads == {1}

@@ -239,6 +239,7 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     from bench.launchers.pool import DevicePool, check_devices, longest_first, parse_devices
     from bench.launchers.submit import plan_launch, plan_text
     from bench.report.console import plan_table
+    from bench.report.structure import remember_built
     from bench.report.writer import read_states
     from bench.results.io import check_writable_dir
     from bench.training.options import LoopOptions
@@ -270,7 +271,9 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
     if args.dry_run:
         return 0
     local = settings.launcher == "local"
-    pool = DevicePool(devices, tuple(args.argv)) if devices is not None else None
+    pool = (
+        None if devices is None else DevicePool(devices, tuple(args.argv), on_first_exit=lambda: remember_built(cells))
+    )
     if pool is not None:
         states = read_states(cells, args.out)
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do

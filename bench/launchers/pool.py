@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from bench.training.options import LoopOptions
 from bench.training.threads import usable_cpus
 
 RUN_BENCH = Path(__file__).resolve().parents[2] / "run_bench.py"
+POLL_S = 0.5  # how often the pool looks whether a worker has exited
 WORKER_FLAG = "--pool-worker"  # a hidden flag of `run`: a worker leaves the closing results to the pool
 
 
@@ -97,6 +100,9 @@ class DevicePool:
     devices: tuple[str, ...]
     argv: tuple[str, ...]
     name: str = "device-pool"
+    # called once, when the first worker has exited: while the others finish, its CPU is free (the run
+    # computes there what the report will need)
+    on_first_exit: Callable[[], None] | None = None
 
     def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
         """Start every worker, wait for all; returns ``worker -> 'exit N'``."""
@@ -104,4 +110,8 @@ class DevicePool:
         procs = {f"{i}:{worker_device(d)}": subprocess.Popen([*cmd, "--device", worker_device(d)],
                                                              env=worker_env(self.devices, d))
                  for i, d in enumerate(self.devices)}  # fmt: skip
+        if self.on_first_exit is not None:
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(POLL_S)
+            self.on_first_exit()
         return {name: f"exit {p.wait()}" for name, p in procs.items()}

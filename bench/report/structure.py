@@ -5,13 +5,14 @@ generator has a 4→32 skip-layer excitation of this project's own, since none o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError
 from bench.plan import names
 
 if TYPE_CHECKING:
-    from bench.report.tables import SuiteLike
+    from bench.report.tables import CellLike, SuiteLike
 
 
 def structure_note(suite: SuiteLike) -> str:
@@ -30,6 +31,13 @@ def structure_note(suite: SuiteLike) -> str:
     return f"Modules at this resolution: {'; '.join(notes.values())}." if notes else ""
 
 
+def remember_built(cells: Iterable[CellLike]) -> None:
+    """:func:`built_facts` of every cell's model, computed now and remembered, for the report to read back
+    (a pool runs this on the CPU its first finished worker leaves free)."""
+    for spec in (c.spec for c in cells):
+        built_facts(spec.model, spec.resolution, {k: v for k, v in spec.model_kwargs.items() if k != "init_from"})
+
+
 def built_facts(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """What the model built at ``resolution`` with ``kwargs`` says of itself: ``notes`` (its
     :meth:`~models.GANModel.structure_notes`) and ``hparams`` (its resolved hyper-parameters, as a run's
@@ -39,8 +47,12 @@ def built_facts(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str
     each time."""
     if not names.model_from_sources(model):
         return _built(model, resolution, kwargs)
-    key = json.dumps([model, resolution, kwargs], sort_keys=True, default=str)
-    return names.remembered("built", key, lambda: _built(model, resolution, kwargs))
+    return names.remembered("built", built_key(model, resolution, kwargs), lambda: _built(model, resolution, kwargs))
+
+
+def built_key(model: str, resolution: int, kwargs: dict[str, Any]) -> str:
+    """The key :func:`built_facts` are remembered under (section ``built``)."""
+    return json.dumps([model, resolution, kwargs], sort_keys=True, default=str)
 
 
 def _built(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
