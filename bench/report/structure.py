@@ -24,8 +24,7 @@ def structure_note(suite: SuiteLike) -> str:
         spec, key = cell.spec, (cell.group, cell.label)
         if key in notes:
             continue
-        kwargs = {k: v for k, v in spec.model_kwargs.items() if k != "init_from"}  # the same modules, no file read
-        facts = built_facts(spec.model, spec.resolution, kwargs)
+        facts = built_facts(spec.model, spec.resolution, _module_kwargs(spec.model_kwargs))
         if facts and (said := facts["notes"]):
             notes[key] = f"{cell.label} at {spec.resolution} px: {', '.join(said)}"
     return f"Modules at this resolution: {'; '.join(notes.values())}." if notes else ""
@@ -35,7 +34,12 @@ def remember_built(cells: Iterable[CellLike]) -> None:
     """:func:`built_facts` of every cell's model, computed now and remembered, for the report to read back
     (a pool runs this on the CPU its first finished worker leaves free)."""
     for spec in (c.spec for c in cells):
-        built_facts(spec.model, spec.resolution, {k: v for k, v in spec.model_kwargs.items() if k != "init_from"})
+        built_facts(spec.model, spec.resolution, _module_kwargs(spec.model_kwargs))
+
+
+def _module_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A row's kwargs without ``init_from``: the same modules, and no checkpoint read to build them."""
+    return {k: v for k, v in kwargs.items() if k != "init_from"}
 
 
 def built_facts(model: str, resolution: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,7 +138,6 @@ def count_in_two(configs: list[tuple[str, int, dict[str, Any]]], cache_dir: Path
     one taking them in turn (the meta-device trace is single-threaded Python: two CPUs count twice as fast).
     A count that fails is skipped: the caller's own :func:`step_cost` counts it again and reports why."""
     import multiprocessing
-    import sys
 
     ctx = multiprocessing.get_context("fork")
     taken = ctx.Value("i", 0)
