@@ -1,9 +1,7 @@
 #!/usr/bin/env python
 """fewshot-gan-bench command line: ``python run_bench.py --suite smoke`` (see ``--help``)."""
 
-import sys
-
-from bench.cli import main
+from bench.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

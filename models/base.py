@@ -231,6 +231,14 @@ class GANModel(nn.Module):
                 if not group.get("fused"):
                     group["foreach"] = True
 
+    def use_channels_last(self) -> None:
+        """Hold every 4-D weight and buffer (every network, the EMA copies included) in channels-last (NHWC)
+        memory; convolutions then give channels-last activations too. The same arithmetic in another order
+        (oneDNN's NHWC kernels on a CPU, no reorder to its blocked layout around each call): a rounding
+        change, hence opt-in (``RunSpec.channels_last``). Call it before the first step (optimizer state
+        follows its parameter's layout when it is created)."""
+        self.to(memory_format=torch.channels_last)
+
     def use_cuda_graphs(self, capture: bool = True) -> None:
         """Run the training step as one CUDA graph (``RunSpec.cuda_graphs``; see
         :mod:`models.step_graph`). ``capture=False``: everything but the capture (the graph's body

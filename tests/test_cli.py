@@ -210,3 +210,25 @@ def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
     proc.stdout.close()  # head has read its line and gone
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and err == "", err
+
+
+def test_exit_process_flushes_its_output_and_keeps_the_code() -> None:
+    """The CLI ends with os._exit (no interpreter teardown): buffered stdout, stderr and logging still arrive."""
+    code = (
+        "import logging, sys; from bench.cli import exit_process\n"
+        "logging.basicConfig(stream=sys.stderr); logging.getLogger('t').warning('logged')\n"
+        "sys.stdout.write('x' * 100); sys.stderr.write('e'); exit_process(3)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout) == (3, "x" * 100) and proc.stderr.endswith("e"), proc
+    assert "logged" in proc.stderr
+
+
+def test_exit_process_reports_output_it_could_not_deliver() -> None:
+    """A success whose output cannot be flushed (the reader left) exits 120, as the interpreter's exit does."""
+    code = "import sys; from bench.cli import exit_process\nsys.stdout.write('x' * 100); exit_process(0)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # the write stays in the buffer
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 120

@@ -3,6 +3,7 @@ and the submitit-local executor end to end."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -322,6 +323,10 @@ def test_a_cpu_pool_splits_the_cpus_and_prints_one_table(tiny_suite, tmp_path, c
     stdout = capsys.readouterr().out  # the workers' own output goes to the terminal, not through capsys
     assert "cells: 2 done" in stdout and stdout.count("cells:") == 1
     assert all(names.is_remembered("built", key) for key in built)  # computed while the last worker ran
+    checked = [
+        json.loads(key)[4] for key in names._document().get("builds", {})
+    ]  # [model, res, kwargs, graphs, where, ...]
+    assert checked and set(checked) == {"cpu"}  # the parent checked for the CPU workers: they built nothing again
     threads = {RunPaths.of(out, c.spec).spec.read_text().count(f'"threads": {max(1, usable_cpus() // 2)}')
                for c in load_suite(str(path)).cells}  # fmt: skip
     assert threads == {1}

@@ -172,3 +172,51 @@ def test_no_model_module_over_500_lines() -> None:
 
     for path in Path(models.__file__).parent.glob("*.py"):
         assert len(path.read_text().splitlines()) <= 500, path.name
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_a_training_model_draws_the_strip_its_loaded_snapshot_draws(name: str, tmp_path) -> None:
+    """The interpolation strip a CPU training process leaves in the report's image cache, drawn by the model in
+    training (bench.training.evaluation.remember_report_images), is the one the report would draw from the
+    snapshot: a fresh model, the state loaded, in eval mode; bitwise."""
+    from bench.report.imagery import interpolation_images
+
+    torch.manual_seed(0)
+    a = build(name, tmp_path)
+    a.train_step(torch.rand(a.reals_per_step, 3, 32, 32) * 2 - 1, 0)
+    strip = interpolation_images(a)
+    torch.manual_seed(1)
+    b = build(name, tmp_path)
+    b.load_state_dict(a.state_dict())
+    assert (strip == interpolation_images(b.eval())).all()
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_channels_last_keeps_every_4d_tensor_in_nhwc_through_a_step(name: str, tmp_path) -> None:
+    """RunSpec.channels_last: every network's 4-D weights (the EMA copy's too) in NHWC before and after a
+    training step (the optimizer state follows its parameter); the step trains as usual."""
+    torch.manual_seed(0)
+    model = build(name, tmp_path)
+    model.use_channels_last()
+    four_d = [t for t in (*model.parameters(), *model.buffers()) if t.dim() == 4]
+    assert four_d and all(t.is_contiguous(memory_format=torch.channels_last) for t in four_d)
+    losses = model.train_step(torch.rand(model.reals_per_step, 3, 32, 32) * 2 - 1, 0)
+    assert all(torch.isfinite(v) for v in losses.values())
+    four_d = [t for t in (*model.parameters(), *model.buffers()) if t.dim() == 4]
+    assert all(t.is_contiguous(memory_format=torch.channels_last) for t in four_d)
+    assert model.generate(torch.randn(2, model.z_dim)).shape == (2, 3, 32, 32)
+
+
+def test_a_spec_with_channels_last_builds_its_model_in_nhwc() -> None:
+    """build_model applies the spec's layout wherever the spec's model is built (training, scoring, sampling)."""
+    from bench.plan.specs import RunSpec
+    from bench.training.checkpoints import build_model
+
+    kw = {"recon": "mse", "ngf": 4, "ndf": 4, "batch_size": 4}
+    for flag in (False, True):
+        spec = RunSpec(suite="t", model="baseline", dataset="shapes", resolution=32, model_kwargs=kw, max_iters=1,
+                       channels_last=flag)  # fmt: skip
+        weights = [p for p in build_model(spec, torch.device("cpu")).parameters() if p.dim() == 4]
+        layout = torch.channels_last if flag else torch.contiguous_format
+        assert all(p.is_contiguous(memory_format=layout) for p in weights)
+        assert any(not p.is_contiguous() for p in weights) == flag  # (a 1x1 kernel is contiguous both ways)

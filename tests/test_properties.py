@@ -58,6 +58,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "compile": st.booleans(),
     "fused_adam": st.booleans(),
     "cuda_graphs": st.booleans(),
+    "channels_last": st.booleans(),
     "resize_filter": st.sampled_from(["lanczos", "bilinear"]),
     "data_fingerprint": st.none() | st.from_regex(r"[0-9a-f]{16}", fullmatch=True),
 }

@@ -109,3 +109,28 @@ def _warning_line(w: warnings.WarningMessage) -> str:
     if issubclass(w.category, Renamed):
         return f"note: {text}"
     return f"warning: {w.category.__name__}: {text} ({Path(w.filename).name}:{w.lineno})"
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process with ``code`` once its output is flushed, skipping the interpreter's teardown.
+
+    Every command has finished its work when ``main`` returns (files written atomically, threads joined,
+    child processes waited for); tearing down the modules torch loads then takes about a second (1.4-1.6 s
+    measured beside a training run), paid at the end of every command and of every pool worker. Logging
+    handlers and the standard streams are flushed first; a stream that cannot be flushed (its reader left)
+    turns a success into exit code 120, as the interpreter's own exit would.
+    """
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more reaches the reader
+            code = code or 120
+    os._exit(code)
+
+
+def run() -> NoReturn:
+    """The console entry (``run_bench.py``, ``fewshot-gan-bench``): :func:`main`, then :func:`exit_process`."""
+    exit_process(main())

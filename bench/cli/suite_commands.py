@@ -279,7 +279,8 @@ def launch_cells(args: argparse.Namespace, suite: Any, cells: list[Any]) -> int:
         if set(states.values()) <= {"done", "diverged", "running"}:  # nothing for a worker to do
             return _print_results(suite, cells, args.out, states, device=args.device)
         check_devices(pool.devices)
-    preflight(suite, cells, args.out, device=None if pool or not local else args.device, launcher=settings.launcher)
+    device = pool.checked_device if pool is not None else args.device if local else None
+    preflight(suite, cells, args.out, device=device, launcher=settings.launcher)
     opts = LoopOptions(out=args.out, device=args.device, progress=not args.no_progress,
                        checkpoint_every_s=args.checkpoint_every, deterministic=args.deterministic,
                        tensorboard=args.tensorboard, plugins=loaded_plugins())  # fmt: skip

@@ -54,6 +54,7 @@ RUN_FLAGS: dict[str, dict[str, Any]] = {
     "compile": {"help": "torch.compile the step (numerics change slightly)"},
     "fused_adam": {"help": "Adam's fused kernel (rounding differs)"},
     "cuda_graphs": {"help": "the step as one CUDA graph (FastGAN family; rounding differs)"},
+    "channels_last": {"help": "weights and activations in NHWC memory (rounding differs)"},
     "resize_filter": {"choices": RESIZE_FILTERS, "help": "filter resizing the images to --resolution"},
 }  # fmt: skip
 _BUDGET = ("max_kimg", "max_iters", "budget_hours")

@@ -104,6 +104,13 @@ class DevicePool:
     # computes there what the report will need)
     on_first_exit: Callable[[], None] | None = None
 
+    @property
+    def checked_device(self) -> str | None:
+        """The ``--device`` the pool's pre-run checks stand for: ``cpu`` when every worker is a CPU worker (they
+        share this machine's CPU and memory, so the parent's checks, remembered, are theirs and no worker builds
+        the models on the meta device again); None with CUDA workers (each checks its own device)."""
+        return "cpu" if set(self.devices) == {"cpu"} else None
+
     def run(self, cells: list[Cell], opts: LoopOptions, settings: LaunchSettings) -> dict[str, str]:
         """Start every worker, wait for all; returns ``worker -> 'exit N'``."""
         cmd = [sys.executable, str(RUN_BENCH), *worker_argv(list(self.argv)), "--no-progress"]

@@ -41,6 +41,7 @@ _HASHED_WHEN_SET = {
     "max_kimg": None,
     "budget_pin": None,
     "cuda_graphs": False,
+    "channels_last": False,
 }
 # Fields a pinned budget ignores (the time budget and the other cap): not hashed then.
 _IGNORED_WHEN_PINNED = {"iters": ("budget_hours", "speed_ratio", "max_kimg"),
@@ -154,6 +155,7 @@ class RunSpec:
     budget_pin: str | None = None  # 'iters' or 'kimg': only that limit applies; None = every limit given
     budget_source: str = ""  # where speed_ratio came from (a bench.tools.conversion code); not hashed
     cuda_graphs: bool = False  # the step as one CUDA graph (FastGAN family; capturable Adam: rounding differs)
+    channels_last: bool = False  # 4-D weights and activations in NHWC (GANModel.use_channels_last); rounding differs
     compute: dict[str, Any] | None = None  # a compute budget and its conversion (bench.plan.compute); not hashed
 
     def __post_init__(self) -> None:

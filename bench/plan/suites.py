@@ -87,7 +87,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "model": {
         "label": str, "group": str, "budget_hours": (int, float), "max_iters": int, "max_kimg": (int, float),
         "budget_pin": str, "kwargs": dict, "needs": str, "precision": str, "compile": bool, "fused_adam": bool,
-        "cuda_graphs": bool, "max_kimg_by_dataset": dict, "model": str, "like": str, "budget_multiple": (int, float),
+        "cuda_graphs": bool, "channels_last": bool, "max_kimg_by_dataset": dict, "model": str, "like": str,
+        "budget_multiple": (int, float),
     },
     "slurm": settings_schema(LaunchSettings, skip=("launcher",)),
 }  # fmt: skip
@@ -350,7 +351,7 @@ def _expand(
             "detector": e.get("detector"), "pr_detector": e.get("pr_detector"), "grid_size": e.get("grid_size"),
             "precision": mt.get("precision"), "compile": mt.get("compile"), "fused_adam": mt.get("fused_adam"),
             "resize_filter": s.get("resize_filter"),
-            "cuda_graphs": mt.get("cuda_graphs"),
+            "cuda_graphs": mt.get("cuda_graphs"), "channels_last": mt.get("channels_last"),
         }  # fmt: skip
         given = {k: v for k, v in given.items() if v is not None}
         for dataset in s["datasets"]:

@@ -85,15 +85,16 @@ def interpolation_images(model: Generator, *, seed: int = 0, steps: int = STRIP_
     return (((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
-def strip_images(run_dir: Path, snapshot: str, *, seed: int = 0) -> np.ndarray:
+def strip_images(run_dir: Path, snapshot: str, *, seed: int = 0, model: Generator | None = None) -> np.ndarray:
     """:func:`interpolation_images` of the run's model at ``snapshot`` (a path under ``run_dir``),
-    remembered per snapshot file."""
+    remembered per snapshot file. ``model``: one already holding the snapshot's weights on the CPU (the
+    training process, right after writing it: the report then finds the strip without loading anything)."""
     st = (run_dir / snapshot).stat()
     what = ["strip", str((run_dir / snapshot).resolve()), st.st_size, st.st_mtime_ns, seed, STRIP_STEPS]
     path = _entry([*what, names.sources_key()])
     if (row := _read(path)) is not None and row.shape[1] == row.shape[0] * STRIP_STEPS:
         return np.stack(np.split(row, STRIP_STEPS, axis=1))
-    images = interpolation_images(load_generator(run_dir, snapshot), seed=seed)
+    images = interpolation_images(model or load_generator(run_dir, snapshot), seed=seed)
     buf = io.BytesIO()
     Image.fromarray(np.concatenate(list(images), axis=1)).save(buf, format="PNG")
     _write(path, buf.getvalue())

@@ -126,10 +126,15 @@ def save_snapshot(paths: RunPaths, spec: RunSpec, model: models.GANModel, step: 
 def build_model(spec: RunSpec, device: torch.device, training: bool = False) -> models.GANModel:
     """The registered model for ``spec``, seeded by ``spec.seed``, on ``device``; counted on the meta device
     first (:func:`~bench.training.modelsize.check_fits_remembered`: weights, with ``training`` the training
-    state), so a size that cannot fit is one line, not an allocation failure."""
+    state), so a size that cannot fit is one line, not an allocation failure; in the spec's memory layout
+    (``channels_last``) wherever it is built, so scoring a snapshot runs the arithmetic its training's
+    evaluations ran."""
     check_fits_remembered(spec.model, spec.resolution, spec.model_kwargs, device, training=training)
     torch.manual_seed(spec.seed)
-    return models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs).to(device)
+    model = models.get_model(spec.model, resolution=spec.resolution, **spec.model_kwargs).to(device)
+    if spec.channels_last:  # the spec's memory layout wherever its model runs (training, scoring, sampling)
+        model.use_channels_last()
+    return model
 
 
 def apply_speed_modes(model: models.GANModel, spec: RunSpec) -> None:

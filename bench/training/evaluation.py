@@ -10,6 +10,7 @@ report's selection never picks this point.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -77,7 +78,25 @@ def evaluate_point(run: Run, point: float) -> list[dict[str, Any]]:
     record_event(run.paths, "evaluated", step=step, point=point, seconds=time.perf_counter() - t0)
     if run.log is not None:
         run.log.evaluation(step, rows, png)
+    if run.model.device.type == "cpu" and run.spec.precision == "fp32" and not run.spec.compile:
+        remember_report_images(run, snap)
     return rows
+
+
+def remember_report_images(run: Run, snap: Path) -> None:
+    """Put what the report would compute from this snapshot into its image cache (:mod:`bench.report.imagery`),
+    from the model in memory: the latent interpolation strip and the draw of training images. Then the
+    report of a suite trained here builds no generator (and imports no torch for a built-in dataset). Only
+    for a CPU run in fp32, uncompiled: its model draws the strip the report would draw from the snapshot (on
+    the CPU), bitwise (tested for every registered model)."""
+    from bench.report import imagery
+
+    spec = run.spec
+    with isolated_rng(run.model.device):
+        imagery.strip_images(run.paths.root, str(snap.relative_to(run.paths.root)), model=run.model)
+        imagery.training_images(
+            spec.dataset, spec.resolution, spec.grid_size, {run.dataset.sha256}, lambda: run.dataset
+        )
 
 
 def pending_points(run: Run) -> list[float]:

@@ -45,7 +45,7 @@ def build_perf_model(
     torch.manual_seed(settings.seed)
     model = models.get_model(name, resolution=settings.resolution, **kwargs).to(device)
     if settings.channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.use_channels_last()
     return model
 
 

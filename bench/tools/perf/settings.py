@@ -36,7 +36,9 @@ class PerfSettings:
     cuda_graphs: bool = field(
         default=False, metadata={"help": "the step as one CUDA graph (opt-in, FastGAN family), as RunSpec.cuda_graphs"}
     )
-    channels_last: bool = field(default=False, metadata={"help": "models and data in channels_last"})
+    channels_last: bool = field(
+        default=False, metadata={"help": "models and data in channels_last (opt-in), as RunSpec.channels_last"}
+    )
     dataset: str = field(default="shapes", metadata={"help": "images the data paths draw from (default shapes)"})
     eval_images: int | None = field(
         default=None,

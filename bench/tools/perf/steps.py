@@ -35,6 +35,7 @@ def perf_spec(name: str, kwargs: dict[str, Any], settings: PerfSettings, iters: 
         suite="perf", model=name, dataset=settings.dataset, resolution=settings.resolution, seed=settings.seed,
         model_kwargs=kwargs, max_iters=iters, protocols=(), eval_fractions=(), precision=settings.precision,
         compile=settings.compile, fused_adam=settings.fused_adam, cuda_graphs=settings.cuda_graphs,
+        channels_last=settings.channels_last,
     )  # fmt: skip
 
 
