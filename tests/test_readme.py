@@ -63,7 +63,7 @@ def test_links_to_files_exist(page: str) -> None:
 
 def test_the_console_script_is_the_cli_and_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {CONSOLE_SCRIPT: "bench.cli:main"} and CONSOLE_SCRIPT in README
+    assert scripts == {CONSOLE_SCRIPT: "bench.cli:run"} and CONSOLE_SCRIPT in README
     monkeypatch.setattr(sys, "argv", [f"/venv/bin/{CONSOLE_SCRIPT}"])
     assert build_parser().prog == CONSOLE_SCRIPT  # its usage and error lines name the command the user typed
     monkeypatch.setattr(sys, "argv", ["run_bench.py"])
