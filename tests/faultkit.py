@@ -56,6 +56,7 @@ import json, os, runpy, signal, sys, traceback
 import torch
 import bench.cli, bench.launchers.local, bench.metrics, bench.tools.rescore, bench.training.cell  # before any fork
 import models
+bench.cli.exit_process = sys.exit  # the CLI leaves through os._exit; here through SystemExit, so .rc is written
 bench.metrics.register_protocol({TINY_PROTOCOL!r}, "kid", 8)
 
 
