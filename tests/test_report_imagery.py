@@ -41,6 +41,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     (tmp / "tiny.toml").write_text(text)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(names.CACHE_ENV, str(tmp / "cache"))
+        mp.setattr(names, "_loaded", {})  # not a document another test's cache left in memory: this one's file
         out = tmp / "results"
         assert main(["--suite", str(tmp / "tiny.toml"), "--out", str(out), "--no-progress"]) == 0
         (run,) = (out / "runs" / "tiny").iterdir()
