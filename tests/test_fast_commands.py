@@ -5,6 +5,7 @@ messages and follows the sources; warm ``list``, ``status`` and a refused model 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -111,3 +112,17 @@ def test_status_says_the_training_time_left_of_a_running_cell() -> None:
     assert rows[0]["left_seconds"] == 180.0 and rows[1]["left_seconds"] is None
     text = table_text(rows, wide=True)
     assert "| left " in text and "~3 min" in text and "| FastGAN " in text
+
+
+def test_the_cache_in_memory_is_the_current_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that points $FEWSHOT_BENCH_CACHE at another folder reads (and fills) that folder's file, not the
+    document it read from the first one (the same sources key)."""
+    monkeypatch.setattr(names, "_loaded", {})
+    monkeypatch.setenv(names.CACHE_ENV, str(tmp_path / "a"))
+    assert names.remembered("params", "k", lambda: [1]) == [1]
+    monkeypatch.setenv(names.CACHE_ENV, str(tmp_path / "b"))
+    assert not names.is_remembered("params", "k")
+    assert names.remembered("params", "k", lambda: [2]) == [2]
+    for folder, value in (("a", [1]), ("b", [2])):
+        saved = json.loads((tmp_path / folder / "registry.json").read_text())
+        assert saved["params"] == {"k": value} and "_file" not in saved

@@ -28,6 +28,7 @@ SOURCES = ("models", "bench")  # their *.py files key the cache
 TORCHSCRIPT_PREFIX = "torchscript:"  # bench.metrics.detectors' prefix of a user's TorchScript file
 FOLDER_PREFIX = "folder:"  # bench.data.folders' prefix of an image folder dataset
 _loaded: dict[str, Any] = {}
+_READ_FROM = "_file"  # the key of ``_loaded`` naming the file it was read from (not written into it)
 
 
 def cache_dir() -> Path:
@@ -65,9 +66,10 @@ def _path() -> Path:
 
 
 def _document() -> dict[str, Any]:
-    """The cache's content for the current sources (empty when missing, stale or unreadable)."""
-    key = sources_key()
-    if _loaded.get("key") == key:
+    """The cache's content for the current sources (empty when missing, stale or unreadable), read once per
+    process and cache file (a process that points ``$FEWSHOT_BENCH_CACHE`` elsewhere reads that file)."""
+    key, path = sources_key(), str(_path())
+    if _loaded.get("key") == key and _loaded.get(_READ_FROM) == path:
         return _loaded
     from bench.files import FileReadError, read_json
 
@@ -77,6 +79,7 @@ def _document() -> dict[str, Any]:
         doc = None
     _loaded.clear()
     _loaded.update(doc if isinstance(doc, dict) and doc.get("key") == key else {"key": key})
+    _loaded[_READ_FROM] = path
     return _loaded
 
 
@@ -85,7 +88,8 @@ def _save() -> None:
     from bench.results.io import atomic_write_text
 
     try:
-        atomic_write_text(_path(), json.dumps(_loaded, sort_keys=True) + "\n")
+        doc = {k: v for k, v in _loaded.items() if k != _READ_FROM}
+        atomic_write_text(_path(), json.dumps(doc, sort_keys=True) + "\n")
     except (OSError, BenchError):
         pass
 
