@@ -94,7 +94,7 @@ def strip_images(run_dir: Path, snapshot: str, *, seed: int = 0, model: Generato
     path = _entry([*what, names.sources_key()])
     if (row := _read(path)) is not None and row.shape[1] == row.shape[0] * STRIP_STEPS:
         return np.stack(np.split(row, STRIP_STEPS, axis=1))
-    images = interpolation_images(model or load_generator(run_dir, snapshot), seed=seed)
+    images = interpolation_images(model if model is not None else load_generator(run_dir, snapshot), seed=seed)
     buf = io.BytesIO()
     Image.fromarray(np.concatenate(list(images), axis=1)).save(buf, format="PNG")
     _write(path, buf.getvalue())

@@ -78,8 +78,7 @@ def evaluate_point(run: Run, point: float) -> list[dict[str, Any]]:
     record_event(run.paths, "evaluated", step=step, point=point, seconds=time.perf_counter() - t0)
     if run.log is not None:
         run.log.evaluation(step, rows, png)
-    if run.model.device.type == "cpu" and run.spec.precision == "fp32" and not run.spec.compile:
-        remember_report_images(run, snap)
+    remember_report_images(run, snap)
     return rows
 
 
@@ -89,9 +88,11 @@ def remember_report_images(run: Run, snap: Path) -> None:
     report of a suite trained here builds no generator (and imports no torch for a built-in dataset). Only
     for a CPU run in fp32, uncompiled: its model draws the strip the report would draw from the snapshot (on
     the CPU), bitwise (tested for every registered model)."""
+    spec = run.spec
+    if run.model.device.type != "cpu" or spec.precision != "fp32" or spec.compile:
+        return
     from bench.report import imagery
 
-    spec = run.spec
     with isolated_rng(run.model.device):
         imagery.strip_images(run.paths.root, str(snap.relative_to(run.paths.root)), model=run.model)
         imagery.training_images(
